@@ -1,0 +1,16 @@
+/*
+ * pigeon/pigeon.h - the umbrella header of libpigeon.
+ *
+ * libpigeon composes Internet mail (MIME) and delivers it over SMTP. Include this one
+ * header; link with `pkg-config --libs pigeon`.
+ */
+#ifndef PIGEON_PIGEON_H
+#define PIGEON_PIGEON_H
+
+#define PIGEON_VERSION "0.1.0"
+
+#include "pigeon/error.h"
+#include "pigeon/address.h"
+#include "pigeon/message.h"
+
+#endif
