@@ -12,5 +12,6 @@
 #include "pigeon/error.h"
 #include "pigeon/address.h"
 #include "pigeon/message.h"
+#include "pigeon/provider.h"
 
 #endif

@@ -1,0 +1,384 @@
+/*
+ * config.c - reading the pigeon configuration file (pigeon.conf(5)).
+ *
+ * A small INI reader: comments start with '#' or ';' at the start of a line, "key = value"
+ * pairs, "[account NAME]" sections. A file that holds a secret (password or a command that
+ * yields one) must be private to its owner, like msmtp's and ssh's rules: it is refused
+ * when group or others may read it, or when another user owns it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#define LINE_MAX_LEN 4096 /* longest line accepted in the file */
+
+static const char *const key_names[K_COUNT] = {
+    [K_PROVIDER] = "provider",
+    [K_HOST] = "host",
+    [K_PORT] = "port",
+    [K_TLS] = "tls",
+    [K_USER] = "user",
+    [K_FROM] = "from",
+    [K_PASSWORD] = "password",
+    [K_PASSWORD_FILE] = "password_file",
+    [K_PASSWORD_COMMAND] = "password_command",
+    [K_OAUTH_TOKEN_COMMAND] = "oauth_token_command",
+    [K_CA_FILE] = "ca_file",
+    [K_TLS_FINGERPRINT] = "tls_fingerprint",
+    [K_INSECURE] = "insecure",
+    [K_AUTH] = "auth",
+    [K_HELO] = "helo",
+    [K_TIMEOUT] = "timeout",
+    [K_CONNECT_TIMEOUT] = "connect_timeout",
+    [K_RATE_PER_SECOND] = "rate_per_second",
+    [K_DAILY_LIMIT] = "daily_limit",
+    [K_MAX_CONNECTIONS] = "max_connections",
+};
+
+/* One parsed line of the file. */
+struct ini_line {
+    int lineno;        /* 1-based line number */
+    char section[128]; /* "account NAME" or "" before any section */
+    char *key;         /* key, within the line buffer */
+    char *value;       /* unquoted value, within the line buffer */
+};
+
+typedef int (*ini_fn)(void *ctx, const struct ini_line *line, char *err, size_t errlen);
+
+static char *trim(char *s);
+static int unquote(char *v);
+static int ini_read(const char *path, ini_fn fn, void *ctx, char *err, size_t errlen);
+
+const char *cfg_key_name(enum cfg_key k)
+{
+    return (unsigned)k < K_COUNT ? key_names[k] : "?";
+}
+
+int cfg_key_lookup(const char *name)
+{
+    for (int k = 0; k < K_COUNT; k++)
+        if (strcmp(key_names[k], name) == 0)
+            return k;
+    return -1;
+}
+
+int cfg_set(cfg_settings *s, enum cfg_key k, const char *value, cfg_source src, const char *origin)
+{
+    cfg_value *v = &s->v[k];
+    if (v->value != NULL && v->source > src)
+        return 0;
+    char *copy = value ? strdup(value) : NULL;
+    if (value != NULL && copy == NULL)
+        return -1;
+    if (v->value != NULL) {
+        OPENSSL_cleanse(v->value, strlen(v->value));
+        free(v->value);
+    }
+    v->value = copy;
+    v->source = value ? src : CFG_UNSET;
+    snprintf(v->origin, sizeof v->origin, "%s", origin ? origin : "");
+    return 0;
+}
+
+const char *cfg_get(const cfg_settings *s, enum cfg_key k)
+{
+    return s->v[k].value;
+}
+
+void cfg_cleanup(cfg_settings *s)
+{
+    for (int k = 0; k < K_COUNT; k++) {
+        if (s->v[k].value != NULL) {
+            OPENSSL_cleanse(s->v[k].value, strlen(s->v[k].value));
+            free(s->v[k].value);
+        }
+    }
+    memset(s, 0, sizeof *s);
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+int cfg_find_file(char *out, size_t outlen)
+{
+    const char *env = getenv("PIGEON_CONFIG");
+    if (env != NULL && *env != '\0') {
+        snprintf(out, outlen, "%s", env);
+        return file_exists(out) ? 1 : -1;
+    }
+    const char *xdg = getenv("XDG_CONFIG_HOME");
+    const char *home = getenv("HOME");
+    char first[512] = "";
+    if (xdg != NULL && *xdg != '\0')
+        snprintf(first, sizeof first, "%s/pigeon/config", xdg);
+    else if (home != NULL && *home != '\0')
+        snprintf(first, sizeof first, "%s/.config/pigeon/config", home);
+    if (first[0] != '\0' && file_exists(first)) {
+        snprintf(out, outlen, "%s", first);
+        return 1;
+    }
+    if (file_exists("/etc/pigeon.conf")) {
+        snprintf(out, outlen, "%s", "/etc/pigeon.conf");
+        return 1;
+    }
+    snprintf(out, outlen, "%s", first[0] ? first : "/etc/pigeon.conf");
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* Removes surrounding double quotes, resolving \" and \\. Returns -1 if unbalanced. */
+static int unquote(char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || v[0] != '"')
+        return 0;
+    char *w = v;
+    for (size_t i = 1; i < n; i++) {
+        if (v[i] == '\\' && i + 1 < n - 1) {
+            *w++ = v[++i];
+        } else if (v[i] == '"') {
+            if (i != n - 1)
+                return -1;
+            *w = '\0';
+            return 0;
+        } else {
+            *w++ = v[i];
+        }
+    }
+    return -1;
+}
+
+/* Calls fn for every key = value line of the file. */
+static int ini_read(const char *path, ini_fn fn, void *ctx, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[LINE_MAX_LEN];
+    struct ini_line il = {0};
+    int rc = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        il.lineno++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            snprintf(err, errlen, "%s:%d: line too long", path, il.lineno);
+            rc = -1;
+            break;
+        }
+        if (n > 0 && line[n - 1] == '\n')
+            line[--n] = '\0';
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[') {
+            char *end = strchr(s, ']');
+            if (end == NULL || *trim(end + 1) != '\0') {
+                snprintf(err, errlen, "%s:%d: malformed section header", path, il.lineno);
+                rc = -1;
+                break;
+            }
+            *end = '\0';
+            char *name = trim(s + 1);
+            if (strncmp(name, "account", 7) != 0 || (name[7] != ' ' && name[7] != '\t') ||
+                *trim(name + 7) == '\0') {
+                snprintf(err, errlen, "%s:%d: unknown section [%s] (expected [account NAME])", path,
+                         il.lineno, name);
+                rc = -1;
+                break;
+            }
+            snprintf(il.section, sizeof il.section, "account %s", trim(name + 7));
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (eq == NULL) {
+            snprintf(err, errlen, "%s:%d: expected key = value", path, il.lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        il.key = trim(s);
+        il.value = trim(eq + 1);
+        if (unquote(il.value) != 0) {
+            snprintf(err, errlen, "%s:%d: unbalanced quotes in the value of %s", path, il.lineno,
+                     il.key);
+            rc = -1;
+            break;
+        }
+        if ((rc = fn(ctx, &il, err, errlen)) != 0)
+            break;
+    }
+    OPENSSL_cleanse(line, sizeof line);
+    fclose(f);
+    return rc;
+}
+
+/* State of one cfg_load pass. */
+struct load_ctx {
+    cfg_settings *s;  /* settings being filled */
+    const char *path; /* the file */
+    char wanted[64];  /* the account to load */
+    int found;        /* the account's section was seen */
+    int has_secret;   /* the file holds a password or a command */
+};
+
+/* First pass: find the default account name and the account list. */
+struct scan_ctx {
+    char default_account[64]; /* default_account = NAME, or "" */
+    char accounts[1024];      /* comma-separated names */
+    int naccounts;            /* number of accounts */
+    int has_default_named;    /* an account is named "default" */
+};
+
+static int scan_line(void *ctx, const struct ini_line *l, char *err, size_t errlen)
+{
+    struct scan_ctx *sc = ctx;
+    (void)err;
+    (void)errlen;
+    if (l->section[0] == '\0' && strcmp(l->key, "default_account") == 0)
+        snprintf(sc->default_account, sizeof sc->default_account, "%s", l->value);
+    return 0;
+}
+
+static int scan_accounts(const char *path, struct scan_ctx *sc, char *err, size_t errlen)
+{
+    memset(sc, 0, sizeof *sc);
+    if (ini_read(path, scan_line, sc, err, errlen) != 0)
+        return -1;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[LINE_MAX_LEN];
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *s = trim(line);
+        size_t n = strlen(s);
+        if (n > 0 && s[n - 1] == '\n')
+            s[--n] = '\0';
+        s = trim(s);
+        if (*s != '[' || strncmp(s + 1, "account", 7) != 0)
+            continue;
+        char *end = strchr(s, ']');
+        if (end == NULL)
+            continue;
+        *end = '\0';
+        char *name = trim(s + 8);
+        size_t used = strlen(sc->accounts);
+        snprintf(sc->accounts + used, sizeof sc->accounts - used, "%s%s", sc->naccounts ? ", " : "",
+                 name);
+        sc->naccounts++;
+        if (strcmp(name, "default") == 0)
+            sc->has_default_named = 1;
+    }
+    fclose(f);
+    return 0;
+}
+
+int cfg_list_accounts(const char *path, char *out, size_t outlen)
+{
+    struct scan_ctx sc;
+    char err[256];
+    if (scan_accounts(path, &sc, err, sizeof err) != 0)
+        return -1;
+    snprintf(out, outlen, "%s", sc.accounts);
+    return sc.naccounts;
+}
+
+static int load_line(void *ctx, const struct ini_line *l, char *err, size_t errlen)
+{
+    struct load_ctx *lc = ctx;
+    if (l->section[0] == '\0' && strcmp(l->key, "default_account") == 0)
+        return 0;
+    int k = cfg_key_lookup(l->key);
+    if (k < 0) {
+        snprintf(err, errlen, "%s:%d: unknown key \"%s\"", lc->path, l->lineno, l->key);
+        return -1;
+    }
+    if (k == K_PASSWORD || k == K_PASSWORD_COMMAND || k == K_OAUTH_TOKEN_COMMAND)
+        lc->has_secret = 1;
+    int in_account = l->section[0] != '\0';
+    if (in_account && strcmp(l->section + 8, lc->wanted) != 0)
+        return 0;
+    if (in_account)
+        lc->found = 1;
+    char origin[128];
+    snprintf(origin, sizeof origin, "%s:%d", lc->path, l->lineno);
+    /* Keys outside a section precede every account in the file, so an account's own
+     * value, read later with the same precedence, replaces the file's default. */
+    if (cfg_set(lc->s, (enum cfg_key)k, l->value, CFG_FILE, origin) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_permissions(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen,
+                 "%s holds a secret but is owned by uid %u, not by you (uid %u); refusing to "
+                 "use it: copy it to a file of your own and run chmod 600 on it",
+                 path, (unsigned)st.st_uid, (unsigned)geteuid());
+        return -1;
+    }
+    if ((st.st_mode & 077) != 0) {
+        snprintf(err, errlen,
+                 "%s holds a secret but group or others can access it (mode %03o); fix it "
+                 "with: chmod 600 %s",
+                 path, (unsigned)(st.st_mode & 0777), path);
+        return -1;
+    }
+    return 0;
+}
+
+int cfg_load(cfg_settings *s, const char *path, const char *account, char *err, size_t errlen)
+{
+    struct scan_ctx sc;
+    if (scan_accounts(path, &sc, err, errlen) != 0)
+        return -1;
+    struct load_ctx lc = {.s = s, .path = path};
+    if (account != NULL && *account != '\0')
+        snprintf(lc.wanted, sizeof lc.wanted, "%s", account);
+    else if (sc.default_account[0] != '\0')
+        snprintf(lc.wanted, sizeof lc.wanted, "%s", sc.default_account);
+    else if (sc.has_default_named)
+        snprintf(lc.wanted, sizeof lc.wanted, "default");
+    else if (sc.naccounts == 1)
+        snprintf(lc.wanted, sizeof lc.wanted, "%s", sc.accounts);
+    if (ini_read(path, load_line, &lc, err, errlen) != 0)
+        return -1;
+    if (lc.wanted[0] != '\0' && !lc.found) {
+        snprintf(err, errlen, "%s: no account \"%s\" (accounts: %s)", path, lc.wanted,
+                 sc.naccounts ? sc.accounts : "none");
+        return -1;
+    }
+    if (lc.has_secret && check_permissions(path, err, errlen) != 0)
+        return -1;
+    snprintf(s->account, sizeof s->account, "%s", lc.wanted);
+    snprintf(s->config_path, sizeof s->config_path, "%s", path);
+    return 0;
+}

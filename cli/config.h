@@ -1,0 +1,96 @@
+/*
+ * config.h - the pigeon configuration file and the effective settings of a send.
+ *
+ * Format (pigeon.conf(5)): INI. Keys before any section are defaults for every account;
+ * "[account NAME]" starts an account. "default_account = NAME" picks the default account
+ * (else the account named "default", else the only account). Values may be double-quoted
+ * (with \" and \\ escapes) to keep leading or trailing spaces.
+ *
+ * Precedence of each setting: command line > account > defaults section > provider preset >
+ * built-in defaults. Every value remembers where it came from, for `pigeon config show`.
+ */
+#ifndef PIGEON_CLI_CONFIG_H
+#define PIGEON_CLI_CONFIG_H
+
+#include <stddef.h>
+
+/* Where a setting's value came from. */
+typedef enum cfg_source {
+    CFG_UNSET = 0,   /* not set anywhere */
+    CFG_BUILTIN = 1, /* pigeon's own default */
+    CFG_PRESET = 2,  /* the provider preset */
+    CFG_FILE = 3,    /* the configuration file (file:line in origin) */
+    CFG_ENV = 4,     /* an environment variable */
+    CFG_CLI = 5,     /* the command line */
+} cfg_source;
+
+/* The settings a send uses, each with its origin. */
+enum cfg_key {
+    K_PROVIDER,
+    K_HOST,
+    K_PORT,
+    K_TLS,
+    K_USER,
+    K_FROM,
+    K_PASSWORD,
+    K_PASSWORD_FILE,
+    K_PASSWORD_COMMAND,
+    K_OAUTH_TOKEN_COMMAND,
+    K_CA_FILE,
+    K_TLS_FINGERPRINT,
+    K_INSECURE,
+    K_AUTH,
+    K_HELO,
+    K_TIMEOUT,
+    K_CONNECT_TIMEOUT,
+    K_RATE_PER_SECOND,
+    K_DAILY_LIMIT,
+    K_MAX_CONNECTIONS,
+    K_COUNT
+};
+
+typedef struct cfg_value {
+    char *value;       /* the value, malloc'd, or NULL when unset */
+    cfg_source source; /* where it came from */
+    char origin[128];  /* "~/.config/pigeon/config:12", "preset qq", "--host", ... */
+} cfg_value;
+
+typedef struct cfg_settings {
+    cfg_value v[K_COUNT];  /* every setting, indexed by enum cfg_key */
+    char account[64];      /* the account used, "" for none */
+    char config_path[512]; /* the file read, "" for none */
+} cfg_settings;
+
+/* The name of a key as written in the file ("password_command"). */
+const char *cfg_key_name(enum cfg_key k);
+/* The key for a name, or -1. */
+int cfg_key_lookup(const char *name);
+
+/* Sets v[k] (replacing a value of lower or equal precedence). Returns 0, or -1 (no memory). */
+int cfg_set(cfg_settings *s, enum cfg_key k, const char *value, cfg_source src, const char *origin);
+/* The value or NULL. */
+const char *cfg_get(const cfg_settings *s, enum cfg_key k);
+
+/*
+ * Finds the configuration file: $PIGEON_CONFIG, else $XDG_CONFIG_HOME/pigeon/config (or
+ * ~/.config/pigeon/config), else /etc/pigeon.conf. Writes the path to out and returns 1 if
+ * it exists, 0 if none exists (out is then the first candidate), and -1 when $PIGEON_CONFIG
+ * names a file that does not exist (an error: the user asked for it).
+ */
+int cfg_find_file(char *out, size_t outlen);
+
+/*
+ * Loads the file into s for the account (NULL: the default account). Unknown keys,
+ * syntax errors, a missing named account, and a secret-bearing file that group or others
+ * can read or that another user owns are errors: returns -1 with a one-line reason
+ * (including the chmod that fixes a permission problem) in err.
+ */
+int cfg_load(cfg_settings *s, const char *path, const char *account, char *err, size_t errlen);
+
+/* Lists the account names in the file (for help and errors), comma-separated, into out. */
+int cfg_list_accounts(const char *path, char *out, size_t outlen);
+
+/* Frees every value (wiping the password) and zeroes the settings. */
+void cfg_cleanup(cfg_settings *s);
+
+#endif
