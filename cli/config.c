@@ -56,6 +56,18 @@ static char *trim(char *s);
 static int unquote(char *v);
 static int ini_read(const char *path, ini_fn fn, void *ctx, char *err, size_t errlen);
 
+/* Copies src into dst (cap bytes), truncating; returns -1 if it did not fit. */
+static int copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    int fits = n < cap;
+    if (!fits)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return fits ? 0 : -1;
+}
+
 const char *cfg_key_name(enum cfg_key k)
 {
     return (unsigned)k < K_COUNT ? key_names[k] : "?";
@@ -83,7 +95,7 @@ int cfg_set(cfg_settings *s, enum cfg_key k, const char *value, cfg_source src, 
     }
     v->value = copy;
     v->source = value ? src : CFG_UNSET;
-    snprintf(v->origin, sizeof v->origin, "%s", origin ? origin : "");
+    copy_str(v->origin, sizeof v->origin, origin ? origin : "");
     return 0;
 }
 
@@ -256,7 +268,7 @@ static int scan_line(void *ctx, const struct ini_line *l, char *err, size_t errl
     (void)err;
     (void)errlen;
     if (l->section[0] == '\0' && strcmp(l->key, "default_account") == 0)
-        snprintf(sc->default_account, sizeof sc->default_account, "%s", l->value);
+        copy_str(sc->default_account, sizeof sc->default_account, l->value);
     return 0;
 }
 
@@ -361,14 +373,17 @@ int cfg_load(cfg_settings *s, const char *path, const char *account, char *err, 
     if (scan_accounts(path, &sc, err, errlen) != 0)
         return -1;
     struct load_ctx lc = {.s = s, .path = path};
-    if (account != NULL && *account != '\0')
-        snprintf(lc.wanted, sizeof lc.wanted, "%s", account);
-    else if (sc.default_account[0] != '\0')
-        snprintf(lc.wanted, sizeof lc.wanted, "%s", sc.default_account);
+    if (account != NULL && *account != '\0') {
+        if (copy_str(lc.wanted, sizeof lc.wanted, account) != 0) {
+            snprintf(err, errlen, "account name too long: %.40s...", account);
+            return -1;
+        }
+    } else if (sc.default_account[0] != '\0')
+        copy_str(lc.wanted, sizeof lc.wanted, sc.default_account);
     else if (sc.has_default_named)
-        snprintf(lc.wanted, sizeof lc.wanted, "default");
+        copy_str(lc.wanted, sizeof lc.wanted, "default");
     else if (sc.naccounts == 1)
-        snprintf(lc.wanted, sizeof lc.wanted, "%s", sc.accounts);
+        copy_str(lc.wanted, sizeof lc.wanted, sc.accounts);
     if (ini_read(path, load_line, &lc, err, errlen) != 0)
         return -1;
     if (lc.wanted[0] != '\0' && !lc.found) {
@@ -378,7 +393,7 @@ int cfg_load(cfg_settings *s, const char *path, const char *account, char *err, 
     }
     if (lc.has_secret && check_permissions(path, err, errlen) != 0)
         return -1;
-    snprintf(s->account, sizeof s->account, "%s", lc.wanted);
-    snprintf(s->config_path, sizeof s->config_path, "%s", path);
+    copy_str(s->account, sizeof s->account, lc.wanted);
+    copy_str(s->config_path, sizeof s->config_path, path);
     return 0;
 }
