@@ -1,0 +1,101 @@
+/*
+ * mime.h - the message builder's state and the MIME composer (internal).
+ *
+ * lib/message.c owns the builder (setters, validation, envelope); lib/mime.c turns a
+ * message into bytes: it "prepares" a list of segments (literal bytes kept in one arena,
+ * and sources - files, buffers, caller streams - base64-encoded chunk by chunk while
+ * reading), so that the exact size is known before the first byte and memory stays
+ * bounded whatever the size of the attachments (RFC 2045, 2046, 5322).
+ */
+#ifndef PG_MIME_H
+#define PG_MIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "pigeon/message.h"
+
+/* Where an attachment's bytes come from. */
+typedef enum pg_part_kind {
+    PG_PART_FILE = 0,   /* a file, opened at write time */
+    PG_PART_BUFFER = 1, /* a copy of a caller's buffer */
+    PG_PART_STREAM = 2, /* a caller's read callback, read once */
+} pg_part_kind;
+
+/* One attachment or inline part. */
+typedef struct pg_part {
+    pg_part_kind kind;   /* where the bytes come from */
+    char *path;          /* PG_PART_FILE: the file's path, owned */
+    char *data;          /* PG_PART_BUFFER: the bytes, owned */
+    size_t len;          /* PG_PART_BUFFER: number of bytes */
+    pigeon_read_fn read; /* PG_PART_STREAM: the callback */
+    void *ctx;           /* PG_PART_STREAM: its context, borrowed */
+    int64_t size;        /* PG_PART_STREAM: declared length, -1 if unknown */
+    char *filename;      /* name shown to the recipient (UTF-8), owned, or NULL */
+    char *content_type;  /* "type/subtype", owned (given or guessed) */
+    char *content_id;    /* without angle brackets, owned; non-NULL makes it inline */
+} pg_part;
+
+/* One custom header field. */
+typedef struct pg_header {
+    char *name;  /* field name as given, owned */
+    char *value; /* UTF-8 value, owned */
+} pg_header;
+
+struct pigeon_message {
+    pigeon_err err;               /* first builder error (sticky; blocks writing) */
+    pigeon_err last_err;          /* the latest error, builder or write */
+    char errmsg[256];             /* one-line reason for last_err */
+    int has_from;                 /* from is set */
+    pigeon_mailbox from;          /* From (RFC 5322 3.6.2) */
+    int has_sender;               /* sender is set */
+    pigeon_mailbox sender;        /* Sender */
+    pigeon_address_list reply_to; /* Reply-To */
+    pigeon_address_list to;       /* To */
+    pigeon_address_list cc;       /* Cc */
+    pigeon_address_list bcc;      /* Bcc: envelope only, never written */
+    pigeon_mailbox *rcpts;        /* envelope recipients, duplicates removed, owned */
+    size_t rcpt_count;            /* number of rcpts */
+    char *subject;                /* Subject (UTF-8), or NULL */
+    int has_date;                 /* date was set or fixed at the first write */
+    time_t date;                  /* Date */
+    char *message_id;             /* Message-ID without brackets, or NULL until needed */
+    char *in_reply_to;            /* "<a@b> <c@d>" normalized, or NULL */
+    char *references;             /* same form, or NULL */
+    pg_header *headers;           /* custom header fields, in call order */
+    size_t header_count;          /* number of headers */
+    char *text;                   /* text/plain body (UTF-8), or NULL if none */
+    size_t text_len;              /* its length */
+    char *html;                   /* text/html body (UTF-8), or NULL if none */
+    size_t html_len;              /* its length */
+    const char *charset;          /* canonical charset of text parts (static string) */
+    pg_part *parts;               /* attachments and inline parts, in call order */
+    size_t part_count;            /* number of parts */
+    int stream_consumed;          /* a stream attachment has been read: no second write */
+};
+
+/* Records a write-time error (not sticky: the message can be written again) and returns
+ * err. */
+pigeon_err pg_message_fail(pigeon_message *msg, pigeon_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Makes sure msg->message_id is set (generating it from the From domain). Returns
+ * PIGEON_ERR_INVALID when there is no From and no Message-ID. */
+pigeon_err pg_message_ensure_id(pigeon_message *msg);
+
+/* Random bytes and [0-9A-Za-z] tokens for boundaries and Message-IDs: the CSPRNG, or the
+ * deterministic generator once pg_mime_test_seed() was called. */
+pigeon_err pg_mime_random_bytes(void *buf, size_t n);
+pigeon_err pg_mime_random_token(char *out, size_t n);
+
+/*
+ * TEST HOOK, not public API: a nonzero seed makes boundaries and generated Message-IDs
+ * deterministic (a fixed pseudo-random sequence restarted by each call) so golden files
+ * can be compared byte for byte; 0 goes back to the CSPRNG. Process-global, not
+ * thread-safe: for tests only.
+ */
+void pg_mime_test_seed(uint64_t seed);
+
+#endif
