@@ -1,18 +1,85 @@
 /*
  * main.c - the pigeon command: dispatch to subcommands.
+ *
+ * `pigeon COMMAND [OPTIONS]` runs the entry of the table below; each subcommand lives in
+ * its own file and parses its own options. Invoked under another name (a symlink called
+ * "sendmail"), the name selects the command instead, as sendmail(8) front ends expect.
  */
 #include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
 
-#include "pigeon/pigeon.h"
+#include "cli.h"
+
+/* Every subcommand, in the order `pigeon --help` lists them. Later: sendmail, check,
+ * providers, config, queue, daemon. */
+static const cli_command commands[] = {
+    {"send", "compose a message and send it (or print it with --dry-run)", cli_send_run,
+     cli_send_usage},
+    {"help", "show the usage of pigeon or of one command", cli_help_run, cli_help_usage},
+};
+
+/* Program names that select a command by themselves (argv[0]'s base name -> command). */
+static const struct {
+    const char *argv0;   /* the name we are invoked as */
+    const char *command; /* the command it runs, with the whole argv */
+} aliases[] = {
+    {"sendmail", "sendmail"},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+const cli_command *cli_command_find(const char *name)
+{
+    for (size_t i = 0; i < COUNT(commands); i++) {
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    }
+    return NULL;
+}
+
+void cli_command_list(FILE *out)
+{
+    for (size_t i = 0; i < COUNT(commands); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+/* Runs the command an alias names; argv is passed whole (argv[0] is the alias). */
+static int run_alias(const char *command, int argc, char **argv)
+{
+    const cli_command *cmd = cli_command_find(command);
+    if (cmd == NULL) {
+        cli_error("%s mode is not available in this build yet", command);
+        return EX_UNAVAILABLE;
+    }
+    return cmd->run(argc, argv);
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+    const char *self = argc > 0 ? cli_base_name(argv[0]) : "pigeon";
+    for (size_t i = 0; i < COUNT(aliases); i++) {
+        if (strcmp(self, aliases[i].argv0) == 0)
+            return run_alias(aliases[i].command, argc, argv);
+    }
+    if (argc < 2) {
+        cli_error("missing command (see pigeon --help)");
+        return EX_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        cli_help_overview(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
         printf("pigeon %s\n", PIGEON_VERSION);
         return 0;
     }
-    fprintf(stderr, "usage: pigeon COMMAND [OPTIONS]\n");
-    return EX_USAGE;
+    const cli_command *cmd = cli_command_find(argv[1]);
+    if (cmd == NULL) {
+        char quoted[256];
+        cli_error("unknown %s \"%s\" (see pigeon --help)", argv[1][0] == '-' ? "option" : "command",
+                  cli_shorten(argv[1], quoted, sizeof quoted));
+        return EX_USAGE;
+    }
+    return cmd->run(argc - 1, argv + 1);
 }

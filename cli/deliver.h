@@ -1,0 +1,112 @@
+/*
+ * deliver.h - the one place in the command that sends mail.
+ *
+ * `pigeon send`, `pigeon sendmail` and the queue hand a composed message (or a raw one)
+ * and the effective settings (cfg_settings: command line > account > preset > defaults)
+ * to these functions. They resolve the secret, connect, send, print the result (text, or
+ * one JSON object with --json), and return the exit code (sysexits.h):
+ * 0 all recipients accepted, 69 permanent rejection, 75 temporary failure, 76 protocol
+ * error, 77 authentication failed, 78 configuration error, 65 bad input.
+ */
+#ifndef PIGEON_CLI_DELIVER_H
+#define PIGEON_CLI_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <getopt.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "pigeon/message.h"
+
+/* How to report and retry (from the command line). */
+typedef struct deliver_opts {
+    int verbose;                  /* -v: the masked SMTP transcript on stderr */
+    int json;                     /* --json: one JSON object on stdout */
+    int quiet;                    /* no success line on stdout */
+    int retry_for;                /* --retry-for SECONDS: quick retries of temporary failures */
+    const char *password_file;    /* --password-file PATH, or NULL */
+    const char *password_command; /* --password-command CMD, or NULL */
+} deliver_opts;
+
+/* getopt_long values of the connection options shared by send, sendmail and check. */
+enum cli_conn_opt {
+    CLI_OPT_PROVIDER = 0x200,
+    CLI_OPT_ACCOUNT,
+    CLI_OPT_HOST,
+    CLI_OPT_PORT,
+    CLI_OPT_TLS,
+    CLI_OPT_CA_FILE,
+    CLI_OPT_TLS_FINGERPRINT,
+    CLI_OPT_INSECURE,
+    CLI_OPT_USER,
+    CLI_OPT_AUTH,
+    CLI_OPT_TIMEOUT,
+    CLI_OPT_CONNECT_TIMEOUT,
+    CLI_OPT_HELO,
+    CLI_OPT_PASSWORD_FILE,
+    CLI_OPT_PASSWORD_COMMAND,
+    CLI_OPT_PASSWORD, /* refused: secrets never come from the command line */
+    CLI_OPT_JSON,
+    CLI_OPT_RETRY_FOR,
+    CLI_OPT_VERBOSE,
+    CLI_OPT_CONN_END /* first value free for a subcommand's own options */
+};
+
+/* The connection options as struct option initializers. */
+#define CLI_CONN_LONGOPTS                                                                          \
+    {"provider", required_argument, NULL, CLI_OPT_PROVIDER},                                       \
+        {"account", required_argument, NULL, CLI_OPT_ACCOUNT},                                     \
+        {"host", required_argument, NULL, CLI_OPT_HOST},                                           \
+        {"port", required_argument, NULL, CLI_OPT_PORT},                                           \
+        {"tls", required_argument, NULL, CLI_OPT_TLS},                                             \
+        {"ca-file", required_argument, NULL, CLI_OPT_CA_FILE},                                     \
+        {"tls-fingerprint", required_argument, NULL, CLI_OPT_TLS_FINGERPRINT},                     \
+        {"insecure", no_argument, NULL, CLI_OPT_INSECURE},                                         \
+        {"user", required_argument, NULL, CLI_OPT_USER},                                           \
+        {"auth", required_argument, NULL, CLI_OPT_AUTH},                                           \
+        {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},                                     \
+        {"connect-timeout", required_argument, NULL, CLI_OPT_CONNECT_TIMEOUT},                     \
+        {"helo", required_argument, NULL, CLI_OPT_HELO},                                           \
+        {"password-file", required_argument, NULL, CLI_OPT_PASSWORD_FILE},                         \
+        {"password-command", required_argument, NULL, CLI_OPT_PASSWORD_COMMAND},                   \
+        {"password", optional_argument, NULL, CLI_OPT_PASSWORD},                                   \
+        {"json", no_argument, NULL, CLI_OPT_JSON},                                                 \
+        {"retry-for", required_argument, NULL, CLI_OPT_RETRY_FOR},                                 \
+    {                                                                                              \
+        "verbose", no_argument, NULL, CLI_OPT_VERBOSE                                              \
+    }
+
+/*
+ * Stores one getopt_long result of the connection options ('v' counts as --verbose) into
+ * cfg (with source CFG_CLI), *account and o. Returns -1 if opt is not a connection option,
+ * 0 when stored, or an exit status with a one-line reason printed (EX_USAGE: a bad value,
+ * or --password, which is refused because argv is visible to every user).
+ */
+int cli_conn_option(cfg_settings *cfg, const char **account, deliver_opts *o, int opt,
+                    const char *arg);
+
+/* Writes the option lines of the connection options, for usage texts. */
+void cli_conn_usage(FILE *out);
+
+/* Sends a composed message with the settings in cfg. Returns a sysexits code. */
+int deliver_message(cfg_settings *cfg, pigeon_message *msg, const deliver_opts *o);
+
+/* Sends a raw message (already formatted, CRLF or LF) from a reader to the given envelope.
+ * size is the message size if known, else -1. Returns a sysexits code. */
+int deliver_raw(cfg_settings *cfg, const char *envelope_from, const char *const *rcpts,
+                size_t nrcpts, pigeon_read_fn read, void *read_ctx, int64_t size,
+                const deliver_opts *o);
+
+/*
+ * Fills in the settings not given on the command line: the configuration file (account),
+ * then the provider preset (provider = NAME, or auto from from_domain), then built-in
+ * defaults (port 465 -> implicit TLS, else starttls; port 587 when only TLS is known).
+ * account: --account NAME or NULL. from_domain: the From address's domain, or NULL.
+ * Returns 0, or a sysexits code (78 configuration error) with a one-line reason in err.
+ */
+int settings_resolve(cfg_settings *cfg, const char *account, const char *from_domain, char *err,
+                     size_t errlen);
+
+#endif

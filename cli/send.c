@@ -1,0 +1,145 @@
+/*
+ * send.c - `pigeon send`: compose a message from options and send it, or with --dry-run
+ * write it to standard output (CRLF, as it would go after DATA, RFC 5321 4.1.1.4, before
+ * dot-stuffing) and send nothing.
+ *
+ * The flow is parse options -> compose (compose.c) -> send_message(). Sending is one
+ * function so that the SMTP engine can be wired in without touching the rest; until then
+ * it says so and exits EX_UNAVAILABLE.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* getopt_long values of send's own options. */
+enum send_opt {
+    OPT_DRY_RUN = CLI_OPT_COMPOSE_END,
+};
+
+/* How to send, beyond what the message is. The server options (--host, --port, --tls,
+ * ...) join here with the SMTP engine. */
+typedef struct send_opts {
+    int dry_run; /* --dry-run: write the message to stdout, send nothing */
+} send_opts;
+
+/* Returned by parse_args when the command should go on. */
+#define CONTINUE (-1)
+
+static const struct option longopts[] = {
+    CLI_COMPOSE_LONGOPTS,
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so);
+static int write_dry_run(pigeon_message *msg);
+static int send_message(pigeon_message *msg, const send_opts *so);
+
+int cli_send_run(int argc, char **argv)
+{
+    cli_compose c;
+    send_opts so = {0};
+    pigeon_message *msg = NULL;
+    cli_compose_init(&c);
+    int status = parse_args(argc, argv, &c, &so);
+    if (status != CONTINUE)
+        goto done;
+    if ((status = cli_compose_build(&c, &msg)) != 0)
+        goto done;
+    status = so.dry_run ? write_dry_run(msg) : send_message(msg, &so);
+done:
+    pigeon_message_free(msg);
+    cli_compose_cleanup(&c);
+    return status;
+}
+
+/* The option getopt_long just refused, as the user typed it ("--fro", "-x"). */
+static const char *typed_option(char **argv, char *out, size_t n)
+{
+    if (optopt > 0 && optopt < 0x80) {
+        snprintf(out, n, "-%c", optopt);
+        return out;
+    }
+    return cli_shorten(optind > 0 ? argv[optind - 1] : "?", out, n);
+}
+
+/* Reads the options into c and so; returns CONTINUE, or an exit status (help printed:
+ * 0; usage error printed: EX_USAGE). */
+static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
+{
+    char quoted[256];
+    int opt;
+    opterr = 0; /* our own one-line messages, with "pigeon:" rather than argv[0] */
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        int status = cli_compose_option(c, opt, optarg);
+        if (status > 0)
+            return status;
+        if (status == 0)
+            continue;
+        switch (opt) {
+        case OPT_DRY_RUN:
+            so->dry_run = 1;
+            break;
+        case 'h':
+            cli_send_usage(stdout);
+            return 0;
+        case ':':
+            cli_error("send: %s needs a value (see pigeon help send)",
+                      typed_option(argv, quoted, sizeof quoted));
+            return EX_USAGE;
+        default:
+            cli_error("send: unknown option %s (see pigeon help send)",
+                      typed_option(argv, quoted, sizeof quoted));
+            return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("send: unexpected argument \"%s\" (recipients go in --to, --cc, --bcc)",
+                  cli_shorten(argv[optind], quoted, sizeof quoted));
+        return EX_USAGE;
+    }
+    return CONTINUE;
+}
+
+static int write_dry_run(pigeon_message *msg)
+{
+    pigeon_err err = pigeon_message_write_fd(msg, NULL, STDOUT_FILENO);
+    if (err != PIGEON_OK) {
+        cli_error("cannot write the message: %s", pigeon_message_error(msg));
+        return cli_exit_status(err);
+    }
+    return 0;
+}
+
+/* Hands the composed message to the SMTP engine. Replaced when the engine is wired. */
+static int send_message(pigeon_message *msg, const send_opts *so)
+{
+    (void)msg;
+    (void)so;
+    cli_error("sending needs the SMTP engine; use --dry-run");
+    return EX_UNAVAILABLE;
+}
+
+void cli_send_usage(FILE *out)
+{
+    fputs("usage: pigeon send --from ADDRESS --to LIST [OPTIONS]\n"
+          "\n"
+          "Composes a message and sends it; with --dry-run writes it to standard output\n"
+          "(CRLF line endings) and sends nothing. Bcc recipients never appear in it.\n"
+          "\n",
+          out);
+    cli_compose_usage(out);
+    fputs("Sending:\n"
+          "  --dry-run               write the message to standard output, send nothing\n"
+          "  -h, --help              show this help\n"
+          "\n"
+          "Exit status: 0 sent (or written), 64 usage error, 65 invalid input (address,\n"
+          "header, CR/LF injection, invalid UTF-8), 66 an input file cannot be opened,\n"
+          "69 cannot send, 74 I/O error, 75 temporary failure (try again later).\n",
+          out);
+}
