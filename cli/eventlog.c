@@ -42,12 +42,12 @@ typedef enum sink_kind {
 } sink_kind;
 
 struct eventlog {
-    pthread_mutex_t lock;                  /* serializes writes and reopens */
-    sink_kind kind;                        /* where lines go */
-    eventlog_format format;                /* line format (syslog always gets logfmt) */
-    int fd;                                /* stderr or the file; -1 for syslog */
-    char *path;                            /* the file's path (owned), NULL otherwise */
-    volatile sig_atomic_t reopen_wanted;   /* set by a signal handler, read before writes */
+    pthread_mutex_t lock;                /* serializes writes and reopens */
+    sink_kind kind;                      /* where lines go */
+    eventlog_format format;              /* line format (syslog always gets logfmt) */
+    int fd;                              /* stderr or the file; -1 for syslog */
+    char *path;                          /* the file's path (owned), NULL otherwise */
+    volatile sig_atomic_t reopen_wanted; /* set by a signal handler, read before writes */
 };
 
 static eventlog_field *add_field(eventlog_event *e, const char *key, eventlog_type type);
@@ -165,8 +165,11 @@ int eventlog_key_is_secret(const char *key)
 static size_t utf8_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
-    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                            : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    size_t len = c < 0x80                 ? 1
+                 : c >= 0xc2 && c <= 0xdf ? 2
+                 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4
+                                          : 0;
     if (len > n)
         return 0;
     for (size_t i = 1; i < len; i++) {

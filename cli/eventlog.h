@@ -63,11 +63,11 @@ typedef struct eventlog_field {
     eventlog_type type; /* which member of the value is used */
     int secret;         /* nonzero: write "[redacted]" whatever the value */
     union {
-        const char *s;      /* EVENTLOG_STR; NULL writes null (JSON) or key= (logfmt) */
-        int64_t i;          /* EVENTLOG_INT */
-        double d;           /* EVENTLOG_DOUBLE */
-        struct timespec t;  /* EVENTLOG_TIME */
-    } v;                    /* the value */
+        const char *s;     /* EVENTLOG_STR; NULL writes null (JSON) or key= (logfmt) */
+        int64_t i;         /* EVENTLOG_INT */
+        double d;          /* EVENTLOG_DOUBLE */
+        struct timespec t; /* EVENTLOG_TIME */
+    } v;                   /* the value */
 } eventlog_field;
 
 typedef struct eventlog_event {

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libssl-dev libsqlite3-dev libidn2-dev libc-ares-dev libmicrohttpd-dev
       libcmark-dev libgumbo-dev libcmocka-dev
-      python3 python3-aiosmtpd python3-dkim stunnel4 dnsmasq-base postfix
+      python3 python3-aiosmtpd python3-dkim python3-prometheus-client stunnel4 dnsmasq-base postfix
       openssl curl msmtp swaks)
 case "${1:-}" in
   --bench) pkgs+=(nodejs npm hyperfine valgrind) ;;
