@@ -48,6 +48,8 @@
 #define READ_CHUNK ((size_t)64 * 1024)
 /* Buffer size for a value quoted in a message (see cli_shorten()). */
 #define QUOTE_MAX 256
+/* The reason given when there is nobody to send to. */
+#define NO_RECIPIENTS "no recipients: give them as arguments, or use -t to read To, Cc and Bcc"
 /* Returned by parse_args when the command should go on. */
 #define CONTINUE (-1)
 
@@ -75,6 +77,7 @@ typedef struct spooled_msg {
     uint64_t body_len;       /* octets in it */
     pg_rawmsg header;        /* the parsed header block (points into reader.header) */
     pg_buf out_header;       /* the header block that is sent */
+    char *message_id;        /* its Message-ID (kept or added), for the report, or NULL */
 } spooled_msg;
 
 /* The envelope (RFC 5321 3.3). */
@@ -109,6 +112,7 @@ static int parse_message(spooled_msg *m, int verbose);
 static int build_envelope(envelope *env, const sendmail_args *a, const spooled_msg *m);
 static int resolve(sendmail_args *a, envelope *env);
 static int complete_header(spooled_msg *m, const sendmail_args *a, const envelope *env);
+static int find_message_id(spooled_msg *m);
 static int envelope_paths(envelope *env);
 static int send_spooled(sendmail_args *a, envelope *env, spooled_msg *m);
 static int queue_instead(int status);
@@ -128,6 +132,11 @@ int cmd_sendmail(int argc, char **argv)
     int status = parse_args(argc, argv, &a);
     if (status != CONTINUE)
         goto done;
+    if (!a.extract && a.rcpts.count == 0) { /* say so before waiting for the input */
+        cli_error(NO_RECIPIENTS);
+        status = EX_USAGE;
+        goto done;
+    }
     if ((status = read_message(&m, a.ignore_dots)) != 0)
         goto done;
     if ((status = parse_message(&m, a.deliver.verbose)) != 0)
@@ -144,6 +153,7 @@ done:
     pg_buf_cleanup(&m.out_header);
     pg_rawmsg_cleanup(&m.header);
     pg_rawmsg_reader_cleanup(&m.reader);
+    free(m.message_id);
     if (m.body_fd >= 0)
         close(m.body_fd);
     cli_strv_cleanup(&a.rcpts);
@@ -457,7 +467,7 @@ static int build_envelope(envelope *env, const sendmail_args *a, const spooled_m
         }
     }
     if (env->rcpts.count == 0) {
-        cli_error("no recipients: give them as arguments, or use -t to read To, Cc and Bcc");
+        cli_error(NO_RECIPIENTS);
         return EX_USAGE;
     }
     return find_sender(env, a, m);
@@ -565,6 +575,24 @@ static int added_from(const sendmail_args *a, const envelope *env, pigeon_mailbo
     return 0;
 }
 
+/* The Message-ID of the outgoing header block, kept or added, for deliver_raw()'s report. */
+static int find_message_id(spooled_msg *m)
+{
+    pg_rawmsg sent;
+    if (pg_rawmsg_parse(&sent, m->out_header.data, m->out_header.len, NULL, 0) != PIGEON_OK) {
+        cli_error("out of memory"); /* the block was just written from parsed fields */
+        return EX_OSERR;
+    }
+    const pg_rawmsg_field *f = pg_rawmsg_find(&sent, "Message-ID", 0);
+    int status = 0;
+    if (f != NULL && f->value[0] != '\0' && (m->message_id = strdup(f->value)) == NULL) {
+        cli_error("out of memory");
+        status = EX_OSERR;
+    }
+    pg_rawmsg_cleanup(&sent);
+    return status;
+}
+
 static int complete_header(spooled_msg *m, const sendmail_args *a, const envelope *env)
 {
     pigeon_mailbox from = {0};
@@ -585,6 +613,8 @@ static int complete_header(spooled_msg *m, const sendmail_args *a, const envelop
             cli_error("cannot complete the message header: %s", pigeon_strerror(err));
         status = cli_exit_status(err);
     }
+    if (status == 0)
+        status = find_message_id(m);
 done:
     pigeon_mailbox_cleanup(&from);
     return status;
@@ -635,6 +665,10 @@ static int send_spooled(sendmail_args *a, envelope *env, spooled_msg *m)
     }
     raw_source src = {&m->out_header, 0, m->body_fd};
     int64_t size = (int64_t)m->out_header.len + (int64_t)m->body_len;
+    /* Like sendmail(8), say nothing on success: cron mails whatever a job prints. */
+    a->deliver.quiet = 1;
+    a->deliver.raw_8bit = m->reader.has_8bit;
+    a->deliver.message_id = m->message_id;
     status = deliver_raw(&a->cfg, env->sender_path, (const char *const *)env->rcpt_paths,
                          env->nrcpt, raw_read, &src, size, &a->deliver);
     if (status == EX_TEMPFAIL)
