@@ -39,6 +39,12 @@ void cli_command_list(FILE *out);
 
 int cli_send_run(int argc, char **argv);
 void cli_send_usage(FILE *out);
+int cli_providers_run(int argc, char **argv);
+void cli_providers_usage(FILE *out);
+int cli_config_run(int argc, char **argv);
+void cli_config_usage(FILE *out);
+int cli_check_run(int argc, char **argv);
+void cli_check_usage(FILE *out);
 int cli_help_run(int argc, char **argv);
 void cli_help_usage(FILE *out);
 /* The overview printed by `pigeon --help` and `pigeon help`. */

@@ -28,6 +28,8 @@ typedef struct deliver_opts {
     int retry_for;                /* --retry-for SECONDS: quick retries of temporary failures */
     const char *password_file;    /* --password-file PATH, or NULL */
     const char *password_command; /* --password-command CMD, or NULL */
+    const char *message_id;       /* for reports of raw messages: their Message-ID, or NULL */
+    int raw_8bit;                 /* a raw message holds 8-bit octets (BODY=8BITMIME) */
 } deliver_opts;
 
 /* getopt_long values of the connection options shared by send, sendmail and check. */
@@ -100,12 +102,20 @@ int deliver_raw(cfg_settings *cfg, const char *envelope_from, const char *const 
                 const deliver_opts *o);
 
 /*
- * Fills in the settings not given on the command line: the configuration file (account),
- * then the provider preset (provider = NAME, or auto from from_domain), then built-in
- * defaults (port 465 -> implicit TLS, else starttls; port 587 when only TLS is known).
- * account: --account NAME or NULL. from_domain: the From address's domain, or NULL.
- * Returns 0, or a sysexits code (78 configuration error) with a one-line reason in err.
+ * Fills in the settings not given on the command line, in two steps, because the From
+ * address (needed to pick a preset) may itself come from the account:
+ *  - settings_load: the configuration file ($PIGEON_CONFIG, XDG, /etc), the account
+ *    (--account NAME, or the file's default; NULL for the default);
+ *  - settings_finish: the provider preset (provider = NAME, or auto from from_domain, the
+ *    From address's domain or NULL), then built-in defaults (port 465 -> implicit TLS,
+ *    else starttls; port 465 when only implicit TLS is known, else 587) and the login
+ *    (from_addr, the From address, when a secret is configured but no user).
+ * settings_resolve does both. Each returns 0, or a sysexits code (78, configuration
+ * error) with a one-line reason in err.
  */
+int settings_load(cfg_settings *cfg, const char *account, char *err, size_t errlen);
+int settings_finish(cfg_settings *cfg, const char *from_domain, const char *from_addr, char *err,
+                    size_t errlen);
 int settings_resolve(cfg_settings *cfg, const char *account, const char *from_domain, char *err,
                      size_t errlen);
 

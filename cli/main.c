@@ -10,12 +10,20 @@
 #include <sysexits.h>
 
 #include "cli.h"
+#include "sendmail.h"
 
 /* Every subcommand, in the order `pigeon --help` lists them. Later: sendmail, check,
  * providers, config, queue, daemon. */
 static const cli_command commands[] = {
     {"send", "compose a message and send it (or print it with --dry-run)", cli_send_run,
      cli_send_usage},
+    {"sendmail", "read a message on stdin and send it, like sendmail(8)", cmd_sendmail,
+     cmd_sendmail_usage},
+    {"check", "diagnose the connection to a server: TLS, capabilities, AUTH", cli_check_run,
+     cli_check_usage},
+    {"providers", "list the built-in provider presets", cli_providers_run, cli_providers_usage},
+    {"config", "show the effective settings and where each came from", cli_config_run,
+     cli_config_usage},
     {"help", "show the usage of pigeon or of one command", cli_help_run, cli_help_usage},
 };
 

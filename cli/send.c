@@ -3,9 +3,9 @@
  * write it to standard output (CRLF, as it would go after DATA, RFC 5321 4.1.1.4, before
  * dot-stuffing) and send nothing.
  *
- * The flow is parse options -> compose (compose.c) -> send_message(). Sending is one
- * function so that the SMTP engine can be wired in without touching the rest; until then
- * it says so and exits EX_UNAVAILABLE.
+ * The flow is parse options -> settings from the configuration file (which may give the
+ * From) -> compose (compose.c) -> settings completed from the From domain (preset,
+ * defaults) -> deliver_message() (deliver.c), which reports and picks the exit status.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +13,19 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "deliver.h"
 
 /* getopt_long values of send's own options. */
 enum send_opt {
-    OPT_DRY_RUN = CLI_OPT_COMPOSE_END,
+    OPT_DRY_RUN = CLI_OPT_CONN_END,
 };
 
-/* How to send, beyond what the message is. The server options (--host, --port, --tls,
- * ...) join here with the SMTP engine. */
+/* How to send, beyond what the message is. */
 typedef struct send_opts {
-    int dry_run; /* --dry-run: write the message to stdout, send nothing */
+    int dry_run;          /* --dry-run: write the message to stdout, send nothing */
+    cfg_settings cfg;     /* connection settings: command line, then file, preset, defaults */
+    const char *account;  /* --account NAME, or NULL for the default account */
+    deliver_opts deliver; /* reporting and secret options */
 } send_opts;
 
 /* Returned by parse_args when the command should go on. */
@@ -30,6 +33,7 @@ typedef struct send_opts {
 
 static const struct option longopts[] = {
     CLI_COMPOSE_LONGOPTS,
+    CLI_CONN_LONGOPTS,
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -37,23 +41,33 @@ static const struct option longopts[] = {
 
 static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so);
 static int write_dry_run(pigeon_message *msg);
-static int send_message(pigeon_message *msg, const send_opts *so);
+static int send_message(pigeon_message *msg, send_opts *so);
 
 int cli_send_run(int argc, char **argv)
 {
     cli_compose c;
-    send_opts so = {0};
+    send_opts so;
     pigeon_message *msg = NULL;
+    char err[600];
+    memset(&so, 0, sizeof so);
     cli_compose_init(&c);
     int status = parse_args(argc, argv, &c, &so);
     if (status != CONTINUE)
         goto done;
+    /* The account may supply the From address, so the file is read before composing. */
+    if ((status = settings_load(&so.cfg, so.account, err, sizeof err)) != 0) {
+        cli_error("%s", err);
+        goto done;
+    }
+    if (c.from == NULL)
+        c.from = cfg_get(&so.cfg, K_FROM);
     if ((status = cli_compose_build(&c, &msg)) != 0)
         goto done;
     status = so.dry_run ? write_dry_run(msg) : send_message(msg, &so);
 done:
     pigeon_message_free(msg);
     cli_compose_cleanup(&c);
+    cfg_cleanup(&so.cfg);
     return status;
 }
 
@@ -75,8 +89,10 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
     int opt;
     opterr = 0; /* our own one-line messages, with "pigeon:" rather than argv[0] */
     optind = 1;
-    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":hv", longopts, NULL)) != -1) {
         int status = cli_compose_option(c, opt, optarg);
+        if (status < 0)
+            status = cli_conn_option(&so->cfg, &so->account, &so->deliver, opt, optarg);
         if (status > 0)
             return status;
         if (status == 0)
@@ -116,13 +132,21 @@ static int write_dry_run(pigeon_message *msg)
     return 0;
 }
 
-/* Hands the composed message to the SMTP engine. Replaced when the engine is wired. */
-static int send_message(pigeon_message *msg, const send_opts *so)
+/* Completes the settings (preset, defaults) from the From address and sends. */
+static int send_message(pigeon_message *msg, send_opts *so)
 {
-    (void)msg;
-    (void)so;
-    cli_error("sending needs the SMTP engine; use --dry-run");
-    return EX_UNAVAILABLE;
+    char err[600];
+    char *from_addr = NULL;
+    const pigeon_mailbox *from = pigeon_message_envelope_from(msg);
+    if (from != NULL && pigeon_mailbox_addr_spec(from, 1, &from_addr) != PIGEON_OK)
+        from_addr = NULL;
+    int status = settings_finish(&so->cfg, from ? from->domain : NULL, from_addr, err, sizeof err);
+    free(from_addr);
+    if (status != 0) {
+        cli_error("%s", err);
+        return status;
+    }
+    return deliver_message(&so->cfg, msg, &so->deliver);
 }
 
 void cli_send_usage(FILE *out)
@@ -134,12 +158,15 @@ void cli_send_usage(FILE *out)
           "\n",
           out);
     cli_compose_usage(out);
+    cli_conn_usage(out);
     fputs("Sending:\n"
           "  --dry-run               write the message to standard output, send nothing\n"
           "  -h, --help              show this help\n"
           "\n"
-          "Exit status: 0 sent (or written), 64 usage error, 65 invalid input (address,\n"
-          "header, CR/LF injection, invalid UTF-8), 66 an input file cannot be opened,\n"
-          "69 cannot send, 74 I/O error, 75 temporary failure (try again later).\n",
+          "Exit status (sysexits.h): 0 every recipient accepted (or written), 64 usage\n"
+          "error, 65 invalid input (address, header, CR/LF injection, invalid UTF-8),\n"
+          "66 an input file cannot be opened, 69 rejected permanently, 74 I/O error,\n"
+          "75 temporary failure (4xx, timeout, connection refused: try again later),\n"
+          "76 protocol error, 77 authentication failed, 78 configuration error.\n",
           out);
 }
