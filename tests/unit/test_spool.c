@@ -1,0 +1,875 @@
+/*
+ * test_spool.c - the spool: enqueue and read back, claims and leases under an injected
+ * clock, outcomes (an accepted recipient is never handed out again), administration,
+ * refusal of foreign, damaged and newer files (byte-for-byte untouched), and two handles
+ * on one file never claiming the same recipient.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pigeon/spool.h"
+
+#define T0     1795000000000LL /* an arbitrary wall-clock time (2026), ms */
+#define MIN_MS 60000LL
+
+static char dir[256];
+static char path[300];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/pigeon-spool-test-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(path, sizeof path, "%s/spool.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char p[320];
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    return 0;
+}
+
+static pigeon_spool *open_new(void)
+{
+    pigeon_spool *s = NULL;
+    char err[256];
+    pigeon_err rc = pigeon_spool_open(path, PIGEON_SPOOL_CREATE, &s, err, sizeof err);
+    if (rc != PIGEON_OK)
+        fail_msg("open: %s", err);
+    return s;
+}
+
+static const char sample[] = "From: a@example.org\r\nTo: b@example.net\r\n"
+                             "Message-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n";
+
+static void enqueue(pigeon_spool *s, const char *account, const char *const *rcpts, size_t n,
+                    int64_t now, char id[PIGEON_SPOOL_ID_LEN + 1])
+{
+    pigeon_spool_envelope env = {account, "a@example.org", rcpts, n, "m1@example.org"};
+    pigeon_err rc = pigeon_spool_enqueue(s, &env, sample, sizeof sample - 1, now, id);
+    if (rc != PIGEON_OK)
+        fail_msg("enqueue: %s", pigeon_spool_error(s));
+}
+
+/* Reads a whole body through the pigeon_read_fn interface in odd-sized pieces. */
+static pigeon_err read_all(pigeon_spool *s, const char *id, unsigned char **out, size_t *len)
+{
+    pigeon_spool_body *b = NULL;
+    int64_t size = 0;
+    pigeon_err err = pigeon_spool_body_open(s, id, &b, &size);
+    if (err != PIGEON_OK)
+        return err;
+    pigeon_read_fn fn = pigeon_spool_body_read;
+    unsigned char *buf = malloc((size_t)size + 1);
+    size_t got = 0, n = 0;
+    do {
+        size_t want = 1 + (got % 7919);
+        if (want > (size_t)size + 1 - got)
+            want = (size_t)size + 1 - got;
+        err = (pigeon_err)fn(b, buf + got, want, &n);
+        got += n;
+    } while (err == PIGEON_OK && n > 0);
+    pigeon_spool_body_close(b);
+    if (err == PIGEON_OK && got != (size_t)size)
+        err = PIGEON_ERR_CORRUPT;
+    *out = buf;
+    *len = got;
+    return err;
+}
+
+static unsigned char *read_file(const char *p, size_t *len)
+{
+    FILE *f = fopen(p, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)n + 1);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void write_file(const char *p, const void *data, size_t len)
+{
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+}
+
+static void exec_raw(const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+/* ---- enqueue and read back ---- */
+
+static void test_enqueue_show_read_back(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"b@example.net", "c@example.net", "b@example.net"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 3, T0, id);
+    assert_int_equal(strlen(id), PIGEON_SPOOL_ID_LEN);
+    assert_int_equal(strspn(id, "0123456789ABCDEFGHJKMNPQRSTVWXYZ"), PIGEON_SPOOL_ID_LEN);
+
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, id, &e), PIGEON_OK);
+    assert_string_equal(e->queue_id, id);
+    assert_string_equal(e->account, "work");
+    assert_string_equal(e->mail_from, "a@example.org");
+    assert_string_equal(e->message_id, "m1@example.org");
+    assert_int_equal(e->size, sizeof sample - 1);
+    assert_int_equal(e->created_ms, T0);
+    assert_int_equal(e->rcpt_count, 2); /* the duplicate was merged */
+    assert_string_equal(e->rcpts[0].address, "b@example.net");
+    assert_string_equal(e->rcpts[1].address, "c@example.net");
+    assert_int_equal(e->rcpts[0].state, PIGEON_SPOOL_QUEUED);
+    assert_int_equal(e->count[PIGEON_SPOOL_QUEUED], 2);
+    pigeon_spool_entry_free(e);
+
+    unsigned char *bytes;
+    size_t len;
+    assert_int_equal(read_all(s, id, &bytes, &len), PIGEON_OK);
+    assert_int_equal(len, sizeof sample - 1);
+    assert_memory_equal(bytes, sample, len);
+    free(bytes);
+
+    /* Ids of messages enqueued later sort later (the time is in front). */
+    char id2[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 1, T0 + 1, id2);
+    assert_true(strcmp(id, id2) < 0);
+    pigeon_spool_close(s);
+}
+
+struct pattern_stream {
+    size_t left; /* bytes still to produce */
+    uint32_t x;  /* generator state */
+};
+
+static int pattern_read(void *ctx, void *buf, size_t cap, size_t *n)
+{
+    struct pattern_stream *p = ctx;
+    size_t k = cap < p->left ? cap : p->left;
+    if (k > 10000)
+        k = 10000 - (p->left % 97); /* uneven pieces */
+    unsigned char *b = buf;
+    for (size_t i = 0; i < k; i++) {
+        p->x = p->x * 1103515245u + 12345u;
+        b[i] = (unsigned char)(p->x >> 16);
+    }
+    p->left -= k;
+    *n = k;
+    return 0;
+}
+
+/* A message bigger than several chunks, from a stream, comes back byte for byte. */
+static void test_stream_large_message(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const size_t size = 3 * 256 * 1024 + 12345;
+    struct pattern_stream ps = {size, 7};
+    const char *rcpts[] = {"b@example.net"};
+    pigeon_spool_envelope env = {"work", "", rcpts, 1, NULL};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    assert_int_equal(pigeon_spool_enqueue_stream(s, &env, pattern_read, &ps, T0, id), PIGEON_OK);
+    unsigned char *bytes;
+    size_t len;
+    assert_int_equal(read_all(s, id, &bytes, &len), PIGEON_OK);
+    assert_int_equal(len, size);
+    struct pattern_stream again = {size, 7};
+    unsigned char *want = malloc(size);
+    size_t done = 0, n;
+    while (done < size) {
+        pattern_read(&again, want + done, size - done, &n);
+        done += n;
+    }
+    assert_memory_equal(bytes, want, size);
+    free(bytes);
+    free(want);
+
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, id, &e), PIGEON_OK);
+    assert_string_equal(e->mail_from, "");
+    assert_string_equal(e->message_id, "");
+    pigeon_spool_entry_free(e);
+    pigeon_spool_close(s);
+}
+
+/* Changing stored bytes behind the spool's back is detected when reading them. */
+static void test_tampered_body_detected(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"b@example.net"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 1, T0, id);
+    pigeon_spool_close(s);
+    exec_raw("UPDATE body SET data = CAST(replace(CAST(data AS TEXT), 'Hello', 'Hellx') "
+             "AS BLOB)");
+    s = open_new();
+    unsigned char *bytes;
+    size_t len;
+    assert_int_equal(read_all(s, id, &bytes, &len), PIGEON_ERR_CORRUPT);
+    free(bytes);
+    assert_non_null(strstr(pigeon_spool_error(s), "SHA-256"));
+    pigeon_spool_close(s);
+}
+
+struct failing_stream {
+    size_t left; /* bytes before the failure */
+};
+
+static int failing_read(void *ctx, void *buf, size_t cap, size_t *n)
+{
+    struct failing_stream *f = ctx;
+    if (f->left == 0)
+        return -1;
+    size_t k = cap < f->left ? cap : f->left;
+    memset(buf, 'x', k);
+    f->left -= k;
+    *n = k;
+    return 0;
+}
+
+/* A stream that fails after more than a chunk was stored leaves nothing behind, in a
+ * batch (where the messages before it stay) and alone. */
+static void test_failed_stream_stores_nothing(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"b@example.net"};
+    pigeon_spool_envelope env = {"work", "a@example.org", rcpts, 1, NULL};
+    char id[PIGEON_SPOOL_ID_LEN + 1], kept[PIGEON_SPOOL_ID_LEN + 1];
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    enqueue(s, "work", rcpts, 1, T0, kept);
+    struct failing_stream f = {600 * 1024};
+    assert_int_equal(pigeon_spool_enqueue_stream(s, &env, failing_read, &f, T0, id), PIGEON_ERR_IO);
+    assert_string_equal(id, "");
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    f.left = 300 * 1024;
+    assert_int_equal(pigeon_spool_enqueue_stream(s, &env, failing_read, &f, T0, id), PIGEON_ERR_IO);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 1);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_QUEUED], 1);
+    assert_int_equal(st.bytes, (int64_t)(sizeof sample - 1));
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, kept, &e), PIGEON_OK);
+    pigeon_spool_entry_free(e);
+    pigeon_spool_close(s);
+    /* No orphan body chunks either. */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM body", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 1);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
+/* What another program (or the sqlite3 shell) sees in the file. */
+static void test_file_format(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    pigeon_spool_close(s);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600); /* queued mail is private */
+    static const struct {
+        const char *sql;
+        const char *want;
+    } pragmas[] = {
+        {"PRAGMA journal_mode", "wal"},
+        {"PRAGMA application_id", "1885819760"}, /* 0x70675370 "pgSp" */
+        {"PRAGMA user_version", "1"},
+        {"PRAGMA page_size", "16384"},
+    };
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    for (size_t i = 0; i < sizeof pragmas / sizeof pragmas[0]; i++) {
+        sqlite3_stmt *q = NULL;
+        assert_int_equal(sqlite3_prepare_v2(db, pragmas[i].sql, -1, &q, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(q, 0), pragmas[i].want);
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+}
+
+static void test_invalid_envelopes(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    const char *bad_rcpt[] = {"b@example.net\r\nRCPT TO:<x@evil>"};
+    const char *good[] = {"b@example.net"};
+    pigeon_spool_envelope env = {"work", "a@example.org", bad_rcpt, 1, NULL};
+    assert_int_equal(pigeon_spool_enqueue(s, &env, "x", 1, T0, id), PIGEON_ERR_ADDRESS);
+    assert_string_equal(id, "");
+    env.rcpts = good;
+    env.mail_from = "a@example.org\n";
+    assert_int_equal(pigeon_spool_enqueue(s, &env, "x", 1, T0, id), PIGEON_ERR_ADDRESS);
+    env.mail_from = "a@example.org";
+    env.account = "";
+    assert_int_equal(pigeon_spool_enqueue(s, &env, "x", 1, T0, id), PIGEON_ERR_INVALID);
+    env.account = "work";
+    env.rcpt_count = 0;
+    assert_int_equal(pigeon_spool_enqueue(s, &env, "x", 1, T0, id), PIGEON_ERR_INVALID);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 0);
+    pigeon_spool_close(s);
+}
+
+/* ---- batches ---- */
+
+static void test_batch_commit_and_rollback(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"b@example.net"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    for (int i = 0; i < 50; i++)
+        enqueue(s, "work", rcpts, 1, T0, id);
+    /* A failing enqueue inside the batch stores nothing but keeps the others. */
+    const char *bad[] = {"x\r"};
+    pigeon_spool_envelope env = {"work", "", bad, 1, NULL};
+    assert_int_equal(pigeon_spool_enqueue(s, &env, "x", 1, T0, id), PIGEON_ERR_ADDRESS);
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0, MIN_MS, &job), PIGEON_ERR_STATE);
+    assert_int_equal(pigeon_spool_rollback(s), PIGEON_OK);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 0);
+
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    for (int i = 0; i < 50; i++)
+        enqueue(s, "work", rcpts, 1, T0, id);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    pigeon_spool_close(s);
+
+    /* Committed means there for another handle. */
+    s = open_new();
+    assert_int_equal(pigeon_spool_stats_get(s, T0, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 50);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_QUEUED], 50);
+    assert_int_equal(st.bytes, 50 * (int64_t)(sizeof sample - 1));
+    pigeon_spool_close(s);
+}
+
+/* ---- claims, leases, outcomes ---- */
+
+static void test_claim_and_lease_expiry(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"b@example.net", "c@example.net"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 2, T0, id);
+
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w1", NULL, T0 - 1, MIN_MS, &job), PIGEON_OK);
+    assert_null(job); /* not due before its enqueue time */
+    assert_int_equal(pigeon_spool_claim(s, "w1", NULL, T0, MIN_MS, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_string_equal(job->queue_id, id);
+    assert_string_equal(job->account, "work");
+    assert_int_equal(job->rcpt_count, 2);
+    assert_int_equal(job->attempt, 1);
+    assert_int_equal(job->lease_until_ms, T0 + MIN_MS);
+    assert_string_equal(job->lease_owner, "w1");
+    assert_int_equal(job->rcpts[0].state, PIGEON_SPOOL_INFLIGHT);
+
+    /* While the lease runs, nobody else gets it. */
+    pigeon_spool_entry *other = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w2", NULL, T0 + MIN_MS - 1, MIN_MS, &other), PIGEON_OK);
+    assert_null(other);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + MIN_MS, &st), PIGEON_OK);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_INFLIGHT], 2);
+    assert_int_equal(st.stale_leases, 2);
+
+    /* w1 "died": after expiry the work is due again, as attempt 2. */
+    assert_int_equal(pigeon_spool_claim(s, "w2", NULL, T0 + MIN_MS, MIN_MS, &other), PIGEON_OK);
+    assert_non_null(other);
+    assert_int_equal(other->rcpt_count, 2);
+    assert_int_equal(other->attempt, 2);
+    assert_true(other->lease_token != job->lease_token);
+
+    /* The dead worker's late "deferred" is refused (lease lost) ... */
+    pigeon_spool_outcome late = {
+        0, PIGEON_SPOOL_DEFERRED, T0 + 10 * MIN_MS, PIGEON_ERR_DEFERRED, 451, "4.3.0", "later"};
+    assert_int_equal(pigeon_spool_record(s, job, &late, 1, T0 + MIN_MS + 5), PIGEON_ERR_STATE);
+    assert_int_equal(pigeon_spool_renew(s, job, T0 + 5 * MIN_MS), PIGEON_ERR_STATE);
+    /* ... but its "delivered" is a fact and is kept. */
+    pigeon_spool_outcome ok = {1, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "queued"};
+    assert_int_equal(pigeon_spool_record(s, job, &ok, 1, T0 + MIN_MS + 5), PIGEON_OK);
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, id, &e), PIGEON_OK);
+    assert_int_equal(e->rcpts[0].state, PIGEON_SPOOL_INFLIGHT);
+    assert_string_equal(e->rcpts[0].lease_owner, "w2");
+    assert_int_equal(e->rcpts[1].state, PIGEON_SPOOL_DELIVERED);
+    pigeon_spool_entry_free(e);
+
+    /* The live lease can be renewed and then outlives the old expiry. */
+    assert_int_equal(pigeon_spool_renew(s, other, T0 + 10 * MIN_MS), PIGEON_OK);
+    pigeon_spool_entry *none = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w3", NULL, T0 + 5 * MIN_MS, MIN_MS, &none), PIGEON_OK);
+    assert_null(none);
+    pigeon_spool_entry_free(job);
+    pigeon_spool_entry_free(other);
+    pigeon_spool_close(s);
+}
+
+static void test_accepted_never_resent(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"a@x.example", "b@x.example", "c@x.example"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 3, T0, id);
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0, MIN_MS, &job), PIGEON_OK);
+    assert_int_equal(job->rcpt_count, 3);
+    pigeon_spool_outcome out[3] = {
+        {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.1.5", "ok"},
+        {1, PIGEON_SPOOL_DEFERRED, T0 + 10 * MIN_MS, PIGEON_ERR_DEFERRED, 450, "4.2.1",
+         "try later"},
+        {2, PIGEON_SPOOL_FAILED, 0, PIGEON_ERR_REJECTED, 550, "5.1.1", "no such user"},
+    };
+    assert_int_equal(pigeon_spool_record(s, job, out, 3, T0 + 1000), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, id, &e), PIGEON_OK);
+    assert_int_equal(e->rcpts[1].state, PIGEON_SPOOL_DEFERRED);
+    assert_int_equal(e->rcpts[1].next_ms, T0 + 10 * MIN_MS);
+    assert_int_equal(e->rcpts[1].smtp_code, 450);
+    assert_string_equal(e->rcpts[1].enhanced_code, "4.2.1");
+    assert_string_equal(e->rcpts[1].text, "try later");
+    assert_int_equal(e->rcpts[2].state, PIGEON_SPOOL_FAILED);
+    assert_int_equal(e->rcpts[2].last_err, PIGEON_ERR_REJECTED);
+    assert_int_equal(e->next_ms, T0 + 10 * MIN_MS);
+    pigeon_spool_entry_free(e);
+
+    /* Nothing due before the deferral ends; then only the deferred recipient. */
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 10 * MIN_MS - 1, MIN_MS, &job),
+                     PIGEON_OK);
+    assert_null(job);
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 10 * MIN_MS, MIN_MS, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_int_equal(job->rcpt_count, 1);
+    assert_string_equal(job->rcpts[0].address, "b@x.example");
+    assert_int_equal(job->attempt, 2);
+    pigeon_spool_outcome ok = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, NULL};
+    assert_int_equal(pigeon_spool_record(s, job, &ok, 1, T0 + 11 * MIN_MS), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+
+    /* Retrying with include_failed never revives the delivered ones. */
+    size_t n = 0;
+    assert_int_equal(pigeon_spool_retry(s, NULL, 0, T0 + 12 * MIN_MS, &n), PIGEON_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 100 * MIN_MS, MIN_MS, &job), PIGEON_OK);
+    assert_null(job);
+    assert_int_equal(pigeon_spool_retry(s, id, 1, T0 + 12 * MIN_MS, &n), PIGEON_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 12 * MIN_MS, MIN_MS, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_int_equal(job->rcpt_count, 1);
+    assert_string_equal(job->rcpts[0].address, "c@x.example");
+    pigeon_spool_outcome no = {0,       PIGEON_SPOOL_FAILED, 0, PIGEON_ERR_REJECTED, 550,
+                               "5.1.1", "still no such user"};
+    assert_int_equal(pigeon_spool_record(s, job, &no, 1, T0 + 13 * MIN_MS), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + 13 * MIN_MS, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 1);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_DELIVERED], 2);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_FAILED], 1);
+    assert_int_equal(st.oldest_pending_ms, 0);
+
+    assert_int_equal(pigeon_spool_purge_failed(s, &n), PIGEON_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(pigeon_spool_show(s, id, &e), PIGEON_ERR_NOTFOUND);
+    pigeon_spool_close(s);
+}
+
+/* A message whose recipients were all accepted leaves the spool. */
+static void test_delivered_message_removed(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"a@x.example", "b@x.example"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 2, T0, id);
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0, MIN_MS, &job), PIGEON_OK);
+    pigeon_spool_outcome first = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, NULL};
+    assert_int_equal(pigeon_spool_record(s, job, &first, 1, T0 + 1), PIGEON_OK);
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, id, &e), PIGEON_OK);
+    pigeon_spool_entry_free(e);
+    pigeon_spool_outcome second = {1, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, NULL};
+    assert_int_equal(pigeon_spool_record(s, job, &second, 1, T0 + 2), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+    assert_int_equal(pigeon_spool_show(s, id, &e), PIGEON_ERR_NOTFOUND);
+    pigeon_spool_body *b = NULL;
+    assert_int_equal(pigeon_spool_body_open(s, id, &b, NULL), PIGEON_ERR_NOTFOUND);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 0);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_DELIVERED], 0);
+    pigeon_spool_close(s);
+}
+
+static void test_release_and_throttle(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"a@x.example"};
+    char id_work[PIGEON_SPOOL_ID_LEN + 1], id_home[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 1, T0, id_work);
+    enqueue(s, "home", rcpts, 1, T0 + 1, id_home);
+
+    /* Released work is due again at once and the attempt is not counted. */
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 5, MIN_MS, &job), PIGEON_OK);
+    assert_string_equal(job->queue_id, id_work); /* oldest first */
+    assert_int_equal(pigeon_spool_release(s, job, T0 + 6), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+    assert_int_equal(pigeon_spool_claim(s, "w", "work", T0 + 6, MIN_MS, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_int_equal(job->attempt, 1);
+    assert_int_equal(pigeon_spool_release(s, job, T0 + 7), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+
+    /* A throttled account is skipped until its time; others go on. */
+    assert_int_equal(pigeon_spool_throttle(s, "work", T0 + 60 * MIN_MS, "421 too many"), PIGEON_OK);
+    assert_int_equal(pigeon_spool_throttle(s, "work", T0 + 2 * MIN_MS, NULL), PIGEON_OK);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + 10, &st), PIGEON_OK);
+    assert_int_equal(st.throttled_accounts, 1);
+    assert_int_equal(st.oldest_pending_ms, T0);
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 10 * MIN_MS, MIN_MS, &job), PIGEON_OK);
+    assert_string_equal(job->queue_id, id_home);
+    pigeon_spool_entry_free(job);
+    assert_int_equal(pigeon_spool_claim(s, "w", "work", T0 + 59 * MIN_MS, MIN_MS, &job), PIGEON_OK);
+    assert_null(job); /* the shorter throttle did not shorten the longer one */
+    assert_int_equal(pigeon_spool_claim(s, "w", "work", T0 + 60 * MIN_MS, MIN_MS, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_string_equal(job->queue_id, id_work);
+    pigeon_spool_entry_free(job);
+    pigeon_spool_close(s);
+}
+
+struct list_ctx {
+    int n;          /* entries seen */
+    char first[32]; /* the first queue id */
+    size_t queued;  /* sum of queued counts */
+};
+
+static int list_cb(void *ctx, const pigeon_spool_entry *e)
+{
+    struct list_ctx *l = ctx;
+    if (l->n++ == 0)
+        snprintf(l->first, sizeof l->first, "%s", e->queue_id);
+    l->queued += e->count[PIGEON_SPOOL_QUEUED];
+    return 0;
+}
+
+static void test_list_delete(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"a@x.example", "b@x.example"};
+    char ids[3][PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 2, T0, ids[0]);
+    enqueue(s, "home", rcpts, 1, T0 + 1, ids[1]);
+    enqueue(s, "work", rcpts, 1, T0 + 2, ids[2]);
+    struct list_ctx l = {0, "", 0};
+    assert_int_equal(pigeon_spool_list(s, NULL, list_cb, &l), PIGEON_OK);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.first, ids[0]);
+    assert_int_equal(l.queued, 4);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(pigeon_spool_list(s, "home", list_cb, &l), PIGEON_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.first, ids[1]);
+
+    assert_int_equal(pigeon_spool_delete(s, ids[0]), PIGEON_OK);
+    assert_int_equal(pigeon_spool_delete(s, ids[0]), PIGEON_ERR_NOTFOUND);
+    assert_int_equal(pigeon_spool_retry(s, ids[0], 0, T0, NULL), PIGEON_ERR_NOTFOUND);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(pigeon_spool_list(s, NULL, list_cb, &l), PIGEON_OK);
+    assert_int_equal(l.n, 2);
+    pigeon_spool_close(s);
+}
+
+/* ---- files that are not ours ---- */
+
+static void expect_refused_untouched(const char *what)
+{
+    size_t before_len, after_len;
+    unsigned char *before = read_file(path, &before_len);
+    pigeon_spool *s = NULL;
+    char err[512];
+    assert_int_equal(pigeon_spool_open(path, PIGEON_SPOOL_CREATE, &s, err, sizeof err),
+                     PIGEON_ERR_CORRUPT);
+    assert_null(s);
+    if (strstr(err, what) == NULL)
+        fail_msg("message \"%s\" does not say \"%s\"", err, what);
+    unsigned char *after = read_file(path, &after_len);
+    assert_int_equal(before_len, after_len);
+    assert_memory_equal(before, after, before_len);
+    free(before);
+    free(after);
+}
+
+static void test_garbage_file_refused_untouched(void **state)
+{
+    (void)state;
+    unsigned char junk[16384];
+    uint32_t x = 99;
+    for (size_t i = 0; i < sizeof junk; i++) {
+        x = x * 1664525u + 1013904223u;
+        junk[i] = (unsigned char)(x >> 24);
+    }
+    write_file(path, junk, sizeof junk);
+    expect_refused_untouched("not a pigeon spool");
+    /* An SQLite header on garbage. */
+    memcpy(junk, "SQLite format 3", 16);
+    write_file(path, junk, sizeof junk);
+    expect_refused_untouched("not a pigeon spool");
+}
+
+static void test_foreign_database_refused_untouched(void **state)
+{
+    (void)state;
+    exec_raw("CREATE TABLE notes(t TEXT); INSERT INTO notes VALUES('mine');");
+    expect_refused_untouched("not a pigeon spool");
+}
+
+static void test_newer_version_refused_untouched(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"a@x.example"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 1, T0, id);
+    pigeon_spool_close(s);
+    exec_raw("PRAGMA user_version = 2;");
+    expect_refused_untouched("newer");
+}
+
+static void test_damaged_spool_refused_untouched(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"a@x.example", "b@x.example", "c@x.example"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    for (int i = 0; i < 300; i++)
+        enqueue(s, "work", rcpts, 3, T0 + i, id);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    pigeon_spool_close(s);
+    /* Smash the middle of the file (b-tree pages of the tables and indexes). */
+    size_t len;
+    unsigned char *bytes = read_file(path, &len);
+    assert_true(len > 64 * 1024);
+    for (size_t i = 4096; i < len - 4096; i += 4096)
+        memset(bytes + i, 0xA5, 64);
+    write_file(path, bytes, len);
+    free(bytes);
+    expect_refused_untouched("damaged");
+}
+
+static void test_missing_and_empty_files(void **state)
+{
+    (void)state;
+    pigeon_spool *s = NULL;
+    char err[256];
+    assert_int_equal(pigeon_spool_open(path, 0, &s, err, sizeof err), PIGEON_ERR_NOTFOUND);
+    assert_int_equal(access(path, F_OK), -1); /* not created */
+    assert_int_equal(pigeon_spool_open(path, PIGEON_SPOOL_READONLY, &s, err, sizeof err),
+                     PIGEON_ERR_NOTFOUND);
+    write_file(path, "", 0);
+    s = open_new();
+    assert_int_equal(pigeon_spool_check(s, 1), PIGEON_OK);
+    pigeon_spool_close(s);
+    /* Read-only handles can look but not claim. */
+    assert_int_equal(pigeon_spool_open(path, PIGEON_SPOOL_READONLY, &s, err, sizeof err),
+                     PIGEON_OK);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0, &st), PIGEON_OK);
+    pigeon_spool_close(s);
+}
+
+/* ---- two handles on one file ---- */
+
+#define NMSG  60
+#define NRCPT 3
+
+static void collect(pigeon_spool_entry *job, unsigned char *seen, int *dups)
+{
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        int64_t rid = job->rcpts[i].id;
+        assert_true(rid > 0 && rid <= NMSG * NRCPT);
+        if (seen[rid]++)
+            (*dups)++;
+    }
+}
+
+static void fill_for_claims(void)
+{
+    pigeon_spool *s = open_new();
+    const char *rcpts[NRCPT] = {"a@x.example", "b@x.example", "c@x.example"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    for (int i = 0; i < NMSG; i++)
+        enqueue(s, i % 2 ? "work" : "home", rcpts, NRCPT, T0 + i, id);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    pigeon_spool_close(s);
+}
+
+static void test_two_handles_interleaved(void **state)
+{
+    (void)state;
+    fill_for_claims();
+    pigeon_spool *h[2] = {open_new(), open_new()};
+    unsigned char seen[NMSG * NRCPT + 1];
+    memset(seen, 0, sizeof seen);
+    int dups = 0, empty = 0, turn = 0, claims = 0;
+    while (empty < 2) {
+        pigeon_spool_entry *job = NULL;
+        const char *owner = turn ? "w1" : "w0";
+        assert_int_equal(pigeon_spool_claim(h[turn], owner, NULL, T0 + NMSG, MIN_MS, &job),
+                         PIGEON_OK);
+        if (job == NULL) {
+            empty++;
+        } else {
+            empty = 0;
+            claims++;
+            collect(job, seen, &dups);
+            pigeon_spool_entry_free(job);
+        }
+        turn ^= 1;
+    }
+    assert_int_equal(dups, 0);
+    assert_int_equal(claims, NMSG);
+    for (int i = 1; i <= NMSG * NRCPT; i++)
+        assert_int_equal(seen[i], 1);
+    pigeon_spool_close(h[0]);
+    pigeon_spool_close(h[1]);
+}
+
+struct claimer {
+    pigeon_spool *spool;       /* this thread's own handle */
+    const char *owner;         /* lease owner */
+    int64_t ids[NMSG * NRCPT]; /* recipients claimed */
+    int n;                     /* how many */
+    pigeon_err err;            /* first error */
+};
+
+static void *claim_loop(void *arg)
+{
+    struct claimer *c = arg;
+    for (;;) {
+        pigeon_spool_entry *job = NULL;
+        c->err = pigeon_spool_claim(c->spool, c->owner, NULL, T0 + NMSG, MIN_MS, &job);
+        if (c->err != PIGEON_OK || job == NULL)
+            break;
+        for (size_t i = 0; i < job->rcpt_count && c->n < NMSG * NRCPT; i++)
+            c->ids[c->n++] = job->rcpts[i].id;
+        pigeon_spool_entry_free(job);
+    }
+    return NULL;
+}
+
+/* The same with two threads racing, each with its own handle. */
+static void test_two_handles_racing(void **state)
+{
+    (void)state;
+    fill_for_claims();
+    static struct claimer c[2];
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        c[i].spool = open_new();
+        c[i].owner = i ? "t1" : "t0";
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, claim_loop, &c[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    unsigned char seen[NMSG * NRCPT + 1];
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(c[i].err, PIGEON_OK);
+        for (int k = 0; k < c[i].n; k++) {
+            assert_true(c[i].ids[k] > 0 && c[i].ids[k] <= NMSG * NRCPT);
+            assert_int_equal(seen[c[i].ids[k]]++, 0);
+        }
+        pigeon_spool_close(c[i].spool);
+    }
+    assert_int_equal(c[0].n + c[1].n, NMSG * NRCPT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_enqueue_show_read_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_large_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tampered_body_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_stream_stores_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_format, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_envelopes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_commit_and_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_and_lease_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_accepted_never_resent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivered_message_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_and_throttle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_file_refused_untouched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_database_refused_untouched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_version_refused_untouched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_spool_refused_untouched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_and_empty_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_handles_interleaved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_handles_racing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
