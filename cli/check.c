@@ -50,7 +50,7 @@ struct check_report {
     pigeon_send_result res;             /* its outcome */
     char greeting[256];                 /* the greeting text */
     int has_tls;                        /* TLS details known */
-    pigeon_smtp_tls_info tls;           /* TLS details */
+    pigeon_smtp_tls_details tls;        /* TLS details */
     int has_caps, has_caps_before;      /* capabilities known (after; before STARTTLS) */
     pigeon_smtp_caps caps, caps_before; /* capabilities */
     const char *auth_used;              /* the mechanism AUTH used, or NULL */
@@ -159,7 +159,7 @@ static void report_text(const struct check_report *r)
         caps_line(stdout, &r->caps_before);
     }
     if (r->has_tls) {
-        const pigeon_smtp_tls_info *t = &r->tls;
+        const pigeon_smtp_tls_details *t = &r->tls;
         printf("TLS:      %s %s\n", t->active ? t->version : "(not established)", t->cipher);
         printf("  subject:  %s\n  issuer:   %s\n  SANs:     %s\n  expires:  %s\n"
                "  sha256:   %s\n  verify:   %s\n",
@@ -308,7 +308,7 @@ static void verdict(struct check_report *r, enum quit_after qa)
         return;
     }
     if (r->res.fail_class != PIGEON_FAIL_NONE) {
-        snprintf(r->verdict, sizeof r->verdict, "%s failure at %s: %s%s%s",
+        snprintf(r->verdict, sizeof r->verdict, "%s failure at %s: %.300s%s%.150s",
                  pigeon_fail_class_name(r->res.fail_class), r->res.stage ? r->res.stage : "?",
                  r->res.errmsg, r->res.reply_text ? " — server said: " : "",
                  r->res.reply_text ? r->res.reply_text : "");

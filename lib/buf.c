@@ -61,6 +61,7 @@ pigeon_err pg_buf_reserve(pg_buf *b, size_t extra)
     }
     b->data = p;
     b->cap = cap;
+    b->data[b->len] = '\0'; /* the data is always a C string, even when empty */
     return PIGEON_OK;
 }
 
