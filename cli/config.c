@@ -157,26 +157,29 @@ static char *trim(char *s)
     return s;
 }
 
-/* Removes surrounding double quotes, resolving \" and \\. Returns -1 if unbalanced. */
+/* Removes the double quotes around a value that is one quoted string as a whole,
+ * resolving \" and \\ inside. A value that merely starts with a quote, such as
+ * from = "Zhang San" <a@qq.com>, is kept as it is. Returns -1 for a quote never closed. */
 static int unquote(char *v)
 {
     size_t n = strlen(v);
     if (n == 0 || v[0] != '"')
         return 0;
+    size_t i = 1;
+    while (i < n && v[i] != '"')
+        i += (v[i] == '\\' && i + 1 < n) ? 2 : 1;
+    if (i >= n)
+        return -1;
+    if (i != n - 1)
+        return 0; /* the quoted string is only a part of the value */
     char *w = v;
-    for (size_t i = 1; i < n; i++) {
-        if (v[i] == '\\' && i + 1 < n - 1) {
-            *w++ = v[++i];
-        } else if (v[i] == '"') {
-            if (i != n - 1)
-                return -1;
-            *w = '\0';
-            return 0;
-        } else {
-            *w++ = v[i];
-        }
+    for (size_t k = 1; k < n - 1; k++) {
+        if (v[k] == '\\' && k + 1 < n - 1)
+            k++;
+        *w++ = v[k];
     }
-    return -1;
+    *w = '\0';
+    return 0;
 }
 
 /* Calls fn for every key = value line of the file. */

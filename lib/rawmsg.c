@@ -54,6 +54,34 @@ void pg_rawmsg_reader_cleanup(pg_rawmsg_reader *r)
     memset(r, 0, sizeof *r);
 }
 
+/* Whether a complete line read in the header block belongs there: a field ("Name:",
+ * obs-optional white space before the colon allowed), a continuation (not on the first
+ * line), or the mbox "From " line first. Malformed fields with a valid name stay in the
+ * header so that the parser reports them (NUL, stray CR). */
+static int header_line_ok(const char *s, size_t n, int first)
+{
+    if (n == 0)
+        return 1;
+    if (s[0] == ' ' || s[0] == '\t')
+        return !first;
+    if (first && n >= 5 && memcmp(s, "From ", 5) == 0)
+        return 1;
+    const char *colon = memchr(s, ':', n);
+    if (colon == NULL)
+        return 0;
+    size_t name = (size_t)(colon - s);
+    while (name > 0 && (s[name - 1] == ' ' || s[name - 1] == '\t'))
+        name--;
+    if (name == 0)
+        return 0;
+    for (size_t i = 0; i < name; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 33 || c > 126)
+            return 0;
+    }
+    return 1;
+}
+
 /* Appends bytes of the current line to the header block or to the body. */
 static pigeon_err reader_put(pg_rawmsg_reader *r, pg_buf *body, const char *s, size_t n)
 {
@@ -71,10 +99,22 @@ static pigeon_err reader_end_line(pg_rawmsg_reader *r, pg_buf *body)
         r->done = 1;
         return PIGEON_OK;
     }
-    if (!r->in_body && r->line_len == 0)
+    if (!r->in_body && r->line_len == 0) {
         r->in_body = 1;
-    else
+    } else if (!r->in_body && !header_line_ok(r->header.data + r->line_start,
+                                              r->header.len - r->line_start, r->line_start == 0)) {
+        /* Not a header line: the header block ended before it, and it is the body's first
+         * line (sendmail and Postfix read input without a header block this way). */
+        r->in_body = 1;
+        err = pg_buf_append(body, r->header.data + r->line_start, r->header.len - r->line_start);
+        r->header.len = r->line_start;
+        r->header.data[r->header.len] = '\0';
+        if (err == PIGEON_OK)
+            err = pg_buf_append(body, "\r\n", 2);
+    } else {
         err = pg_buf_append(r->in_body ? body : &r->header, "\r\n", 2);
+        r->line_start = r->header.len;
+    }
     r->line_len = 0;
     return err;
 }

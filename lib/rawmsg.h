@@ -44,14 +44,17 @@
 /* ---- reader: stream -> header block + body ---- */
 
 typedef struct pg_rawmsg_reader {
-    pg_buf header;   /* the header block so far, CRLF line endings, without the empty line */
-    int in_body;     /* the empty line ending the header block was seen */
-    int dot_ends;    /* a line of "." alone ends the message (sendmail without -i) */
-    int done;        /* that line was seen: the rest of the input is ignored */
-    int pending_cr;  /* the last byte was a CR (already a line break): skip one LF */
-    int dot_held;    /* the current line so far is "." alone and has not been passed on */
-    size_t line_len; /* octets on the current line so far (0: at the start of a line) */
-    int has_8bit;    /* an octet >= 0x80 was read (the message needs BODY=8BITMIME) */
+    pg_buf header;     /* the header block so far, CRLF line endings, without the empty line */
+    int in_body;       /* the header block ended: at the empty line, or at the first line
+                          that is not a header line (as Postfix does: `echo hi | sendmail x`
+                          sends a message whose body is "hi") */
+    size_t line_start; /* where the current line starts in header */
+    int dot_ends;      /* a line of "." alone ends the message (sendmail without -i) */
+    int done;          /* that line was seen: the rest of the input is ignored */
+    int pending_cr;    /* the last byte was a CR (already a line break): skip one LF */
+    int dot_held;      /* the current line so far is "." alone and has not been passed on */
+    size_t line_len;   /* octets on the current line so far (0: at the start of a line) */
+    int has_8bit;      /* an octet >= 0x80 was read (the message needs BODY=8BITMIME) */
 } pg_rawmsg_reader;
 
 /* Starts a reader. dot_ends: nonzero for traditional sendmail input (no -i). */

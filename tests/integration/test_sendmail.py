@@ -404,11 +404,23 @@ def no_recipients_is_a_usage_error():
 
 
 @test
-def header_line_without_colon_is_bad_input():
+def a_line_that_is_not_a_header_starts_the_body():
+    # As Postfix's sendmail does: `echo hi | sendmail x@y` sends "hi" as the body, and a
+    # header block interrupted by a non-header line ends there.
     with servers.AioSmtpd() as srv:
-        refused(srv, 65, "b@example.org",
-                input="From: a@example.com\nthis is not a header\n\nbody\n",
-                says="header line 2")
+        rc, out, err = sendmail(srv, "b@example.org", input="hello, just a body\nline 2\n")
+        assert rc == 0, err
+        rc, out, err = sendmail(srv, "b@example.org",
+                                input="Subject: s\nthis is not a header\n\nbody\n")
+        assert rc == 0, err
+        first, second = srv.wait_messages(2)
+        for m in (first, second):
+            check_wire(m)
+        assert first.message.get_content().replace("\r\n", "\n") == "hello, just a body\nline 2\n"
+        assert first.message["Subject"] is None
+        assert second.message["Subject"] == "s"
+        assert second.message.get_content().replace("\r\n", "\n") == "this is not a header\n\nbody\n"
+    with servers.AioSmtpd() as srv:
         refused(srv, 65, "b@example.org", input=b"From: a@example.com\nSubject: a\0b\n\nx\n",
                 says="NUL")
 
@@ -437,14 +449,39 @@ def unsupported_modes_are_usage_errors():
 
 
 @test
-def unreachable_server_is_a_temporary_failure():
-    """Issue 5 will queue the message instead (and exit 0); until the queue exists the
-    failure is reported as temporary (75) so the caller can retry."""
+def unreachable_server_queues_the_message():
+    """Issue 5: when the server cannot be reached, the message is stored in the spool (for
+    `pigeon daemon`) and sendmail exits 0; `pigeon queue show` finds it whole."""
     srv = servers.AioSmtpd()  # never started: nothing listens on its port
+    state = harness.tmpdir("pigeon-state-")
     rc, out, err = sendmail(srv, "b@example.org",
-                            input="From: a@example.com\nSubject: s\n\nx\n")
+                            input="From: a@example.com\nSubject: s\n\nx\n",
+                            env={"XDG_STATE_HOME": state})
+    assert rc == 0, (rc, err)
+    assert out == b"" and b"queued as " in err, (out, err)
+    qid = err.split(b"queued as ")[1].split()[0].decode()
+    rc, out, err = harness.run_cmd([harness.pigeon_path(), "queue", "show", qid, "--json"],
+                                   env={"XDG_STATE_HOME": state})
+    assert rc == 0, err
+    import json
+    shown = json.loads(out)
+    assert shown["account"] == "main" and shown["mail_from"] == "a@example.com", shown
+    assert [r["address"] for r in shown["recipients"]] == ["b@example.org"], shown
+
+
+@test
+def unreachable_server_without_account_is_a_temporary_failure():
+    """Settings given on the command line cannot be queued (the daemon reads an account):
+    the failure is reported as temporary (75) so the caller can retry."""
+    srv = servers.AioSmtpd()  # never started
+    state = harness.tmpdir("pigeon-state-")
+    rc, out, err = sendmail(srv, "--host", "127.0.0.1", "--port", str(srv.port), "--tls",
+                            "none", "b@example.org",
+                            input="From: a@example.com\nSubject: s\n\nx\n",
+                            env={"XDG_STATE_HOME": state})
     assert rc == 75, (rc, err)
-    assert err.strip() != b""
+    assert b"not queued" in err, err
+    assert not os.path.exists(os.path.join(state, "pigeon", "spool.db"))
 
 
 if __name__ == "__main__":
