@@ -59,7 +59,7 @@ with servers.AioSmtpd(tls="starttls", auth={user: password}, hostname="localhost
     print("MAIL FROM:", m.mail_from, " RCPT TO:", ", ".join(m.rcpt_tos),
           " TLS:", m.tls_version, " AUTH user:", m.auth_user)
     rule("what the server received: raw message")
-    sys.stdout.write(m.content.decode("ascii", "replace").replace("\r\n", "\n"))
+    sys.stdout.write(m.content.decode("utf-8", "replace").replace("\r\n", "\n"))
     rule("the same message as a mail client reads it (Python's email package)")
     msg = m.message
     for h in ("From", "To", "Subject"):
@@ -71,7 +71,9 @@ with servers.AioSmtpd(tls="starttls", auth={user: password}, hostname="localhost
         desc = part.get_content_type() + ("  attachment: %s" % name if name else "")
         print("-", desc)
         if part.get_content_maintype() == "text":
-            for line in part.get_content().splitlines():
+            text = part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8",
+                                                        "replace")
+            for line in text.splitlines():
                 print("    " + line)
     assert password not in proc.stderr.decode("utf-8", "replace"), "password leaked"
 rule("done: the server is stopped")
