@@ -34,7 +34,7 @@ enum quit_after { QUIT_CONNECT, QUIT_TLS, QUIT_EHLO, QUIT_AUTH };
 /* One resolved address and what connecting to it did. */
 struct probe {
     char addr[64];      /* numeric address */
-    int64_t connect_ms; /* connect time, or -1 */
+    int64_t connect_us; /* connect time in microseconds, or -1 */
     char error[96];     /* why it failed, or "" */
 };
 
@@ -58,18 +58,18 @@ struct check_report {
     char verdict[512];                  /* one line */
 };
 
-static int64_t mono_ms(void)
+static int64_t mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Times a non-blocking TCP connect to one address. */
 static void probe_connect(struct probe *p, const struct addrinfo *ai, int timeout_ms)
 {
-    int64_t start = mono_ms();
-    p->connect_ms = -1;
+    int64_t start = mono_us();
+    p->connect_us = -1;
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
         snprintf(p->error, sizeof p->error, "socket: %s", strerror(errno));
@@ -93,7 +93,7 @@ static void probe_connect(struct probe *p, const struct addrinfo *ai, int timeou
     if (rc != 0)
         snprintf(p->error, sizeof p->error, "%s", strerror(errno));
     else
-        p->connect_ms = mono_ms() - start;
+        p->connect_us = mono_us() - start;
     close(fd);
 }
 
@@ -147,8 +147,8 @@ static void report_text(const struct check_report *r)
         printf("resolve:  %s\n", r->resolve_error);
     for (int i = 0; i < r->nprobes; i++) {
         const struct probe *p = &r->probes[i];
-        if (p->connect_ms >= 0)
-            printf("connect:  %-40s %" PRId64 " ms\n", p->addr, p->connect_ms);
+        if (p->connect_us >= 0)
+            printf("connect:  %-40s %.3f ms\n", p->addr, (double)p->connect_us / 1000.0);
         else
             printf("connect:  %-40s failed: %s\n", p->addr, p->error);
     }
@@ -212,8 +212,8 @@ static void report_json(const struct check_report *r)
         json_object_begin(&w);
         json_kv_string(&w, "address", r->probes[i].addr);
         json_key(&w, "connect_ms");
-        if (r->probes[i].connect_ms >= 0)
-            json_int(&w, r->probes[i].connect_ms);
+        if (r->probes[i].connect_us >= 0)
+            json_double(&w, (double)r->probes[i].connect_us / 1000.0);
         else
             json_null(&w);
         json_kv_string(&w, "error", r->probes[i].error[0] ? r->probes[i].error : NULL);
@@ -273,7 +273,7 @@ static void run_session(struct check_report *r, pigeon_smtp_opts *so)
     snprintf(r->greeting, sizeof r->greeting, "%s", pigeon_smtp_greeting(s));
     r->has_tls = pigeon_smtp_tls_info(s, &r->tls) == 0;
     const pigeon_smtp_caps *c = pigeon_smtp_capabilities(s);
-    if (c != NULL) {
+    if (c != NULL && (c->esmtp || c->server_name[0] != '\0')) {
         r->caps = *c;
         r->has_caps = 1;
     }
@@ -292,7 +292,7 @@ static void verdict(struct check_report *r, enum quit_after qa)
 {
     int any = 0;
     for (int i = 0; i < r->nprobes; i++)
-        any |= r->probes[i].connect_ms >= 0;
+        any |= r->probes[i].connect_us >= 0;
     if (r->resolve_error[0]) {
         snprintf(r->verdict, sizeof r->verdict, "%s", r->resolve_error);
         return;
@@ -450,6 +450,9 @@ int cli_check_run(int argc, char **argv)
             so.transcript_debug = dopts.verbose > 1;
         }
         so.auth = PIGEON_AUTH_NONE;
+        so.stop_after = qa == QUIT_TLS    ? PIGEON_STOP_TLS
+                        : qa == QUIT_EHLO ? PIGEON_STOP_EHLO
+                                          : PIGEON_STOP_NONE;
         /* AUTH is tried only when a login was given on the command line or the account. */
         if (qa == QUIT_AUTH && cfg_get(&cfg, K_USER) != NULL) {
             if (dopts.password_file)

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -229,6 +230,10 @@ static pigeon_err try_addresses(pg_conn *c, const struct addrinfo *res, uint16_t
         pigeon_err err = connect_addr(ai->ai_addr, ai->ai_addrlen, ai->ai_family, until, &c->fd,
                                       reason, sizeof reason);
         if (err == PIGEON_OK) {
+            /* Every write is a whole command, a pipelined group or a block of data:
+             * Nagle's delay would only hold back the last segment of a group. */
+            int one = 1;
+            setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             trace_line(trace, trace_ctx, "connected to %s port %u", addr, (unsigned)port);
             memcpy(&c->peer_addr, ai->ai_addr, ai->ai_addrlen);
             c->peer_len = ai->ai_addrlen;

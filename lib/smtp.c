@@ -215,7 +215,8 @@ static pigeon_err check_opts(const pigeon_smtp_opts *o)
 {
     if (o->host == NULL || o->host[0] == '\0')
         return PIGEON_ERR_INVALID;
-    if ((unsigned)o->tls > PIGEON_TLS_NONE || (unsigned)o->auth > PIGEON_AUTH_XOAUTH2)
+    if ((unsigned)o->tls > PIGEON_TLS_NONE || (unsigned)o->auth > PIGEON_AUTH_XOAUTH2 ||
+        (unsigned)o->stop_after > PIGEON_STOP_EHLO)
         return PIGEON_ERR_INVALID;
     if (!dsn_word_ok(o->dsn_notify) || !dsn_word_ok(o->dsn_ret))
         return PIGEON_ERR_INVALID;
@@ -543,10 +544,8 @@ static pigeon_err open_connection(pigeon_smtp *s)
                   (unsigned)s->o.port, pigeon_tls_mode_name(s->o.tls));
     pigeon_err err = pg_conn_open(&s->conn, s->o.host, s->o.port, s->t.connect, s->deadline,
                                   conn_trace, s, why, sizeof why);
-    if (err == PIGEON_OK) {
-        pg_smtp_trace(s, PIGEON_TRANSCRIPT_INFO, "connected to %s", pg_conn_peer(s->conn));
-        return PIGEON_OK;
-    }
+    if (err == PIGEON_OK)
+        return PIGEON_OK; /* the transport's trace already said "connected to ..." */
     pg_smtp_fail(s, err == PIGEON_ERR_INVALID ? PIGEON_FAIL_CONFIG : PIGEON_FAIL_NETWORK, err,
                  "connect", "cannot connect to %s port %u: %s", s->o.host, (unsigned)s->o.port,
                  why);
@@ -832,6 +831,8 @@ static pigeon_err starttls(pigeon_smtp *s)
     s->caps_pre = s->caps;
     s->had_starttls = 1;
     memset(&s->caps, 0, sizeof s->caps);
+    if (s->o.stop_after == PIGEON_STOP_TLS)
+        return PIGEON_OK;
     return say_hello(s, PG_ST_EHLO_TLS);
 }
 
@@ -1047,20 +1048,33 @@ pigeon_err pigeon_smtp_connect(pigeon_smtp *s, pigeon_send_result *res)
         pg_smtp_end(s, started);
         return PIGEON_ERR_STATE;
     }
+    pigeon_smtp_stop stop = s->o.stop_after;
     pigeon_err err = open_connection(s);
+    if (err == PIGEON_OK && stop == PIGEON_STOP_CONNECT) {
+        pg_conn_close(s->conn); /* nothing was said: no QUIT to send */
+        s->conn = NULL;
+        pg_smtp_set_state(s, PG_ST_CLOSED);
+        pg_smtp_end(s, started);
+        return PIGEON_OK;
+    }
     if (err == PIGEON_OK && s->o.tls == PIGEON_TLS_IMPLICIT)
         err = implicit_tls(s);
-    if (err == PIGEON_OK)
+    if (err == PIGEON_OK && !(stop == PIGEON_STOP_TLS && s->o.tls == PIGEON_TLS_IMPLICIT))
         err = read_greeting(s);
-    if (err == PIGEON_OK)
+    if (err == PIGEON_OK && !(stop == PIGEON_STOP_TLS && s->o.tls == PIGEON_TLS_IMPLICIT))
         err = say_hello(s, PG_ST_EHLO);
     if (err == PIGEON_OK && s->o.tls == PIGEON_TLS_STARTTLS)
         err = starttls(s);
-    if (err == PIGEON_OK)
+    if (err == PIGEON_OK && stop == PIGEON_STOP_NONE)
         err = authenticate(s);
-    if (err == PIGEON_OK)
+    if (err == PIGEON_OK && stop == PIGEON_STOP_TLS && s->o.tls == PIGEON_TLS_IMPLICIT) {
+        /* The greeting was never read: close without QUIT. */
+        pg_conn_close(s->conn);
+        s->conn = NULL;
+        pg_smtp_set_state(s, PG_ST_CLOSED);
+    } else if (err == PIGEON_OK) {
         pg_smtp_set_state(s, PG_ST_READY);
-    else if (s->res->err != PIGEON_OK)
+    } else if (s->res->err != PIGEON_OK)
         err = s->res->err;
     if (err != PIGEON_OK && s->res->status == PIGEON_SEND_NONE)
         s->res->status = pigeon_fail_class_is_temporary(s->res->fail_class) ? PIGEON_SEND_DEFERRED

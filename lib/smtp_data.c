@@ -752,7 +752,7 @@ pigeon_err pigeon_smtp_send_message(pigeon_smtp *s, pigeon_message *msg, pigeon_
     if (err == PIGEON_OK)
         err = message_envelope(s, msg, &env);
     if (err == PIGEON_OK) {
-        src.wopts.allow_8bit = s->caps.eightbitmime;
+        src.wopts.allow_8bit = s->o.allow_8bit && s->caps.eightbitmime;
         src.wopts.smtputf8 = env.smtputf8 && s->caps.smtputf8;
         deliver(s, &env, &src);
         finish(s, &env);
@@ -886,7 +886,7 @@ static int batch_prepare(batch *b, size_t k)
     pigeon_err err =
         it->src.msg != NULL ? message_envelope(s, it->src.msg, &it->env) : PIGEON_ERR_INVALID;
     if (err == PIGEON_OK) {
-        it->src.wopts.allow_8bit = s->caps.eightbitmime;
+        it->src.wopts.allow_8bit = s->o.allow_8bit && s->caps.eightbitmime;
         it->src.wopts.smtputf8 = it->env.smtputf8 && s->caps.smtputf8;
         for (size_t i = 0; i < it->env.n; i++)
             it->env.st[i].in_txn = 1;

@@ -13,5 +13,8 @@
 #include "pigeon/address.h"
 #include "pigeon/message.h"
 #include "pigeon/provider.h"
+#include "pigeon/smtp.h"
+#include "pigeon/spool.h"
+#include "pigeon/metrics.h"
 
 #endif

@@ -130,6 +130,15 @@ typedef struct pigeon_smtp_timeouts {
     int quit_ms;       /* QUIT reply (10 s; a slow QUIT changes nothing) */
 } pigeon_smtp_timeouts;
 
+/* How far pigeon_smtp_connect goes (pigeon check --quit-after). */
+typedef enum pigeon_smtp_stop {
+    PIGEON_STOP_NONE = 0,    /* the whole way: TLS, EHLO, AUTH; the session can send */
+    PIGEON_STOP_CONNECT = 1, /* after the TCP connection (closed again at once) */
+    PIGEON_STOP_TLS = 2,     /* after TLS is established (implicit: before the greeting;
+                                STARTTLS: before the EHLO over TLS); with tls NONE, as EHLO */
+    PIGEON_STOP_EHLO = 3,    /* after the last EHLO, before AUTH */
+} pigeon_smtp_stop;
+
 /* Connection options. Strings are borrowed by pigeon_smtp_new() only: it copies them
  * (secrets are wiped from its copies when freed). Zero/NULL fields take the defaults. */
 typedef struct pigeon_smtp_opts {
@@ -157,6 +166,11 @@ typedef struct pigeon_smtp_opts {
     const char *dsn_ret;             /* RFC 3461 RET: "FULL" or "HDRS", or NULL */
     const char *dsn_envid;           /* RFC 3461 ENVID (xtext-encoded by us), or NULL */
     int no_pipelining;               /* nonzero: do not pipeline even if offered (for diagnosis) */
+    int allow_8bit;                  /* nonzero: text parts may go 8bit when the server offers
+                                        8BITMIME (default: 7bit-safe encodings, which every
+                                        relay on the path carries unchanged) */
+    pigeon_smtp_stop stop_after;     /* for diagnosis (pigeon check): end pigeon_smtp_connect
+                                        early; PIGEON_STOP_NONE for a usable session */
     pigeon_transcript_fn transcript; /* transcript callback, or NULL */
     void *transcript_ctx;            /* passed to transcript */
     int transcript_debug;            /* nonzero: also deliver PIGEON_TRANSCRIPT_DEBUG lines */
