@@ -125,7 +125,7 @@ def stunnel_tls10_only_refused():
 def smtp_sink_pipelining_several_messages():
     rcpts = ["bob@example.test", "carol@example.test", "dave@example.test"]
     with servers.SmtpSink() as sink:
-        r = send(sink.port, "--tls", "none", "--count", "3", to=rcpts)
+        r = send(sink.port, "--tls", "none", "--count", "3", "--8bit", to=rcpts)
         got = sink.wait_messages(3)
     assert [m["status"] for m in r.messages] == ["sent"] * 3, r
     assert r.json["caps"]["pipelining"] == 1
@@ -140,8 +140,19 @@ def smtp_sink_pipelining_several_messages():
     sent_before = [t for d, t in lines[:first_reply] if d == "C:"]
     assert sent_before[-5:] == ["MAIL FROM:<alice@example.test> BODY=8BITMIME"] + \
         ["RCPT TO:<%s>" % a for a in rcpts] + ["DATA"], sent_before
-    # 8-bit text went as 8BITMIME since smtp-sink offers it.
+    # 8-bit text went as 8BITMIME since it was asked for and smtp-sink offers it.
     assert "BODY=8BITMIME" in got[0].mail_args, got[0].mail_args
+
+
+@test
+def eight_bit_only_when_asked():
+    # smtp-sink offers 8BITMIME; without --8bit the message still goes 7bit-clean.
+    with servers.SmtpSink() as sink:
+        r = send(sink.port, "--tls", "none", to=["bob@example.test"])
+        [m] = sink.wait_messages(1)
+    assert r.messages[0]["status"] == "sent", r
+    assert "BODY=8BITMIME" not in m.mail_args, m.mail_args
+    assert all(b < 0x80 for b in m.content), "8-bit octets in a message sent 7bit"
 
 
 @test

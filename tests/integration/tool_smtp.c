@@ -4,7 +4,7 @@
  *   tool_smtp --host H --port P [--tls auto|implicit|starttls|none] [--ca-file F]
  *             [--fingerprint HEX] [--insecure] [--user U] [--auth MECH] [--provider P]
  *             [--helo NAME] --from ADDR --to ADDR [--to ADDR ...]
- *             [--raw FILE | --subject S --text T] [--count N] [--no-pipelining]
+ *             [--raw FILE | --subject S --text T] [--count N] [--no-pipelining] [--8bit]
  *             [--timeout STEP=MS ...] [--total-ms MS] [--size N] [--8bit]
  *             [--dsn-notify N] [--dsn-ret R] [--dsn-envid E] [--debug] [--batch]
  *
@@ -196,6 +196,8 @@ static int parse_args(int argc, char **argv, struct tool_args *a)
             a->o.insecure = 1;
         else if (strcmp(k, "--no-pipelining") == 0)
             a->o.no_pipelining = 1;
+        else if (strcmp(k, "--8bit") == 0)
+            a->o.allow_8bit = 1;
         else if (strcmp(k, "--8bit") == 0)
             a->is_8bit = 1;
         else if (strcmp(k, "--debug") == 0)
