@@ -266,15 +266,17 @@ def missing_input_files_exit_66():
     assert "does-not-exist.txt" in err and "name=" not in err, err
 
 
-# ---- 69: no engine yet ----
+# ---- 78: sending without a server ----
 
 @test
-def send_without_dry_run_says_it_cannot_send():
-    rc, out, err = harness.pigeon("send", *BASE, "--text", "x")
-    assert rc == 69 and out == b"", (rc, out, err)
-    assert one_line(err) == "pigeon: sending needs the SMTP engine; use --dry-run"
+def send_without_a_server_is_a_configuration_error():
+    env = {"PIGEON_CONFIG": None, "HOME": harness.tmpdir("home"),
+           "XDG_CONFIG_HOME": harness.tmpdir("xdg")}
+    rc, out, err = harness.pigeon("send", *BASE, "--text", "x", env=env)
+    assert rc == 78 and out == b"", (rc, out, err)
+    assert one_line(err).startswith("pigeon: no server given"), err
     # Composition errors come first: they are what the user must fix.
-    expect_refused(*harness.pigeon("send", "--from", FROM, "--to", "a@b@c"), 65)
+    expect_refused(*harness.pigeon("send", "--from", FROM, "--to", "a@b@c", env=env), 65)
 
 
 if __name__ == "__main__":
