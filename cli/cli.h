@@ -45,6 +45,10 @@ int cli_config_run(int argc, char **argv);
 void cli_config_usage(FILE *out);
 int cli_check_run(int argc, char **argv);
 void cli_check_usage(FILE *out);
+int cli_queue_run(int argc, char **argv);
+void cli_queue_usage(FILE *out);
+int cli_daemon_run(int argc, char **argv);
+void cli_daemon_usage(FILE *out);
 int cli_help_run(int argc, char **argv);
 void cli_help_usage(FILE *out);
 /* The overview printed by `pigeon --help` and `pigeon help`. */

@@ -88,14 +88,10 @@ static int seconds_ms(const char *v)
     return v != NULL ? atoi(v) * 1000 : 0;
 }
 
-/* Builds the SMTP options from the settings. Returns 0 or a sysexits code (printed). */
-static int plan_init(struct conn_plan *plan, cfg_settings *cfg, const deliver_opts *o)
+int deliver_plan_opts(cfg_settings *cfg, const deliver_opts *o, pigeon_smtp_opts *so, char **secret)
 {
     char err[512];
-    memset(plan, 0, sizeof *plan);
-    plan->o = o;
-    plan->color = isatty(STDERR_FILENO);
-    pigeon_smtp_opts *so = &plan->opts;
+    *secret = NULL;
     pigeon_smtp_opts_init(so);
     so->host = cfg_get(cfg, K_HOST);
     so->port = (uint16_t)atoi(cfg_get(cfg, K_PORT) ? cfg_get(cfg, K_PORT) : "0");
@@ -121,30 +117,42 @@ static int plan_init(struct conn_plan *plan, cfg_settings *cfg, const deliver_op
     so->timeouts.connect_ms = seconds_ms(cfg_get(cfg, K_CONNECT_TIMEOUT));
     if (so->total_timeout_ms == 0)
         so->total_timeout_ms = 10 * 60 * 1000; /* a command should not hang for hours */
-    if (o->verbose) {
-        so->transcript = transcript_to_stderr;
-        so->transcript_ctx = plan;
-        so->transcript_debug = o->verbose > 1;
-    }
     if (so->insecure)
         fprintf(stderr, "pigeon: WARNING: --insecure: the server's certificate is NOT "
                         "verified; anyone on the path can read the password and the mail\n");
     if (so->user != NULL && so->auth != PIGEON_AUTH_NONE) {
-        int rc = resolve_secret(cfg, o, &plan->secret, err, sizeof err);
+        int rc = resolve_secret(cfg, o, secret, err, sizeof err);
         if (rc != 0) {
             cli_error("%s", err);
             return rc;
         }
-        if (plan->secret == NULL) {
+        if (*secret == NULL) {
             cli_error("--user %s needs a password: set PIGEON_PASSWORD, or use "
                       "--password-file, --password-command or the account's password",
                       so->user);
             return EX_CONFIG;
         }
         if (so->auth == PIGEON_AUTH_XOAUTH2)
-            so->oauth_token = plan->secret;
+            so->oauth_token = *secret;
         else
-            so->password = plan->secret;
+            so->password = *secret;
+    }
+    return 0;
+}
+
+/* Builds the SMTP options from the settings. Returns 0 or a sysexits code (printed). */
+static int plan_init(struct conn_plan *plan, cfg_settings *cfg, const deliver_opts *o)
+{
+    memset(plan, 0, sizeof *plan);
+    plan->o = o;
+    plan->color = isatty(STDERR_FILENO);
+    int rc = deliver_plan_opts(cfg, o, &plan->opts, &plan->secret);
+    if (rc != 0)
+        return rc;
+    if (o->verbose) {
+        plan->opts.transcript = transcript_to_stderr;
+        plan->opts.transcript_ctx = plan;
+        plan->opts.transcript_debug = o->verbose > 1;
     }
     return 0;
 }
@@ -355,6 +363,23 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Marks the raw job's recipients still worth trying (deferred or never tried). */
+static void mark_deferred(const pigeon_send_result *r, const struct raw_job *raw,
+                          unsigned char *flags)
+{
+    int per_rcpt = r->rcpt_count == raw->nrcpts;
+    int temporary =
+        r->status == PIGEON_SEND_DEFERRED ||
+        (r->status != PIGEON_SEND_SENT && pigeon_fail_class_is_temporary(r->fail_class));
+    for (size_t i = 0; i < raw->nrcpts; i++) {
+        if (per_rcpt)
+            flags[i] = r->rcpts[i].status == PIGEON_RCPT_DEFERRED ||
+                       (r->rcpts[i].status == PIGEON_RCPT_PENDING && temporary);
+        else
+            flags[i] = (unsigned char)temporary;
+    }
+}
+
 static int run(cfg_settings *cfg, pigeon_message *msg, const struct raw_job *raw,
                const deliver_opts *o, const char *message_id)
 {
@@ -385,6 +410,8 @@ static int run(cfg_settings *cfg, pigeon_message *msg, const struct raw_job *raw
         delay = delay * 2 > 30000 ? 30000 : delay * 2;
     }
     res.duration_ms = now_ms() - start;
+    if (raw != NULL && o->rcpt_deferred != NULL)
+        mark_deferred(&res, raw, o->rcpt_deferred);
     if (o->json)
         report_json(&res, message_id, &plan, attempts);
     else if (res.status != PIGEON_SEND_SENT || !o->quiet)

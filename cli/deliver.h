@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "pigeon/message.h"
+#include "pigeon/smtp.h"
 
 /* How to report and retry (from the command line). */
 typedef struct deliver_opts {
@@ -30,6 +31,9 @@ typedef struct deliver_opts {
     const char *password_command; /* --password-command CMD, or NULL */
     const char *message_id;       /* for reports of raw messages: their Message-ID, or NULL */
     int raw_8bit;                 /* a raw message holds 8-bit octets (BODY=8BITMIME) */
+    unsigned char *rcpt_deferred; /* deliver_raw: if not NULL, nrcpts flags set to 1 for
+                                     each recipient neither accepted nor refused for good
+                                     (what the queue may still deliver), else 0 */
 } deliver_opts;
 
 /* getopt_long values of the connection options shared by send, sendmail and check. */
@@ -91,6 +95,17 @@ int cli_conn_option(cfg_settings *cfg, const char **account, deliver_opts *o, in
 
 /* Writes the option lines of the connection options, for usage texts. */
 void cli_conn_usage(FILE *out);
+
+/*
+ * Turns the effective settings into SMTP options (host, port, TLS mode, CA file, pin,
+ * HELO, user, AUTH mechanism, timeouts with a 10-minute total default) and resolves the
+ * secret (o's --password-file / --password-command, then $PIGEON_PASSWORD, then the
+ * account's sources) into *secret (wipe with secret_free(); NULL when no AUTH). Strings in
+ * *so are borrowed from cfg and *secret. No transcript is set. Returns 0, or a sysexits
+ * code (78) with a one-line reason printed; *secret is then NULL.
+ */
+int deliver_plan_opts(cfg_settings *cfg, const deliver_opts *o, pigeon_smtp_opts *so,
+                      char **secret);
 
 /* Sends a composed message with the settings in cfg. Returns a sysexits code. */
 int deliver_message(cfg_settings *cfg, pigeon_message *msg, const deliver_opts *o);

@@ -12,8 +12,7 @@
 #include "cli.h"
 #include "sendmail.h"
 
-/* Every subcommand, in the order `pigeon --help` lists them. Later: sendmail, check,
- * providers, config, queue, daemon. */
+/* Every subcommand, in the order `pigeon --help` lists them. */
 static const cli_command commands[] = {
     {"send", "compose a message and send it (or print it with --dry-run)", cli_send_run,
      cli_send_usage},
@@ -24,6 +23,10 @@ static const cli_command commands[] = {
     {"providers", "list the built-in provider presets", cli_providers_run, cli_providers_usage},
     {"config", "show the effective settings and where each came from", cli_config_run,
      cli_config_usage},
+    {"queue", "list, show, retry, delete or count the messages in the spool", cli_queue_run,
+     cli_queue_usage},
+    {"daemon", "deliver the spool's messages: workers, retries, rate limits, metrics",
+     cli_daemon_run, cli_daemon_usage},
     {"help", "show the usage of pigeon or of one command", cli_help_run, cli_help_usage},
 };
 

@@ -6,6 +6,10 @@
  * The flow is parse options -> settings from the configuration file (which may give the
  * From) -> compose (compose.c) -> settings completed from the From domain (preset,
  * defaults) -> deliver_message() (deliver.c), which reports and picks the exit status.
+ *
+ * With --queue the composed message is stored in the spool instead (spoolpath.c) with
+ * its envelope and account name, and the queue id is printed only once the store is
+ * durable; `pigeon daemon` delivers it later with the account's settings.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +18,19 @@
 
 #include "cli.h"
 #include "deliver.h"
+#include "queue.h"
 
 /* getopt_long values of send's own options. */
 enum send_opt {
     OPT_DRY_RUN = CLI_OPT_CONN_END,
+    OPT_QUEUE,
 };
 
 /* How to send, beyond what the message is. */
 typedef struct send_opts {
     int dry_run;          /* --dry-run: write the message to stdout, send nothing */
+    int queue;            /* --queue: store in the spool for `pigeon daemon` */
+    const char *spool;    /* --spool PATH, or NULL for the default */
     cfg_settings cfg;     /* connection settings: command line, then file, preset, defaults */
     const char *account;  /* --account NAME, or NULL for the default account */
     deliver_opts deliver; /* reporting and secret options */
@@ -35,6 +43,8 @@ static const struct option longopts[] = {
     CLI_COMPOSE_LONGOPTS,
     CLI_CONN_LONGOPTS,
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"queue", no_argument, NULL, OPT_QUEUE},
+    {"spool", required_argument, NULL, CLI_OPT_SPOOL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -42,6 +52,7 @@ static const struct option longopts[] = {
 static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so);
 static int write_dry_run(pigeon_message *msg);
 static int send_message(pigeon_message *msg, send_opts *so);
+static int queue_message(pigeon_message *msg, send_opts *so);
 
 int cli_send_run(int argc, char **argv)
 {
@@ -63,7 +74,12 @@ int cli_send_run(int argc, char **argv)
         c.from = cfg_get(&so.cfg, K_FROM);
     if ((status = cli_compose_build(&c, &msg)) != 0)
         goto done;
-    status = so.dry_run ? write_dry_run(msg) : send_message(msg, &so);
+    if (so.dry_run)
+        status = write_dry_run(msg);
+    else if (so.queue)
+        status = queue_message(msg, &so);
+    else
+        status = send_message(msg, &so);
 done:
     pigeon_message_free(msg);
     cli_compose_cleanup(&c);
@@ -100,6 +116,12 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
         switch (opt) {
         case OPT_DRY_RUN:
             so->dry_run = 1;
+            break;
+        case OPT_QUEUE:
+            so->queue = 1;
+            break;
+        case CLI_OPT_SPOOL:
+            so->spool = optarg;
             break;
         case 'h':
             cli_send_usage(stdout);
@@ -149,6 +171,29 @@ static int send_message(pigeon_message *msg, send_opts *so)
     return deliver_message(&so->cfg, msg, &so->deliver);
 }
 
+/* Stores the message for `pigeon daemon`; the account's settings are read again then. */
+static int queue_message(pigeon_message *msg, send_opts *so)
+{
+    char err[600];
+    char account[sizeof so->cfg.account];
+    if (so->deliver.password_file != NULL || so->deliver.password_command != NULL) {
+        cli_error("send: --password-file and --password-command cannot be queued: the daemon "
+                  "uses the account's password source");
+        return EX_USAGE;
+    }
+    int status = queue_account_of(&so->cfg, account, sizeof account, err, sizeof err);
+    if (status == 0) {
+        /* Resolving now catches a broken account before the message waits in the spool. */
+        const pigeon_mailbox *from = pigeon_message_envelope_from(msg);
+        status = settings_finish(&so->cfg, from ? from->domain : NULL, NULL, err, sizeof err);
+    }
+    if (status != 0) {
+        cli_error("send: %s", err);
+        return status;
+    }
+    return queue_store_message(so->spool, account, msg, so->deliver.json);
+}
+
 void cli_send_usage(FILE *out)
 {
     fputs("usage: pigeon send --from ADDRESS --to LIST [OPTIONS]\n"
@@ -161,6 +206,12 @@ void cli_send_usage(FILE *out)
     cli_conn_usage(out);
     fputs("Sending:\n"
           "  --dry-run               write the message to standard output, send nothing\n"
+          "  --queue                 store it in the spool and print its queue id (once it\n"
+          "                          is on disk); `pigeon daemon` sends it later with the\n"
+          "                          account's settings (needs an account; no connection\n"
+          "                          options besides --account)\n"
+          "  --spool PATH            the spool file (default\n"
+          "                          $XDG_STATE_HOME/pigeon/spool.db, ~/.local/state/...)\n"
           "  -h, --help              show this help\n"
           "\n"
           "Exit status (sysexits.h): 0 every recipient accepted (or written), 64 usage\n"

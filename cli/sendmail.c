@@ -41,6 +41,7 @@
 
 #include "cli.h"
 #include "deliver.h"
+#include "queue.h"
 #include "rawmsg.h"
 #include "sendmail.h"
 
@@ -65,6 +66,7 @@ typedef struct sendmail_args {
     const char *sender;    /* -f / -r, or NULL */
     const char *full_name; /* -F, or NULL */
     const char *account;   /* --account, or NULL (the default account) */
+    const char *spool;     /* --spool PATH (where to queue on a temporary failure), or NULL */
     cli_strv rcpts;        /* recipient arguments, each an address list */
     cfg_settings cfg;      /* connection options given on the command line */
     deliver_opts deliver;  /* -v, --json, --retry-for, password sources */
@@ -100,6 +102,7 @@ typedef struct raw_source {
 static const struct option longopts[] = {
     CLI_CONN_LONGOPTS,
     {"help", no_argument, NULL, OPT_HELP},
+    {"spool", required_argument, NULL, CLI_OPT_SPOOL},
     {NULL, 0, NULL, 0},
 };
 
@@ -115,7 +118,8 @@ static int complete_header(spooled_msg *m, const sendmail_args *a, const envelop
 static int find_message_id(spooled_msg *m);
 static int envelope_paths(envelope *env);
 static int send_spooled(sendmail_args *a, envelope *env, spooled_msg *m);
-static int queue_instead(int status);
+static int queue_instead(sendmail_args *a, envelope *env, spooled_msg *m,
+                         const unsigned char *deferred);
 static void envelope_cleanup(envelope *env);
 
 int cmd_sendmail(int argc, char **argv)
@@ -258,6 +262,10 @@ static int parse_args(int argc, char **argv, sendmail_args *a)
         if (opt == OPT_HELP) {
             cmd_sendmail_usage(stdout);
             return 0;
+        }
+        if (opt == CLI_OPT_SPOOL) {
+            a->spool = optarg;
+            continue;
         }
         if (opt == ':' || opt == '?') {
             cli_error("sendmail: %s %s (see pigeon help sendmail)",
@@ -643,14 +651,47 @@ static int raw_read(void *ctx, void *buf, size_t cap, size_t *n)
 }
 
 /*
- * HOOK (issue 5, "pigeon sendmail when the server cannot be reached"): a temporary failure
- * (EX_TEMPFAIL: server unreachable, 4xx, timeout) should put the message (m->out_header
- * then the body file) and the envelope in the queue and exit 0, so that cron, git and PHP
- * do not lose it. The queue does not exist yet: until it does, the failure is reported as
- * it is (exit 75) and nothing is stored.
+ * Sendmail's fallback when the server cannot be reached (issue 5): after a temporary
+ * failure (EX_TEMPFAIL: unreachable, 4xx, timeout) the message (m->out_header then the
+ * body file) is stored in the spool for the recipients that were neither accepted nor
+ * refused for good, and the command exits 0, so that cron, git and PHP do not lose it;
+ * `pigeon daemon` delivers it later. Queueing needs the settings to come from an account
+ * of the configuration file (the daemon reads them again by name); otherwise, or when the
+ * spool cannot be written, the failure is reported as it is (exit 75) and nothing is kept.
  */
-static int queue_instead(int status)
+static int queue_instead(sendmail_args *a, envelope *env, spooled_msg *m,
+                         const unsigned char *deferred)
 {
+    char err[600];
+    char account[sizeof a->cfg.account];
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    if (a->deliver.password_file != NULL || a->deliver.password_command != NULL ||
+        queue_account_of(&a->cfg, account, sizeof account, err, sizeof err) != 0) {
+        cli_error("not queued: the settings do not come from an account of the configuration "
+                  "file");
+        return EX_TEMPFAIL;
+    }
+    const char **rcpts = calloc(env->nrcpt, sizeof *rcpts);
+    size_t n = 0;
+    if (rcpts == NULL)
+        return EX_TEMPFAIL;
+    for (size_t i = 0; i < env->nrcpt; i++)
+        if (deferred[i])
+            rcpts[n++] = env->rcpt_paths[i];
+    int status = EX_TEMPFAIL;
+    if (n > 0 && lseek(m->body_fd, 0, SEEK_SET) == 0) {
+        raw_source src = {&m->out_header, 0, m->body_fd};
+        status = queue_store_raw(a->spool, account, env->sender_path, rcpts, n, m->message_id,
+                                 raw_read, &src, id);
+        if (status == 0)
+            fprintf(stderr,
+                    "pigeon: queued as %s for %zu recipient%s; `pigeon daemon` will "
+                    "deliver it\n",
+                    id, n, n == 1 ? "" : "s");
+        else
+            status = EX_TEMPFAIL;
+    }
+    free(rcpts);
     return status;
 }
 
@@ -669,10 +710,18 @@ static int send_spooled(sendmail_args *a, envelope *env, spooled_msg *m)
     a->deliver.quiet = 1;
     a->deliver.raw_8bit = m->reader.has_8bit;
     a->deliver.message_id = m->message_id;
+    unsigned char *deferred = calloc(env->nrcpt ? env->nrcpt : 1, 1);
+    if (deferred == NULL) {
+        cli_error("out of memory");
+        return EX_OSERR;
+    }
+    a->deliver.rcpt_deferred = deferred;
     status = deliver_raw(&a->cfg, env->sender_path, (const char *const *)env->rcpt_paths,
                          env->nrcpt, raw_read, &src, size, &a->deliver);
+    a->deliver.rcpt_deferred = NULL;
     if (status == EX_TEMPFAIL)
-        status = queue_instead(status);
+        status = queue_instead(a, env, m, deferred);
+    free(deferred);
     return status;
 }
 
@@ -697,6 +746,8 @@ void cmd_sendmail_usage(FILE *out)
           "  -v                      the SMTP transcript on stderr\n"
           "  -bm -B -N -R -V -X -h -L -U -G -n -m -oX -OX   accepted, no effect\n"
           "  -bs -bp -bd ... -q -C   not supported (exit 64)\n"
+          "  --spool PATH            where to queue the message when the server cannot be\n"
+          "                          reached (default ~/.local/state/pigeon/spool.db)\n"
           "  --help                  show this help\n"
           "\n",
           out);
@@ -705,6 +756,8 @@ void cmd_sendmail_usage(FILE *out)
           "Exit status: 0 sent, 64 usage error or no recipients, 65 invalid message or\n"
           "address, 69 refused by the server, 73 no temporary file, 74 I/O error,\n"
           "75 temporary failure (try again later), 77 authentication failed,\n"
-          "78 configuration error.\n",
+          "78 configuration error. After a temporary failure the message is queued for\n"
+          "`pigeon daemon` (and the exit status is 0) when the settings come from an\n"
+          "account of the configuration file.\n",
           out);
 }

@@ -1,5 +1,5 @@
 /*
- * random.h - CSPRNG helpers (internal), on OpenSSL's RAND_bytes.
+ * random.h - CSPRNG helpers (internal), on the kernel's getrandom(2).
  */
 #ifndef PG_RANDOM_H
 #define PG_RANDOM_H

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# bench/daemon.sh BUILD_DIR [N] - draining the spool: `pigeon daemon --once --workers 4`
+# delivering N (default 20000) copies of the 7.4 KB sample (bench/sample.py, composed by
+# `pigeon send --dry-run`) to Postfix smtp-sink on loopback, beside Postfix's own load
+# generator `smtp-source -s 4 -d -m N` sending the same message to the same sink (4
+# parallel sessions, connections kept: the same shape as 4 workers reusing theirs).
+# Prints msgs/s of each and the ratio daemon/smtp-source (target: >= 0.5). The daemon's
+# figure includes everything a durable queue does per message: the claim, the lease, the
+# body read back through its SHA-256, and the recorded outcome (SQLite fsyncs).
+# The spool lives in BENCH_DIR (default: a fresh directory under /tmp): put it on the disk
+# you care about, the fsyncs are part of the cost.
+set -eu
+build=${1:?usage: bench/daemon.sh BUILD_DIR [N]}
+n=${2:-20000}
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d "${BENCH_DIR:-/tmp}/pigeon-bench-daemon.XXXXXX")
+sink_pid=
+cleanup() {
+  [[ -n $sink_pid ]] && kill "$sink_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in "$build/pigeon" "$build/bench_daemon"; do
+  if [[ ! -x $tool ]]; then
+    echo "daemon.sh: $tool not built (cmake --build $build)" >&2
+    exit 1
+  fi
+done
+for tool in /usr/sbin/smtp-sink /usr/sbin/smtp-source; do
+  if [[ ! -x $tool ]]; then
+    echo "daemon.sh: $tool missing (apt-get install postfix)" >&2
+    exit 1
+  fi
+done
+
+now() { date +%s.%N; }
+
+# The sample message, composed by pigeon (CRLF), and an LF copy for smtp-source -F
+# (which appends CRLF to every line itself).
+/usr/bin/python3 - "$here" "$work" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+from sample import TEXT, HTML
+open(sys.argv[2] + "/text", "w", encoding="utf-8").write(TEXT)
+open(sys.argv[2] + "/html", "w", encoding="utf-8").write(HTML)
+PY
+port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/config" <<CONF
+[account bench]
+host = 127.0.0.1
+port = $port
+tls = none
+from = sender@example.com
+timeout = 60
+CONF
+chmod 600 "$work/config"
+export PIGEON_CONFIG="$work/config" XDG_STATE_HOME="$work/state"
+"$build/pigeon" send --dry-run --from sender@example.com --to receiver@example.com \
+  --subject "$(/usr/bin/python3 -c "import sys; sys.path.insert(0, '$here'); from sample import SUBJECT; print(SUBJECT)")" \
+  --text-file "$work/text" --html-file "$work/html" > "$work/sample.eml"
+tr -d '\r' < "$work/sample.eml" > "$work/sample.lf"
+size=$(wc -c < "$work/sample.eml")
+
+# smtp-sink: -c counts, nothing is stored; it drops to nobody when run as root.
+sink_user=()
+[[ $(id -u) == 0 ]] && sink_user=(-u nobody)
+/usr/sbin/smtp-sink "${sink_user[@]}" -c "127.0.0.1:$port" 1000 > /dev/null &
+sink_pid=$!
+for _ in $(seq 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+
+echo "message: $size bytes; $n messages; spool in $work"
+"$build/bench_daemon" "$work/spool.db" bench "$n" "$work/sample.eml"
+
+t0=$(now)
+"$build/pigeon" daemon --once --workers 4 --spool "$work/spool.db" --log-file /dev/null
+t1=$(now)
+left=$("$build/pigeon" queue stats --json --spool "$work/spool.db")
+case $left in
+  *'"messages":0,'*) ;;
+  *) echo "daemon.sh: the spool was not drained: $left" >&2; exit 1 ;;
+esac
+
+t2=$(now)
+/usr/sbin/smtp-source -s 4 -d -m "$n" -F "$work/sample.lf" -f sender@example.com \
+  -t receiver@example.com "127.0.0.1:$port"
+t3=$(now)
+
+awk -v n="$n" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" 'BEGIN {
+  daemon = n / (b - a); source = n / (d - c);
+  printf "pigeon daemon --once --workers 4   %8.0f msgs/s  (%.2f s)\n", daemon, b - a;
+  printf "smtp-source -s 4 -d                %8.0f msgs/s  (%.2f s)\n", source, d - c;
+  printf "ratio daemon/smtp-source           %8.2f   (target >= 0.50)\n", daemon / source;
+}'

@@ -1,0 +1,493 @@
+/*
+ * daemon.c - `pigeon daemon`: drains the spool (pigeon/spool.h) with N worker threads
+ * (daemon_worker.c), until SIGTERM, or with --once until nothing is due.
+ *
+ * Signals are blocked in every thread and taken by the main thread with sigtimedwait(),
+ * so no handler runs in the middle of a worker's SQLite or TLS call:
+ *   SIGTERM, SIGINT  workers finish the message in flight (its outcome is recorded),
+ *                    give back what they claimed but did not start, QUIT and exit;
+ *   SIGHUP           the log file is reopened (after rotation) and the configuration is
+ *                    read again: connections opened with the old settings are closed
+ *                    before their next message.
+ *
+ * Several daemons (on one machine or sharing one spool file) cooperate through the
+ * spool's leases: a recipient is claimed by one worker at a time, so no message is sent
+ * twice by two daemons; the only duplicate left is a crash between the final dot and the
+ * recording of the reply (RFC 5321 6.1 accepts that risk over losing mail).
+ *
+ * Metrics (--metrics-listen): the standard pigeon set (pigeon/metrics.h), with the
+ * queue depth and the oldest message's age read from the spool at every scrape.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "daemon.h"
+#include "deliver.h"
+#include "queue.h"
+#include "secret.h"
+
+/* getopt_long values of the daemon's options. */
+enum daemon_opt {
+    OPT_WORKERS = 0x500,
+    OPT_ONCE,
+    OPT_LOG_FILE,
+    OPT_LOG_FORMAT,
+    OPT_METRICS_LISTEN,
+    OPT_IDLE,
+};
+
+/* Most workers accepted (each holds a connection and a spool handle). */
+#define MAX_WORKERS 256
+/* Margin added to the send timeout for a lease: recording the outcome, clock steps. */
+#define LEASE_MARGIN_MS 5000
+
+/* What the metrics hooks need: their own spool handle (the HTTP thread's). */
+typedef struct metrics_ctx {
+    daemon_state *d;      /* the daemon_state */
+    pthread_mutex_t lock; /* one scrape at a time uses the handle */
+    pigeon_spool *spool;  /* opened on first scrape, read-only */
+    int healthy;          /* the last refresh could read the spool */
+    char reason[200];     /* why not, when not */
+} metrics_ctx;
+
+static const struct option longopts[] = {
+    {"spool", required_argument, NULL, CLI_OPT_SPOOL},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"once", no_argument, NULL, OPT_ONCE},
+    {"log-file", required_argument, NULL, OPT_LOG_FILE},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
+    {"idle", required_argument, NULL, OPT_IDLE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int parse_args(int argc, char **argv, daemon_opts *o);
+static int run(daemon_state *d);
+static void daemon_cleanup(daemon_state *d);
+
+int64_t daemon_now_ms(void)
+{
+    return pigeon_spool_now_ms();
+}
+
+int cli_daemon_run(int argc, char **argv)
+{
+    daemon_state d;
+    memset(&d, 0, sizeof d);
+    pthread_mutex_init(&d.lock, NULL);
+    pthread_mutex_init(&d.spool_lock, NULL);
+    d.o.workers = 2;
+    d.o.log_dest = "-";
+    d.o.log_format = EVENTLOG_JSON;
+    d.o.idle_ms = 5000;
+    d.o.poll_ms = 1000;
+    pg_retry_policy_default(&d.policy);
+    int status = parse_args(argc, argv, &d.o);
+    if (status < 0)
+        status = run(&d);
+    daemon_cleanup(&d);
+    return status;
+}
+
+/* A positive integer option value, or -1. */
+static long positive(const char *s, long max)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > max)
+        return -1;
+    return v;
+}
+
+/* Reports an invalid option value; returns EX_USAGE. */
+static int bad_value(int opt, const char *value)
+{
+    char quoted[256];
+    const char *name = "?";
+    for (const struct option *lo = longopts; lo->name != NULL; lo++)
+        if (lo->val == opt)
+            name = lo->name;
+    cli_error("daemon: invalid value \"%s\" for --%s (see pigeon help daemon)",
+              cli_shorten(value, quoted, sizeof quoted), name);
+    return EX_USAGE;
+}
+
+/* Returns -1 to go on, or an exit status (printed). */
+static int parse_args(int argc, char **argv, daemon_opts *o)
+{
+    int opt;
+    long v;
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case CLI_OPT_SPOOL:
+            o->spool = optarg;
+            break;
+        case OPT_WORKERS:
+            if ((v = positive(optarg, MAX_WORKERS)) < 0)
+                goto bad_value;
+            o->workers = (int)v;
+            break;
+        case OPT_ONCE:
+            o->once = 1;
+            break;
+        case OPT_LOG_FILE:
+            o->log_dest = optarg;
+            break;
+        case OPT_LOG_FORMAT:
+            if (!eventlog_parse_format(optarg, &o->log_format))
+                goto bad_value;
+            break;
+        case OPT_METRICS_LISTEN:
+            o->metrics_listen = optarg;
+            break;
+        case OPT_IDLE:
+            if ((v = positive(optarg, 3600)) < 0)
+                goto bad_value;
+            o->idle_ms = v * 1000;
+            break;
+        case 'h':
+            cli_daemon_usage(stdout);
+            return 0;
+        default:
+            cli_error("daemon: %s %s (see pigeon help daemon)", argv[optind - 1],
+                      opt == ':' ? "needs a value" : "is not a known option");
+            return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        cli_error("daemon: unexpected argument \"%s\"", argv[optind]);
+        return EX_USAGE;
+    }
+    return -1;
+bad_value:
+    return bad_value(opt, optarg);
+}
+
+/* ---- settings and accounts ---- */
+
+/* A setting as a number, 0 when unset or invalid (no limit). */
+static double setting_number(const cfg_settings *cfg, enum cfg_key k)
+{
+    const char *v = cfg_get(cfg, k);
+    char *end = NULL;
+    if (v == NULL)
+        return 0;
+    double x = strtod(v, &end);
+    return end != v && *end == '\0' && x > 0 && x < 1e12 ? x : 0;
+}
+
+/* Applies the account's limits from freshly loaded settings (lock held). */
+static void apply_limits(daemon_state *d, const char *account, const cfg_settings *cfg)
+{
+    daemon_account *a = daemon_account_get(d, account);
+    if (a == NULL)
+        return;
+    a->rate_per_second = setting_number(cfg, K_RATE_PER_SECOND);
+    a->daily_limit = (long)setting_number(cfg, K_DAILY_LIMIT);
+    a->max_connections = (int)setting_number(cfg, K_MAX_CONNECTIONS);
+}
+
+/* Reads the account's settings as `pigeon send --account` would, with the message's
+ * envelope sender as the From (presets chosen by its domain; the login defaults to it). */
+static void conf_load(daemon_state *d, daemon_conf *c, const char *account, const char *mail_from)
+{
+    char err[600] = "";
+    const char *at = strrchr(mail_from, '@');
+    int rc = settings_load(&c->cfg, account, err, sizeof err);
+    if (rc == 0 && strcmp(c->cfg.account, account) != 0)
+        snprintf(err, sizeof err, "no account \"%s\" in the configuration", account),
+            rc = EX_CONFIG;
+    if (rc == 0)
+        rc = settings_finish(&c->cfg, at ? at + 1 : NULL, mail_from[0] ? mail_from : NULL, err,
+                             sizeof err);
+    if (rc == 0) {
+        deliver_opts none;
+        memset(&none, 0, sizeof none);
+        if (deliver_plan_opts(&c->cfg, &none, &c->opts, &c->secret) != 0) {
+            snprintf(err, sizeof err, "account \"%s\": invalid settings (see the log)", account);
+            rc = EX_CONFIG;
+        }
+    }
+    if (rc != 0) {
+        c->failed = 1;
+        snprintf(c->error, sizeof c->error, "%s", err);
+        return;
+    }
+    c->lease_ms = (int64_t)c->opts.total_timeout_ms + LEASE_MARGIN_MS;
+    apply_limits(d, account, &c->cfg);
+}
+
+const daemon_conf *daemon_conf_get(daemon_state *d, const char *account, const char *mail_from)
+{
+    size_t len = strlen(account) + strlen(mail_from) + 2;
+    char *key = malloc(len);
+    daemon_conf *c = NULL;
+    if (key == NULL)
+        return NULL;
+    snprintf(key, len, "%s\n%s", account, mail_from);
+    pthread_mutex_lock(&d->lock);
+    for (c = d->confs; c != NULL; c = c->next)
+        if (c->generation == d->generation && strcmp(c->key, key) == 0)
+            break;
+    if (c == NULL && (c = calloc(1, sizeof *c)) != NULL) {
+        c->key = key;
+        key = NULL;
+        c->generation = d->generation;
+        conf_load(d, c, account, mail_from);
+        c->next = d->confs;
+        d->confs = c;
+    }
+    pthread_mutex_unlock(&d->lock);
+    free(key);
+    return c;
+}
+
+daemon_account *daemon_account_get(daemon_state *d, const char *account)
+{
+    daemon_account *a;
+    for (a = d->accounts; a != NULL; a = a->next)
+        if (strcmp(a->name, account) == 0)
+            return a;
+    if ((a = calloc(1, sizeof *a)) == NULL)
+        return NULL;
+    snprintf(a->name, sizeof a->name, "%s", account);
+    a->next = d->accounts;
+    d->accounts = a;
+    return a;
+}
+
+unsigned daemon_generation(daemon_state *d)
+{
+    pthread_mutex_lock(&d->lock);
+    unsigned g = d->generation;
+    pthread_mutex_unlock(&d->lock);
+    return g;
+}
+
+static void daemon_cleanup(daemon_state *d)
+{
+    while (d->confs != NULL) {
+        daemon_conf *c = d->confs;
+        d->confs = c->next;
+        secret_free(c->secret);
+        cfg_cleanup(&c->cfg);
+        free(c->key);
+        free(c);
+    }
+    while (d->accounts != NULL) {
+        daemon_account *a = d->accounts;
+        d->accounts = a->next;
+        free(a);
+    }
+    pigeon_spool_close(d->spool);
+    eventlog_close(d->log);
+    pigeon_metrics_free(d->metrics.registry);
+    pthread_mutex_destroy(&d->lock);
+    pthread_mutex_destroy(&d->spool_lock);
+}
+
+/* ---- metrics ---- */
+
+/* Refreshes the queue gauges from the spool just before a scrape. */
+static void metrics_refresh(void *arg, pigeon_metrics *registry)
+{
+    metrics_ctx *m = arg;
+    pigeon_spool_stats st;
+    char err[200];
+    (void)registry;
+    pthread_mutex_lock(&m->lock);
+    pigeon_err e = PIGEON_OK;
+    if (m->spool == NULL)
+        e = pigeon_spool_open(m->d->spool_path, PIGEON_SPOOL_READONLY | PIGEON_SPOOL_NO_CHECK,
+                              &m->spool, err, sizeof err);
+    int64_t now = daemon_now_ms();
+    if (e == PIGEON_OK && (e = pigeon_spool_stats_get(m->spool, now, &st)) != PIGEON_OK)
+        snprintf(err, sizeof err, "%s", pigeon_spool_error(m->spool));
+    m->healthy = e == PIGEON_OK;
+    if (e != PIGEON_OK) {
+        snprintf(m->reason, sizeof m->reason, "spool unreadable: %.160s", err);
+        pthread_mutex_unlock(&m->lock);
+        return;
+    }
+    for (int s = 0; s < PIGEON_SPOOL_NSTATES; s++)
+        pigeon_metrics_set_queue_depth(&m->d->metrics, pigeon_spool_state_name(s),
+                                       (double)st.rcpts[s]);
+    double age = st.oldest_pending_ms > 0 ? (double)(now - st.oldest_pending_ms) / 1000.0 : 0;
+    pigeon_metrics_gauge_set(m->d->metrics.oldest_age, NULL, age < 0 ? 0 : age);
+    pthread_mutex_unlock(&m->lock);
+}
+
+static int metrics_health(void *arg, char *reason, size_t reason_size)
+{
+    metrics_ctx *m = arg;
+    if (atomic_load(&m->d->stopping)) {
+        snprintf(reason, reason_size, "stopping");
+        return 0;
+    }
+    pthread_mutex_lock(&m->lock);
+    int ok = m->healthy || m->spool == NULL;
+    snprintf(reason, reason_size, "%s", m->reason);
+    pthread_mutex_unlock(&m->lock);
+    return ok;
+}
+
+/* Starts the endpoint. Returns 0 or an exit status (printed). */
+static int metrics_start(daemon_state *d, metrics_ctx *m, pigeon_metrics_server **server)
+{
+    if (pigeon_metrics_new_standard(&d->metrics) != PIGEON_OK) {
+        cli_error("daemon: out of memory");
+        return EX_OSERR;
+    }
+    if (d->o.metrics_listen == NULL)
+        return 0;
+    pigeon_metrics_set_refresh(d->metrics.registry, metrics_refresh, m);
+    pigeon_err e =
+        pigeon_metrics_serve(d->metrics.registry, d->o.metrics_listen, metrics_health, m, server);
+    if (e != PIGEON_OK) {
+        cli_error("daemon: cannot serve metrics on %s: %s", d->o.metrics_listen,
+                  pigeon_strerror(e));
+        return e == PIGEON_ERR_INVALID ? EX_USAGE : EX_UNAVAILABLE;
+    }
+    return 0;
+}
+
+/* ---- running ---- */
+
+static void log_lifecycle(daemon_state *d, const char *name, eventlog_level level, const char *text)
+{
+    eventlog_event e;
+    eventlog_event_init(&e, level, name);
+    eventlog_add_str(&e, "spool", d->spool_path);
+    eventlog_add_int(&e, "pid", (int64_t)getpid());
+    eventlog_add_int(&e, "workers", d->o.workers);
+    if (text != NULL)
+        eventlog_add_str(&e, "text", text);
+    eventlog_write(d->log, &e);
+}
+
+/* Opens the log and checks the spool. Returns 0 or an exit status (printed). */
+static int prepare(daemon_state *d)
+{
+    pigeon_err e = PIGEON_OK;
+    if ((d->log = eventlog_open(d->o.log_dest, d->o.log_format, &e)) == NULL) {
+        cli_error("daemon: cannot open the log %s: %s", d->o.log_dest,
+                  e == PIGEON_ERR_IO ? strerror(errno) : pigeon_strerror(e));
+        return EX_CANTCREAT;
+    }
+    int status = queue_spool_path(d->o.spool, 1, d->spool_path, sizeof d->spool_path);
+    if (status != 0)
+        return status;
+    /* Created if missing and quick-checked once here; the workers' own handles (for the
+     * bodies) skip the check. */
+    if ((status = queue_spool_open(d->spool_path, PIGEON_SPOOL_CREATE, &d->spool)) != 0)
+        return status;
+    char host[100] = "localhost";
+    gethostname(host, sizeof host - 1);
+    snprintf(d->owner, sizeof d->owner, "%s:%ld", host, (long)getpid());
+    return 0;
+}
+
+/* Waits for signals until the workers are done. */
+static void supervise(daemon_state *d, const sigset_t *set)
+{
+    while (atomic_load(&d->running) > 0) {
+        struct timespec tick = {0, 200 * 1000000L};
+        int sig = sigtimedwait(set, NULL, &tick);
+        if (sig == SIGHUP) {
+            eventlog_reopen(d->log);
+            pthread_mutex_lock(&d->lock);
+            d->generation++;
+            pthread_mutex_unlock(&d->lock);
+            log_lifecycle(d, "reload", EVENTLOG_INFO, "log reopened, configuration reread");
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            if (!atomic_exchange(&d->stopping, 1))
+                log_lifecycle(d, "stopping", EVENTLOG_INFO, strsignal(sig));
+        }
+    }
+}
+
+static int run(daemon_state *d)
+{
+    pthread_t threads[MAX_WORKERS];
+    pigeon_metrics_server *server = NULL;
+    metrics_ctx m = {.d = d, .lock = PTHREAD_MUTEX_INITIALIZER};
+    sigset_t set;
+    int started = 0;
+    int status = prepare(d);
+    if (status == 0)
+        status = metrics_start(d, &m, &server);
+    if (status != 0)
+        goto done;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    log_lifecycle(d, "start", EVENTLOG_INFO, d->o.once ? "once" : NULL);
+    atomic_store(&d->running, d->o.workers);
+    for (; started < d->o.workers; started++) {
+        if (pthread_create(&threads[started], NULL, daemon_worker_main, d) != 0) {
+            cli_error("daemon: cannot start worker %d: %s", started + 1, strerror(errno));
+            atomic_store(&d->stopping, 1);
+            atomic_fetch_sub(&d->running, d->o.workers - started);
+            status = EX_OSERR;
+            break;
+        }
+    }
+    supervise(d, &set);
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    log_lifecycle(d, "stop", EVENTLOG_INFO, NULL);
+done:
+    pigeon_metrics_server_stop(server);
+    pigeon_spool_close(m.spool);
+    pthread_mutex_destroy(&m.lock);
+    return status;
+}
+
+void cli_daemon_usage(FILE *out)
+{
+    fputs("usage: pigeon daemon [--workers N] [--once] [--spool PATH] [--log-file DEST]\n"
+          "                     [--log-format json|logfmt] [--metrics-listen ADDR:PORT]\n"
+          "\n"
+          "Delivers the messages of the spool (filled by `pigeon send --queue` and by\n"
+          "`pigeon sendmail` when the server cannot be reached) with each message's account.\n"
+          "Temporary failures (4xx, timeouts, refused connections) are retried with\n"
+          "exponential backoff and full jitter (first within 5 minutes, at most hourly,\n"
+          "for 5 days); permanent ones (5xx, authentication) fail at once. Recipients\n"
+          "accepted by the server are recorded at once and never sent again.\n"
+          "\n"
+          "Options:\n"
+          "  --workers N             worker threads (default 2); each keeps its connection\n"
+          "                          open for the next message of the same account\n"
+          "  --once                  deliver what is due now, then exit (cron, tests)\n"
+          "  --idle SECONDS          close a connection idle this long (default 5)\n"
+          "  --spool PATH            the spool file (default $XDG_STATE_HOME/pigeon/spool.db,\n"
+          "                          else ~/.local/state/pigeon/spool.db)\n"
+          "  --log-file DEST         event log: a file, syslog, or - for stderr (default)\n"
+          "  --log-format FORMAT     json (default) or logfmt; one event per recipient and\n"
+          "                          attempt\n"
+          "  --metrics-listen A:P    serve /metrics (Prometheus) and /healthz, e.g.\n"
+          "                          127.0.0.1:9464\n"
+          "  -h, --help              show this help\n"
+          "\n"
+          "Account limits (pigeon.conf(5)): rate_per_second, daily_limit (messages per UTC\n"
+          "day, counted by this process), max_connections.\n"
+          "\n"
+          "Signals: SIGTERM/SIGINT finish the messages in flight and exit; SIGHUP reopens\n"
+          "the log file and reads the configuration again.\n",
+          out);
+}

@@ -1,0 +1,563 @@
+/*
+ * daemon_worker.c - one delivery worker of `pigeon daemon` (a thread).
+ *
+ * A worker loops: claim due work from the spool under a lease (preferring the account
+ * its open connection belongs to), apply the account's limits, connect if needed (or
+ * reuse the connection: the library sends RSET between messages, RFC 5321 4.1.1.5),
+ * stream the stored message to the server, and record every recipient's outcome in the
+ * spool at once, before logging or anything else, so that an accepted recipient is never
+ * sent again even if the process dies the next instant.
+ *
+ * Outcomes: an accepted recipient is delivered; any other is judged by the retry policy
+ * (lib/retry.h) from its failure alone: the reply to its RCPT (or to MAIL/DATA/the final
+ * dot), else our classification of the session failure. Temporary ones are deferred with
+ * exponential backoff and full jitter, permanent ones fail. A 421 or a rate-limit hint
+ * slows the whole account in the spool (pigeon_spool_throttle), for every daemon.
+ *
+ * Leases: a claim's lease must outlast the next bounded call (connect, or one send: each
+ * at most the account's timeout). Before each, the lease is renewed when less than that
+ * is left, so a live worker never loses its lease and a dead one's work comes back soon.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "random.h"
+
+/* Lease of a claim before the account's settings are known. */
+#define FIRST_LEASE_MS 30000
+/* How long a worker waits before trying again when an account has no free connection. */
+#define BUSY_NAP_MS 100
+/* Milliseconds in a day (daily limits count UTC days). */
+#define DAY_MS ((int64_t)86400000)
+
+/* One worker's state. */
+typedef struct worker {
+    daemon_state *d;         /* the daemon_state */
+    char owner[200];         /* lease owner: "host:pid/wN" */
+    pigeon_spool *spool;     /* this worker's own handle, for reading bodies */
+    char error[300];         /* the last spool write error */
+    pigeon_smtp *smtp;       /* the open connection, or NULL */
+    const daemon_conf *conf; /* the settings smtp was opened with */
+    daemon_account *account; /* the account smtp counts against */
+    int64_t last_used_ms;    /* when smtp last finished a message */
+    int64_t lease_ms;        /* lease asked for at claim time */
+} worker;
+
+/* The outcome of one attempt, for recording, logging and metrics. */
+typedef struct attempt {
+    pigeon_spool_entry *job;        /* the claim */
+    pigeon_send_result res;         /* what the SMTP engine said */
+    pigeon_spool_outcome *outcomes; /* one per claimed recipient */
+    int64_t start_ms;               /* when the attempt began */
+    int64_t throttle_until_ms;      /* nonzero: slow the account until then */
+    const char *local_error;        /* our own reason when the engine was never reached */
+} attempt;
+
+static atomic_int worker_count;
+
+/* Sleeps ms milliseconds in short steps, returning early when the daemon is stopping. */
+static void nap(daemon_state *d, int64_t ms)
+{
+    while (ms > 0 && !atomic_load(&d->stopping)) {
+        int64_t step = ms < 100 ? ms : 100;
+        struct timespec ts = {0, (long)step * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+}
+
+/* ---- spool writes ----
+ * The workers' claims and outcomes go through the daemon's one shared handle, behind a
+ * mutex: SQLite lets one writer in at a time, connections of one process contending for
+ * the lock sleep in the busy handler (milliseconds each), and each write by another
+ * connection throws away a connection's page cache. One writer keeps its cache warm and
+ * never waits on itself; another daemon on the same file still meets the busy handler.
+ * Bodies are read through each worker's own handle: in WAL mode readers never block
+ * the writer. */
+
+static pigeon_err locked_claim(worker *w, const char *owner, const char *account, int64_t now,
+                               int64_t lease_ms, pigeon_spool_entry **job)
+{
+    pthread_mutex_lock(&w->d->spool_lock);
+    pigeon_err e = pigeon_spool_claim(w->d->spool, owner, account, now, lease_ms, job);
+    if (e != PIGEON_OK)
+        snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(w->d->spool));
+    pthread_mutex_unlock(&w->d->spool_lock);
+    return e;
+}
+
+static pigeon_err locked_renew(worker *w, pigeon_spool_entry *job, int64_t until_ms)
+{
+    pthread_mutex_lock(&w->d->spool_lock);
+    pigeon_err e = pigeon_spool_renew(w->d->spool, job, until_ms);
+    pthread_mutex_unlock(&w->d->spool_lock);
+    return e;
+}
+
+static pigeon_err locked_record(worker *w, const pigeon_spool_entry *job,
+                                const pigeon_spool_outcome *outcomes, size_t n, int64_t now)
+{
+    pthread_mutex_lock(&w->d->spool_lock);
+    pigeon_err e = pigeon_spool_record(w->d->spool, job, outcomes, n, now);
+    if (e != PIGEON_OK)
+        snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(w->d->spool));
+    pthread_mutex_unlock(&w->d->spool_lock);
+    return e;
+}
+
+static void locked_release(worker *w, const pigeon_spool_entry *job, int64_t now)
+{
+    pthread_mutex_lock(&w->d->spool_lock);
+    pigeon_spool_release(w->d->spool, job, now);
+    pthread_mutex_unlock(&w->d->spool_lock);
+}
+
+static void locked_throttle(worker *w, const char *account, int64_t until_ms, const char *reason)
+{
+    pthread_mutex_lock(&w->d->spool_lock);
+    pigeon_spool_throttle(w->d->spool, account, until_ms, reason);
+    pthread_mutex_unlock(&w->d->spool_lock);
+}
+
+/* ---- connections ---- */
+
+static void close_conn(worker *w)
+{
+    if (w->smtp == NULL)
+        return;
+    pigeon_smtp_quit(w->smtp);
+    pigeon_smtp_free(w->smtp);
+    w->smtp = NULL;
+    w->conf = NULL;
+    pthread_mutex_lock(&w->d->lock);
+    if (w->account != NULL && w->account->connections > 0)
+        w->account->connections--;
+    pthread_mutex_unlock(&w->d->lock);
+    w->account = NULL;
+    pigeon_metrics_gauge_add(w->d->metrics.connections, NULL, -1);
+}
+
+/* Connects with conf; the connection counts against acct (already reserved). Returns 0,
+ * or -1 with res describing the failure (the reservation is then given back). */
+static int open_conn(worker *w, const daemon_conf *conf, daemon_account *acct,
+                     pigeon_send_result *res)
+{
+    pigeon_smtp *s = NULL;
+    pigeon_err e = pigeon_smtp_new(&conf->opts, &s);
+    if (e == PIGEON_OK)
+        e = pigeon_smtp_connect(s, res);
+    else {
+        res->fail_class = PIGEON_FAIL_CONFIG;
+        res->err = e;
+        snprintf(res->errmsg, sizeof res->errmsg, "%s", pigeon_strerror(e));
+    }
+    if (e != PIGEON_OK) {
+        pigeon_smtp_free(s);
+        pthread_mutex_lock(&w->d->lock);
+        acct->connections--;
+        pthread_mutex_unlock(&w->d->lock);
+        return -1;
+    }
+    w->smtp = s;
+    w->conf = conf;
+    w->account = acct;
+    pigeon_metrics_gauge_add(w->d->metrics.connections, NULL, 1);
+    return 0;
+}
+
+/* ---- limits ---- */
+
+/*
+ * Applies the account's limits to the next message: the daily limit (reached: the
+ * account is throttled in the spool until the next UTC day), the connection limit (when
+ * a new connection is needed and none is free: try again shortly), and the rate (the
+ * message's start slot is written to *slot_ms). Returns 0 to go on, -1 when the claim
+ * must be given back.
+ */
+static int take_limits(worker *w, daemon_account *a, int need_conn, int64_t *slot_ms)
+{
+    daemon_state *d = w->d;
+    int64_t now = daemon_now_ms();
+    int64_t day = now / DAY_MS;
+    int verdict = 0;
+    pthread_mutex_lock(&d->lock);
+    if (a->day != day) {
+        a->day = day;
+        a->sent_today = 0;
+    }
+    if (a->daily_limit > 0 && a->sent_today >= a->daily_limit)
+        verdict = -2;
+    else if (need_conn && a->max_connections > 0 && a->connections >= a->max_connections)
+        verdict = -1;
+    else {
+        if (need_conn)
+            a->connections++;
+        a->sent_today++;
+        *slot_ms = now;
+        if (a->rate_per_second > 0) {
+            *slot_ms = a->next_slot_ms > now ? a->next_slot_ms : now;
+            a->next_slot_ms = *slot_ms + (int64_t)(1000.0 / a->rate_per_second);
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (verdict == -2)
+        locked_throttle(w, a->name, (day + 1) * DAY_MS, "daily_limit reached");
+    return verdict < 0 ? -1 : 0;
+}
+
+/* Renews the claim when less than the next call's bound (plus a second) is left. */
+static int ensure_lease(worker *w, pigeon_spool_entry *job, const daemon_conf *conf)
+{
+    int64_t now = daemon_now_ms();
+    int64_t need = conf->lease_ms - 4000;
+    if (job->lease_until_ms - now >= need)
+        return 0;
+    return locked_renew(w, job, now + conf->lease_ms) == PIGEON_OK ? 0 : -1;
+}
+
+/* ---- outcomes ---- */
+
+/* Our classification of a session failure, as lib/retry.h reads it. */
+static pigeon_err class_err(const pigeon_send_result *res)
+{
+    switch (res->fail_class) {
+    case PIGEON_FAIL_NETWORK:
+        return res->err == PIGEON_ERR_TIMEOUT ? PIGEON_ERR_TIMEOUT : PIGEON_ERR_NETWORK;
+    case PIGEON_FAIL_TLS:
+        return PIGEON_ERR_TLS;
+    case PIGEON_FAIL_AUTH:
+        return PIGEON_ERR_AUTH;
+    case PIGEON_FAIL_REJECTED:
+        return PIGEON_ERR_REJECTED;
+    case PIGEON_FAIL_PROTOCOL:
+        return PIGEON_ERR_PROTOCOL;
+    case PIGEON_FAIL_TOO_LARGE:
+        return PIGEON_ERR_TOO_LARGE;
+    case PIGEON_FAIL_DATA:
+        return PIGEON_ERR_UNSUPPORTED; /* the stored message cannot be sent as it is */
+    case PIGEON_FAIL_CONFIG:
+        return PIGEON_ERR_CONFIG;
+    case PIGEON_FAIL_DEFERRED:
+    default:
+        return res->err != PIGEON_OK ? res->err : PIGEON_ERR_DEFERRED;
+    }
+}
+
+/* The failure of recipient i: its own reply if it got one, else the session's. */
+static pg_retry_failure rcpt_failure(const attempt *at, size_t i)
+{
+    const pigeon_send_result *res = &at->res;
+    const pigeon_rcpt_result *rr = i < res->rcpt_count ? &res->rcpts[i] : NULL;
+    pg_retry_failure f;
+    memset(&f, 0, sizeof f);
+    if (at->local_error != NULL) {
+        f.err = PIGEON_ERR_IO; /* a local problem (the account cannot be read): temporary */
+        f.text = at->local_error;
+    } else if (rr != NULL && rr->code >= 400 && rr->code < 600) {
+        f.smtp_code = rr->code;
+        f.enhanced_code = rr->enhanced[0] ? rr->enhanced : NULL;
+        f.text = rr->text;
+        f.err = rr->code >= 500 ? PIGEON_ERR_REJECTED : PIGEON_ERR_DEFERRED;
+    } else {
+        f.smtp_code = res->code >= 400 && res->code < 600 ? res->code : 0;
+        f.enhanced_code = res->enhanced[0] ? res->enhanced : NULL;
+        f.text = res->reply_text != NULL ? res->reply_text : res->errmsg;
+        f.err = class_err(res);
+    }
+    return f;
+}
+
+/* Fills at->outcomes from at->res (or at->local_error) with the retry policy. */
+static void decide(daemon_state *d, attempt *at)
+{
+    const pigeon_spool_entry *job = at->job;
+    int64_t now = daemon_now_ms();
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        pigeon_spool_outcome *o = &at->outcomes[i];
+        const pigeon_rcpt_result *rr = i < at->res.rcpt_count ? &at->res.rcpts[i] : NULL;
+        o->rcpt = i;
+        if (at->local_error == NULL && rr != NULL && rr->status == PIGEON_RCPT_ACCEPTED) {
+            /* The reply to the final dot says most ("250 2.0.0 queued as ..."); after a
+             * partial failure the session's reply is about the others. */
+            int whole = at->res.status == PIGEON_SEND_SENT && at->res.code != 0;
+            o->state = PIGEON_SPOOL_DELIVERED;
+            o->smtp_code = whole ? at->res.code : rr->code;
+            o->enhanced_code = whole ? at->res.enhanced : rr->enhanced;
+            o->text = whole ? at->res.reply_text : rr->text;
+            if (o->enhanced_code != NULL && o->enhanced_code[0] == '\0')
+                o->enhanced_code = NULL;
+            continue;
+        }
+        pg_retry_failure f = rcpt_failure(at, i);
+        pg_retry_decision dec;
+        uint64_t random = 0;
+        pg_random_bytes(&random, sizeof random);
+        int attempt_no = job->rcpts[i].attempts > 0 ? job->rcpts[i].attempts : 1;
+        if (pg_retry_decide(&d->policy, &f, attempt_no, job->created_ms, now, random, &dec) !=
+            PIGEON_OK) {
+            dec.action = PG_RETRY_AGAIN; /* cannot judge: keep the mail, try later */
+            dec.retry_at_ms = now + d->policy.base_ms;
+            dec.throttle_account = 0;
+        }
+        o->state = dec.action == PG_RETRY_AGAIN ? PIGEON_SPOOL_DEFERRED : PIGEON_SPOOL_FAILED;
+        o->next_ms = dec.action == PG_RETRY_AGAIN ? dec.retry_at_ms : 0;
+        o->err = f.err;
+        o->smtp_code = f.smtp_code;
+        o->enhanced_code = f.enhanced_code;
+        o->text = f.text;
+        if (dec.throttle_account && dec.account_until_ms > at->throttle_until_ms)
+            at->throttle_until_ms = dec.account_until_ms;
+    }
+}
+
+static const char *outcome_name(pigeon_spool_state s)
+{
+    return s == PIGEON_SPOOL_DELIVERED  ? "delivered"
+           : s == PIGEON_SPOOL_DEFERRED ? "deferred"
+                                        : "failed";
+}
+
+/* One event per recipient of the attempt. */
+static void log_attempt(worker *w, const attempt *at, int64_t duration_ms)
+{
+    const pigeon_spool_entry *job = at->job;
+    for (size_t i = 0; i < job->rcpt_count; i++) {
+        const pigeon_spool_outcome *o = &at->outcomes[i];
+        eventlog_level level = o->state == PIGEON_SPOOL_DELIVERED  ? EVENTLOG_INFO
+                               : o->state == PIGEON_SPOOL_DEFERRED ? EVENTLOG_WARNING
+                                                                   : EVENTLOG_ERROR;
+        eventlog_event e;
+        eventlog_event_init(&e, level, "delivery");
+        eventlog_add_str(&e, "queue_id", job->queue_id);
+        eventlog_add_str(&e, "message_id", job->message_id[0] ? job->message_id : NULL);
+        eventlog_add_str(&e, "account", job->account);
+        eventlog_add_str(&e, "from", job->mail_from);
+        eventlog_add_str(&e, "rcpt", job->rcpts[i].address);
+        eventlog_add_str(&e, "result", outcome_name(o->state));
+        if (o->smtp_code != 0)
+            eventlog_add_int(&e, "code", o->smtp_code);
+        eventlog_add_str(&e, "enhanced_code", o->enhanced_code);
+        if (o->state != PIGEON_SPOOL_DELIVERED) {
+            eventlog_add_str(&e, "class",
+                             at->local_error ? "local"
+                                             : pigeon_fail_class_name(at->res.fail_class));
+            eventlog_add_str(&e, "stage", at->res.stage);
+            eventlog_add_str(&e, "text", o->text);
+        }
+        eventlog_add_int(&e, "attempt", job->rcpts[i].attempts);
+        if (o->state == PIGEON_SPOOL_DEFERRED)
+            eventlog_add_time_ms(&e, "next_attempt", o->next_ms);
+        eventlog_add_int(&e, "duration_ms", duration_ms);
+        eventlog_add_str(&e, "worker", w->owner);
+        eventlog_write(w->d->log, &e);
+    }
+}
+
+/* Counts the attempt in the standard metrics. */
+static void count_attempt(worker *w, const attempt *at, int64_t duration_ms)
+{
+    const pigeon_metrics_std *m = &w->d->metrics;
+    unsigned n[PIGEON_SPOOL_NSTATES] = {0};
+    for (size_t i = 0; i < at->job->rcpt_count; i++)
+        n[at->outcomes[i].state]++;
+    unsigned delivered = n[PIGEON_SPOOL_DELIVERED];
+    const char *result = delivered == at->job->rcpt_count ? "sent"
+                         : delivered > 0                  ? "partial"
+                         : n[PIGEON_SPOOL_DEFERRED] > 0   ? "deferred"
+                                                          : "failed";
+    pigeon_metrics_count_attempt(m, (double)duration_ms / 1000.0);
+    pigeon_metrics_count_message(m, result);
+    pigeon_metrics_count_recipients(m, "sent", delivered);
+    pigeon_metrics_count_recipients(m, "deferred", n[PIGEON_SPOOL_DEFERRED]);
+    pigeon_metrics_count_recipients(m, "failed", n[PIGEON_SPOOL_FAILED]);
+    if (delivered < at->job->rcpt_count && at->local_error == NULL) {
+        int code = at->res.code >= 400 && at->res.code < 600 ? at->res.code : 0;
+        for (size_t i = 0; code == 0 && i < at->res.rcpt_count; i++)
+            if (at->res.rcpts[i].code >= 400 && at->res.rcpts[i].code < 600)
+                code = at->res.rcpts[i].code;
+        pigeon_metrics_count_smtp_error(m, code, class_err(&at->res));
+    }
+}
+
+/* Records the outcomes (first of all), then throttles, logs and counts. */
+static void finish(worker *w, attempt *at)
+{
+    decide(w->d, at);
+    int64_t now = daemon_now_ms();
+    pigeon_err e = locked_record(w, at->job, at->outcomes, at->job->rcpt_count, now);
+    if (e != PIGEON_OK) {
+        eventlog_event ev;
+        eventlog_event_init(&ev, EVENTLOG_ERROR, "record_failed");
+        eventlog_add_str(&ev, "queue_id", at->job->queue_id);
+        eventlog_add_str(&ev, "text", w->error);
+        eventlog_write(w->d->log, &ev);
+    }
+    if (at->throttle_until_ms > 0)
+        locked_throttle(w, at->job->account, at->throttle_until_ms,
+                        at->res.reply_text ? at->res.reply_text : at->res.errmsg);
+    log_attempt(w, at, now - at->start_ms);
+    count_attempt(w, at, now - at->start_ms);
+}
+
+/* ---- one message ---- */
+
+/* Sends the claimed message over the worker's connection (opened if needed). */
+static void deliver(worker *w, attempt *at, const daemon_conf *conf, daemon_account *acct,
+                    int need_conn)
+{
+    pigeon_spool_entry *job = at->job;
+    if (need_conn) {
+        if (ensure_lease(w, job, conf) != 0) { /* the lease was lost: leave the work */
+            pthread_mutex_lock(&w->d->lock);
+            acct->connections--;
+            pthread_mutex_unlock(&w->d->lock);
+            return;
+        }
+        if (open_conn(w, conf, acct, &at->res) != 0) {
+            finish(w, at);
+            return;
+        }
+    }
+    if (ensure_lease(w, job, conf) != 0)
+        return; /* another worker owns it now */
+    const char **rcpts = calloc(job->rcpt_count, sizeof *rcpts);
+    pigeon_spool_body *body = NULL;
+    int64_t size = -1;
+    pigeon_err e = rcpts == NULL ? PIGEON_ERR_NOMEM
+                                 : pigeon_spool_body_open(w->spool, job->queue_id, &body, &size);
+    if (e != PIGEON_OK) { /* deleted meanwhile (NOTFOUND), or no memory: give it back */
+        locked_release(w, job, daemon_now_ms());
+        free(rcpts);
+        return;
+    }
+    for (size_t i = 0; i < job->rcpt_count; i++)
+        rcpts[i] = job->rcpts[i].address;
+    /* 8-bit is declared when offered (harmless for 7-bit data, RFC 6152): the spool does
+     * not record whether a stored message needs it. */
+    pigeon_smtp_send_stream(w->smtp, job->mail_from, rcpts, job->rcpt_count, pigeon_spool_body_read,
+                            body, size, 1, &at->res);
+    pigeon_spool_body_close(body);
+    free(rcpts);
+    finish(w, at);
+    if (!pigeon_smtp_is_ready(w->smtp))
+        close_conn(w);
+    w->last_used_ms = daemon_now_ms();
+}
+
+static void process(worker *w, pigeon_spool_entry *job)
+{
+    daemon_state *d = w->d;
+    attempt at;
+    memset(&at, 0, sizeof at);
+    at.job = job;
+    at.start_ms = daemon_now_ms();
+    pigeon_send_result_init(&at.res);
+    at.outcomes = calloc(job->rcpt_count, sizeof *at.outcomes);
+    const daemon_conf *conf = daemon_conf_get(d, job->account, job->mail_from);
+    pthread_mutex_lock(&d->lock);
+    daemon_account *acct = daemon_account_get(d, job->account);
+    pthread_mutex_unlock(&d->lock);
+    int64_t slot = 0;
+    if (at.outcomes == NULL || conf == NULL || acct == NULL) {
+        locked_release(w, job, daemon_now_ms());
+    } else if (conf->failed) {
+        at.local_error = conf->error;
+        finish(w, &at);
+    } else {
+        if (w->smtp != NULL && w->conf != conf)
+            close_conn(w); /* another account or sender, or the settings were reread */
+        int need_conn = w->smtp == NULL;
+        w->lease_ms = conf->lease_ms;
+        if (take_limits(w, acct, need_conn, &slot) != 0) {
+            locked_release(w, job, daemon_now_ms());
+            nap(d, BUSY_NAP_MS);
+        } else {
+            nap(d, slot - daemon_now_ms());
+            if (slot > daemon_now_ms()) /* stopping while waiting for the rate slot */
+                locked_release(w, job, daemon_now_ms());
+            else
+                deliver(w, &at, conf, acct, need_conn);
+        }
+    }
+    pigeon_send_result_cleanup(&at.res);
+    free(at.outcomes);
+}
+
+/* ---- the loop ---- */
+
+/* Claims work: first for the open connection's account, then for any. */
+static pigeon_err claim(worker *w, pigeon_spool_entry **job)
+{
+    int64_t now = daemon_now_ms();
+    pigeon_err e = PIGEON_OK;
+    *job = NULL;
+    if (w->smtp != NULL)
+        e = locked_claim(w, w->owner, w->account->name, now, w->lease_ms, job);
+    if (e == PIGEON_OK && *job == NULL)
+        e = locked_claim(w, w->owner, NULL, now, w->lease_ms, job);
+    return e;
+}
+
+static void log_error(worker *w, const char *what)
+{
+    eventlog_event e;
+    eventlog_event_init(&e, EVENTLOG_ERROR, what);
+    eventlog_add_str(&e, "worker", w->owner);
+    eventlog_add_str(&e, "text", w->error);
+    eventlog_write(w->d->log, &e);
+}
+
+static void loop(worker *w)
+{
+    daemon_state *d = w->d;
+    int errors = 0;
+    while (!atomic_load(&d->stopping)) {
+        if (w->smtp != NULL && w->conf->generation != daemon_generation(d))
+            close_conn(w); /* SIGHUP: the settings may have changed */
+        pigeon_spool_entry *job = NULL;
+        if (claim(w, &job) != PIGEON_OK) {
+            log_error(w, "claim_failed");
+            if (d->o.once && ++errors >= 5)
+                break;
+            nap(d, d->o.poll_ms);
+            continue;
+        }
+        if (job != NULL) {
+            process(w, job);
+            pigeon_spool_entry_free(job);
+            continue;
+        }
+        if (d->o.once)
+            break;
+        if (w->smtp != NULL && daemon_now_ms() - w->last_used_ms >= d->o.idle_ms)
+            close_conn(w);
+        nap(d, d->o.poll_ms);
+    }
+}
+
+void *daemon_worker_main(void *arg)
+{
+    worker w;
+    char err[300];
+    memset(&w, 0, sizeof w);
+    w.d = arg;
+    w.lease_ms = FIRST_LEASE_MS;
+    snprintf(w.owner, sizeof w.owner, "%s/w%d", w.d->owner, atomic_fetch_add(&worker_count, 1) + 1);
+    if (pigeon_spool_open(w.d->spool_path, PIGEON_SPOOL_NO_CHECK, &w.spool, err, sizeof err) ==
+        PIGEON_OK)
+        loop(&w);
+    else {
+        eventlog_event e;
+        eventlog_event_init(&e, EVENTLOG_ERROR, "spool_open_failed");
+        eventlog_add_str(&e, "text", err);
+        eventlog_write(w.d->log, &e);
+    }
+    close_conn(&w);
+    pigeon_spool_close(w.spool);
+    atomic_fetch_sub(&w.d->running, 1);
+    return NULL;
+}
