@@ -41,7 +41,7 @@ loop() {
   local start end
   start=$(date +%s.%N)
   for ((i = 0; i < n; i++)); do
-    bash -c "$2" >/dev/null 2>&1 || { echo "bench/cli.sh: $1 failed: $2" >&2; exit 1; }
+    eval "$2" >/dev/null 2>&1 || { echo "bench/cli.sh: $1 failed: $2" >&2; exit 1; }
   done
   end=$(date +%s.%N)
   secs=$(/usr/bin/python3 -c "print($end - $start)")
