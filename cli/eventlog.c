@@ -14,6 +14,7 @@
  * processes do not interleave.
  */
 #include "eventlog.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,7 +52,6 @@ struct eventlog {
 };
 
 static eventlog_field *add_field(eventlog_event *e, const char *key, eventlog_type type);
-static size_t utf8_len(const unsigned char *s, size_t n);
 static size_t cut_len(const char *s);
 static void put_time(pg_buf *b, struct timespec t);
 static void put_double(pg_buf *b, double v, int json);
@@ -161,27 +161,6 @@ int eventlog_key_is_secret(const char *key)
 
 /* ---- formatting ---- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 (RFC 3629 4). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len = c < 0x80                 ? 1
-                 : c >= 0xc2 && c <= 0xdf ? 2
-                 : c >= 0xe0 && c <= 0xef ? 3
-                 : c >= 0xf0 && c <= 0xf4 ? 4
-                                          : 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    }
-    if (len > 1 && ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) ||
-                    (c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f)))
-        return 0;
-    return len;
-}
-
 /* strlen bounded by EVENTLOG_MAX_VALUE, cut back to a character boundary. */
 static size_t cut_len(const char *s)
 {
@@ -245,7 +224,7 @@ static void put_escaped(pg_buf *b, const char *str, size_t n)
             pg_buf_puts(b, "\\t");
         else if (c < 0x20 || c == 0x7f)
             pg_buf_printf(b, "\\u%04x", c);
-        else if ((len = utf8_len(s + i, n - i)) == 0) {
+        else if ((len = pg_utf8_decode(s + i, n - i, NULL)) == 0) {
             pg_buf_puts(b, "\\ufffd");
             len = 1;
         } else {
@@ -297,7 +276,7 @@ static int logfmt_needs_quotes(const char *str, size_t n)
     if (n == 0)
         return 1;
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_len(s + i, n - i);
+        size_t len = pg_utf8_decode(s + i, n - i, NULL);
         if (len == 0 || s[i] <= 0x20 || s[i] == '=' || s[i] == '"' || s[i] == 0x7f)
             return 1;
         i += len;

@@ -2,6 +2,7 @@
  * json.c - minimal streaming JSON writer (RFC 8259).
  */
 #include "json.h"
+#include "utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -61,39 +62,6 @@ void json_array_end(json_writer *w)
     close_scope(w, ']');
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 static void write_escaped(FILE *out, const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -118,7 +86,7 @@ static void write_escaped(FILE *out, const char *str)
             fprintf(out, "\\u%04x", c);
             i++;
         } else {
-            size_t len = utf8_seq(s + i, n - i);
+            size_t len = pg_utf8_decode(s + i, n - i, NULL);
             if (len == 0) {
                 fputs("\\ufffd", out);
                 i++;

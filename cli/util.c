@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "utf8.h"
 
 /* Longest message cli_error() formats; longer ones are cut (they quote shortened values
  * anyway, see cli_shorten()). */
@@ -20,7 +21,6 @@
 /* Characters of a user's value quoted in a message. */
 #define SHORTEN_MAX 60
 
-static size_t utf8_sequence(const unsigned char *s, size_t n, uint32_t *cp);
 static void put_escaped(FILE *out, const unsigned char *s, size_t n);
 
 int cli_strv_push(cli_strv *v, const char *s)
@@ -45,45 +45,13 @@ void cli_strv_cleanup(cli_strv *v)
     memset(v, 0, sizeof *v);
 }
 
-/*
- * Decodes one UTF-8 sequence (RFC 3629 4: no overlong forms, no surrogates, nothing above
- * U+10FFFF). Returns its length, or 0 if s does not start with a valid sequence.
- */
-static size_t utf8_sequence(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-    size_t len;
-    uint32_t c = s[0];
-    if (c < 0x80)
-        len = 1;
-    else if (c >= 0xc2 && c <= 0xdf)
-        len = 2, c &= 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, c &= 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, c &= 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        c = (c << 6) | (s[i] & 0x3f);
-    }
-    if (c < min[len] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *cp = c;
-    return len;
-}
-
 /* Writes s[0..n) with everything that could end or hide a line escaped. */
 static void put_escaped(FILE *out, const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
         uint32_t cp = 0;
-        size_t len = utf8_sequence(s + i, n - i, &cp);
+        size_t len = pg_utf8_decode(s + i, n - i, &cp);
         if (len == 0) {
             fprintf(out, "\\x%02x", s[i++]); /* not UTF-8: show the byte */
             continue;
@@ -126,7 +94,7 @@ const char *cli_shorten(const char *s, char *out, size_t n)
     size_t len = strlen(s), pos = 0, chars = 0;
     while (pos < len && chars < SHORTEN_MAX) {
         uint32_t cp;
-        size_t step = utf8_sequence(u + pos, len - pos, &cp);
+        size_t step = pg_utf8_decode(u + pos, len - pos, &cp);
         pos += step ? step : 1;
         chars++;
     }

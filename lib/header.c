@@ -6,6 +6,7 @@
  * (RFC 3629 3) before it is encoded by RFC 2047 (rfc2047.c).
  */
 #include "encode.h"
+#include "utf8.h"
 
 #include <string.h>
 
@@ -34,25 +35,6 @@ int pg_has_ctl_breaks(const char *s, size_t n)
     return 0;
 }
 
-/* Length of the UTF-8 sequence starting at s[0] (RFC 3629 4), 0 if it is not valid:
- * truncated, overlong, a surrogate (U+D800..U+DFFF) or above U+10FFFF. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-    if (c < 0xc2 || c > 0xf4 || n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
-        (c == 0xf4 && s[1] > 0x8f))
-        return 0;
-    return len;
-}
-
 int pg_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -62,7 +44,7 @@ int pg_utf8_valid(const char *s, size_t n)
             i++;
             continue;
         }
-        size_t len = utf8_seq_len(p + i, n - i);
+        size_t len = pg_utf8_decode(p + i, n - i, NULL);
         if (len == 0)
             return 0;
         i += len;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "utf8.h"
 
 #define HASH_SIZE 256 /* hash chains per family; 1000 series make chains of about 4 */
 
@@ -81,7 +82,6 @@ static pigeon_err add_family(pigeon_metrics *r, metric_kind kind, const char *na
                              const double *bounds, size_t nbounds, pigeon_metric **out);
 static void free_family(pigeon_metric *m);
 static pigeon_metric *find_locked(pigeon_metrics *r, const char *name);
-static size_t utf8_len(const unsigned char *s);
 static int clean_value(char *dst, const char *src);
 static size_t hash_key(const label_key *key);
 static int key_matches(const series *s, const label_key *key);
@@ -306,26 +306,6 @@ static pigeon_metric *find_locked(pigeon_metrics *r, const char *name)
 
 /* ---- label sets ---- */
 
-/* Length of the valid UTF-8 sequence at s, or 0 if invalid (RFC 3629 4: no overlongs, no
- * surrogates, nothing above U+10FFFF). s is NUL-terminated. */
-static size_t utf8_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    size_t len = c < 0x80                 ? 1
-                 : c >= 0xc2 && c <= 0xdf ? 2
-                 : c >= 0xe0 && c <= 0xef ? 3
-                 : c >= 0xf0 && c <= 0xf4 ? 4
-                                          : 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    }
-    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
-        (c == 0xf4 && s[1] > 0x8f))
-        return 0;
-    return len;
-}
-
 /* Copies src into dst (CLEAN_MAX bytes) with bad bytes as U+FFFD; 0 if src is too long. */
 static int clean_value(char *dst, const char *src)
 {
@@ -335,7 +315,7 @@ static int clean_value(char *dst, const char *src)
     const unsigned char *s = (const unsigned char *)src;
     size_t o = 0;
     for (size_t i = 0; i < n;) {
-        size_t len = utf8_len(s + i);
+        size_t len = pg_utf8_decode(s + i, n - i, NULL);
         if (len == 0) {
             memcpy(dst + o, "\xef\xbf\xbd", 3);
             o += 3;
