@@ -409,7 +409,10 @@ int cli_check_run(int argc, char **argv)
         }
         status = cli_conn_option(&cfg, &account, &dopts, opt, optarg);
         if (status < 0) {
-            cli_error("check: unknown option or missing value (see pigeon help check)");
+            char quoted[128];
+            cli_error("check: %s %s (see pigeon help check)",
+                      opt == ':' ? "missing value for" : "unknown option",
+                      cli_typed_option(argv, quoted, sizeof quoted));
             status = EX_USAGE;
         }
         if (status != 0)

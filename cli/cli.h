@@ -81,6 +81,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * character boundary, "..." appended) for quoting a user's value in a message. */
 const char *cli_shorten(const char *s, char *out, size_t n);
 
+/* The option getopt_long just refused, as the user typed it ("--fro", "-x"), shortened
+ * into out for an error message. */
+const char *cli_typed_option(char **argv, char *out, size_t n);
+
 /* The exit status (sysexits.h) for a library error. */
 int cli_exit_status(pigeon_err err);
 

@@ -114,7 +114,10 @@ int cli_config_run(int argc, char **argv)
         }
         status = cli_conn_option(&cfg, &account, &dopts, opt, optarg);
         if (status < 0) {
-            cli_error("config show: unknown option (see pigeon help config)");
+            char quoted[128];
+            cli_error("config show: %s %s (see pigeon help config)",
+                      opt == ':' ? "missing value for" : "unknown option",
+                      cli_typed_option(argv, quoted, sizeof quoted));
             status = EX_USAGE;
         }
         if (status != 0)

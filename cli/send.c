@@ -87,16 +87,6 @@ done:
     return status;
 }
 
-/* The option getopt_long just refused, as the user typed it ("--fro", "-x"). */
-static const char *typed_option(char **argv, char *out, size_t n)
-{
-    if (optopt > 0 && optopt < 0x80) {
-        snprintf(out, n, "-%c", optopt);
-        return out;
-    }
-    return cli_shorten(optind > 0 ? argv[optind - 1] : "?", out, n);
-}
-
 /* Reads the options into c and so; returns CONTINUE, or an exit status (help printed:
  * 0; usage error printed: EX_USAGE). */
 static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
@@ -128,11 +118,11 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
             return 0;
         case ':':
             cli_error("send: %s needs a value (see pigeon help send)",
-                      typed_option(argv, quoted, sizeof quoted));
+                      cli_typed_option(argv, quoted, sizeof quoted));
             return EX_USAGE;
         default:
             cli_error("send: unknown option %s (see pigeon help send)",
-                      typed_option(argv, quoted, sizeof quoted));
+                      cli_typed_option(argv, quoted, sizeof quoted));
             return EX_USAGE;
         }
     }

@@ -167,16 +167,6 @@ done:
 
 /* ---- the command line ---- */
 
-/* The option getopt_long just refused, as the user typed it ("-x", "--acount"). */
-static const char *typed_option(char **argv, char *out, size_t n)
-{
-    if (optopt > 0 && optopt < 0x80) {
-        snprintf(out, n, "-%c", optopt);
-        return out;
-    }
-    return cli_shorten(optind > 0 ? argv[optind - 1] : "?", out, n);
-}
-
 /* -O Option[=value]: only IgnoreDots means something to us (sendmail.cf's long name of
  * -oi); its value is true unless it says false. */
 static void long_form_option(sendmail_args *a, const char *arg)
@@ -269,7 +259,7 @@ static int parse_args(int argc, char **argv, sendmail_args *a)
         }
         if (opt == ':' || opt == '?') {
             cli_error("sendmail: %s %s (see pigeon help sendmail)",
-                      typed_option(argv, quoted, sizeof quoted),
+                      cli_typed_option(argv, quoted, sizeof quoted),
                       opt == ':' ? "needs a value" : "is not a known option");
             return EX_USAGE;
         }

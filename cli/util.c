@@ -222,3 +222,12 @@ fail:
     free(buf);
     return err;
 }
+
+const char *cli_typed_option(char **argv, char *out, size_t n)
+{
+    if (optopt > 0 && optopt < 0x80) {
+        snprintf(out, n, "-%c", optopt);
+        return out;
+    }
+    return cli_shorten(optind > 0 ? argv[optind - 1] : "?", out, n);
+}
