@@ -192,6 +192,55 @@ def wrong_tls_mode_named():
         assert b"starttls" in err.lower(), err
 
 
+def provider_like_session(after_auth):
+    """A server that talks like a provider: STARTTLS, AUTH, then the given steps."""
+    return [servers.greet(220, "newxmesmtplogicsvrszb1.qq.com XMail Esmtp QQ Mail Server."),
+            ("expect", rb"^EHLO "), ("send", servers.ehlo_reply(["STARTTLS", "8BITMIME"])),
+            ("expect", rb"^STARTTLS"), ("send", b"220 Ready to start TLS\r\n"),
+            ("starttls", servers.server_context()),
+            ("expect", rb"^EHLO "), ("send", servers.ehlo_reply(["AUTH LOGIN PLAIN", "8BITMIME"])),
+            ("expect", rb"^AUTH ")] + after_auth
+
+
+@test
+def qq_login_fail_gets_the_authorization_code_hint():
+    script = provider_like_session([
+        ("send", b"535 Login Fail. Please enter your authorization code to login. More "
+                 b"information will be found at http://service.mail.qq.com/detail/0/53\r\n"),
+        ("drain", 1)])
+    with servers.ScriptedServer(script) as srv:
+        rc, out, err = harness.pigeon("send", "--provider", "qq", "--host", "localhost",
+                                      "--port", str(srv.port), "--tls", "starttls",
+                                      "--ca-file", pki.get().ca, "--from", "12345@qq.com",
+                                      "--to", "friend@163.com", "--subject", "s", "--text", "t",
+                                      "--json", env=base_env(PIGEON_PASSWORD=PASSWORD))
+        assert rc == 77, (rc, out, err)
+        r = json.loads(out)
+        e = r["error"]
+        assert e["class"] == "auth" and e["code"] == 535, e
+        assert "Login Fail" in e["server_text"] and "authorization code" in e["hint"], e
+        assert e["message"] != e["server_text"]
+        secrets_absent(out, err)
+
+
+@test
+def sender_must_equal_login_gets_a_hint():
+    script = provider_like_session([
+        ("send", b"235 Authentication successful\r\n"),
+        ("expect", rb"^MAIL FROM:"),
+        ("send", b"501 mail from address must be same as authorization user\r\n"),
+        ("drain", 1)])
+    with servers.ScriptedServer(script) as srv:
+        rc, out, err = harness.pigeon("send", "--provider", "qq", "--host", "localhost",
+                                      "--port", str(srv.port), "--tls", "starttls",
+                                      "--ca-file", pki.get().ca, "--user", "12345@qq.com",
+                                      "--from", "other@example.com", "--to", "friend@163.com",
+                                      "--subject", "s", "--text", "t",
+                                      env=base_env(PIGEON_PASSWORD=PASSWORD))
+        assert rc == 69, (rc, out, err)
+        assert b"501" in err and b"hint:" in err and b"login" in err, err
+
+
 def write_config(text, mode=0o600):
     d = harness.tmpdir("cfg")
     path = os.path.join(d, "config")
