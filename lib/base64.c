@@ -5,7 +5,9 @@
  * The encoder turns each 3-byte group into two 12-bit indexes into a 4096-entry table of
  * character pairs, so there is no branch per byte; six input bytes become eight output
  * characters per step. The streaming encoder writes whole lines straight into reserved
- * buffer space, so a 1 GB attachment flows through in bounded memory at memcpy-like speed.
+ * buffer space, so a 1 GB attachment flows through in bounded memory at memcpy-like speed;
+ * the 76-column MIME line has its own unrolled encoder, and on x86-64 CPUs with SSSE3
+ * (checked at run time) a vector one.
  */
 #include "encode.h"
 
@@ -51,9 +53,38 @@ uint64_t pg_b64_encoded_len(uint64_t n, unsigned line_len)
     return chars + 2 * ((chars + line_len - 1) / line_len);
 }
 
-/* Two 12-bit lookups per 3-byte group; six bytes per iteration. */
+/* The eight bytes at p as a big-endian number: one load (and a byte swap) where the
+ * compiler knows the byte order, else assembled byte by byte. */
+static inline uint64_t load_be64(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return __builtin_bswap64(x);
+#else
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++)
+        x = x << 8 | p[i];
+    return x;
+#endif
+}
+
+/* Eight characters for the first six bytes of x (a big-endian load): two groups. */
+static inline void enc_pair(uint64_t x, char *dst)
+{
+    uint32_t a = (uint32_t)(x >> 40), b = (uint32_t)(x >> 16) & 0xffffff;
+    memcpy(dst, &enc12[2 * (a >> 12)], 2);
+    memcpy(dst + 2, &enc12[2 * (a & 0xfff)], 2);
+    memcpy(dst + 4, &enc12[2 * (b >> 12)], 2);
+    memcpy(dst + 6, &enc12[2 * (b & 0xfff)], 2);
+}
+
+/* Two 12-bit lookups per 3-byte group; six bytes per iteration, loaded as one 8-byte word
+ * while at least three groups (nine bytes) remain, so the load never passes the input. */
 static char *enc_groups(const uint8_t *in, size_t ngroups, char *dst)
 {
+    for (; ngroups >= 3; ngroups -= 2, in += 6, dst += 8)
+        enc_pair(load_be64(in), dst);
     for (; ngroups >= 2; ngroups -= 2, in += 6, dst += 8) {
         uint32_t a = (uint32_t)in[0] << 16 | (uint32_t)in[1] << 8 | in[2];
         uint32_t b = (uint32_t)in[3] << 16 | (uint32_t)in[4] << 8 | in[5];
@@ -197,6 +228,71 @@ static char *stream_put_group(pg_b64_stream *st, const uint8_t *group, char *dst
     return dst;
 }
 
+/* One 76-character MIME line (RFC 2045 6.8) and its CRLF from 57 bytes: the common line
+ * length, unrolled; the 8-byte loads end at byte 55, the last group is read bytewise. */
+static char *enc_mime_line(const uint8_t *in, char *dst)
+{
+    for (int k = 0; k < 9; k++)
+        enc_pair(load_be64(in + 6 * k), dst + 8 * k);
+    uint32_t a = (uint32_t)in[54] << 16 | (uint32_t)in[55] << 8 | in[56];
+    memcpy(dst + 72, &enc12[2 * (a >> 12)], 2);
+    memcpy(dst + 74, &enc12[2 * (a & 0xfff)], 2);
+    memcpy(dst + 76, "\r\n", 2);
+    return dst + 78;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/*
+ * SSSE3 (every x86-64 CPU since 2006, checked at run time): twelve input bytes become
+ * sixteen characters per step, the method of W. Mula and D. Lemire, "Faster Base64
+ * Encoding and Decoding Using AVX2 Instructions" (ACM TOW 2018): a byte shuffle puts each
+ * group's bytes in a 32-bit lane, two multiplies shift its four 6-bit fields into bytes,
+ * and a 16-entry table of offsets per range ('A', 'a', '0', '+', '/') maps them to ASCII.
+ */
+#include <tmmintrin.h>
+#define PG_B64_SSSE3 1
+
+__attribute__((target("ssse3"))) static inline __m128i enc16_ssse3(const uint8_t *in)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)in);
+    v = _mm_shuffle_epi8(v, _mm_set_epi8(10, 11, 9, 10, 7, 8, 6, 7, 4, 5, 3, 4, 1, 2, 0, 1));
+    __m128i hi =
+        _mm_mulhi_epu16(_mm_and_si128(v, _mm_set1_epi32(0x0fc0fc00)), _mm_set1_epi32(0x04000040));
+    __m128i lo =
+        _mm_mullo_epi16(_mm_and_si128(v, _mm_set1_epi32(0x003f03f0)), _mm_set1_epi32(0x01000010));
+    __m128i sextets = _mm_or_si128(hi, lo);
+    /* Range index: 0 for 0..25, 1 for 26..51, 2..11 for 52..61, 12 for 62, 13 for 63. */
+    __m128i range = _mm_subs_epu8(sextets, _mm_set1_epi8(51));
+    range = _mm_sub_epi8(range, _mm_cmpgt_epi8(sextets, _mm_set1_epi8(25)));
+    const __m128i offset =
+        _mm_setr_epi8('A', 'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+                      '0' - 52, '0' - 52, '0' - 52, '0' - 52, '+' - 62, '/' - 63, 0, 0);
+    return _mm_add_epi8(sextets, _mm_shuffle_epi8(offset, range));
+}
+
+/* nlines 76-character MIME lines from 57 bytes each: four vector steps (the last one loads
+ * bytes 36..51) and the last nine bytes as in enc_mime_line. */
+__attribute__((target("ssse3"))) static char *enc_mime_lines_ssse3(const uint8_t *in, size_t nlines,
+                                                                   char *dst)
+{
+    for (; nlines > 0; nlines--, in += 57, dst += 78) {
+        for (int k = 0; k < 4; k++)
+            _mm_storeu_si128((__m128i *)(void *)(dst + 16 * k), enc16_ssse3(in + 12 * k));
+        enc_pair(load_be64(in + 48), dst + 64);
+        uint32_t a = (uint32_t)in[54] << 16 | (uint32_t)in[55] << 8 | in[56];
+        memcpy(dst + 72, &enc12[2 * (a >> 12)], 2);
+        memcpy(dst + 74, &enc12[2 * (a & 0xfff)], 2);
+        memcpy(dst + 76, "\r\n", 2);
+    }
+    return dst;
+}
+
+static int have_ssse3(void)
+{
+    return __builtin_cpu_supports("ssse3");
+}
+#endif
+
 /* Encodes whole groups of in (n a multiple of 3) at the stream's column. */
 static char *stream_encode(pg_b64_stream *st, const uint8_t *in, size_t n, char *dst)
 {
@@ -209,6 +305,17 @@ static char *stream_encode(pg_b64_stream *st, const uint8_t *in, size_t n, char 
         n -= 3;
     }
     size_t lb = line_bytes(st);
+    if (lb == 57) {
+#ifdef PG_B64_SSSE3
+        if (n >= lb && have_ssse3()) {
+            dst = enc_mime_lines_ssse3(in, n / lb, dst);
+            in += n / lb * lb;
+            n %= lb;
+        }
+#endif
+        for (; n >= lb; n -= lb, in += lb)
+            dst = enc_mime_line(in, dst);
+    }
     for (; n >= lb; n -= lb, in += lb) {
         dst = enc_groups(in, lb / 3, dst);
         memcpy(dst, "\r\n", 2);

@@ -55,6 +55,10 @@ pigeon_err pg_b64_stream_final(pg_b64_stream *st, pg_buf *out);
  * If the text does not end with CRLF, the output ends with a soft line break ("=" CRLF)
  * so that it ends with CRLF yet decodes to exactly the input. */
 pigeon_err pg_qp_encode(pg_buf *out, const char *in, size_t n);
+/* The same for text whose line breaks may also be a lone CR or LF: every CR, LF or CRLF is
+ * a hard line break (written CRLF), so the output is that of pg_qp_encode over the text
+ * with its line breaks made CRLF (RFC 2046 4.1.1), without that copy. */
+pigeon_err pg_qp_encode_text(pg_buf *out, const char *in, size_t n);
 /* Length pg_qp_encode would produce, without producing it. */
 size_t pg_qp_encoded_len(const char *in, size_t n);
 /* Decodes quoted-printable (soft breaks removed, =XX decoded, CRLF kept). Lenient about

@@ -43,7 +43,7 @@ static int same_addr(const pigeon_mailbox *a, const pigeon_mailbox *b);
 static int msgid_valid(const char *s, size_t n);
 static pigeon_err parse_msgids(pigeon_message *msg, const char *field, const char *in, char **dst);
 static pigeon_err set_body(pigeon_message *msg, const char *what, const char *in, size_t len,
-                           char **dst, size_t *dst_len);
+                           char **dst, size_t *dst_len, pg_text_stats *dst_stats);
 static pigeon_err check_part_opts(pigeon_message *msg, const pigeon_part_opts *opts);
 static pigeon_err add_part(pigeon_message *msg, pg_part *part, const pigeon_part_opts *opts,
                            const char *default_name);
@@ -385,7 +385,9 @@ pigeon_err pg_message_ensure_id(pigeon_message *msg)
     }
     left[26] = '\0';
     pg_buf_init(&id);
-    pg_buf_printf(&id, "%s@%s", left, msg->from.domain_ascii);
+    pg_buf_append(&id, left, 26);
+    pg_buf_putc(&id, '@');
+    pg_buf_puts(&id, msg->from.domain_ascii);
     msg->message_id = pg_buf_detach(&id, NULL);
     return msg->message_id != NULL ? PIGEON_OK : PIGEON_ERR_NOMEM;
 }
@@ -486,12 +488,15 @@ pigeon_err pigeon_message_add_header(pigeon_message *msg, const char *name, cons
 
 /* ---- bodies ---- */
 
+/* The UTF-8 check and the scan that chooses the transfer encoding are one pass, kept with
+ * the body so that each write does not scan it again. */
 static pigeon_err set_body(pigeon_message *msg, const char *what, const char *in, size_t len,
-                           char **dst, size_t *dst_len)
+                           char **dst, size_t *dst_len, pg_text_stats *dst_stats)
 {
+    pg_text_stats stats;
     if (len == (size_t)-1)
         len = strlen(in);
-    if (!pg_utf8_valid(in, len))
+    if (pg_text_scan(in, len, PG_SCAN_UTF8 | PG_SCAN_NORMALIZE, &stats) != 0)
         return fail(msg, PIGEON_ERR_CHARSET, "%s body: invalid UTF-8", what);
     char *copy = malloc(len + 1);
     if (copy == NULL)
@@ -501,19 +506,20 @@ static pigeon_err set_body(pigeon_message *msg, const char *what, const char *in
     free(*dst);
     *dst = copy;
     *dst_len = len;
+    *dst_stats = stats;
     return PIGEON_OK;
 }
 
 pigeon_err pigeon_message_set_text(pigeon_message *msg, const char *text, size_t len)
 {
     BEGIN(msg, text);
-    return set_body(msg, "text", text, len, &msg->text, &msg->text_len);
+    return set_body(msg, "text", text, len, &msg->text, &msg->text_len, &msg->text_stats);
 }
 
 pigeon_err pigeon_message_set_html(pigeon_message *msg, const char *html, size_t len)
 {
     BEGIN(msg, html);
-    return set_body(msg, "html", html, len, &msg->html, &msg->html_len);
+    return set_body(msg, "html", html, len, &msg->html, &msg->html_len, &msg->html_stats);
 }
 
 pigeon_err pigeon_message_set_charset(pigeon_message *msg, const char *charset)
@@ -556,7 +562,10 @@ static int content_type_valid(const char *ct)
 }
 
 /* RFC 2392: a content id is a msg-id; we also accept the bare "logo" style that HTML
- * authors use, as long as it is printable ASCII without brackets, quotes or spaces. */
+ * authors use, as long as it is printable ASCII without brackets, quotes or spaces.
+ * "=?" is refused too: a msg-id is no place for an RFC 2047 encoded-word (RFC 2047 5),
+ * yet some parsers (Python's email package) decode one there, so
+ * "i=?UTF-8?B?DQpCY2M6IHg=?=.png" would read back as a CR LF "Bcc: x" line. */
 static int content_id_valid(const char *s, size_t n)
 {
     if (n == 0 || n > CID_MAX)
@@ -564,6 +573,8 @@ static int content_id_valid(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c <= 32 || c >= 127 || c == '<' || c == '>' || c == '"' || c == '\\')
+            return 0;
+        if (c == '=' && i + 1 < n && s[i + 1] == '?')
             return 0;
     }
     return 1;
@@ -596,7 +607,8 @@ static pigeon_err check_part_opts(pigeon_message *msg, const pigeon_part_opts *o
             n -= 2;
         }
         if (!content_id_valid(cid, n))
-            return fail(msg, PIGEON_ERR_HEADER, "content id: not printable ASCII without <>\"");
+            return fail(msg, PIGEON_ERR_HEADER,
+                        "content id: not printable ASCII without <>\"\\ and \"=?\"");
     }
     return PIGEON_OK;
 }

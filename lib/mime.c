@@ -7,16 +7,24 @@
  * (UTF-8 addresses with SMTPUTF8).
  *
  * Opening a stream "prepares" the message: it builds the tree of MIME entities, encodes
- * the text bodies and the small attachments into one arena, picks boundaries that occur
- * nowhere in what they enclose, and lays out a list of segments: literal ranges of the
- * arena and sources (a file, a buffer, a caller stream) that are base64-encoded 64 KiB at
- * a time while reading. The total size is therefore exact before the first byte (SMTP SIZE,
- * RFC 1870) and memory stays bounded whatever the attachments weigh.
+ * the text bodies and the small attachments that need it into one arena, picks boundaries
+ * that occur nowhere in what they enclose, and lays out a list of segments: literal ranges
+ * of the arena and sources (a file, a buffer, a caller stream) that are base64-encoded
+ * 64 KiB at a time while reading. The total size is therefore exact before the first byte
+ * (SMTP SIZE, RFC 1870) and memory stays bounded whatever the attachments weigh.
+ *
+ * Speed: each body is scanned once (at set time for the text bodies, lib/mime_text.c) for
+ * everything the choice of encoding needs; line breaks are made CRLF while encoding, not
+ * in a copy; only a body written as is (7bit, 8bit) is searched for the boundary prefix;
+ * an in-memory attachment that goes base64 stays a source, and
+ * pigeon_message_write_buffer encodes sources straight into the one output buffer,
+ * reserved at its exact size. The message header block is lib/mime_header.c.
  */
 #include "mime.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +35,6 @@
 #include "charset.h"
 #include "encode.h"
 #include "random.h"
-#include "address_int.h"
 
 /* Attachments at most this big are read at prepare time to choose their encoding; larger
  * ones (and streams) are base64-encoded on the fly. */
@@ -44,6 +51,9 @@
 #define BOUNDARY_PREFIX "=_pigeon_"
 #define BOUNDARY_RANDOM 24
 #define BOUNDARY_SIZE   (sizeof BOUNDARY_PREFIX + BOUNDARY_RANDOM)
+/* What pg_b64_stream_update may reserve beyond the exact encoded length (a CRLF for a line
+ * it counts as started, the final group). */
+#define B64_SLACK 64
 /* Attempts at a boundary that collides with nothing before giving up. */
 #define BOUNDARY_TRIES 64
 
@@ -60,6 +70,8 @@ typedef struct mime_node {
     int first_kid;                /* multipart: index of the first child, -1 if none */
     int next;                     /* index of the next sibling, -1 if none */
     int is_8bit;                  /* the entity (or one inside it) is sent 8bit */
+    int body_8bit;                /* leaf: its literal body holds octets >= 0x80 */
+    int has_prefix;               /* leaf: BOUNDARY_PREFIX occurs in its literal bytes */
     size_t hdr_off, hdr_len;      /* leaf: its header fields (each ending in CRLF), in the arena */
     size_t body_off, body_len;    /* leaf: its literal body, in the arena (when src is NULL) */
     const pg_part *src;           /* leaf: base64 on the fly from this part, or NULL */
@@ -91,7 +103,7 @@ struct pigeon_message_stream {
     int src_started;        /* the current source is being encoded */
     int src_done;           /* its input is exhausted and the encoder finalized */
     uint64_t src_read;      /* input bytes of the current source read so far */
-    unsigned char *chunk;   /* CHUNK bytes for reading sources */
+    unsigned char *chunk;   /* CHUNK bytes for reading files and streams, or NULL */
     int64_t total;          /* exact size of the output, -1 if unknown */
     int is_8bit;            /* the output holds octets >= 0x80 */
     pigeon_err err;         /* first read error (sticky) */
@@ -99,6 +111,8 @@ struct pigeon_message_stream {
 
 static pigeon_err prepare(pigeon_message_stream *s);
 static void stream_close_sources(pigeon_message_stream *s);
+static int contains(const char *hay, size_t n, const char *needle, size_t m);
+static pigeon_err add_text(pigeon_message_stream *s, ...) __attribute__((sentinel));
 
 /* ---- randomness (CSPRNG, or the test hook's fixed sequence) ---- */
 
@@ -140,90 +154,91 @@ pigeon_err pg_mime_random_token(char *out, size_t n)
     return PIGEON_OK;
 }
 
-/* ---- text analysis and encoding choice ---- */
-
-/* What decides a body's transfer encoding. */
-typedef struct text_stats {
-    int has_8bit;    /* an octet >= 0x80 */
-    int has_nul;     /* a NUL octet */
-    int has_bare;    /* a CR not followed by LF, or an LF not preceded by CR */
-    size_t max_line; /* longest line, without its CRLF */
-    int ends_crlf;   /* empty, or ends with CRLF */
-} text_stats;
-
-static void analyze(const char *p, size_t n, text_stats *st)
-{
-    size_t line = 0;
-    memset(st, 0, sizeof *st);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {
-            st->max_line = line > st->max_line ? line : st->max_line;
-            line = 0;
-            i++;
-            continue;
-        }
-        st->has_bare |= c == '\r' || c == '\n';
-        st->has_8bit |= c >= 0x80;
-        st->has_nul |= c == '\0';
-        line++;
-    }
-    st->max_line = line > st->max_line ? line : st->max_line;
-    st->ends_crlf = n == 0 || (n >= 2 && p[n - 2] == '\r' && p[n - 1] == '\n');
-}
+/* ---- encoding choice (from one pg_text_scan pass) ---- */
 
 /*
  * 7bit when the text can travel as is; 8bit when allowed (8BITMIME) and utf8_ok; else the
  * shorter of quoted-printable and base64. At the top level (no boundary follows) a body
  * that does not end in CRLF cannot go as is: the transport would add a CRLF the recipient
  * then reads as part of the text (RFC 5321 4.1.1.4), so it goes quoted-printable whose
- * final soft line break keeps the text exact.
+ * final soft line break keeps the text exact. The scan bounds the QP length; only when
+ * the bounds straddle the base64 length must QP be encoded to know (*try_qp is set: encode
+ * QP, keep it if not longer than base64, else base64).
  */
-static cte choose_cte(const char *p, size_t n, int top, int allow_8bit, size_t max_7bit_line)
+static cte choose_cte(const pg_text_stats *st, int top, int allow_8bit, size_t max_7bit_line,
+                      int *try_qp)
 {
-    text_stats st;
-    analyze(p, n, &st);
-    int end_ok = !top || st.ends_crlf;
-    int clean = !st.has_nul && !st.has_bare && end_ok;
-    if (clean && !st.has_8bit && st.max_line <= max_7bit_line)
+    int end_ok = !top || st->ends_break;
+    int clean = !st->has_nul && !st->has_bare && end_ok;
+    *try_qp = 0;
+    if (clean && !st->has_8bit && st->max_line <= max_7bit_line)
         return CTE_7BIT;
-    if (clean && allow_8bit && st.max_line <= LINE_HARD)
+    if (clean && allow_8bit && st->max_line <= LINE_HARD)
         return CTE_8BIT;
-    return (uint64_t)pg_qp_encoded_len(p, n) <= pg_b64_encoded_len(n, B64_LINE) ? CTE_QP
-                                                                                : CTE_BASE64;
+    uint64_t b64 = pg_b64_encoded_len(st->out_len, B64_LINE);
+    if (st->qp_min > b64)
+        return CTE_BASE64;
+    *try_qp = st->qp_max > b64;
+    return CTE_QP;
 }
 
-/* Appends p[0..n) to out with every line ending (CRLF, CR, LF) as CRLF (RFC 2046 4.1.1). */
-static void normalize_crlf(pg_buf *out, const char *p, size_t n)
-{
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] != '\r' && p[i] != '\n')
-            continue;
-        pg_buf_append(out, p + start, i - start);
-        pg_buf_append(out, "\r\n", 2);
-        if (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')
-            i++;
-        start = i + 1;
-    }
-    pg_buf_append(out, p + start, n - start);
-}
+/* A body held in memory, and how it is to be written. */
+typedef struct body_src {
+    const char *data; /* the octets */
+    size_t len;       /* their number */
+    int norm;         /* line breaks are rewritten to CRLF on the way (RFC 2046 4.1.1) */
+    size_t out_len;   /* the length once rewritten (len when !norm) */
+} body_src;
 
-/* Appends the body p[0..n) in encoding e. */
-static pigeon_err encode_body(pg_buf *out, cte e, const char *p, size_t n)
+/* Appends the body in encoding e. */
+static pigeon_err encode_body(pg_buf *out, cte e, const body_src *b)
 {
     pg_b64_stream st;
     switch (e) {
     case CTE_QP:
-        return pg_qp_encode(out, p, n);
+        return b->norm ? pg_qp_encode_text(out, b->data, b->len)
+                       : pg_qp_encode(out, b->data, b->len);
     case CTE_BASE64:
+        if (b->norm)
+            return pg_text_put_b64(out, b->data, b->len, b->out_len);
         pg_b64_stream_init(&st, B64_LINE);
-        if (pg_b64_stream_update(&st, out, p, n) != PIGEON_OK)
+        if (pg_b64_stream_update(&st, out, b->data, b->len) != PIGEON_OK)
             return out->err != PIGEON_OK ? out->err : PIGEON_ERR_INVALID;
         return pg_b64_stream_final(&st, out);
     default:
-        return pg_buf_append(out, p, n);
+        return b->norm ? pg_text_put_crlf(out, b->data, b->len, b->out_len)
+                       : pg_buf_append(out, b->data, b->len);
     }
+}
+
+/*
+ * Writes a leaf's literal body into the arena and returns its encoding: *e, or base64
+ * when try_qp and QP came out longer (the same choice as comparing the two lengths). The
+ * body goes before the leaf's header fields in the arena, which then name the encoding
+ * actually used; the layout puts them in order.
+ */
+static cte put_leaf_body(pigeon_message_stream *s, mime_node *node, cte e, int try_qp,
+                         const body_src *b)
+{
+    pg_buf *arena = &s->arena;
+    node->body_off = arena->len;
+    encode_body(arena, e, b);
+    if (try_qp && arena->err == PIGEON_OK &&
+        arena->len - node->body_off > pg_b64_encoded_len(b->out_len, B64_LINE)) {
+        arena->len = node->body_off;
+        arena->data[arena->len] = '\0';
+        e = CTE_BASE64;
+        encode_body(arena, e, b);
+    }
+    node->body_len = arena->len - node->body_off;
+    node->body_8bit =
+        e == CTE_8BIT && pg_text_has_8bit(arena->data + node->body_off, node->body_len);
+    /* Only a body written as is can hold the boundary prefix: "=_" is neither base64 nor
+     * quoted-printable (RFC 2045 6.7 (1) encodes '='). */
+    node->has_prefix =
+        (e == CTE_7BIT || e == CTE_8BIT) && contains(arena->data + node->body_off, node->body_len,
+                                                     BOUNDARY_PREFIX, strlen(BOUNDARY_PREFIX));
+    return e;
 }
 
 /* ---- the tree ---- */
@@ -262,47 +277,79 @@ static int new_multi(pigeon_message_stream *s, const char *subtype, const int *k
     return id;
 }
 
-/* A text/plain or text/html leaf from UTF-8 text, transcoded to the message's charset. */
-static pigeon_err text_leaf(pigeon_message_stream *s, const char *subtype, const char *text,
-                            size_t len, int top, int *out_id)
+/* The header fields of a text leaf (RFC 2045 5, 6; RFC 2046 4.1.2). */
+static void text_headers(pigeon_message_stream *s, mime_node *node, const char *subtype, cte e)
+{
+    pg_buf *arena = &s->arena;
+    node->hdr_off = arena->len;
+    pg_buf_puts(arena, "Content-Type: text/");
+    pg_buf_puts(arena, subtype);
+    pg_buf_puts(arena, "; charset=");
+    pg_buf_puts(arena, s->msg->charset);
+    pg_buf_puts(arena, "\r\nContent-Transfer-Encoding: ");
+    pg_buf_puts(arena, cte_names[e]);
+    pg_buf_puts(arena, "\r\n");
+    node->hdr_len = arena->len - node->hdr_off;
+}
+
+/* A text leaf's body in a legacy charset: made CRLF, transcoded (GB18030 and GBK keep
+ * CR and LF as single octets), then scanned as it will be written. */
+static pigeon_err transcode_text(pigeon_message_stream *s, const char *subtype, const char *text,
+                                 size_t len, size_t crlf_len, pg_buf *wire, pg_text_stats *st)
 {
     pigeon_message *msg = s->msg;
-    pg_buf norm, wire;
-    pigeon_err err;
-    int utf8 = strcmp(msg->charset, "utf-8") == 0;
+    pg_buf norm;
     pg_buf_init(&norm);
+    pigeon_err err = pg_text_put_crlf(&norm, text, len, crlf_len);
+    if (err == PIGEON_OK)
+        err = pg_charset_from_utf8(wire, msg->charset, norm.data ? norm.data : "", norm.len);
+    pg_buf_cleanup(&norm);
+    if (err != PIGEON_OK)
+        return pg_message_fail(msg, err == PIGEON_ERR_NOMEM ? err : PIGEON_ERR_CHARSET,
+                               "text/%s body cannot be written in %s", subtype, msg->charset);
+    pg_text_scan(wire->data ? wire->data : "", wire->len, 0, st);
+    return PIGEON_OK;
+}
+
+/* A text/plain or text/html leaf from UTF-8 text (scanned when it was set), written in the
+ * message's charset. */
+static pigeon_err text_leaf(pigeon_message_stream *s, const char *subtype, const char *text,
+                            size_t len, const pg_text_stats *stats, int top, int *out_id)
+{
+    pigeon_message *msg = s->msg;
+    pg_buf wire;
+    pg_text_stats st = *stats;
+    body_src b = {text != NULL ? text : "", text != NULL ? len : 0, 0, 0};
+    pigeon_err err = PIGEON_OK;
+    int utf8 = strcmp(msg->charset, "utf-8") == 0;
+    int try_qp;
     pg_buf_init(&wire);
-    normalize_crlf(&norm, text != NULL ? text : "", text != NULL ? len : 0);
-    if ((err = norm.err) != PIGEON_OK)
-        goto fail;
-    err = pg_charset_from_utf8(&wire, msg->charset, norm.data ? norm.data : "", norm.len);
-    if (err != PIGEON_OK) {
-        err = pg_message_fail(msg, err == PIGEON_ERR_NOMEM ? err : PIGEON_ERR_CHARSET,
-                              "text/%s body cannot be written in %s", subtype, msg->charset);
-        goto fail;
+    if (text == NULL)
+        pg_text_scan("", 0, PG_SCAN_NORMALIZE, &st);
+    if (!utf8) {
+        err = transcode_text(s, subtype, b.data, b.len, st.out_len, &wire, &st);
+        if (err != PIGEON_OK)
+            goto fail;
+        b.data = wire.data ? wire.data : "";
+        b.len = wire.len;
     }
+    b.norm = utf8 && st.bare > 0;
+    b.out_len = st.out_len;
     /* RFC 6152 8bit only for UTF-8: a GB18030 text goes base64/QP, which every client
      * reads, rather than raw legacy bytes through relays. */
-    cte e = choose_cte(wire.data ? wire.data : "", wire.len, top, s->opts.allow_8bit && utf8,
-                       LINE_SOFT);
+    cte e = choose_cte(&st, top, s->opts.allow_8bit && utf8, LINE_SOFT, &try_qp);
     int id = new_node(s);
     if (id < 0) {
         err = PIGEON_ERR_NOMEM;
         goto fail;
     }
     mime_node *node = &s->nodes[id];
+    e = put_leaf_body(s, node, e, try_qp, &b);
     node->is_8bit = e == CTE_8BIT;
-    node->hdr_off = s->arena.len;
-    pg_buf_printf(&s->arena, "Content-Type: text/%s; charset=%s\r\n", subtype, msg->charset);
-    pg_buf_printf(&s->arena, "Content-Transfer-Encoding: %s\r\n", cte_names[e]);
-    node->hdr_len = s->arena.len - node->hdr_off;
-    node->body_off = s->arena.len;
-    encode_body(&s->arena, e, wire.data ? wire.data : "", wire.len);
-    node->body_len = s->arena.len - node->body_off;
+    text_headers(s, node, subtype, e);
     err = s->arena.err;
     *out_id = id;
 fail:
-    pg_buf_cleanup(&norm);
     pg_buf_cleanup(&wire);
     return err;
 }
@@ -325,30 +372,29 @@ static pigeon_err read_all(int fd, int64_t size, pg_buf *out)
 }
 
 /*
- * The encoding of an attachment held in memory. A text/ type goes 7bit when it already is
- * canonical text (ASCII, CRLF lines <= 78), so its bytes arrive unchanged; else the
- * shorter of QP and base64 (both exact). A message/ type may not be base64 (RFC 2046
- * 5.2.1): its lines are made CRLF (a message's canonical form) and it goes 7bit or 8bit
- * when it can; base64 stays the last resort for content no transport could carry as is
- * (NUL, lines over 998).
+ * The encoding of an attachment held in memory (b: its octets; may set b->norm). A text/
+ * type goes 7bit when it already is canonical text (ASCII, CRLF lines <= 78), so its bytes
+ * arrive unchanged; else the shorter of QP and base64 (both exact). A message/ type may not
+ * be base64 (RFC 2046 5.2.1): its lines are made CRLF (a message's canonical form) and it
+ * goes 7bit or 8bit when it can; base64 stays the last resort for content no transport
+ * could carry as is (NUL, lines over 998).
  */
-static cte small_part_cte(pigeon_message_stream *s, const pg_part *part, pg_buf *content)
+static cte small_part_cte(pigeon_message_stream *s, const pg_part *part, body_src *b, int *try_qp)
 {
-    if (strncasecmp(part->content_type, "text/", 5) == 0)
-        return choose_cte(content->data, content->len, 0, 0, LINE_SOFT);
+    pg_text_stats st;
+    *try_qp = 0;
+    if (strncasecmp(part->content_type, "text/", 5) == 0) {
+        pg_text_scan(b->data, b->len, 0, &st);
+        return choose_cte(&st, 0, 0, LINE_SOFT, try_qp);
+    }
     if (strncasecmp(part->content_type, "message/", 8) == 0) {
-        pg_buf norm;
-        pg_buf_init(&norm);
-        normalize_crlf(&norm, content->data, content->len);
-        cte e = choose_cte(norm.data ? norm.data : "", norm.len, 0, s->opts.allow_8bit, LINE_HARD);
-        if (norm.err == PIGEON_OK && (e == CTE_7BIT || e == CTE_8BIT)) {
-            pg_buf tmp = *content;
-            *content = norm;
-            norm = tmp;
-        } else {
-            e = CTE_BASE64;
-        }
-        pg_buf_cleanup(&norm);
+        pg_text_scan(b->data, b->len, PG_SCAN_NORMALIZE, &st);
+        int qp;
+        cte e = choose_cte(&st, 0, s->opts.allow_8bit, LINE_HARD, &qp);
+        if (e != CTE_7BIT && e != CTE_8BIT)
+            return CTE_BASE64;
+        b->norm = st.bare > 0;
+        b->out_len = st.out_len;
         return e;
     }
     return CTE_BASE64;
@@ -382,7 +428,8 @@ static pigeon_err open_file_part(pigeon_message_stream *s, mime_node *node, pg_b
 static void part_headers(pg_buf *out, const pg_part *part, cte e)
 {
     size_t col;
-    pg_buf_printf(out, "Content-Type: %s", part->content_type);
+    pg_buf_puts(out, "Content-Type: ");
+    pg_buf_puts(out, part->content_type);
     col = strlen("Content-Type: ") + strlen(part->content_type);
     if (part->filename != NULL)
         pg_param_append_ew(out, &col, "name", part->filename);
@@ -394,47 +441,56 @@ static void part_headers(pg_buf *out, const pg_part *part, cte e)
     if (part->filename != NULL)
         pg_param_append(out, &col, "filename", part->filename);
     pg_buf_puts(out, "\r\n");
-    if (part->content_id != NULL)
-        pg_buf_printf(out, "Content-ID: <%s>\r\n", part->content_id);
-    pg_buf_printf(out, "Content-Transfer-Encoding: %s\r\n", cte_names[e]);
+    if (part->content_id != NULL) {
+        pg_buf_puts(out, "Content-ID: <");
+        pg_buf_puts(out, part->content_id);
+        pg_buf_puts(out, ">\r\n");
+    }
+    pg_buf_puts(out, "Content-Transfer-Encoding: ");
+    pg_buf_puts(out, cte_names[e]);
+    pg_buf_puts(out, "\r\n");
 }
 
-/* A leaf for an attachment or inline part. */
+/* A leaf for an attachment or inline part. A part held in memory whose encoding is base64
+ * stays a source: it is encoded straight into the output when written, never copied. */
 static pigeon_err part_leaf(pigeon_message_stream *s, const pg_part *part, int *out_id)
 {
     pg_buf content;
     pigeon_err err = PIGEON_OK;
-    int in_memory = 0;
+    int in_memory = 0, try_qp = 0;
     int id = new_node(s);
     if (id < 0)
         return PIGEON_ERR_NOMEM;
     mime_node *node = &s->nodes[id];
+    body_src b = {"", 0, 0, 0};
     node->src = part;
     pg_buf_init(&content);
     if (part->kind == PG_PART_FILE) {
         if ((err = open_file_part(s, node, &content, &in_memory)) != PIGEON_OK)
             goto fail;
+        b.data = content.data ? content.data : "";
+        b.len = content.len;
     } else if (part->kind == PG_PART_BUFFER) {
         node->src_size = (int64_t)part->len;
         in_memory = part->len <= SMALL_PART;
-        if (in_memory)
-            pg_buf_append(&content, part->data, part->len);
+        b.data = part->data;
+        b.len = part->len;
     } else {
         node->src_size = part->size;
     }
-    if ((err = content.err) != PIGEON_OK)
-        goto fail;
-    cte e = in_memory ? small_part_cte(s, part, &content) : CTE_BASE64;
+    b.out_len = b.len;
+    cte e = in_memory ? small_part_cte(s, part, &b, &try_qp) : CTE_BASE64;
+    if (in_memory && (e != CTE_BASE64 || part->kind != PG_PART_BUFFER)) {
+        node->src = NULL; /* the body is literal now */
+        e = put_leaf_body(s, node, e, try_qp, &b);
+    }
     node->is_8bit = e == CTE_8BIT;
     node->hdr_off = s->arena.len;
     part_headers(&s->arena, part, e);
     node->hdr_len = s->arena.len - node->hdr_off;
-    if (in_memory) {
-        node->src = NULL; /* the body is literal now */
-        node->body_off = s->arena.len;
-        encode_body(&s->arena, e, content.data ? content.data : "", content.len);
-        node->body_len = s->arena.len - node->body_off;
-    }
+    if (s->arena.err == PIGEON_OK)
+        node->has_prefix |= contains(s->arena.data + node->hdr_off, node->hdr_len, BOUNDARY_PREFIX,
+                                     strlen(BOUNDARY_PREFIX));
     err = s->arena.err;
     *out_id = id;
 fail:
@@ -450,12 +506,14 @@ static pigeon_err body_tree(pigeon_message_stream *s, int top, int *out_id)
     int kids[2];
     pigeon_err err;
     if (msg->html == NULL)
-        return text_leaf(s, "plain", msg->text, msg->text_len, top, out_id);
+        return text_leaf(s, "plain", msg->text, msg->text_len, &msg->text_stats, top, out_id);
     if (msg->text == NULL)
-        return text_leaf(s, "html", msg->html, msg->html_len, top, out_id);
-    if ((err = text_leaf(s, "plain", msg->text, msg->text_len, 0, &kids[0])) != PIGEON_OK)
+        return text_leaf(s, "html", msg->html, msg->html_len, &msg->html_stats, top, out_id);
+    err = text_leaf(s, "plain", msg->text, msg->text_len, &msg->text_stats, 0, &kids[0]);
+    if (err != PIGEON_OK)
         return err;
-    if ((err = text_leaf(s, "html", msg->html, msg->html_len, 0, &kids[1])) != PIGEON_OK)
+    err = text_leaf(s, "html", msg->html, msg->html_len, &msg->html_stats, 0, &kids[1]);
+    if (err != PIGEON_OK)
         return err;
     *out_id = new_multi(s, "alternative", kids, 2);
     return *out_id < 0 ? PIGEON_ERR_NOMEM : PIGEON_OK;
@@ -522,6 +580,8 @@ static int subtree_contains(const pigeon_message_stream *s, int id, const char *
     size_t nlen = strlen(needle);
     if (!node->multi) {
         const char *a = s->arena.data;
+        if (!node->has_prefix) /* needle starts with "--" BOUNDARY_PREFIX */
+            return 0;
         return contains(a + node->hdr_off, node->hdr_len, needle, nlen) ||
                (node->src == NULL && contains(a + node->body_off, node->body_len, needle, nlen));
     }
@@ -564,145 +624,6 @@ static pigeon_err choose_boundaries(pigeon_message_stream *s, int id)
     return pg_message_fail(s->msg, PIGEON_ERR_INVALID, "no boundary absent from the content");
 }
 
-/* ---- the header block (RFC 5322 3.6) ---- */
-
-/* RFC 5322 3.3 date-time, in UTC ("+0000"): the library does not read TZ. */
-static void put_date(pg_buf *out, time_t when)
-{
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-    if (gmtime_r(&when, &tm) == NULL) {
-        out->err = out->err ? out->err : PIGEON_ERR_INVALID;
-        return;
-    }
-    pg_buf_printf(out, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday],
-                  tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                  tm.tm_sec);
-}
-
-/* An address list field, omitted when empty. */
-static pigeon_err put_list(pg_buf *out, const char *name, const pigeon_address_list *list, int utf8)
-{
-    size_t col = strlen(name) + 2;
-    pigeon_err err;
-    if (list->count == 0 && list->empty_group_count == 0)
-        return PIGEON_OK;
-    pg_buf_printf(out, "%s: ", name);
-    if ((err = pg_address_list_format(out, &col, list, utf8)) != PIGEON_OK)
-        return err;
-    return pg_buf_puts(out, "\r\n");
-}
-
-static pigeon_err put_mailbox(pg_buf *out, const char *name, const pigeon_mailbox *mb, int utf8)
-{
-    size_t col = strlen(name) + 2;
-    pigeon_err err;
-    pg_buf_printf(out, "%s: ", name);
-    if ((err = pg_mailbox_format(out, &col, mb, utf8)) != PIGEON_OK)
-        return err;
-    return pg_buf_puts(out, "\r\n");
-}
-
-/* In-Reply-To / References: msg-ids folded between ids (RFC 5322 3.6.4 allows CFWS). */
-static void put_msgids(pg_buf *out, const char *name, const char *ids)
-{
-    size_t col = strlen(name) + 1;
-    pg_buf_puts(out, name);
-    pg_buf_putc(out, ':');
-    while (*ids != '\0') {
-        const char *end = strchr(ids, ' ');
-        size_t n = end ? (size_t)(end - ids) : strlen(ids);
-        if (col > strlen(name) + 1 && col + 1 + n > LINE_SOFT) {
-            pg_buf_puts(out, "\r\n");
-            col = 0;
-        }
-        pg_buf_putc(out, ' ');
-        pg_buf_append(out, ids, n);
-        col += 1 + n;
-        ids += n + (end != NULL);
-    }
-    pg_buf_puts(out, "\r\n");
-}
-
-/* RFC 6531 3.3: a non-ASCII local part can only travel with SMTPUTF8. */
-static int needs_smtputf8(const pigeon_mailbox *mb)
-{
-    for (const char *p = mb->local; *p != '\0'; p++) {
-        if ((unsigned char)*p >= 0x80)
-            return 1;
-    }
-    return 0;
-}
-
-static int list_needs_smtputf8(const pigeon_address_list *list)
-{
-    for (size_t i = 0; i < list->count; i++) {
-        if (needs_smtputf8(&list->items[i]))
-            return 1;
-    }
-    return 0;
-}
-
-static pigeon_err check_smtputf8(pigeon_message_stream *s)
-{
-    pigeon_message *msg = s->msg;
-    if (s->opts.smtputf8)
-        return PIGEON_OK;
-    if (needs_smtputf8(&msg->from) || (msg->has_sender && needs_smtputf8(&msg->sender)) ||
-        list_needs_smtputf8(&msg->reply_to) || list_needs_smtputf8(&msg->to) ||
-        list_needs_smtputf8(&msg->cc))
-        return pg_message_fail(msg, PIGEON_ERR_ADDRESS,
-                               "a non-ASCII local part needs SMTPUTF8 (RFC 6531)");
-    return PIGEON_OK;
-}
-
-/* The address fields, in the documented order (Bcc never: RFC 5322 3.6.3 allows leaving
- * it out, and the recipients must not see each other's blind copies). */
-static pigeon_err address_fields(pigeon_message_stream *s)
-{
-    pigeon_message *msg = s->msg;
-    pg_buf *out = &s->arena;
-    int utf8 = s->opts.smtputf8 != 0;
-    pigeon_err err = put_mailbox(out, "From", &msg->from, utf8);
-    if (err == PIGEON_OK && msg->has_sender)
-        err = put_mailbox(out, "Sender", &msg->sender, utf8);
-    if (err == PIGEON_OK)
-        err = put_list(out, "Reply-To", &msg->reply_to, utf8);
-    if (err == PIGEON_OK)
-        err = put_list(out, "To", &msg->to, utf8);
-    if (err == PIGEON_OK)
-        err = put_list(out, "Cc", &msg->cc, utf8);
-    return err;
-}
-
-/* The message's own header fields, in the documented order, up to MIME-Version. */
-static pigeon_err header_block(pigeon_message_stream *s)
-{
-    pigeon_message *msg = s->msg;
-    pg_buf *out = &s->arena;
-    pigeon_err err;
-    put_date(out, msg->date);
-    if ((err = address_fields(s)) != PIGEON_OK)
-        return pg_message_fail(msg, err, "cannot write the address fields: %s",
-                               pigeon_strerror(err));
-    if (msg->subject != NULL)
-        pg_header_unstructured(out, "Subject", msg->subject);
-    pg_buf_printf(out, "Message-ID: <%s>\r\n", msg->message_id);
-    if (msg->in_reply_to != NULL)
-        put_msgids(out, "In-Reply-To", msg->in_reply_to);
-    if (msg->references != NULL)
-        put_msgids(out, "References", msg->references);
-    for (size_t i = 0; i < msg->header_count; i++)
-        pg_header_unstructured(out, msg->headers[i].name, msg->headers[i].value);
-    pg_buf_puts(out, "MIME-Version: 1.0\r\n");
-    if (out->err != PIGEON_OK)
-        return pg_message_fail(msg, out->err, "cannot format the header: %s",
-                               pigeon_strerror(out->err));
-    return PIGEON_OK;
-}
-
 /* ---- layout: the segment list ---- */
 
 /* Appends a segment; a literal directly after a literal in the arena extends it. */
@@ -727,11 +648,15 @@ static pigeon_err add_seg(pigeon_message_stream *s, int node, size_t off, size_t
     return PIGEON_OK;
 }
 
-/* Appends text to the arena and lays it out as a literal. */
-static pigeon_err add_text(pigeon_message_stream *s, const char *fmt, const char *a, const char *b)
+/* Appends the strings (up to a NULL) to the arena and lays them out as one literal. */
+static pigeon_err add_text(pigeon_message_stream *s, ...)
 {
     size_t off = s->arena.len;
-    pg_buf_printf(&s->arena, fmt, a, b);
+    va_list ap;
+    va_start(ap, s);
+    for (const char *p = va_arg(ap, const char *); p != NULL; p = va_arg(ap, const char *))
+        pg_buf_puts(&s->arena, p);
+    va_end(ap);
     if (s->arena.err != PIGEON_OK)
         return s->arena.err;
     return add_seg(s, -1, off, s->arena.len - off);
@@ -745,7 +670,7 @@ static pigeon_err layout(pigeon_message_stream *s, int id)
     pigeon_err err;
     if (!node->multi) {
         if ((err = add_seg(s, -1, node->hdr_off, node->hdr_len)) != PIGEON_OK ||
-            (err = add_text(s, "%s%s", "\r\n", "")) != PIGEON_OK)
+            (err = add_text(s, "\r\n", NULL)) != PIGEON_OK)
             return err;
         if (node->src != NULL)
             return add_seg(s, id, 0, 0);
@@ -754,45 +679,60 @@ static pigeon_err layout(pigeon_message_stream *s, int id)
     /* "Content-Type: multipart/alternative; boundary=..." would pass 78 columns. */
     size_t width = strlen("Content-Type: multipart/; boundary=\"\"") + strlen(node->subtype) +
                    strlen(node->boundary);
-    err = add_text(s,
-                   width > LINE_SOFT ? "Content-Type: multipart/%s;\r\n boundary=\"%s\""
-                                     : "Content-Type: multipart/%s; boundary=\"%s\"",
-                   node->subtype, node->boundary);
+    err = add_text(s, "Content-Type: multipart/", node->subtype,
+                   width > LINE_SOFT ? ";\r\n boundary=\"" : "; boundary=\"", node->boundary, "\"",
+                   NULL);
     if (err == PIGEON_OK && node->root_type != NULL)
-        err = add_text(s, ";\r\n type=\"%s\"%s", node->root_type, "");
+        err = add_text(s, ";\r\n type=\"", node->root_type, "\"", NULL);
     if (err == PIGEON_OK && node->is_8bit)
-        err = add_text(s, "%s%s", "\r\nContent-Transfer-Encoding: 8bit", "");
+        err = add_text(s, "\r\nContent-Transfer-Encoding: 8bit", NULL);
     if (err == PIGEON_OK)
-        err = add_text(s, "%s%s", "\r\n\r\n", "");
+        err = add_text(s, "\r\n\r\n", NULL);
     for (int k = node->first_kid; k >= 0 && err == PIGEON_OK; k = s->nodes[k].next) {
-        err =
-            add_text(s, k == node->first_kid ? "--%s\r\n%s" : "\r\n--%s\r\n%s", node->boundary, "");
+        err = add_text(s, k == node->first_kid ? "--" : "\r\n--", node->boundary, "\r\n", NULL);
         if (err == PIGEON_OK)
             err = layout(s, k);
     }
     if (err == PIGEON_OK)
-        err = add_text(s, "\r\n--%s--\r\n%s", node->boundary, "");
+        err = add_text(s, "\r\n--", node->boundary, "--\r\n", NULL);
     return err;
 }
 
-/* Exact output size (RFC 1870 SIZE) and whether any octet is 8-bit. */
-static void measure(pigeon_message_stream *s)
+/* Exact output size (RFC 1870 SIZE) and whether any octet is 8-bit: only the message
+ * header, leaf headers and 8bit bodies can hold one (multipart lines are ASCII, base64 and
+ * quoted-printable are 7bit). */
+static void measure(pigeon_message_stream *s, size_t header_len)
 {
     s->total = 0;
-    for (size_t i = 0; i < s->seg_count; i++) {
+    for (size_t i = 0; i < s->seg_count && s->total >= 0; i++) {
         const mime_seg *seg = &s->segs[i];
-        if (seg->node < 0) {
-            for (size_t j = 0; j < seg->len && !s->is_8bit; j++)
-                s->is_8bit = (unsigned char)s->arena.data[seg->off + j] >= 0x80;
-            if (s->total >= 0)
-                s->total += (int64_t)seg->len;
-        } else if (s->nodes[seg->node].src_size < 0) {
+        if (seg->node < 0)
+            s->total += (int64_t)seg->len;
+        else if (s->nodes[seg->node].src_size < 0)
             s->total = -1;
-        } else if (s->total >= 0) {
+        else
             s->total +=
                 (int64_t)pg_b64_encoded_len((uint64_t)s->nodes[seg->node].src_size, B64_LINE);
-        }
     }
+    s->is_8bit = pg_text_has_8bit(s->arena.data, header_len);
+    for (size_t i = 0; i < s->node_count && !s->is_8bit; i++) {
+        const mime_node *node = &s->nodes[i];
+        s->is_8bit =
+            !node->multi &&
+            (node->body_8bit || pg_text_has_8bit(s->arena.data + node->hdr_off, node->hdr_len));
+    }
+}
+
+/* Room for the arena at once: the header block, the text bodies as base64 (the usual
+ * encoding of non-ASCII text; 7bit is shorter, QP may grow it) and the part headers. */
+static size_t arena_estimate(const pigeon_message *msg)
+{
+    size_t est = 2048 + 512 * msg->part_count;
+    if (msg->text != NULL)
+        est += (size_t)pg_b64_encoded_len(msg->text_stats.out_len, B64_LINE);
+    if (msg->html != NULL)
+        est += (size_t)pg_b64_encoded_len(msg->html_stats.out_len, B64_LINE);
+    return est;
 }
 
 static pigeon_err prepare(pigeon_message_stream *s)
@@ -800,9 +740,11 @@ static pigeon_err prepare(pigeon_message_stream *s)
     pigeon_message *msg = s->msg;
     pigeon_err err;
     int root = -1;
-    if ((err = check_smtputf8(s)) != PIGEON_OK)
+    if ((err = pg_mime_check_smtputf8(msg, s->opts.smtputf8)) != PIGEON_OK)
         return err;
-    if ((err = header_block(s)) != PIGEON_OK)
+    if (pg_buf_reserve(&s->arena, arena_estimate(msg)) != PIGEON_OK)
+        return pg_message_fail(msg, PIGEON_ERR_NOMEM, "out of memory");
+    if ((err = pg_mime_header_block(&s->arena, msg, s->opts.smtputf8)) != PIGEON_OK)
         return err;
     size_t header_len = s->arena.len;
     if ((err = build_tree(s, &root)) != PIGEON_OK)
@@ -813,7 +755,7 @@ static pigeon_err prepare(pigeon_message_stream *s)
         return err;
     if ((err = add_seg(s, -1, 0, header_len)) != PIGEON_OK || (err = layout(s, root)) != PIGEON_OK)
         return pg_message_fail(msg, err, "cannot compose the message: %s", pigeon_strerror(err));
-    measure(s);
+    measure(s, header_len);
     return PIGEON_OK;
 }
 
@@ -854,11 +796,6 @@ pigeon_err pigeon_message_stream_open(pigeon_message *msg, const pigeon_write_op
         s->opts = *opts;
     pg_buf_init(&s->arena);
     pg_buf_init(&s->pending);
-    s->chunk = malloc(CHUNK);
-    if (s->chunk == NULL) {
-        err = pg_message_fail(msg, PIGEON_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
     if ((err = prepare(s)) != PIGEON_OK)
         goto fail;
     for (size_t i = 0; i < msg->part_count; i++)
@@ -910,11 +847,18 @@ static pigeon_err source_chunk(pigeon_message_stream *s, mime_node *node, const 
     uint64_t left = node->src_size >= 0 ? (uint64_t)node->src_size - s->src_read : CHUNK;
     size_t want = left < CHUNK ? (size_t)left : CHUNK;
     *n = 0;
-    *in = s->chunk;
+    *in = NULL;
     if (part->kind == PG_PART_BUFFER) {
         *in = part->data + s->src_read;
         *n = want;
-    } else if (part->kind == PG_PART_FILE) {
+        s->src_read += want;
+        return PIGEON_OK;
+    }
+    /* Allocated on first use: a message without files or streams never needs it. */
+    if (s->chunk == NULL && (s->chunk = malloc(CHUNK)) == NULL)
+        return pg_message_fail(s->msg, PIGEON_ERR_NOMEM, "out of memory");
+    *in = s->chunk;
+    if (part->kind == PG_PART_FILE) {
         ssize_t r;
         do
             r = want > 0 ? read(node->fd, s->chunk, want) : 0;
@@ -1034,6 +978,41 @@ pigeon_err pigeon_message_stream_read(pigeon_message_stream *s, void *buf, size_
 
 /* ---- whole-message writers ---- */
 
+/* Base64-encodes a whole source into out (RFC 2045 6.8): a buffer in one step, files and
+ * streams a chunk at a time. */
+static pigeon_err encode_source(pigeon_message_stream *s, mime_node *node, pg_buf *out)
+{
+    const pg_part *part = node->src;
+    pg_b64_stream st;
+    pigeon_err err = PIGEON_OK;
+    pg_b64_stream_init(&st, B64_LINE);
+    s->src_read = 0;
+    if (part->kind == PG_PART_BUFFER) {
+        pg_b64_stream_update(&st, out, part->data, part->len);
+    } else {
+        for (;;) {
+            const void *in;
+            size_t n;
+            if ((err = source_chunk(s, node, &in, &n)) != PIGEON_OK || n == 0)
+                break;
+            if (pg_b64_stream_update(&st, out, in, n) != PIGEON_OK)
+                break;
+        }
+    }
+    if (node->fd >= 0) {
+        close(node->fd);
+        node->fd = -1;
+    }
+    if (err != PIGEON_OK)
+        return err;
+    if (pg_b64_stream_final(&st, out) != PIGEON_OK)
+        return pg_message_fail(s->msg, out->err, "cannot encode an attachment");
+    return PIGEON_OK;
+}
+
+/* The whole message in one buffer, reserved once at its exact size (plus the few octets
+ * the base64 encoder's reservation may ask beyond it): literal segments are copied and
+ * sources encoded straight into it, without the stream's intermediate buffers. */
 pigeon_err pigeon_message_write_buffer(pigeon_message *msg, const pigeon_write_opts *opts,
                                        char **out, size_t *len)
 {
@@ -1047,21 +1026,17 @@ pigeon_err pigeon_message_write_buffer(pigeon_message *msg, const pigeon_write_o
     if ((err = pigeon_message_stream_open(msg, opts, &s)) != PIGEON_OK)
         return err;
     pg_buf_init(&b);
-    if (s->total > 0)
-        pg_buf_reserve(&b, (size_t)s->total);
-    for (;;) {
-        size_t n;
-        if (pg_buf_reserve(&b, CHUNK) != PIGEON_OK) {
-            err = pg_message_fail(msg, b.err, "out of memory");
-            break;
-        }
-        if ((err = pigeon_message_stream_read(s, b.data + b.len, CHUNK, &n)) != PIGEON_OK)
-            break;
-        b.len += n;
-        b.data[b.len] = '\0';
-        if (n == 0)
-            break;
+    if (s->total >= 0)
+        pg_buf_reserve(&b, (size_t)s->total + B64_SLACK);
+    for (size_t i = 0; i < s->seg_count && err == PIGEON_OK && b.err == PIGEON_OK; i++) {
+        const mime_seg *seg = &s->segs[i];
+        if (seg->node < 0)
+            pg_buf_append(&b, s->arena.data + seg->off, seg->len);
+        else
+            err = encode_source(s, &s->nodes[seg->node], &b);
     }
+    if (err == PIGEON_OK && b.err != PIGEON_OK)
+        err = pg_message_fail(msg, b.err, "out of memory");
     pigeon_message_stream_free(s);
     if (err == PIGEON_OK)
         *out = pg_buf_detach(&b, len);

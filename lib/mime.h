@@ -5,7 +5,9 @@
  * message into bytes: it "prepares" a list of segments (literal bytes kept in one arena,
  * and sources - files, buffers, caller streams - base64-encoded chunk by chunk while
  * reading), so that the exact size is known before the first byte and memory stays
- * bounded whatever the size of the attachments (RFC 2045, 2046, 5322).
+ * bounded whatever the size of the attachments (RFC 2045, 2046, 5322). lib/mime_header.c
+ * writes the message header block; lib/mime_text.c scans bodies (once) and writes text
+ * with its line breaks made CRLF.
  */
 #ifndef PG_MIME_H
 #define PG_MIME_H
@@ -16,6 +18,38 @@
 
 #include "buf.h"
 #include "pigeon/message.h"
+
+/* What decides a body's transfer encoding (RFC 2045 6), gathered in one pass by
+ * pg_text_scan. "As written" means after line breaks are made CRLF (PG_SCAN_NORMALIZE),
+ * else the octets as they are. */
+typedef struct pg_text_stats {
+    size_t out_len;  /* length as written */
+    size_t max_line; /* longest line in octets, without its line break */
+    size_t bare;     /* lone CR or LF octets (rewritten to CRLF when normalizing) */
+    uint64_t qp_min; /* quoted-printable length as written is at least this */
+    uint64_t qp_max; /* ... and at most this */
+    int has_bare;    /* a lone CR or LF remains as written (not normalizing) */
+    int has_8bit;    /* an octet >= 0x80 */
+    int has_nul;     /* a NUL octet */
+    int ends_break;  /* empty, or ends with a line break (CRLF; normalizing, CR or LF too) */
+} pg_text_stats;
+
+/* pg_text_scan flags. */
+#define PG_SCAN_UTF8      1 /* fail on invalid UTF-8 (RFC 3629 4) */
+#define PG_SCAN_NORMALIZE 2 /* CR, LF and CRLF are all line breaks, written as CRLF */
+
+/* Scans text[0..n) once (lib/mime_text.c). Returns 0, or -1 for invalid UTF-8 when
+ * PG_SCAN_UTF8 is set (st is then undefined). */
+int pg_text_scan(const char *text, size_t n, unsigned flags, pg_text_stats *st);
+
+/* Append text[0..n) with every line break (CR, LF, CRLF) as CRLF (RFC 2046 4.1.1): as is,
+ * or base64-encoded in 76-column lines. out_len is the normalized length (the out_len of
+ * a PG_SCAN_NORMALIZE scan), reserved once. */
+pigeon_err pg_text_put_crlf(pg_buf *out, const char *text, size_t n, size_t out_len);
+pigeon_err pg_text_put_b64(pg_buf *out, const char *text, size_t n, size_t out_len);
+
+/* Nonzero if s[0..n) holds an octet >= 0x80. */
+int pg_text_has_8bit(const char *s, size_t n);
 
 /* Where an attachment's bytes come from. */
 typedef enum pg_part_kind {
@@ -68,8 +102,10 @@ struct pigeon_message {
     size_t header_count;          /* number of headers */
     char *text;                   /* text/plain body (UTF-8), or NULL if none */
     size_t text_len;              /* its length */
+    pg_text_stats text_stats;     /* its PG_SCAN_NORMALIZE scan, made when it was set */
     char *html;                   /* text/html body (UTF-8), or NULL if none */
     size_t html_len;              /* its length */
+    pg_text_stats html_stats;     /* its PG_SCAN_NORMALIZE scan */
     const char *charset;          /* canonical charset of text parts (static string) */
     pg_part *parts;               /* attachments and inline parts, in call order */
     size_t part_count;            /* number of parts */
@@ -84,6 +120,14 @@ pigeon_err pg_message_fail(pigeon_message *msg, pigeon_err err, const char *fmt,
 /* Makes sure msg->message_id is set (generating it from the From domain). Returns
  * PIGEON_ERR_INVALID when there is no From and no Message-ID. */
 pigeon_err pg_message_ensure_id(pigeon_message *msg);
+
+/* Appends the message's header fields up to MIME-Version (lib/mime_header.c); addresses
+ * in UTF-8 when smtputf8. Failures are recorded with pg_message_fail. */
+pigeon_err pg_mime_header_block(pg_buf *out, pigeon_message *msg, int smtputf8);
+
+/* PIGEON_ERR_ADDRESS (recorded) if an address has a non-ASCII local part and the server
+ * does not offer SMTPUTF8 (RFC 6531 3.3). */
+pigeon_err pg_mime_check_smtputf8(pigeon_message *msg, int smtputf8);
 
 /* Random bytes and [0-9A-Za-z] tokens for boundaries and Message-IDs: the CSPRNG, or the
  * deterministic generator once pg_mime_test_seed() was called. */

@@ -5,6 +5,8 @@
  * (2) printable ASCII as itself, (3) space and tab as themselves unless they end a line,
  * (4) CRLF as a hard line break, (5) lines of at most 76 characters with "=" CRLF soft
  * breaks. Output is written into space reserved per input slice, never byte by byte.
+ * pg_qp_encode_text also takes a lone CR or LF as a hard line break (RFC 2046 4.1.1), so
+ * the composer encodes a caller's text without first making a CRLF copy of it.
  */
 #include "encode.h"
 
@@ -21,10 +23,10 @@
 static const char hex_upper[] = "0123456789ABCDEF";
 
 /* Per octet: its encoding padded to three characters, then its width (1 or 3), or width 0
- * for space, tab and CR, whose encoding depends on what follows. Built at compile time
+ * for space, tab, CR and LF, whose encoding depends on what follows. Built at compile time
  * so that the common case is one load and one 4-byte store, without a branch. */
 #define QP_LIT(c) ((c) >= 33 && (c) <= 126 && (c) != '=')
-#define QP_WS(c)  ((c) == ' ' || (c) == '\t' || (c) == '\r')
+#define QP_WS(c)  ((c) == ' ' || (c) == '\t' || (c) == '\r' || (c) == '\n')
 #define QP_HEX(v) (char)((v) < 10 ? '0' + (v) : 'A' + (v)-10)
 #define QP_E(c)                                                                                    \
     {                                                                                              \
@@ -45,6 +47,7 @@ typedef struct qp_state {
     size_t n;                /* its length */
     size_t pos;              /* next input byte */
     unsigned col;            /* characters on the current output line */
+    int norm;                /* a lone CR or LF is a line break too (written CRLF) */
 } qp_state;
 
 static char *encode_slice(qp_state *qs, size_t end, char *dst);
@@ -56,10 +59,14 @@ static int is_literal(unsigned char c)
     return c >= 33 && c <= 126 && c != '=';
 }
 
-/* True if a CRLF starts at in[i]. */
-static int crlf_at(const qp_state *qs, size_t i)
+/* Octets of the line break at in[i]: 2 for CRLF, with norm 1 for a lone CR or LF, else 0. */
+static size_t break_at(const qp_state *qs, size_t i)
 {
-    return i + 1 < qs->n && qs->in[i] == '\r' && qs->in[i + 1] == '\n';
+    if (i >= qs->n)
+        return 0;
+    if (qs->in[i] == '\r')
+        return i + 1 < qs->n && qs->in[i + 1] == '\n' ? 2 : (size_t)qs->norm;
+    return qs->in[i] == '\n' ? (size_t)qs->norm : 0;
 }
 
 /* Encodes input up to (about) end; a CRLF straddling end is taken whole. Position and
@@ -75,7 +82,8 @@ static char *encode_slice(qp_state *qs, size_t end, char *dst)
             unsigned char c = in[pos];
             unsigned w = (unsigned char)qp_tab[c][3];
             if (w == 0) { /* space or tab not before a line break stays literal */
-                if (c == '\r' || pos + 1 >= qs->n || in[pos + 1] == '\r')
+                if (c == '\r' || c == '\n' || pos + 1 >= qs->n || in[pos + 1] == '\r' ||
+                    in[pos + 1] == '\n')
                     break;
                 w = 1;
             }
@@ -87,14 +95,15 @@ static char *encode_slice(qp_state *qs, size_t end, char *dst)
         if (pos >= end)
             break;
         unsigned char c = in[pos];
-        if (c == '\r' && crlf_at(qs, pos)) { /* (4): a hard line break */
+        size_t brk = break_at(qs, pos);
+        if (brk != 0) { /* (4): a hard line break */
             memcpy(dst, "\r\n", 2);
             dst += 2;
             col = 0;
-            pos += 2;
+            pos += brk;
             continue;
         }
-        int next_crlf = crlf_at(qs, pos + 1);
+        int next_crlf = break_at(qs, pos + 1) != 0;
         /* (3): white space is literal unless it would end a line; at the end of input we
          * encode it too, so no line ever ends in white space before our final soft break. */
         int literal = is_literal(c) || ((c == ' ' || c == '\t') && !next_crlf && pos + 1 < qs->n);
@@ -126,16 +135,18 @@ static char *encode_slice(qp_state *qs, size_t end, char *dst)
  * CRLF, as MIME body parts must, yet decodes to exactly the input. */
 static char *finish(const qp_state *qs, char *dst)
 {
-    if (qs->n > 0 && !(qs->n >= 2 && crlf_at(qs, qs->n - 2))) {
+    unsigned char last = qs->n > 0 ? qs->in[qs->n - 1] : 0;
+    int ends_break = qs->norm ? last == '\r' || last == '\n' : break_at(qs, qs->n - 2) == 2;
+    if (qs->n > 0 && !ends_break) {
         memcpy(dst, "=\r\n", 3);
         dst += 3;
     }
     return dst;
 }
 
-pigeon_err pg_qp_encode(pg_buf *out, const char *in, size_t n)
+static pigeon_err qp_encode(pg_buf *out, const char *in, size_t n, int norm)
 {
-    qp_state qs = {(const unsigned char *)in, n, 0, 0};
+    qp_state qs = {(const unsigned char *)in, n, 0, 0, norm};
     if (out->err != PIGEON_OK)
         return out->err;
     while (qs.pos < n) {
@@ -153,11 +164,21 @@ pigeon_err pg_qp_encode(pg_buf *out, const char *in, size_t n)
     return PIGEON_OK;
 }
 
+pigeon_err pg_qp_encode(pg_buf *out, const char *in, size_t n)
+{
+    return qp_encode(out, in, n, 0);
+}
+
+pigeon_err pg_qp_encode_text(pg_buf *out, const char *in, size_t n)
+{
+    return qp_encode(out, in, n, 1);
+}
+
 size_t pg_qp_encoded_len(const char *in, size_t n)
 {
     /* The same code as pg_qp_encode into a scratch slice, so the two always agree. */
     char scratch[SLICE_OUT_MAX];
-    qp_state qs = {(const unsigned char *)in, n, 0, 0};
+    qp_state qs = {(const unsigned char *)in, n, 0, 0, 0};
     size_t total = 0;
     while (qs.pos < n) {
         size_t end = n - qs.pos > SLICE ? qs.pos + SLICE : n;

@@ -178,6 +178,11 @@ static const injection injections[] = {
     {"content id with CRLF", S_CID, "logo\r\nX: y", PIGEON_ERR_HEADER},
     {"content id with space", S_CID, "lo go", PIGEON_ERR_HEADER},
     {"content id with bracket", S_CID, "lo>go", PIGEON_ERR_HEADER},
+    /* Not an encoded-word position (RFC 2047 5), but Python's parser decodes it there and
+     * would read this one back as CR LF "Bcc: x". */
+    {"content id with encoded-word", S_CID, "i=?UTF-8?B?DQpCY2M6IHg=?=.png", PIGEON_ERR_HEADER},
+    {"bracketed content id with encoded-word", S_CID, "<=?utf-8?q?a=0D=0A?=@example.com>",
+     PIGEON_ERR_HEADER},
 };
 
 /* Every injection is refused with its code, the message says why in one line, the error
@@ -225,6 +230,7 @@ static void test_valid_values_accepted(void **state)
         {S_HDR_VALUE, "\xe4\xb8\xad\xe6\x96\x87"},
         {S_CID, "<logo@example.com>"},
         {S_CID, "logo"},
+        {S_CID, "a=b?c?=d@example.com"},
         {S_CTYPE, "application/vnd.ms-excel"},
         {S_FILENAME, "\xe6\x8a\xa5\xe5\x91\x8a.pdf"},
     };

@@ -418,6 +418,126 @@ static void test_encodings_chosen(void **state)
     pg_buf_cleanup(&longline);
 }
 
+/* Replaces every "\n" of lf (a text with LF line ends) with eol. */
+static char *with_eol(const char *lf, const char *eol)
+{
+    pg_buf b;
+    pg_buf_init(&b);
+    for (const char *p = lf; *p != '\0'; p++) {
+        if (*p == '\n')
+            pg_buf_puts(&b, eol);
+        else
+            pg_buf_putc(&b, *p);
+    }
+    return pg_buf_detach(&b, NULL);
+}
+
+/* One write of a text (and, when html is set, an HTML) body with a fixed Message-ID and
+ * boundaries. */
+static char *write_fixed(const char *text, const char *html, const pigeon_write_opts *o,
+                         size_t *len)
+{
+    pigeon_message *msg = base_message();
+    assert_int_equal(pigeon_message_set_message_id(msg, "<fixed@example.com>"), PIGEON_OK);
+    assert_int_equal(pigeon_message_set_text(msg, text, (size_t)-1), PIGEON_OK);
+    if (html != NULL)
+        assert_int_equal(pigeon_message_set_html(msg, html, (size_t)-1), PIGEON_OK);
+    pg_mime_test_seed(11);
+    char *out = write_checked(msg, o, len);
+    pg_mime_test_seed(0);
+    pigeon_message_free(msg);
+    return out;
+}
+
+/* RFC 2046 4.1.1: text goes with CRLF line breaks whatever the caller used; LF, CR, CRLF
+ * or a mix must give the same message, byte for byte, in each transfer encoding. */
+static void test_line_endings_same_bytes(void **state)
+{
+    pg_buf longline;
+    pg_buf_init(&longline);
+    for (int i = 0; i < 40; i++)
+        pg_buf_puts(&longline, "word ");
+    pg_buf_puts(&longline, "\nshort line \nend");
+    static const struct {
+        const char *text; /* LF line ends */
+        int allow_8bit;   /* write with 8BITMIME */
+        const char *cte;  /* the encoding expected */
+    } cases[] = {
+        {"ascii\nlines\n", 0, "7bit"},
+        {NULL, 0, "quoted-printable"},                          /* 200-char line */
+        {"caf\xc3\xa9 \n\tau lait\n\n", 0, "quoted-printable"}, /* white space before breaks */
+        {"\xe4\xbd\xa0\xe5\xa5\xbd\n\xe4\xb8\x96\xe7\x95\x8c\n", 0, "base64"},
+        {"\xe4\xbd\xa0\xe5\xa5\xbd\n\xe4\xb8\x96\xe7\x95\x8c\n", 1, "8bit"},
+    };
+    static const char *const eols[] = {"\r\n", "\r", "\n"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *lf = cases[i].text ? cases[i].text : longline.data;
+        pigeon_write_opts o = {.allow_8bit = cases[i].allow_8bit};
+        size_t want_len;
+        char *want = write_fixed(lf, lf, &o, &want_len);
+        tpart *t = tp_parse(want, want_len);
+        assert_int_equal(t->nkids, 2);
+        assert_field(t->kids[0], "Content-Transfer-Encoding", cases[i].cte);
+        size_t crlf_len;
+        char *crlf_text = crlf(lf, strlen(lf), &crlf_len);
+        assert_decoded(t->kids[0], crlf_text, crlf_len);
+        free(crlf_text);
+        tp_free(t);
+        for (size_t e = 0; e <= sizeof eols / sizeof eols[0]; e++) {
+            /* The last round mixes: CR in the text, CRLF in the HTML. */
+            char *text = with_eol(lf, e < 3 ? eols[e] : "\r");
+            char *html = with_eol(lf, e < 3 ? eols[e] : "\r\n");
+            size_t len;
+            char *out = write_fixed(text, html, &o, &len);
+            if (len != want_len || memcmp(out, want, len) != 0)
+                fail_msg("case %zu, line ends %zu: output differs", i, e);
+            free(out);
+            free(text);
+            free(html);
+        }
+        free(want);
+    }
+    pg_buf_cleanup(&longline);
+}
+
+/* RFC 2045 6: of quoted-printable and base64, the shorter one is chosen (QP on a tie):
+ * checked against the two lengths computed apart, across mixes of ASCII and non-ASCII
+ * where the two come close. */
+static void test_qp_or_base64_shorter(void **state)
+{
+    int seen_qp = 0, seen_b64 = 0;
+    for (int high = 1; high <= 40; high++) {
+        pg_buf text;
+        pg_buf_init(&text);
+        for (int line = 0; line < 12; line++) {
+            for (int k = 0; k < 60; k++)
+                pg_buf_puts(&text, (k * 41 + line * 7) % 60 < high ? "\xc3\xa9" : "e");
+            pg_buf_puts(&text, line % 3 == 0 ? " \n" : "\n");
+        }
+        size_t norm_len;
+        char *norm = crlf(text.data, text.len, &norm_len);
+        const char *want = pg_qp_encoded_len(norm, norm_len) <= pg_b64_encoded_len(norm_len, 76)
+                               ? "quoted-printable"
+                               : "base64";
+        seen_qp |= want[0] == 'q';
+        seen_b64 |= want[0] == 'b';
+        pigeon_message *msg = base_message();
+        assert_int_equal(pigeon_message_set_text(msg, text.data, text.len), PIGEON_OK);
+        size_t len;
+        char *out = write_checked(msg, NULL, &len);
+        tpart *t = tp_parse(out, len);
+        assert_field(t, "Content-Transfer-Encoding", want);
+        assert_encoded_lines(t);
+        assert_decoded(t, norm, norm_len);
+        tp_free(t);
+        free(out);
+        free(norm);
+        pigeon_message_free(msg);
+        pg_buf_cleanup(&text);
+    }
+    assert_true(seen_qp && seen_b64);
+}
+
 /* 8bit only when the caller says the server takes it (RFC 6152); never otherwise. */
 static void test_8bit_only_when_allowed(void **state)
 {
@@ -1142,6 +1262,8 @@ int main(void)
         cmocka_unit_test(test_header_order),
         cmocka_unit_test(test_header_folding),
         cmocka_unit_test(test_encodings_chosen),
+        cmocka_unit_test(test_line_endings_same_bytes),
+        cmocka_unit_test(test_qp_or_base64_shorter),
         cmocka_unit_test(test_8bit_only_when_allowed),
         cmocka_unit_test(test_gb18030),
         cmocka_unit_test(test_attachment_names),

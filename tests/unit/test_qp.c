@@ -201,12 +201,49 @@ static void test_decode_table(void **state)
     }
 }
 
+/* pg_qp_encode_text: a lone CR or LF is a hard line break like CRLF, so the output is the
+ * encoding of the text with its line breaks made CRLF (RFC 2046 4.1.1). */
+static void test_text_line_breaks(void **state)
+{
+    (void)state;
+    static const char *const table[] = {
+        "a\nb\n",    "a\rb\r",  "a\r\nb\r\n",          "mixed\r\nlf\ncr\rend",
+        "trail \nx", "tab\t\r", "end space ",          "\n\n\r\r\n",
+        "=\n=\r",    "",        "\xc3\xa9\n.From x\n",
+    };
+    char *longline = repeat('y', 200, " \nnext\rlast");
+    for (size_t i = 0; i <= sizeof table / sizeof table[0]; i++) {
+        const char *in = i < sizeof table / sizeof table[0] ? table[i] : longline;
+        size_t n = strlen(in);
+        pg_buf crlf, want, got;
+        pg_buf_init(&crlf);
+        pg_buf_init(&want);
+        pg_buf_init(&got);
+        for (size_t k = 0; k < n; k++) {
+            if (in[k] != '\r' && in[k] != '\n') {
+                pg_buf_putc(&crlf, in[k]);
+                continue;
+            }
+            pg_buf_append(&crlf, "\r\n", 2);
+            k += in[k] == '\r' && in[k + 1] == '\n';
+        }
+        assert_int_equal(pg_qp_encode(&want, crlf.data ? crlf.data : "", crlf.len), PIGEON_OK);
+        assert_int_equal(pg_qp_encode_text(&got, in, n), PIGEON_OK);
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.data, want.data, want.len);
+        pg_buf_cleanup(&crlf);
+        pg_buf_cleanup(&want);
+        pg_buf_cleanup(&got);
+    }
+    free(longline);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_table),       cmocka_unit_test(test_soft_breaks),
         cmocka_unit_test(test_round_trip_random), cmocka_unit_test(test_large_input),
-        cmocka_unit_test(test_decode_table),
+        cmocka_unit_test(test_decode_table),      cmocka_unit_test(test_text_line_breaks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
