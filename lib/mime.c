@@ -379,12 +379,16 @@ static pigeon_err read_all(int fd, int64_t size, pg_buf *out)
  * goes 7bit or 8bit when it can; base64 stays the last resort for content no transport
  * could carry as is (NUL, lines over 998).
  */
-static cte small_part_cte(pigeon_message_stream *s, const pg_part *part, body_src *b, int *try_qp)
+static cte small_part_cte(pigeon_message_stream *s, const pg_part *part, body_src *b, int *try_qp,
+                          int *utf8)
 {
     pg_text_stats st;
     *try_qp = 0;
     if (strncasecmp(part->content_type, "text/", 5) == 0) {
         pg_text_scan(b->data, b->len, 0, &st);
+        /* RFC 2046 4.1.2: text without a charset is US-ASCII; non-ASCII text that is valid
+         * UTF-8 says so, or clients show it garbled (a Chinese CSV, say). */
+        *utf8 = st.has_8bit && pg_utf8_valid(b->data, b->len);
         return choose_cte(&st, 0, 0, LINE_SOFT, try_qp);
     }
     if (strncasecmp(part->content_type, "message/", 8) == 0) {
@@ -425,12 +429,16 @@ static pigeon_err open_file_part(pigeon_message_stream *s, mime_node *node, pg_b
 }
 
 /* The header fields of an attachment or inline part (RFC 2183, RFC 2231, RFC 2392). */
-static void part_headers(pg_buf *out, const pg_part *part, cte e)
+static void part_headers(pg_buf *out, const pg_part *part, cte e, int utf8)
 {
     size_t col;
     pg_buf_puts(out, "Content-Type: ");
     pg_buf_puts(out, part->content_type);
     col = strlen("Content-Type: ") + strlen(part->content_type);
+    if (utf8) {
+        pg_buf_puts(out, "; charset=utf-8");
+        col += strlen("; charset=utf-8");
+    }
     if (part->filename != NULL)
         pg_param_append_ew(out, &col, "name", part->filename);
     pg_buf_puts(out, "\r\n");
@@ -457,7 +465,7 @@ static pigeon_err part_leaf(pigeon_message_stream *s, const pg_part *part, int *
 {
     pg_buf content;
     pigeon_err err = PIGEON_OK;
-    int in_memory = 0, try_qp = 0;
+    int in_memory = 0, try_qp = 0, utf8 = 0;
     int id = new_node(s);
     if (id < 0)
         return PIGEON_ERR_NOMEM;
@@ -479,14 +487,14 @@ static pigeon_err part_leaf(pigeon_message_stream *s, const pg_part *part, int *
         node->src_size = part->size;
     }
     b.out_len = b.len;
-    cte e = in_memory ? small_part_cte(s, part, &b, &try_qp) : CTE_BASE64;
+    cte e = in_memory ? small_part_cte(s, part, &b, &try_qp, &utf8) : CTE_BASE64;
     if (in_memory && (e != CTE_BASE64 || part->kind != PG_PART_BUFFER)) {
         node->src = NULL; /* the body is literal now */
         e = put_leaf_body(s, node, e, try_qp, &b);
     }
     node->is_8bit = e == CTE_8BIT;
     node->hdr_off = s->arena.len;
-    part_headers(&s->arena, part, e);
+    part_headers(&s->arena, part, e, utf8);
     node->hdr_len = s->arena.len - node->hdr_off;
     if (s->arena.err == PIGEON_OK)
         node->has_prefix |= contains(s->arena.data + node->hdr_off, node->hdr_len, BOUNDARY_PREFIX,

@@ -266,6 +266,22 @@ def missing_input_files_exit_66():
     assert "does-not-exist.txt" in err and "name=" not in err, err
 
 
+@test
+def text_attachments_declare_utf8_when_they_need_it():
+    d = harness.tmpdir("txt")
+    chinese, ascii_ = os.path.join(d, "报告.csv"), os.path.join(d, "plain.txt")
+    with open(chinese, "w", encoding="utf-8") as f:
+        f.write("月份,发送量\n十月,1200\n")
+    with open(ascii_, "w") as f:
+        f.write("just ascii\n")
+    raw, msg = expect_ok(*dry_run(*BASE, "--text", "x", "--attach", chinese, "--attach", ascii_))
+    parts = {p.get_filename(): p for p in leaves(msg) if p.get_filename()}
+    csv, txt = parts["报告.csv"], parts["plain.txt"]
+    assert csv.get_content_type() == "text/csv" and csv.get_param("charset") == "utf-8"
+    assert csv.get_content().replace("\r\n", "\n") == "月份,发送量\n十月,1200\n"
+    assert txt.get_param("charset") is None  # US-ASCII, the default, says nothing
+
+
 # ---- 78: sending without a server ----
 
 @test
