@@ -4,23 +4,28 @@
 # (smtp-source, Python smtplib, nodemailer pooled, msmtp, curl, swaks) run by
 # /work/shared/bench/peers.sh.
 #
-#   bench/smtp.sh [N]          (default 2000 messages)
+#   bench/smtp.sh [BUILD_DIR [N]]     (default: builds build-bench-smtp; 2000 messages)
 #
-# Builds an optimized, unsanitized tree in $BUILD (default build-bench-smtp). Runs
-# peers.sh with our 1-connection client (batches of 32, one round trip per message) as its
-# "yours" line, then a second smtp-sink: ours (batched and one by one, 1 and 4
-# connections) beside `smtp-source -d` and `smtp-source -s 4 -d` on the same sink, each
-# run $REPS times (default 3) because loopback figures on a shared machine are noisy.
+# Runs peers.sh (../shared/bench/peers.sh beside the repository, else PEERS_SH) with our
+# 1-connection client (batches of 32, one round trip per message) as its "yours" line,
+# then a second smtp-sink: ours (batched and one by one, 1 and 4 connections) beside
+# `smtp-source -d` and `smtp-source -s 4 -d` on the same sink, each run $REPS times
+# (default 3) because loopback figures on a shared machine are noisy.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD:-$here/build-bench-smtp}
-N=${1:-2000}
-cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DPIGEON_TESTS=OFF >/dev/null
-cmake --build "$build" --target bench_smtp -j2 >/dev/null
+build=${1:-}
+N=${2:-2000}
+if [[ -z $build || ! -x $build/bench_smtp ]]; then
+  build=${BUILD:-$here/build-bench-smtp}
+  cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release -DPIGEON_TESTS=OFF >/dev/null
+  cmake --build "$build" --target bench_smtp -j2 >/dev/null
+fi
 bench=$build/bench_smtp
+peers=${PEERS_SH:-$here/../shared/bench/peers.sh}
+[[ -x $peers || -f $peers ]] || peers=/work/shared/bench/peers.sh
 
 echo "== one connection (peers.sh; 'yours' is pigeon over 1 connection)"
-/work/shared/bench/peers.sh "$N" -- "$bench" 127.0.0.1 {PORT} {N} 1
+bash "$peers" "$N" -- "$bench" 127.0.0.1 {PORT} {N} 1
 
 echo "== same sink, $N messages, ${REPS:=3} runs each"
 PORT=${PORT4:-25252}
