@@ -43,8 +43,7 @@ pigeon_err pg_buf_reserve(pg_buf *b, size_t extra)
 {
     if (b->err != PIGEON_OK)
         return b->err;
-    if (extra > ((size_t)-1) / 2 - b->len ||
-        (b->max != 0 && b->len + extra > b->max)) {
+    if (extra > ((size_t)-1) / 2 - b->len || (b->max != 0 && b->len + extra > b->max)) {
         b->err = PIGEON_ERR_TOO_LARGE;
         return b->err;
     }

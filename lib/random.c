@@ -36,8 +36,7 @@ pigeon_err pg_random_bytes(void *buf, size_t n)
 
 pigeon_err pg_random_token(char *out, size_t n)
 {
-    static const char alphabet[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     unsigned char raw[64];
     size_t done = 0;
     while (done < n) {

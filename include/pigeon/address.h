@@ -36,9 +36,9 @@ typedef struct pigeon_mailbox {
 
 /* A list of mailboxes, in input order. */
 typedef struct pigeon_address_list {
-    pigeon_mailbox *items; /* array of count mailboxes, owned */
-    size_t count;          /* number of mailboxes */
-    char **empty_groups;   /* names of groups listed with no members ("undisclosed:;") */
+    pigeon_mailbox *items;    /* array of count mailboxes, owned */
+    size_t count;             /* number of mailboxes */
+    char **empty_groups;      /* names of groups listed with no members ("undisclosed:;") */
     size_t empty_group_count; /* number of empty_groups */
 } pigeon_address_list;
 

@@ -147,8 +147,7 @@ typedef struct pigeon_message_stream pigeon_message_stream;
 pigeon_err pigeon_message_stream_open(pigeon_message *msg, const pigeon_write_opts *opts,
                                       pigeon_message_stream **out);
 /* Fills up to cap bytes; *n = 0 means the end. */
-pigeon_err pigeon_message_stream_read(pigeon_message_stream *s, void *buf, size_t cap,
-                                      size_t *n);
+pigeon_err pigeon_message_stream_read(pigeon_message_stream *s, void *buf, size_t cap, size_t *n);
 /* The total size in octets, known before reading (-1 when a stream attachment has no
  * declared size). Used for the SMTP SIZE parameter (RFC 1870). */
 int64_t pigeon_message_stream_size(const pigeon_message_stream *s);
