@@ -4,7 +4,9 @@
  *
  * Workers are threads. Each has its own spool handle (a handle is single-threaded) and at
  * most one SMTP connection, which it keeps for the next message of the same account and
- * settings and closes when it has been idle for a while. What workers share lives in a
+ * settings and closes when it has been idle for a while. A worker claims a batch of
+ * messages of one account at once and records their outcomes in one commit (see
+ * daemon_worker.c for what that changes after a crash). What workers share lives in a
  * daemon struct behind one mutex: the resolved settings of each account (daemon_conf,
  * loaded on first use and again after SIGHUP), and each account's limits and counters
  * (daemon_account: messages per second, per day, connections).
@@ -36,6 +38,7 @@ typedef struct daemon_opts {
     eventlog_format log_format; /* --log-format json|logfmt (default json) */
     const char *metrics_listen; /* --metrics-listen ADDR:PORT, or NULL */
     int64_t idle_ms;            /* --idle SECONDS: close a connection idle this long (5 s) */
+    int batch;                  /* --batch N: messages a worker claims at once (default 64) */
     int64_t poll_ms;            /* how often an idle worker looks for due work (1 s) */
 } daemon_opts;
 

@@ -1,22 +1,42 @@
 /*
  * daemon_worker.c - one delivery worker of `pigeon daemon` (a thread).
  *
- * A worker loops: claim due work from the spool under a lease (preferring the account
- * its open connection belongs to), apply the account's limits, connect if needed (or
- * reuse the connection: the library sends RSET between messages, RFC 5321 4.1.1.5),
- * stream the stored message to the server, and record every recipient's outcome in the
- * spool at once, before logging or anything else, so that an accepted recipient is never
- * sent again even if the process dies the next instant.
+ * A worker loops: claim a batch of due messages of one account from the spool under one
+ * lease (preferring the account its open connection belongs to), and for each message
+ * apply the account's limits, connect if needed (or reuse the connection: the library
+ * sends RSET between messages, RFC 5321 4.1.1.5), and stream the stored message to the
+ * server. The outcomes of the batch are recorded in the spool in one commit, before
+ * logging or anything else: after the batch, before any wait (a rate-limit slot), and
+ * at least every FLUSH_MS, whichever comes first.
+ *
+ * Why batches: every spool commit is an fsync. Claiming and recording message by message
+ * costs two per message and bounds the daemon to half the disk's commit rate; a batch of
+ * 32 costs two per 32 messages. The price is the crash window: a worker that dies loses
+ * the outcomes it had not recorded yet, so those messages (whose final dot was sent, at
+ * most one batch per worker, and none older than FLUSH_MS plus one message) are sent
+ * again when their lease expires. That is the one duplicate RFC 5321 6.1 accepts (a crash
+ * between the dot and the recording of the reply); nothing is lost, and an accepted
+ * recipient is never sent again once recorded. On SIGTERM a worker finishes the message
+ * in flight, records the batch's outcomes and gives back the messages it did not start.
  *
  * Outcomes: an accepted recipient is delivered; any other is judged by the retry policy
  * (lib/retry.h) from its failure alone: the reply to its RCPT (or to MAIL/DATA/the final
  * dot), else our classification of the session failure. Temporary ones are deferred with
  * exponential backoff and full jitter, permanent ones fail. A 421 or a rate-limit hint
- * slows the whole account in the spool (pigeon_spool_throttle), for every daemon.
+ * slows the whole account in the spool (pigeon_spool_throttle), for every daemon, and
+ * the rest of the batch is given back. When a connection cannot be opened, the other
+ * messages of the batch for the same server share that failure instead of each waiting
+ * for its own connect timeout.
  *
- * Leases: a claim's lease must outlast the next bounded call (connect, or one send: each
- * at most the account's timeout). Before each, the lease is renewed when less than that
- * is left, so a live worker never loses its lease and a dead one's work comes back soon.
+ * Bodies: messages up to INLINE_MAX bytes come with the claim (read in its transaction,
+ * from pages the writer holds anyway and deletes at the record), so sending them needs no
+ * read of the spool; larger ones stream from the worker's own handle. Both are checked
+ * against their SHA-256 before the final dot.
+ *
+ * Leases: the batch's lease must outlast the next bounded call (connect, or one send:
+ * each at most the account's timeout). Before each, the lease of every message of the
+ * batch not yet recorded is renewed (one commit) when less than that is left, so a live
+ * worker never loses its lease and a dead one's work comes back soon.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,6 +53,13 @@
 #define BUSY_NAP_MS 100
 /* Milliseconds in a day (daily limits count UTC days). */
 #define DAY_MS ((int64_t)86400000)
+/* Messages up to this size come with the claim (read in its transaction, while the
+ * writer reads their pages anyway); larger ones stream from the worker's own handle.
+ * The size is lowered for big batches so that a batch holds at most INLINE_BUDGET. */
+#define INLINE_MAX    (64 * 1024)
+#define INLINE_BUDGET (4 * 1024 * 1024)
+/* Outcomes wait at most this long (plus one message) before they are recorded. */
+#define FLUSH_MS 50
 
 /* One worker's state. */
 typedef struct worker {
@@ -47,15 +74,42 @@ typedef struct worker {
     int64_t lease_ms;        /* lease asked for at claim time */
 } worker;
 
+/* Where one message of a batch stands. */
+typedef enum job_state {
+    JOB_WAITING = 0, /* not started yet (given back if the batch stops early) */
+    JOB_PENDING,     /* tried: outcomes decided, not yet recorded */
+    JOB_DONE,        /* outcomes recorded (or the recording failed and was logged) */
+    JOB_RELEASE,     /* not sent: to be given back with the rest */
+    JOB_LOST,        /* its lease was lost (another worker has it): left alone */
+} job_state;
+
 /* The outcome of one attempt, for recording, logging and metrics. */
 typedef struct attempt {
-    pigeon_spool_entry *job;        /* the claim */
+    pigeon_spool_entry *job;        /* the claim (owned by the batch) */
+    job_state state;                /* where it stands */
     pigeon_send_result res;         /* what the SMTP engine said */
     pigeon_spool_outcome *outcomes; /* one per claimed recipient */
     int64_t start_ms;               /* when the attempt began */
+    int64_t end_ms;                 /* when its outcomes were decided */
     int64_t throttle_until_ms;      /* nonzero: slow the account until then */
     const char *local_error;        /* our own reason when the engine was never reached */
 } attempt;
+
+/* One batch of claims: messages of one account under one lease. */
+typedef struct batch {
+    pigeon_spool_entry **jobs;       /* the claims (owned) */
+    size_t count;                    /* number of jobs */
+    attempt *at;                     /* one attempt per job (owned) */
+    pigeon_spool_record_item *items; /* room for count items, for recording */
+    pigeon_spool_entry **spare;      /* room for count claims, for renewing and releasing */
+    size_t pending;                  /* attempts in JOB_PENDING */
+    int64_t first_pending_ms;        /* when the oldest of them was decided */
+    const daemon_conf *fail_conf;    /* settings whose connection failed in this batch */
+    pigeon_send_result fail_res;     /* that failure (shared by the batch's other messages) */
+    const pigeon_spool_entry *last;  /* the job conf and acct were looked up for, or NULL */
+    const daemon_conf *conf;         /* the settings of last's account and sender */
+    daemon_account *acct;            /* last's account */
+} batch;
 
 static atomic_int worker_count;
 
@@ -79,40 +133,40 @@ static void nap(daemon_state *d, int64_t ms)
  * Bodies are read through each worker's own handle: in WAL mode readers never block
  * the writer. */
 
-static pigeon_err locked_claim(worker *w, const char *owner, const char *account, int64_t now,
-                               int64_t lease_ms, pigeon_spool_entry **job)
+static pigeon_err locked_claim(worker *w, const char *account, int64_t now, size_t max,
+                               pigeon_spool_entry ***jobs, size_t *count)
 {
     pthread_mutex_lock(&w->d->spool_lock);
-    pigeon_err e = pigeon_spool_claim(w->d->spool, owner, account, now, lease_ms, job);
+    size_t inline_max = INLINE_BUDGET / max < INLINE_MAX ? INLINE_BUDGET / max : INLINE_MAX;
+    pigeon_err e = pigeon_spool_claim_batch(w->d->spool, w->owner, account, now, w->lease_ms, max,
+                                            inline_max, jobs, count);
     if (e != PIGEON_OK)
         snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(w->d->spool));
     pthread_mutex_unlock(&w->d->spool_lock);
     return e;
 }
 
-static pigeon_err locked_renew(worker *w, pigeon_spool_entry *job, int64_t until_ms)
+static void locked_renew(worker *w, pigeon_spool_entry *const *jobs, size_t n, int64_t until_ms)
 {
     pthread_mutex_lock(&w->d->spool_lock);
-    pigeon_err e = pigeon_spool_renew(w->d->spool, job, until_ms);
+    pigeon_spool_renew_batch(w->d->spool, jobs, n, until_ms, NULL);
     pthread_mutex_unlock(&w->d->spool_lock);
-    return e;
 }
 
-static pigeon_err locked_record(worker *w, const pigeon_spool_entry *job,
-                                const pigeon_spool_outcome *outcomes, size_t n, int64_t now)
+static pigeon_err locked_record(worker *w, pigeon_spool_record_item *items, size_t n, int64_t now)
 {
     pthread_mutex_lock(&w->d->spool_lock);
-    pigeon_err e = pigeon_spool_record(w->d->spool, job, outcomes, n, now);
+    pigeon_err e = pigeon_spool_record_batch(w->d->spool, items, n, now);
     if (e != PIGEON_OK)
         snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(w->d->spool));
     pthread_mutex_unlock(&w->d->spool_lock);
     return e;
 }
 
-static void locked_release(worker *w, const pigeon_spool_entry *job, int64_t now)
+static void locked_release(worker *w, pigeon_spool_entry *const *jobs, size_t n, int64_t now)
 {
     pthread_mutex_lock(&w->d->spool_lock);
-    pigeon_spool_release(w->d->spool, job, now);
+    pigeon_spool_release_batch(w->d->spool, jobs, n, now);
     pthread_mutex_unlock(&w->d->spool_lock);
 }
 
@@ -207,16 +261,6 @@ static int take_limits(worker *w, daemon_account *a, int need_conn, int64_t *slo
     if (verdict == -2)
         locked_throttle(w, a->name, (day + 1) * DAY_MS, "daily_limit reached");
     return verdict < 0 ? -1 : 0;
-}
-
-/* Renews the claim when less than the next call's bound (plus a second) is left. */
-static int ensure_lease(worker *w, pigeon_spool_entry *job, const daemon_conf *conf)
-{
-    int64_t now = daemon_now_ms();
-    int64_t need = conf->lease_ms - 4000;
-    if (job->lease_until_ms - now >= need)
-        return 0;
-    return locked_renew(w, job, now + conf->lease_ms) == PIGEON_OK ? 0 : -1;
 }
 
 /* ---- outcomes ---- */
@@ -383,122 +427,271 @@ static void count_attempt(worker *w, const attempt *at, int64_t duration_ms)
     }
 }
 
-/* Records the outcomes (first of all), then throttles, logs and counts. */
-static void finish(worker *w, attempt *at)
+/* ---- batches: leases, recording, giving back ---- */
+
+/* Renews the lease of every message of the batch not yet recorded, when less than the
+ * next call's bound is left on job i's. Returns 0 while job i's lease is held. */
+static int ensure_lease(worker *w, batch *b, size_t i, const daemon_conf *conf)
+{
+    int64_t now = daemon_now_ms();
+    int64_t need = conf->lease_ms - 4000;
+    if (b->jobs[i]->lease_until_ms - now >= need)
+        return 0;
+    size_t n = 0;
+    for (size_t k = 0; k < b->count; k++)
+        if (b->at[k].state == JOB_WAITING || b->at[k].state == JOB_PENDING)
+            b->spare[n++] = b->jobs[k];
+    locked_renew(w, b->spare, n, now + conf->lease_ms);
+    return b->jobs[i]->lease_until_ms - now >= need ? 0 : -1;
+}
+
+static void log_record_failed(worker *w, const char *queue_id)
+{
+    eventlog_event ev;
+    eventlog_event_init(&ev, EVENTLOG_ERROR, "record_failed");
+    eventlog_add_str(&ev, "queue_id", queue_id);
+    eventlog_add_str(&ev, "text", w->error);
+    eventlog_write(w->d->log, &ev);
+}
+
+/* Records the outcomes of every pending attempt in one commit (first of all), then logs
+ * and counts them. */
+static void batch_flush(worker *w, batch *b)
+{
+    size_t n = 0;
+    if (b->pending == 0)
+        return;
+    for (size_t k = 0; k < b->count; k++)
+        if (b->at[k].state == JOB_PENDING)
+            b->items[n++] = (pigeon_spool_record_item){b->jobs[k], b->at[k].outcomes,
+                                                       b->jobs[k]->rcpt_count, 0};
+    pigeon_err e = locked_record(w, b->items, n, daemon_now_ms());
+    for (size_t k = 0; e != PIGEON_OK && k < n; k++)
+        if (e != PIGEON_ERR_STATE || b->items[k].lost > 0)
+            log_record_failed(w, b->items[k].job->queue_id);
+    for (size_t k = 0; k < b->count; k++) {
+        attempt *at = &b->at[k];
+        if (at->state != JOB_PENDING)
+            continue;
+        log_attempt(w, at, at->end_ms - at->start_ms);
+        count_attempt(w, at, at->end_ms - at->start_ms);
+        at->state = JOB_DONE;
+    }
+    b->pending = 0;
+}
+
+/* Gives back, in one commit, the messages of the batch that were not sent. */
+static void batch_release(worker *w, batch *b)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < b->count; k++)
+        if (b->at[k].state == JOB_WAITING || b->at[k].state == JOB_RELEASE)
+            b->spare[n++] = b->jobs[k];
+    if (n > 0)
+        locked_release(w, b->spare, n, daemon_now_ms());
+}
+
+/* Decides the outcomes of attempt at, which then waits to be recorded with the batch's
+ * others. A throttle hint is applied at once. */
+static void settle(worker *w, batch *b, attempt *at)
 {
     decide(w->d, at);
-    int64_t now = daemon_now_ms();
-    pigeon_err e = locked_record(w, at->job, at->outcomes, at->job->rcpt_count, now);
-    if (e != PIGEON_OK) {
-        eventlog_event ev;
-        eventlog_event_init(&ev, EVENTLOG_ERROR, "record_failed");
-        eventlog_add_str(&ev, "queue_id", at->job->queue_id);
-        eventlog_add_str(&ev, "text", w->error);
-        eventlog_write(w->d->log, &ev);
-    }
+    at->end_ms = daemon_now_ms();
+    at->state = JOB_PENDING;
+    if (b->pending++ == 0)
+        b->first_pending_ms = at->end_ms;
     if (at->throttle_until_ms > 0)
         locked_throttle(w, at->job->account, at->throttle_until_ms,
                         at->res.reply_text ? at->res.reply_text : at->res.errmsg);
-    log_attempt(w, at, now - at->start_ms);
-    count_attempt(w, at, now - at->start_ms);
+}
+
+/* A copy of a connection failure (no recipients; its own reply text). */
+static void copy_failure(pigeon_send_result *to, const pigeon_send_result *from)
+{
+    pigeon_send_result_cleanup(to);
+    *to = *from;
+    to->rcpts = NULL;
+    to->rcpt_count = 0;
+    to->reply_text = from->reply_text != NULL ? strdup(from->reply_text) : NULL;
 }
 
 /* ---- one message ---- */
 
-/* Sends the claimed message over the worker's connection (opened if needed). */
-static void deliver(worker *w, attempt *at, const daemon_conf *conf, daemon_account *acct,
-                    int need_conn)
+/* Gives back the connection slot take_limits() reserved but that was not used. */
+static void unreserve(worker *w, daemon_account *acct)
 {
-    pigeon_spool_entry *job = at->job;
-    if (need_conn) {
-        if (ensure_lease(w, job, conf) != 0) { /* the lease was lost: leave the work */
-            pthread_mutex_lock(&w->d->lock);
-            acct->connections--;
-            pthread_mutex_unlock(&w->d->lock);
-            return;
-        }
-        if (open_conn(w, conf, acct, &at->res) != 0) {
-            finish(w, at);
-            return;
-        }
+    pthread_mutex_lock(&w->d->lock);
+    if (acct->connections > 0)
+        acct->connections--;
+    pthread_mutex_unlock(&w->d->lock);
+}
+
+/* Sends job i of the batch over the worker's connection (opened if needed). Returns -1
+ * when the rest of the batch must be given back (the account was throttled). */
+static int deliver(worker *w, batch *b, size_t i, const daemon_conf *conf, daemon_account *acct,
+                   int need_conn)
+{
+    attempt *at = &b->at[i];
+    pigeon_spool_entry *job = b->jobs[i];
+    if (ensure_lease(w, b, i, conf) != 0) { /* the lease was lost: leave the work */
+        if (need_conn)
+            unreserve(w, acct);
+        at->state = JOB_LOST;
+        return 0;
     }
-    if (ensure_lease(w, job, conf) != 0)
-        return; /* another worker owns it now */
+    if (need_conn && open_conn(w, conf, acct, &at->res) != 0) {
+        b->fail_conf = conf;
+        copy_failure(&b->fail_res, &at->res);
+        settle(w, b, at);
+        return at->throttle_until_ms > 0 ? -1 : 0;
+    }
     const char **rcpts = calloc(job->rcpt_count, sizeof *rcpts);
     pigeon_spool_body *body = NULL;
     int64_t size = -1;
-    pigeon_err e = rcpts == NULL ? PIGEON_ERR_NOMEM
-                                 : pigeon_spool_body_open(w->spool, job->queue_id, &body, &size);
+    pigeon_err e =
+        rcpts == NULL ? PIGEON_ERR_NOMEM : pigeon_spool_job_body(w->spool, job, &body, &size);
     if (e != PIGEON_OK) { /* deleted meanwhile (NOTFOUND), or no memory: give it back */
-        locked_release(w, job, daemon_now_ms());
+        at->state = JOB_RELEASE;
         free(rcpts);
-        return;
+        return 0;
     }
-    for (size_t i = 0; i < job->rcpt_count; i++)
-        rcpts[i] = job->rcpts[i].address;
+    for (size_t k = 0; k < job->rcpt_count; k++)
+        rcpts[k] = job->rcpts[k].address;
     /* 8-bit is declared when offered (harmless for 7-bit data, RFC 6152): the spool does
      * not record whether a stored message needs it. */
     pigeon_smtp_send_stream(w->smtp, job->mail_from, rcpts, job->rcpt_count, pigeon_spool_body_read,
                             body, size, 1, &at->res);
     pigeon_spool_body_close(body);
     free(rcpts);
-    finish(w, at);
+    settle(w, b, at);
     if (!pigeon_smtp_is_ready(w->smtp))
         close_conn(w);
     w->last_used_ms = daemon_now_ms();
+    return at->throttle_until_ms > 0 ? -1 : 0;
 }
 
-static void process(worker *w, pigeon_spool_entry *job)
+/* Job i of the batch: settings, limits, then delivery. Returns -1 when the rest of the
+ * batch must be given back (a limit was reached, the account throttled, stopping). */
+/* The settings and account of job, looked up again only when its account or sender
+ * differs from the previous job's (a batch is of one account, usually of one sender; a
+ * SIGHUP is seen at the next batch). */
+static void lookup(daemon_state *d, batch *b, const pigeon_spool_entry *job)
+{
+    if (b->last != NULL && strcmp(b->last->account, job->account) == 0 &&
+        strcmp(b->last->mail_from, job->mail_from) == 0 && b->conf != NULL && b->acct != NULL)
+        return;
+    b->conf = daemon_conf_get(d, job->account, job->mail_from);
+    pthread_mutex_lock(&d->lock);
+    b->acct = daemon_account_get(d, job->account);
+    pthread_mutex_unlock(&d->lock);
+    b->last = job;
+}
+
+static int process(worker *w, batch *b, size_t i)
 {
     daemon_state *d = w->d;
-    attempt at;
-    memset(&at, 0, sizeof at);
-    at.job = job;
-    at.start_ms = daemon_now_ms();
-    pigeon_send_result_init(&at.res);
-    at.outcomes = calloc(job->rcpt_count, sizeof *at.outcomes);
-    const daemon_conf *conf = daemon_conf_get(d, job->account, job->mail_from);
-    pthread_mutex_lock(&d->lock);
-    daemon_account *acct = daemon_account_get(d, job->account);
-    pthread_mutex_unlock(&d->lock);
-    int64_t slot = 0;
-    if (at.outcomes == NULL || conf == NULL || acct == NULL) {
-        locked_release(w, job, daemon_now_ms());
-    } else if (conf->failed) {
-        at.local_error = conf->error;
-        finish(w, &at);
-    } else {
-        if (w->smtp != NULL && w->conf != conf)
-            close_conn(w); /* another account or sender, or the settings were reread */
-        int need_conn = w->smtp == NULL;
-        w->lease_ms = conf->lease_ms;
-        if (take_limits(w, acct, need_conn, &slot) != 0) {
-            locked_release(w, job, daemon_now_ms());
-            nap(d, BUSY_NAP_MS);
-        } else {
-            nap(d, slot - daemon_now_ms());
-            if (slot > daemon_now_ms()) /* stopping while waiting for the rate slot */
-                locked_release(w, job, daemon_now_ms());
-            else
-                deliver(w, &at, conf, acct, need_conn);
-        }
+    attempt *at = &b->at[i];
+    at->start_ms = daemon_now_ms();
+    lookup(d, b, at->job);
+    const daemon_conf *conf = b->conf;
+    daemon_account *acct = b->acct;
+    if (at->outcomes == NULL || conf == NULL || acct == NULL) {
+        at->state = JOB_RELEASE;
+        return 0;
     }
-    pigeon_send_result_cleanup(&at.res);
-    free(at.outcomes);
+    if (conf->failed || conf == b->fail_conf) {
+        if (conf->failed)
+            at->local_error = conf->error;
+        else
+            copy_failure(&at->res, &b->fail_res);
+        settle(w, b, at);
+        return at->throttle_until_ms > 0 ? -1 : 0;
+    }
+    if (w->smtp != NULL && w->conf != conf)
+        close_conn(w); /* another account or sender, or the settings were reread */
+    int need_conn = w->smtp == NULL;
+    int64_t slot = 0;
+    w->lease_ms = conf->lease_ms;
+    if (take_limits(w, acct, need_conn, &slot) != 0) {
+        at->state = JOB_RELEASE;
+        nap(d, BUSY_NAP_MS);
+        return -1;
+    }
+    if (slot > daemon_now_ms()) {
+        batch_flush(w, b); /* nothing waits unrecorded while we wait for the rate slot */
+        nap(d, slot - daemon_now_ms());
+    }
+    if (slot > daemon_now_ms()) { /* stopping while waiting for the rate slot */
+        if (need_conn)
+            unreserve(w, acct);
+        at->state = JOB_RELEASE;
+        return -1;
+    }
+    return deliver(w, b, i, conf, acct, need_conn);
+}
+
+/* Sends the batch's messages in order, recording outcomes at least every FLUSH_MS, until
+ * the end, a reason to stop, or SIGTERM; then records the rest and gives back what was
+ * not started. */
+static void run_batch(worker *w, batch *b)
+{
+    for (size_t i = 0; i < b->count && !atomic_load(&w->d->stopping); i++) {
+        if (b->pending > 0 && daemon_now_ms() - b->first_pending_ms >= FLUSH_MS)
+            batch_flush(w, b);
+        if (process(w, b, i) != 0)
+            break;
+    }
+    batch_flush(w, b);
+    batch_release(w, b);
+}
+
+static void batch_free(batch *b)
+{
+    for (size_t k = 0; b->at != NULL && k < b->count; k++) {
+        pigeon_send_result_cleanup(&b->at[k].res);
+        free(b->at[k].outcomes);
+    }
+    pigeon_send_result_cleanup(&b->fail_res);
+    pigeon_spool_jobs_free(b->jobs, b->count);
+    free(b->at);
+    free(b->items);
+    free(b->spare);
+    memset(b, 0, sizeof *b);
+}
+
+/* Sets up the batch's attempts for the claimed jobs. Returns -1 when out of memory (the
+ * claims are then given back). */
+static int batch_prepare(worker *w, batch *b)
+{
+    b->at = calloc(b->count, sizeof *b->at);
+    b->items = calloc(b->count, sizeof *b->items);
+    b->spare = calloc(b->count, sizeof *b->spare);
+    if (b->at == NULL || b->items == NULL || b->spare == NULL) {
+        locked_release(w, b->jobs, b->count, daemon_now_ms());
+        return -1;
+    }
+    for (size_t k = 0; k < b->count; k++) {
+        b->at[k].job = b->jobs[k];
+        pigeon_send_result_init(&b->at[k].res);
+        b->at[k].outcomes = calloc(b->jobs[k]->rcpt_count, sizeof *b->at[k].outcomes);
+    }
+    return 0;
 }
 
 /* ---- the loop ---- */
 
-/* Claims work: first for the open connection's account, then for any. */
-static pigeon_err claim(worker *w, pigeon_spool_entry **job)
+/* Claims a batch: first for the open connection's account, then for any. */
+static pigeon_err claim(worker *w, batch *b)
 {
     int64_t now = daemon_now_ms();
+    size_t max = (size_t)w->d->o.batch;
     pigeon_err e = PIGEON_OK;
-    *job = NULL;
+    memset(b, 0, sizeof *b);
+    pigeon_send_result_init(&b->fail_res);
     if (w->smtp != NULL)
-        e = locked_claim(w, w->owner, w->account->name, now, w->lease_ms, job);
-    if (e == PIGEON_OK && *job == NULL)
-        e = locked_claim(w, w->owner, NULL, now, w->lease_ms, job);
+        e = locked_claim(w, w->account->name, now, max, &b->jobs, &b->count);
+    if (e == PIGEON_OK && b->count == 0)
+        e = locked_claim(w, NULL, now, max, &b->jobs, &b->count);
     return e;
 }
 
@@ -518,17 +711,18 @@ static void loop(worker *w)
     while (!atomic_load(&d->stopping)) {
         if (w->smtp != NULL && w->conf->generation != daemon_generation(d))
             close_conn(w); /* SIGHUP: the settings may have changed */
-        pigeon_spool_entry *job = NULL;
-        if (claim(w, &job) != PIGEON_OK) {
+        batch b;
+        if (claim(w, &b) != PIGEON_OK) {
             log_error(w, "claim_failed");
             if (d->o.once && ++errors >= 5)
                 break;
             nap(d, d->o.poll_ms);
             continue;
         }
-        if (job != NULL) {
-            process(w, job);
-            pigeon_spool_entry_free(job);
+        if (b.count > 0) {
+            if (batch_prepare(w, &b) == 0)
+                run_batch(w, &b);
+            batch_free(&b);
             continue;
         }
         if (d->o.once)

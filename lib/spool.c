@@ -35,14 +35,15 @@ struct pigeon_spool {
 };
 
 struct pigeon_spool_body {
-    pigeon_spool *spool;    /* the handle it reads through (borrowed) */
-    void *reader;           /* the backend's reader */
-    int64_t size;           /* the stored size */
-    int64_t offset;         /* bytes returned so far */
-    unsigned char want[32]; /* the stored SHA-256 */
-    EVP_MD_CTX *md;         /* SHA-256 of the bytes returned so far */
-    int verified;           /* nonzero once the end was reached and checked */
-    pigeon_err end_err;     /* the outcome of that check, reported at every later call */
+    pigeon_spool *spool;      /* the handle it reads through (borrowed) */
+    void *reader;             /* the backend's reader, or NULL when reading from memory */
+    const unsigned char *mem; /* the bytes, when a claim carried them (borrowed), else NULL */
+    int64_t size;             /* the stored size */
+    int64_t offset;           /* bytes returned so far */
+    unsigned char want[32];   /* the stored SHA-256 */
+    EVP_MD_CTX *md;           /* SHA-256 of the bytes returned so far */
+    int verified;             /* nonzero once the end was reached and checked */
+    pigeon_err end_err;       /* the outcome of that check, reported at every later call */
 };
 
 static int valid_text(const char *s, size_t max, int allow_empty);
@@ -396,6 +397,7 @@ void pigeon_spool_entry_free(pigeon_spool_entry *entry)
         free((char *)r->text);
     }
     free(entry->rcpts);
+    free(entry->body);
     free((char *)entry->message_id);
     free((char *)entry->account);
     free((char *)entry->mail_from);
@@ -405,29 +407,38 @@ void pigeon_spool_entry_free(pigeon_spool_entry *entry)
 
 /* ---- claims and outcomes ---- */
 
-pigeon_err pigeon_spool_claim(pigeon_spool *spool, const char *owner, const char *account,
-                              int64_t now_ms, int64_t lease_ms, pigeon_spool_entry **job)
+/* Validates a claim's arguments and makes its lease (a fresh random token) into *req. */
+static pigeon_err claim_request(pigeon_spool *s, const char *owner, const char *account,
+                                int64_t now_ms, int64_t lease_ms, pg_spool_claim_req *req)
 {
-    if (spool == NULL || job == NULL)
-        return PIGEON_ERR_INVALID;
-    *job = NULL;
-    spool->diag.text[0] = '\0';
-    pigeon_err err = not_in_batch(spool);
+    s->diag.text[0] = '\0';
+    pigeon_err err = not_in_batch(s);
     if (err != PIGEON_OK)
         return err;
     if (!valid_text(owner, MAX_OWNER_LEN, 0) ||
         (account != NULL && !valid_text(account, MAX_ACCOUNT_LEN, 0)))
-        return pg_spool_fail(&spool->diag, PIGEON_ERR_INVALID, "spool: bad lease owner or account");
+        return pg_spool_fail(&s->diag, PIGEON_ERR_INVALID, "spool: bad lease owner or account");
     if (now_ms < 0 || lease_ms <= 0 || lease_ms > INT64_MAX - now_ms)
-        return pg_spool_fail(&spool->diag, PIGEON_ERR_INVALID, "spool: bad time or lease length");
+        return pg_spool_fail(&s->diag, PIGEON_ERR_INVALID, "spool: bad time or lease length");
     uint64_t token = 0;
     err = pg_random_bytes(&token, sizeof token);
     if (err != PIGEON_OK)
-        return pg_spool_fail(&spool->diag, err, "spool: no random bytes for a lease");
+        return pg_spool_fail(&s->diag, err, "spool: no random bytes for a lease");
     /* Positive and nonzero, so that it fits SQL integers and 0 can mean "no lease". */
     token = (token >> 1) | 1;
-    pg_spool_claim_req req = {owner, account, now_ms, now_ms + lease_ms, (int64_t)token};
-    return spool->ops->claim(spool->be, &req, job);
+    *req = (pg_spool_claim_req){owner, account, now_ms, now_ms + lease_ms, (int64_t)token, 0};
+    return PIGEON_OK;
+}
+
+pigeon_err pigeon_spool_claim(pigeon_spool *spool, const char *owner, const char *account,
+                              int64_t now_ms, int64_t lease_ms, pigeon_spool_entry **job)
+{
+    pg_spool_claim_req req;
+    if (spool == NULL || job == NULL)
+        return PIGEON_ERR_INVALID;
+    *job = NULL;
+    pigeon_err err = claim_request(spool, owner, account, now_ms, lease_ms, &req);
+    return err != PIGEON_OK ? err : spool->ops->claim(spool->be, &req, job);
 }
 
 pigeon_err pigeon_spool_renew(pigeon_spool *spool, pigeon_spool_entry *job, int64_t until_ms)
@@ -493,6 +504,125 @@ pigeon_err pigeon_spool_release(pigeon_spool *spool, const pigeon_spool_entry *j
     spool->diag.text[0] = '\0';
     pigeon_err err = not_in_batch(spool);
     return err != PIGEON_OK ? err : spool->ops->release(spool->be, job, now_ms);
+}
+
+/* ---- batches of claims and outcomes ---- */
+
+pigeon_err pigeon_spool_claim_batch(pigeon_spool *spool, const char *owner, const char *account,
+                                    int64_t now_ms, int64_t lease_ms, size_t max, size_t inline_max,
+                                    pigeon_spool_entry ***jobs, size_t *count)
+{
+    pg_spool_claim_req req;
+    if (spool == NULL || jobs == NULL || count == NULL)
+        return PIGEON_ERR_INVALID;
+    *jobs = NULL;
+    *count = 0;
+    pigeon_err err = claim_request(spool, owner, account, now_ms, lease_ms, &req);
+    if (err != PIGEON_OK)
+        return err;
+    if (max == 0 || max > PIGEON_SPOOL_MAX_BATCH || inline_max > PIGEON_SPOOL_MAX_INLINE)
+        return pg_spool_fail(&spool->diag, PIGEON_ERR_INVALID,
+                             "spool: bad batch size %zu or inline size %zu", max, inline_max);
+    req.inline_max = inline_max;
+    pigeon_spool_entry **arr = calloc(max, sizeof *arr);
+    if (arr == NULL)
+        return pg_spool_fail(&spool->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+    err = spool->ops->claim_batch(spool->be, &req, max, arr, count);
+    if (err != PIGEON_OK || *count == 0) {
+        free(arr);
+        *count = 0;
+        return err;
+    }
+    *jobs = arr;
+    return PIGEON_OK;
+}
+
+void pigeon_spool_jobs_free(pigeon_spool_entry **jobs, size_t n)
+{
+    if (jobs == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        pigeon_spool_entry_free(jobs[i]);
+    free(jobs);
+}
+
+/* Checks an array of claims; returns PIGEON_OK or PIGEON_ERR_INVALID with a diagnosis. */
+static pigeon_err check_jobs(pigeon_spool *s, pigeon_spool_entry *const *jobs, size_t n)
+{
+    s->diag.text[0] = '\0';
+    if (jobs == NULL && n > 0)
+        return pg_spool_fail(&s->diag, PIGEON_ERR_INVALID, "spool: no claims");
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i] == NULL || jobs[i]->lease_token == 0)
+            return pg_spool_fail(&s->diag, PIGEON_ERR_INVALID, "spool: #%zu is not a claim", i + 1);
+    return not_in_batch(s);
+}
+
+pigeon_err pigeon_spool_renew_batch(pigeon_spool *spool, pigeon_spool_entry *const *jobs, size_t n,
+                                    int64_t until_ms, size_t *lost)
+{
+    if (lost != NULL)
+        *lost = 0;
+    if (spool == NULL || until_ms < 0)
+        return PIGEON_ERR_INVALID;
+    pigeon_err err = check_jobs(spool, jobs, n);
+    if (err != PIGEON_OK || n == 0)
+        return err;
+    unsigned char *held = calloc(n, 1);
+    if (held == NULL)
+        return pg_spool_fail(&spool->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+    err = spool->ops->renew_batch(spool->be, jobs, n, until_ms, held);
+    for (size_t i = 0; err == PIGEON_OK && i < n; i++) {
+        if (held[i])
+            jobs[i]->lease_until_ms = until_ms;
+        else if (lost != NULL)
+            (*lost)++;
+    }
+    free(held);
+    return err;
+}
+
+pigeon_err pigeon_spool_record_batch(pigeon_spool *spool, pigeon_spool_record_item *items, size_t n,
+                                     int64_t now_ms)
+{
+    if (spool == NULL || (items == NULL && n > 0))
+        return PIGEON_ERR_INVALID;
+    spool->diag.text[0] = '\0';
+    pigeon_err err = not_in_batch(spool);
+    for (size_t i = 0; err == PIGEON_OK && i < n; i++) {
+        items[i].lost = 0;
+        if (items[i].job == NULL)
+            err = pg_spool_fail(&spool->diag, PIGEON_ERR_INVALID, "spool: item #%zu has no claim",
+                                i + 1);
+        else
+            err = check_outcomes(spool, items[i].job, items[i].outcomes, items[i].n);
+    }
+    if (err != PIGEON_OK || n == 0)
+        return err;
+    err = spool->ops->record_batch(spool->be, items, n, now_ms);
+    size_t lost = 0, first = n;
+    for (size_t i = 0; err == PIGEON_OK && i < n; i++) {
+        if (items[i].lost > 0 && first == n)
+            first = i;
+        lost += items[i].lost;
+    }
+    if (err == PIGEON_OK && lost > 0)
+        err = pg_spool_fail(&spool->diag, PIGEON_ERR_STATE,
+                            "spool: lease of %s (and maybe others) lost; %zu outcome(s) not "
+                            "recorded",
+                            items[first].job->queue_id, lost);
+    return err;
+}
+
+pigeon_err pigeon_spool_release_batch(pigeon_spool *spool, pigeon_spool_entry *const *jobs,
+                                      size_t n, int64_t now_ms)
+{
+    if (spool == NULL)
+        return PIGEON_ERR_INVALID;
+    pigeon_err err = check_jobs(spool, jobs, n);
+    if (err != PIGEON_OK || n == 0)
+        return err;
+    return spool->ops->release_batch(spool->be, jobs, n, now_ms);
 }
 
 pigeon_err pigeon_spool_throttle(pigeon_spool *spool, const char *account, int64_t until_ms,
@@ -575,13 +705,12 @@ pigeon_err pigeon_spool_stats_get(pigeon_spool *spool, int64_t now_ms, pigeon_sp
 
 /* ---- reading a body back ---- */
 
-pigeon_err pigeon_spool_body_open(pigeon_spool *spool, const char *queue_id,
-                                  pigeon_spool_body **out, int64_t *size)
+/* Opens a body from the store (queue_id), or from memory (job->body) when job is given. */
+static pigeon_err body_open(pigeon_spool *spool, const char *queue_id,
+                            const pigeon_spool_entry *job, pigeon_spool_body **out, int64_t *size)
 {
     pigeon_spool_body *b = NULL;
     pigeon_err err;
-    if (spool == NULL || out == NULL || !valid_text(queue_id, 64, 0))
-        return PIGEON_ERR_INVALID;
     *out = NULL;
     spool->diag.text[0] = '\0';
     b = calloc(1, sizeof *b);
@@ -593,7 +722,14 @@ pigeon_err pigeon_spool_body_open(pigeon_spool *spool, const char *queue_id,
         err = pg_spool_fail(&spool->diag, PIGEON_ERR_NOMEM, "spool: cannot start SHA-256");
         goto fail;
     }
-    err = spool->ops->body_open(spool->be, queue_id, &b->reader, &b->size, b->want);
+    if (job != NULL) {
+        b->mem = job->body;
+        b->size = job->size;
+        memcpy(b->want, job->body_sha256, sizeof b->want);
+        err = PIGEON_OK;
+    } else {
+        err = spool->ops->body_open(spool->be, queue_id, &b->reader, &b->size, b->want);
+    }
     if (err != PIGEON_OK)
         goto fail;
     if (size != NULL)
@@ -604,6 +740,22 @@ fail:
     EVP_MD_CTX_free(b->md);
     free(b);
     return err;
+}
+
+pigeon_err pigeon_spool_body_open(pigeon_spool *spool, const char *queue_id,
+                                  pigeon_spool_body **out, int64_t *size)
+{
+    if (spool == NULL || out == NULL || !valid_text(queue_id, 64, 0))
+        return PIGEON_ERR_INVALID;
+    return body_open(spool, queue_id, NULL, out, size);
+}
+
+pigeon_err pigeon_spool_job_body(pigeon_spool *spool, const pigeon_spool_entry *job,
+                                 pigeon_spool_body **out, int64_t *size)
+{
+    if (spool == NULL || out == NULL || job == NULL || !valid_text(job->queue_id, 64, 0))
+        return PIGEON_ERR_INVALID;
+    return body_open(spool, job->queue_id, job->body != NULL ? job : NULL, out, size);
 }
 
 /* Called at the end: the bytes returned must hash to what was stored at enqueue. */
@@ -636,7 +788,13 @@ int pigeon_spool_body_read(void *body, void *buf, size_t cap, size_t *n)
         return PIGEON_OK;
     int64_t left = b->size - b->offset;
     size_t want = (uint64_t)left < cap ? (size_t)left : cap;
-    pigeon_err err = b->spool->ops->body_read(b->spool->be, b->reader, b->offset, buf, want, n);
+    pigeon_err err = PIGEON_OK;
+    if (b->mem != NULL) {
+        memcpy(buf, b->mem + b->offset, want);
+        *n = want;
+    } else {
+        err = b->spool->ops->body_read(b->spool->be, b->reader, b->offset, buf, want, n);
+    }
     if (err != PIGEON_OK)
         return err;
     if (*n == 0)
@@ -652,7 +810,8 @@ void pigeon_spool_body_close(pigeon_spool_body *body)
 {
     if (body == NULL)
         return;
-    body->spool->ops->body_close(body->spool->be, body->reader);
+    if (body->reader != NULL)
+        body->spool->ops->body_close(body->spool->be, body->reader);
     EVP_MD_CTX_free(body->md);
     free(body);
 }

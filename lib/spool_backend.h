@@ -46,6 +46,7 @@ typedef struct pg_spool_claim_req {
     int64_t now_ms;      /* the time of the claim */
     int64_t until_ms;    /* lease expiry */
     int64_t token;       /* lease identity */
+    size_t inline_max;   /* load the bytes of messages up to this size into entry->body */
 } pg_spool_claim_req;
 
 /* Fills an entry; strings it stores must be malloc'd (freed by pigeon_spool_entry_free). */
@@ -82,6 +83,21 @@ typedef struct pg_spool_ops {
                          size_t *lost);
     pigeon_err (*release)(void *be, const pigeon_spool_entry *job, int64_t now_ms);
     pigeon_err (*throttle)(void *be, const char *account, int64_t until_ms, const char *reason);
+
+    /* Batches of the above, each one transaction. claim_batch fills jobs (room for max
+     * entries, owned by the caller; each entry calloc'd as by claim) and *count, taking
+     * messages of req->account only, or when it is NULL of the account of the oldest due
+     * work. renew_batch sets held[i] nonzero for the jobs that still had something in
+     * flight under their lease (and now have it until until_ms). record_batch applies
+     * each item as record does, filling items[i].lost. release_batch releases each job
+     * as release does. */
+    pigeon_err (*claim_batch)(void *be, const pg_spool_claim_req *req, size_t max,
+                              pigeon_spool_entry **jobs, size_t *count);
+    pigeon_err (*renew_batch)(void *be, pigeon_spool_entry *const *jobs, size_t n, int64_t until_ms,
+                              unsigned char *held);
+    pigeon_err (*record_batch)(void *be, pigeon_spool_record_item *items, size_t n, int64_t now_ms);
+    pigeon_err (*release_batch)(void *be, pigeon_spool_entry *const *jobs, size_t n,
+                                int64_t now_ms);
 
     pigeon_err (*list)(void *be, const char *account,
                        int (*fn)(void *ctx, const pigeon_spool_entry *entry), void *ctx);

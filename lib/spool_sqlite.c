@@ -147,6 +147,18 @@ static const char *const stmt_sql[ST_COUNT] = {
                        "(SELECT 1 FROM rcpt r WHERE r.msg = m.id AND r.due_ms IS NOT NULL)",
     [ST_BODY_MSG] = "SELECT id, size, sha256 FROM message WHERE queue_id = ?1",
     [ST_BODY_CHUNK] = "SELECT id FROM body WHERE msg = ?1 AND seq = ?2",
+    /* The due recipients in due order, with their message's account, for a batch claim
+     * (read lazily: the caller stops once it has enough messages). */
+    [ST_CLAIM_SCAN] = "SELECT r.msg, m.account FROM rcpt r JOIN message m ON m.id = r.msg "
+                      "WHERE r.due_ms <= ?1 AND (?2 IS NULL OR m.account = ?2) "
+                      "AND NOT EXISTS (SELECT 1 FROM account a WHERE a.name = m.account "
+                      "AND a.not_before_ms > ?1) ORDER BY r.due_ms",
+    [ST_INLINE_BODY] = "SELECT b.data, m.sha256 FROM body b JOIN message m ON m.id = b.msg "
+                       "WHERE b.msg = ?1 ORDER BY b.seq",
+    [ST_RENEW_RCPT] = "UPDATE rcpt SET due_ms = ?3 WHERE id = ?1 AND state = 1 AND lease = ?2",
+    [ST_RELEASE_RCPT] = "UPDATE rcpt SET state = CASE WHEN attempts > 1 THEN 2 ELSE 0 END, "
+                        "attempts = attempts - 1, due_ms = ?3, owner = NULL, lease = NULL, "
+                        "updated_ms = ?3 WHERE id = ?1 AND state = 1 AND lease = ?2",
 };
 
 static pigeon_err identify(pg_spool_sq *q, const char *path, int *fresh);
@@ -656,6 +668,10 @@ const pg_spool_ops pg_spool_sqlite_ops = {
     .record = pg_spool_sq_record,
     .release = pg_spool_sq_release,
     .throttle = pg_spool_sq_throttle,
+    .claim_batch = pg_spool_sq_claim_batch,
+    .renew_batch = pg_spool_sq_renew_batch,
+    .record_batch = pg_spool_sq_record_batch,
+    .release_batch = pg_spool_sq_release_batch,
     .list = pg_spool_sq_list,
     .show = pg_spool_sq_show,
     .retry = pg_spool_sq_retry,

@@ -1,9 +1,10 @@
 /*
  * spool_sqlite.h - shared parts of the SQLite spool backend (internal).
  *
- * The backend is two files: spool_sqlite.c (file format, open and checks, statements,
- * transactions, enqueue) and spool_sqlite_work.c (claims, outcomes, administration,
- * reading bodies). This header is what they share; nothing else includes it.
+ * The backend is three files: spool_sqlite.c (file format, open and checks, statements,
+ * transactions, enqueue), spool_sqlite_work.c (claims, outcomes, administration, reading
+ * bodies) and spool_sqlite_batch.c (claims and outcomes of many messages at once). This header is
+ * what they share; nothing else includes it.
  */
 #ifndef PG_SPOOL_SQLITE_H
 #define PG_SPOOL_SQLITE_H
@@ -52,6 +53,10 @@ enum {
     ST_STAT_OLDEST,
     ST_BODY_MSG,
     ST_BODY_CHUNK,
+    ST_CLAIM_SCAN,
+    ST_RENEW_RCPT,
+    ST_RELEASE_RCPT,
+    ST_INLINE_BODY,
     ST_COUNT
 };
 
@@ -79,13 +84,32 @@ pigeon_err pg_spool_sq_tx_end(pg_spool_sq *q, pigeon_err err);
 /* Binds a borrowed string (SQLITE_STATIC), or NULL. */
 void pg_spool_sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 
-/* The operations in spool_sqlite_work.c (see pg_spool_ops). */
+/* Parts of a claim and of a record, inside a transaction the caller holds (shared by the
+ * single calls in spool_sqlite_work.c and the batches in spool_sqlite_batch.c): take moves
+ * message msg's due recipients under req's lease, load builds the claim's entry, and
+ * record_job applies one claim's outcomes and removes the message when all is delivered. */
+pigeon_err pg_spool_sq_claim_take(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg);
+pigeon_err pg_spool_sq_claim_load(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
+                                  pigeon_spool_entry **job);
+pigeon_err pg_spool_sq_record_job(pg_spool_sq *q, const pigeon_spool_entry *job,
+                                  const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
+                                  size_t *lost);
+
+/* The operations in spool_sqlite_work.c and spool_sqlite_batch.c (see pg_spool_ops). */
 pigeon_err pg_spool_sq_claim(void *be, const pg_spool_claim_req *req, pigeon_spool_entry **job);
 pigeon_err pg_spool_sq_renew(void *be, const pigeon_spool_entry *job, int64_t until_ms);
 pigeon_err pg_spool_sq_record(void *be, const pigeon_spool_entry *job,
                               const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
                               size_t *lost);
 pigeon_err pg_spool_sq_release(void *be, const pigeon_spool_entry *job, int64_t now_ms);
+pigeon_err pg_spool_sq_claim_batch(void *be, const pg_spool_claim_req *req, size_t max,
+                                   pigeon_spool_entry **jobs, size_t *count);
+pigeon_err pg_spool_sq_renew_batch(void *be, pigeon_spool_entry *const *jobs, size_t n,
+                                   int64_t until_ms, unsigned char *held);
+pigeon_err pg_spool_sq_record_batch(void *be, pigeon_spool_record_item *items, size_t n,
+                                    int64_t now_ms);
+pigeon_err pg_spool_sq_release_batch(void *be, pigeon_spool_entry *const *jobs, size_t n,
+                                     int64_t now_ms);
 pigeon_err pg_spool_sq_throttle(void *be, const char *account, int64_t until_ms,
                                 const char *reason);
 pigeon_err pg_spool_sq_list(void *be, const char *account,

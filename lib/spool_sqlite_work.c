@@ -152,7 +152,7 @@ static pigeon_err claim_find(pg_spool_sq *q, const pg_spool_claim_req *req, int6
                                                  : pg_spool_sq_err(q, rc, "finding due work");
 }
 
-static pigeon_err claim_take(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg)
+pigeon_err pg_spool_sq_claim_take(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg)
 {
     sqlite3_stmt *st = NULL;
     pigeon_err err = pg_spool_sq_prep(q, ST_CLAIM_TAKE, &st);
@@ -166,9 +166,48 @@ static pigeon_err claim_take(pg_spool_sq *q, const pg_spool_claim_req *req, int6
     return pg_spool_sq_step(q, st, "claiming recipients");
 }
 
+/* Loads the bytes of a claimed message of e->size bytes into e->body (and its hash), in
+ * the claim's transaction. A body whose chunks do not add up to its size is left out
+ * (e->body NULL): reading it from the store then reports the damage. */
+static pigeon_err load_inline(pg_spool_sq *q, int64_t msg, pigeon_spool_entry *e)
+{
+    sqlite3_stmt *st = NULL;
+    size_t size = (size_t)e->size, got = 0;
+    int rc, ok = 1;
+    pigeon_err err = pg_spool_sq_prep(q, ST_INLINE_BODY, &st);
+    unsigned char *body = err == PIGEON_OK ? malloc(size > 0 ? size : 1) : NULL;
+    if (err == PIGEON_OK && body == NULL)
+        return pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+    if (err != PIGEON_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, msg);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const void *data = sqlite3_column_blob(st, 0);
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        ok = ok && len <= size - got && (data != NULL || len == 0) &&
+             sqlite3_column_bytes(st, 1) == 32;
+        if (ok && len > 0)
+            memcpy(body + got, data, len);
+        if (ok) {
+            got += len;
+            memcpy(e->body_sha256, sqlite3_column_blob(st, 1), 32);
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        free(body);
+        return pg_spool_sq_err(q, rc, "reading a claimed message");
+    }
+    if (ok && got == size)
+        e->body = body;
+    else
+        free(body);
+    return PIGEON_OK;
+}
+
 /* Loads a claimed message, its counts and the recipients under the lease. */
-static pigeon_err claim_load(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
-                             pigeon_spool_entry **job)
+pigeon_err pg_spool_sq_claim_load(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
+                                  pigeon_spool_entry **job)
 {
     sqlite3_stmt *st = NULL;
     int64_t rowid = 0;
@@ -204,6 +243,8 @@ static pigeon_err claim_load(pg_spool_sq *q, const pg_spool_claim_req *req, int6
             e->attempt = e->rcpts[i].attempts;
     if (e->lease_owner == NULL)
         return pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+    if (req->inline_max > 0 && e->size >= 0 && (uint64_t)e->size <= req->inline_max)
+        return load_inline(q, msg, e);
     return PIGEON_OK;
 }
 
@@ -216,9 +257,9 @@ pigeon_err pg_spool_sq_claim(void *be, const pg_spool_claim_req *req, pigeon_spo
         return err;
     err = claim_find(q, req, &msg);
     if (err == PIGEON_OK && msg != 0)
-        err = claim_take(q, req, msg);
+        err = pg_spool_sq_claim_take(q, req, msg);
     if (err == PIGEON_OK && msg != 0)
-        err = claim_load(q, req, msg, job);
+        err = pg_spool_sq_claim_load(q, req, msg, job);
     err = pg_spool_sq_tx_end(q, err);
     if (err != PIGEON_OK) {
         pigeon_spool_entry_free(*job);
@@ -307,15 +348,12 @@ static pigeon_err record_one(pg_spool_sq *q, const pigeon_spool_entry *job,
     return err;
 }
 
-pigeon_err pg_spool_sq_record(void *be, const pigeon_spool_entry *job,
-                              const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
-                              size_t *lost)
+pigeon_err pg_spool_sq_record_job(pg_spool_sq *q, const pigeon_spool_entry *job,
+                                  const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
+                                  size_t *lost)
 {
-    pg_spool_sq *q = be;
     sqlite3_stmt *st = NULL;
-    pigeon_err err = pg_spool_sq_tx_begin(q, 1);
-    if (err != PIGEON_OK)
-        return err;
+    pigeon_err err = PIGEON_OK;
     for (size_t i = 0; err == PIGEON_OK && i < n; i++)
         err = record_one(q, job, &outcomes[i], now_ms, lost);
     /* A message whose every recipient was delivered has nothing left to do. */
@@ -325,6 +363,18 @@ pigeon_err pg_spool_sq_record(void *be, const pigeon_spool_entry *job,
         pg_spool_sq_bind_text(st, 1, job->queue_id);
         err = pg_spool_sq_step(q, st, "removing a delivered message");
     }
+    return err;
+}
+
+pigeon_err pg_spool_sq_record(void *be, const pigeon_spool_entry *job,
+                              const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
+                              size_t *lost)
+{
+    pg_spool_sq *q = be;
+    pigeon_err err = pg_spool_sq_tx_begin(q, 1);
+    if (err != PIGEON_OK)
+        return err;
+    err = pg_spool_sq_record_job(q, job, outcomes, n, now_ms, lost);
     return pg_spool_sq_tx_end(q, err);
 }
 

@@ -63,6 +63,8 @@ extern "C" {
 #define PIGEON_SPOOL_ID_LEN 26
 
 typedef struct pigeon_spool pigeon_spool;
+/* A stored message being read (pigeon_spool_body_open(), pigeon_spool_job_body()). */
+typedef struct pigeon_spool_body pigeon_spool_body;
 
 /* Flags for pigeon_spool_open(). */
 enum {
@@ -176,13 +178,17 @@ typedef struct pigeon_spool_entry {
     int64_t size;                           /* message size in bytes */
     int64_t created_ms;                     /* enqueue time */
     size_t count[PIGEON_SPOOL_NSTATES];     /* its recipients per state (all of them) */
-    int64_t next_ms;          /* the earliest due time of a pending recipient, 0 if none */
-    size_t rcpt_count;        /* number of entries in rcpts */
-    pigeon_spool_rcpt *rcpts; /* show: all recipients; claim: the claimed ones; list: NULL */
-    const char *lease_owner;  /* claim: the lease owner; else NULL */
-    int64_t lease_until_ms;   /* claim: when the lease expires; else 0 */
-    int64_t lease_token;      /* claim: the lease's identity (random); else 0 */
-    int attempt;              /* claim: the highest attempt number among the claimed rcpts */
+    int64_t next_ms;               /* the earliest due time of a pending recipient, 0 if none */
+    size_t rcpt_count;             /* number of entries in rcpts */
+    pigeon_spool_rcpt *rcpts;      /* show: all recipients; claim: the claimed ones; list: NULL */
+    const char *lease_owner;       /* claim: the lease owner; else NULL */
+    int64_t lease_until_ms;        /* claim: when the lease expires; else 0 */
+    int64_t lease_token;           /* claim: the lease's identity (random); else 0 */
+    int attempt;                   /* claim: the highest attempt number among the claimed rcpts */
+    void *body;                    /* claim_batch with inline_max: the message's stored bytes (size
+                                      of them, not yet checked against the SHA-256; read them with
+                                      pigeon_spool_job_body()), or NULL */
+    unsigned char body_sha256[32]; /* with body: the SHA-256 stored at enqueue */
 } pigeon_spool_entry;
 
 /* Frees an entry from claim or show. NULL is a no-op. */
@@ -237,6 +243,79 @@ pigeon_err pigeon_spool_release(pigeon_spool *spool, const pigeon_spool_entry *j
 pigeon_err pigeon_spool_throttle(pigeon_spool *spool, const char *account, int64_t until_ms,
                                  const char *reason);
 
+/* ---- batches of claims and outcomes ----
+ *
+ * Every claim and every record is a durable commit (an fsync), which bounds a worker that
+ * claims and records message by message to the disk's commit rate. The calls below do the
+ * same work for many messages in one transaction each. The guarantees are those of the
+ * single calls: a claim hands out each recipient to one lease at a time, a delivered
+ * recipient is never handed out again once recorded, and a worker that dies leaves its
+ * leases to expire. The only added risk is the caller's: messages whose final dot was
+ * sent but whose outcomes are not yet recorded are sent again after a crash, so a caller
+ * should record soon after each message (the daemon: after the batch, or every few
+ * dozen messages or ~50 ms, whichever comes first).
+ */
+
+/*
+ * Claims the due recipients (as pigeon_spool_claim() does) of up to max messages of one
+ * account, in one transaction, under one lease: every job gets the same lease_owner,
+ * lease_until_ms and lease_token. account NULL: the account of the oldest due work. The
+ * oldest due work goes first. Messages of at most inline_max bytes (0: none; at most
+ * PIGEON_SPOOL_MAX_INLINE) come with their bytes in job->body, read in the same
+ * transaction, which saves the caller opening each one again. On success *jobs is a
+ * malloc'd array of *count claims (free it with pigeon_spool_jobs_free()), or NULL with
+ * *count 0 when nothing is due. Errors as pigeon_spool_claim(); PIGEON_ERR_INVALID for
+ * max 0 or above PIGEON_SPOOL_MAX_BATCH, or inline_max above PIGEON_SPOOL_MAX_INLINE. On
+ * error nothing is claimed.
+ */
+#define PIGEON_SPOOL_MAX_BATCH  1024
+#define PIGEON_SPOOL_MAX_INLINE (1024 * 1024)
+pigeon_err pigeon_spool_claim_batch(pigeon_spool *spool, const char *owner, const char *account,
+                                    int64_t now_ms, int64_t lease_ms, size_t max, size_t inline_max,
+                                    pigeon_spool_entry ***jobs, size_t *count);
+
+/* Opens a claimed message's bytes for reading, as pigeon_spool_body_open() does: from
+ * job->body when the claim carried them (checked against their SHA-256 like any stored
+ * body), else from the store. The job must outlive the body. */
+pigeon_err pigeon_spool_job_body(pigeon_spool *spool, const pigeon_spool_entry *job,
+                                 pigeon_spool_body **out, int64_t *size);
+
+/* Frees an array from pigeon_spool_claim_batch() and its n entries. NULL is a no-op. */
+void pigeon_spool_jobs_free(pigeon_spool_entry **jobs, size_t n);
+
+/*
+ * Extends the lease of n claims to until_ms, in one transaction. A claim whose lease is
+ * still held (some recipient in flight under it) gets lease_until_ms = until_ms; one whose
+ * lease was lost, or that has nothing left in flight (all recorded), keeps its old
+ * lease_until_ms, so that the caller can tell which it may still send. *lost (may be
+ * NULL) is the number of the latter. PIGEON_OK even when some were lost.
+ */
+pigeon_err pigeon_spool_renew_batch(pigeon_spool *spool, pigeon_spool_entry *const *jobs, size_t n,
+                                    int64_t until_ms, size_t *lost);
+
+/* The outcomes of one claim, for pigeon_spool_record_batch(). */
+typedef struct pigeon_spool_record_item {
+    const pigeon_spool_entry *job;        /* the claim (borrowed) */
+    const pigeon_spool_outcome *outcomes; /* its outcomes (borrowed) */
+    size_t n;                             /* number of outcomes */
+    size_t lost;                          /* out: outcomes skipped because the lease was lost */
+} pigeon_spool_record_item;
+
+/*
+ * Records the outcomes of n claims, as pigeon_spool_record() would for each, in one
+ * durable transaction: all or (on an error other than PIGEON_ERR_STATE) none. Every item
+ * is validated first (PIGEON_ERR_INVALID names the first bad one and records nothing).
+ * PIGEON_ERR_STATE after recording everything else when some outcomes were skipped for a
+ * lost lease; items[i].lost says which.
+ */
+pigeon_err pigeon_spool_record_batch(pigeon_spool *spool, pigeon_spool_record_item *items, size_t n,
+                                     int64_t now_ms);
+
+/* Gives back, as pigeon_spool_release() does, the recipients still in flight under the
+ * leases of n claims, in one transaction. */
+pigeon_err pigeon_spool_release_batch(pigeon_spool *spool, pigeon_spool_entry *const *jobs,
+                                      size_t n, int64_t now_ms);
+
 /* ---- administration: pigeon queue list|show|retry|delete|purge|stats ---- */
 
 /* Calls fn for each message (in enqueue order), of one account or of all (account NULL).
@@ -277,8 +356,6 @@ typedef struct pigeon_spool_stats {
 pigeon_err pigeon_spool_stats_get(pigeon_spool *spool, int64_t now_ms, pigeon_spool_stats *out);
 
 /* ---- reading a stored message back ---- */
-
-typedef struct pigeon_spool_body pigeon_spool_body;
 
 /* Opens the stored bytes of a message for reading. *size (may be NULL) is its length.
  * PIGEON_ERR_NOTFOUND if there is none. */

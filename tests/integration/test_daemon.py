@@ -7,12 +7,15 @@ the spool (`pigeon queue retry --all` makes deferred mail due now), never by sle
 
 The kill -9 test enqueues KILL_MESSAGES messages (300 by default; set
 PIGEON_DAEMON_KILL_MESSAGES=2000 for the full run of the issue), runs
-`pigeon daemon --workers 2` against aiosmtpd and SIGKILLs it at random moments KILLS
-times, restarting it, until the spool is drained. Every message must arrive at least
-once; a message can only be duplicated when a kill fell between the final dot and the
-recording of the reply, so duplicates are at most KILLS x workers, and each duplicate
-carries the same bytes as the first copy.
+`pigeon daemon --workers 2 --batch 16` against aiosmtpd and SIGKILLs it at random moments
+KILLS times, restarting it, until the spool is drained. Every message must arrive at least
+once. A worker records the outcomes of its batch together, so a message can only be
+duplicated when its final dot was sent (the server has a copy) before a kill and its
+outcome was not recorded yet: each copy is attributed to the daemon run that sent it, no
+run sends a message twice, the messages of a killed run that are sent again later are at
+most workers x batch, and each duplicate carries the same bytes as the first copy.
 """
+import bisect
 import json
 import os
 import random
@@ -382,20 +385,34 @@ def msgid(content):
     return int(m.group(1))
 
 
+def settle(srv, quiet=0.5, timeout=10.0):
+    """Waits until the server has received nothing new for `quiet` seconds (what a killed
+    daemon had sent is processed by then), and returns how many messages it holds."""
+    deadline = time.monotonic() + timeout
+    count, since = len(srv.messages), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if len(srv.messages) != count:
+            count, since = len(srv.messages), time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return count
+
+
 @test(timeout=110)
 def kill_9_loses_nothing():
     tool = harness.build_tool("enqueue")
     rnd = random.Random(9)
-    workers = 2
+    workers, batch = 2, 16
     with servers.AioSmtpd() as srv:
         env = make_env(srv.port)
         os.makedirs(os.path.dirname(spool_of(env)), exist_ok=True)
         rc, out, err = harness.run_cmd([tool, spool_of(env), "main", str(KILL_MESSAGES)],
                                        timeout=60)
         assert rc == 0, err
-        argv = [harness.pigeon_path(), "daemon", "--workers", str(workers), "--log-file",
-                os.devnull]
-        kills = 0
+        argv = [harness.pigeon_path(), "daemon", "--workers", str(workers), "--batch",
+                str(batch), "--log-file", os.devnull]
+        marks = []   # how many messages the server held when each killed run was over
         for _ in range(KILLS):
             if len(srv.messages) >= KILL_MESSAGES:
                 break
@@ -406,7 +423,7 @@ def kill_9_loses_nothing():
             time.sleep(rnd.uniform(0.0, 0.3))
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            kills += 1
+            marks.append(settle(srv))
         # Restart until drained; leases of killed workers expire after the account's
         # timeout (2 s) plus a margin.
         proc = harness.spawn(argv, env=full_env(env))
@@ -415,17 +432,62 @@ def kill_9_loses_nothing():
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
         received = list(srv.messages)
+    kills = len(marks)
     seen = {}
-    for m in received:
-        seen.setdefault(msgid(m.content), []).append(m.content)
+    for index, m in enumerate(received):
+        run = bisect.bisect_right(marks, index)   # the daemon run that sent this copy
+        seen.setdefault(msgid(m.content), []).append((run, m.content))
     missing = set(range(KILL_MESSAGES)) - set(seen)
     assert not missing, "lost %d messages, e.g. %s" % (len(missing), sorted(missing)[:5])
+    sent_again = [0] * (kills + 1)   # per run: its messages that a later run sent again
+    for mid, copies in seen.items():
+        runs = [run for run, _ in copies]
+        assert len(set(runs)) == len(runs), "message %d sent twice by one run: %s" % (mid, runs)
+        assert all(c == copies[0][1] for _, c in copies), "a duplicate differs from its original"
+        for run in runs[:-1]:
+            sent_again[run] += 1
+    for run in range(kills):
+        assert sent_again[run] <= workers * batch, \
+            "kill %d: %d messages sent again, more than %d workers x batch %d could have " \
+            "had in flight" % (run + 1, sent_again[run], workers, batch)
+    assert sent_again[kills] == 0
     dups = sum(len(v) - 1 for v in seen.values())
-    assert dups <= kills * workers, "%d duplicates after %d kills" % (dups, kills)
-    for copies in seen.values():
-        assert all(c == copies[0] for c in copies), "a duplicate differs from its original"
-    print("kill_9_loses_nothing: %d messages, %d kills, %d duplicates"
-          % (KILL_MESSAGES, kills, dups))
+    print("kill_9_loses_nothing: %d messages, %d kills, %d duplicates (per kill: %s)"
+          % (KILL_MESSAGES, kills, dups, sent_again[:kills]))
+
+
+@test(timeout=90)
+def sigterm_records_every_accepted_message():
+    """SIGTERM in the middle of batches: the workers finish the message in flight, record
+    the outcomes of their batches and give back what they did not start, so the next run
+    sends exactly the messages the server did not accept: none twice, none lost."""
+    tool = harness.build_tool("enqueue")
+    total = 600
+    with servers.AioSmtpd() as srv:
+        env = make_env(srv.port)
+        os.makedirs(os.path.dirname(spool_of(env)), exist_ok=True)
+        rc, out, err = harness.run_cmd([tool, spool_of(env), "main", str(total)], timeout=60)
+        assert rc == 0, err
+        proc = harness.spawn([harness.pigeon_path(), "daemon", "--workers", "2", "--batch",
+                              "64", "--log-file", os.devnull], env=full_env(env))
+        harness.wait_for(lambda: len(srv.messages) >= 20, 30, what="the first messages")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, harness.read_log(proc)
+        accepted = len(srv.messages)
+        assert 0 < accepted < total, accepted
+        stats = queue_json(env, "stats")
+        # Every accepted message was recorded (and so removed); the rest is queued again,
+        # not left in flight under a lease.
+        assert stats["messages"] == total - accepted, (stats, accepted)
+        assert stats["recipients"]["inflight"] == 0, stats
+        assert stats["recipients"]["queued"] == total - accepted, stats
+        daemon_once(env, workers=2)
+        received = srv.wait_messages(total)
+        time.sleep(0.3)
+        received = list(srv.messages)
+    ids = sorted(msgid(m.content) for m in received)
+    assert ids == list(range(total)), "%d copies of %d messages" % (len(ids), len(set(ids)))
+    assert queue_json(env, "stats")["messages"] == 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 /*
  * test_spool.c - the spool: enqueue and read back, claims and leases under an injected
  * clock, outcomes (an accepted recipient is never handed out again), administration,
- * refusal of foreign, damaged and newer files (byte-for-byte untouched), and two handles
- * on one file never claiming the same recipient.
+ * refusal of foreign, damaged and newer files (byte-for-byte untouched), batches of claims
+ * and outcomes (one lease, one commit), and two handles on one file never claiming the same
+ * recipient.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -738,6 +739,250 @@ static void test_missing_and_empty_files(void **state)
     pigeon_spool_close(s);
 }
 
+/* ---- batches of claims and outcomes ---- */
+
+/* Enqueues n one-recipient messages (rcpt r<i>@x.example) of account at T0 + first + i. */
+static void enqueue_many(pigeon_spool *s, const char *account, int n, int64_t first,
+                         char ids[][PIGEON_SPOOL_ID_LEN + 1])
+{
+    for (int i = 0; i < n; i++) {
+        char rcpt[64];
+        snprintf(rcpt, sizeof rcpt, "r%d@x.example", i);
+        const char *rcpts[] = {rcpt, "all@x.example"};
+        enqueue(s, account, rcpts, 2, T0 + first + 10 * i, ids[i]);
+    }
+}
+
+static void test_claim_batch_one_account_one_lease(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char home[5][PIGEON_SPOOL_ID_LEN + 1], work[3][PIGEON_SPOOL_ID_LEN + 1];
+    enqueue_many(s, "home", 5, 0, home); /* due at T0, T0+10, ... */
+    enqueue_many(s, "work", 3, 5, work); /* due at T0+5, T0+15, T0+25: interleaved */
+    pigeon_spool_entry **jobs = NULL;
+    size_t n = 99;
+    assert_int_equal(pigeon_spool_claim_batch(s, "w", NULL, T0 + 100, MIN_MS, 0, 0, &jobs, &n),
+                     PIGEON_ERR_INVALID);
+    assert_int_equal(pigeon_spool_claim_batch(s, "w", NULL, T0 + 100, MIN_MS,
+                                              PIGEON_SPOOL_MAX_BATCH + 1, 0, &jobs, &n),
+                     PIGEON_ERR_INVALID);
+    /* The oldest due work is home's: four of its messages, oldest first, one lease. */
+    assert_int_equal(pigeon_spool_claim_batch(s, "w1", NULL, T0 + 100, MIN_MS, 4, 0, &jobs, &n),
+                     PIGEON_OK);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(jobs[i]->queue_id, home[i]);
+        assert_string_equal(jobs[i]->account, "home");
+        assert_int_equal(jobs[i]->rcpt_count, 2);
+        assert_int_equal(jobs[i]->rcpts[0].state, PIGEON_SPOOL_INFLIGHT);
+        assert_int_equal(jobs[i]->attempt, 1);
+        assert_string_equal(jobs[i]->lease_owner, "w1");
+        assert_int_equal(jobs[i]->lease_until_ms, T0 + 100 + MIN_MS);
+        assert_true(jobs[i]->lease_token != 0 && jobs[i]->lease_token == jobs[0]->lease_token);
+    }
+    /* An account named: only its messages, though home's last one is due earlier. */
+    pigeon_spool_entry **more = NULL;
+    size_t m = 0;
+    assert_int_equal(pigeon_spool_claim_batch(s, "w2", "work", T0 + 100, MIN_MS, 10, 0, &more, &m),
+                     PIGEON_OK);
+    assert_int_equal(m, 3);
+    for (size_t i = 0; i < m; i++)
+        assert_string_equal(more[i]->queue_id, work[i]);
+    assert_true(more[0]->lease_token != jobs[0]->lease_token);
+    pigeon_spool_jobs_free(more, m);
+    /* What is left: home's fifth; then nothing until the leases expire. */
+    assert_int_equal(pigeon_spool_claim_batch(s, "w2", NULL, T0 + 100, MIN_MS, 10, 0, &more, &m),
+                     PIGEON_OK);
+    assert_int_equal(m, 1);
+    assert_string_equal(more[0]->queue_id, home[4]);
+    pigeon_spool_jobs_free(more, m);
+    assert_int_equal(pigeon_spool_claim_batch(s, "w2", NULL, T0 + 100, MIN_MS, 10, 0, &more, &m),
+                     PIGEON_OK);
+    assert_null(more);
+    assert_int_equal(m, 0);
+    /* A throttled account is skipped by batches too. */
+    assert_int_equal(pigeon_spool_throttle(s, "home", T0 + 10 * MIN_MS, "slow"), PIGEON_OK);
+    assert_int_equal(
+        pigeon_spool_claim_batch(s, "w3", NULL, T0 + 100 + MIN_MS, MIN_MS, 10, 0, &more, &m),
+        PIGEON_OK);
+    assert_int_equal(m, 3);
+    for (size_t i = 0; i < m; i++)
+        assert_string_equal(more[i]->account, "work");
+    pigeon_spool_jobs_free(more, m);
+    pigeon_spool_jobs_free(jobs, n);
+    pigeon_spool_close(s);
+}
+
+/* Reads a claimed message through pigeon_spool_job_body() in odd-sized pieces. */
+static pigeon_err read_job(pigeon_spool *s, const pigeon_spool_entry *job, char *buf, size_t cap,
+                           size_t *len)
+{
+    pigeon_spool_body *b = NULL;
+    int64_t size = -1;
+    size_t n = 0;
+    *len = 0;
+    pigeon_err err = pigeon_spool_job_body(s, job, &b, &size);
+    if (err != PIGEON_OK)
+        return err;
+    assert_int_equal(size, (int64_t)(sizeof sample - 1));
+    do {
+        size_t want = cap - *len < 7 ? cap - *len : 7;
+        err = (pigeon_err)pigeon_spool_body_read(b, buf + *len, want, &n);
+        *len += n;
+    } while (err == PIGEON_OK && n > 0);
+    pigeon_spool_body_close(b);
+    return err;
+}
+
+/* A batch claim can carry the bytes of small messages; they read back exactly as stored,
+ * and are still checked against the stored SHA-256. */
+static void test_claim_batch_inline_bodies(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char ids[2][PIGEON_SPOOL_ID_LEN + 1], buf[512];
+    size_t n = 0, len = 0;
+    enqueue_many(s, "home", 2, 0, ids);
+    pigeon_spool_entry **jobs = NULL;
+    assert_int_equal(pigeon_spool_claim_batch(s, "w", NULL, T0 + 100, MIN_MS, 1,
+                                              PIGEON_SPOOL_MAX_INLINE + 1, &jobs, &n),
+                     PIGEON_ERR_INVALID);
+    /* Too small a limit: no bytes carried; they come from the store. */
+    assert_int_equal(
+        pigeon_spool_claim_batch(s, "w", NULL, T0 + 100, MIN_MS, 1, sizeof sample - 2, &jobs, &n),
+        PIGEON_OK);
+    assert_int_equal(n, 1);
+    assert_null(jobs[0]->body);
+    assert_int_equal(read_job(s, jobs[0], buf, sizeof buf, &len), PIGEON_OK);
+    assert_int_equal(len, sizeof sample - 1);
+    assert_memory_equal(buf, sample, len);
+    pigeon_spool_jobs_free(jobs, n);
+    assert_int_equal(
+        pigeon_spool_claim_batch(s, "w", NULL, T0 + 100, MIN_MS, 1, sizeof sample - 1, &jobs, &n),
+        PIGEON_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(jobs[0]->queue_id, ids[1]);
+    assert_non_null(jobs[0]->body);
+    assert_memory_equal(jobs[0]->body, sample, sizeof sample - 1);
+    assert_int_equal(read_job(s, jobs[0], buf, sizeof buf, &len), PIGEON_OK);
+    assert_int_equal(len, sizeof sample - 1);
+    assert_memory_equal(buf, sample, len);
+    /* Bytes that do not match their hash are refused at the end, as from the store. */
+    ((char *)jobs[0]->body)[3] ^= 1;
+    assert_int_equal(read_job(s, jobs[0], buf, sizeof buf, &len), PIGEON_ERR_CORRUPT);
+    pigeon_spool_jobs_free(jobs, n);
+    pigeon_spool_close(s);
+}
+
+/* One commit records several claims; what was not recorded (a crash after sending) comes
+ * back after the lease, what was delivered never does, and a lost lease is reported. */
+static void test_record_batch(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char ids[3][PIGEON_SPOOL_ID_LEN + 1];
+    enqueue_many(s, "home", 3, 0, ids);
+    pigeon_spool_entry **jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(pigeon_spool_claim_batch(s, "w1", NULL, T0 + 100, MIN_MS, 8, 0, &jobs, &n),
+                     PIGEON_OK);
+    assert_int_equal(n, 3);
+    pigeon_spool_outcome all[2] = {{0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"},
+                                   {1, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"}};
+    pigeon_spool_outcome half[2] = {
+        {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.1.5", "ok"},
+        {1, PIGEON_SPOOL_DEFERRED, T0 + 5 * MIN_MS, PIGEON_ERR_DEFERRED, 451, "4.3.0", "busy"}};
+    pigeon_spool_outcome bad = {5, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, NULL};
+    pigeon_spool_record_item items[2] = {{jobs[0], all, 2, 0}, {jobs[1], &bad, 1, 0}};
+    /* A bad item refuses the whole call: nothing recorded. */
+    assert_int_equal(pigeon_spool_record_batch(s, items, 2, T0 + 200), PIGEON_ERR_INVALID);
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, ids[0], &e), PIGEON_OK);
+    assert_int_equal(e->count[PIGEON_SPOOL_INFLIGHT], 2);
+    pigeon_spool_entry_free(e);
+    items[1] = (pigeon_spool_record_item){jobs[1], half, 2, 0};
+    assert_int_equal(pigeon_spool_record_batch(s, items, 2, T0 + 200), PIGEON_OK);
+    assert_int_equal(pigeon_spool_show(s, ids[0], &e), PIGEON_ERR_NOTFOUND); /* all delivered */
+    assert_int_equal(pigeon_spool_show(s, ids[1], &e), PIGEON_OK);
+    assert_int_equal(e->rcpts[0].state, PIGEON_SPOOL_DELIVERED);
+    assert_int_equal(e->rcpts[1].state, PIGEON_SPOOL_DEFERRED);
+    assert_int_equal(e->rcpts[1].smtp_code, 451);
+    pigeon_spool_entry_free(e);
+    /* jobs[2] was "sent" but never recorded (the worker died): after the lease it is due
+     * again, alone; the recorded ones are not. */
+    pigeon_spool_entry **again = NULL;
+    size_t m = 0;
+    assert_int_equal(
+        pigeon_spool_claim_batch(s, "w2", NULL, T0 + 100 + MIN_MS, MIN_MS, 8, 0, &again, &m),
+        PIGEON_OK);
+    assert_int_equal(m, 1);
+    assert_string_equal(again[0]->queue_id, ids[2]);
+    assert_int_equal(again[0]->rcpt_count, 2);
+    assert_int_equal(again[0]->attempt, 2);
+    /* The dead worker's late outcomes: its "deferred" is refused (lease lost), its
+     * "delivered" kept; the call says so. */
+    pigeon_spool_outcome late[2] = {
+        {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, NULL},
+        {1, PIGEON_SPOOL_DEFERRED, T0 + 9 * MIN_MS, PIGEON_ERR_DEFERRED, 451, NULL, NULL}};
+    pigeon_spool_record_item late_item = {jobs[2], late, 2, 0};
+    assert_int_equal(pigeon_spool_record_batch(s, &late_item, 1, T0 + 100 + MIN_MS + 1),
+                     PIGEON_ERR_STATE);
+    assert_int_equal(late_item.lost, 1);
+    assert_int_equal(pigeon_spool_show(s, ids[2], &e), PIGEON_OK);
+    assert_int_equal(e->rcpts[0].state, PIGEON_SPOOL_DELIVERED);
+    assert_int_equal(e->rcpts[1].state, PIGEON_SPOOL_INFLIGHT);
+    assert_string_equal(e->rcpts[1].lease_owner, "w2");
+    pigeon_spool_entry_free(e);
+    pigeon_spool_jobs_free(again, m);
+    pigeon_spool_jobs_free(jobs, n);
+    pigeon_spool_close(s);
+}
+
+static void test_renew_and_release_batch(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char ids[3][PIGEON_SPOOL_ID_LEN + 1];
+    enqueue_many(s, "home", 3, 0, ids);
+    pigeon_spool_entry **jobs = NULL, **none = NULL;
+    size_t n = 0, m = 0, lost = 99;
+    assert_int_equal(pigeon_spool_claim_batch(s, "w1", NULL, T0 + 100, MIN_MS, 8, 0, &jobs, &n),
+                     PIGEON_OK);
+    assert_int_equal(n, 3);
+    pigeon_spool_outcome all[2] = {{0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, NULL},
+                                   {1, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, NULL}};
+    assert_int_equal(pigeon_spool_record(s, jobs[0], all, 2, T0 + 200), PIGEON_OK);
+    /* Renewing: the recorded one has nothing left in flight and keeps its old expiry. */
+    assert_int_equal(pigeon_spool_renew_batch(s, jobs, n, T0 + 10 * MIN_MS, &lost), PIGEON_OK);
+    assert_int_equal(lost, 1);
+    assert_int_equal(jobs[0]->lease_until_ms, T0 + 100 + MIN_MS);
+    assert_int_equal(jobs[1]->lease_until_ms, T0 + 10 * MIN_MS);
+    assert_int_equal(jobs[2]->lease_until_ms, T0 + 10 * MIN_MS);
+    assert_int_equal(
+        pigeon_spool_claim_batch(s, "w2", NULL, T0 + 5 * MIN_MS, MIN_MS, 8, 0, &none, &m),
+        PIGEON_OK);
+    assert_int_equal(m, 0);
+    /* Released (a shutdown before sending): due now, the attempt not counted. */
+    assert_int_equal(pigeon_spool_release_batch(s, jobs + 1, 2, T0 + 300), PIGEON_OK);
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, ids[2], &e), PIGEON_OK);
+    assert_int_equal(e->rcpts[0].state, PIGEON_SPOOL_QUEUED);
+    assert_int_equal(e->rcpts[0].attempts, 0);
+    pigeon_spool_entry_free(e);
+    /* Renewing after the release: all three lost. */
+    assert_int_equal(pigeon_spool_renew_batch(s, jobs, n, T0 + 20 * MIN_MS, &lost), PIGEON_OK);
+    assert_int_equal(lost, 3);
+    assert_int_equal(pigeon_spool_claim_batch(s, "w2", NULL, T0 + 300, MIN_MS, 8, 0, &none, &m),
+                     PIGEON_OK);
+    assert_int_equal(m, 2);
+    assert_string_equal(none[0]->queue_id, ids[1]);
+    assert_int_equal(none[0]->attempt, 1);
+    pigeon_spool_jobs_free(none, m);
+    pigeon_spool_jobs_free(jobs, n);
+    pigeon_spool_close(s);
+}
+
 /* ---- two handles on one file ---- */
 
 #define NMSG  60
@@ -798,15 +1043,36 @@ static void test_two_handles_interleaved(void **state)
 
 struct claimer {
     pigeon_spool *spool;       /* this thread's own handle */
+    size_t batch;              /* 0: single claims; else batches of up to this many */
     const char *owner;         /* lease owner */
     int64_t ids[NMSG * NRCPT]; /* recipients claimed */
     int n;                     /* how many */
     pigeon_err err;            /* first error */
 };
 
+/* Batch claims until nothing is left. */
+static void *claim_batch_loop(struct claimer *c)
+{
+    for (;;) {
+        pigeon_spool_entry **jobs = NULL;
+        size_t n = 0;
+        c->err = pigeon_spool_claim_batch(c->spool, c->owner, NULL, T0 + NMSG, MIN_MS, c->batch, 0,
+                                          &jobs, &n);
+        if (c->err != PIGEON_OK || n == 0)
+            break;
+        for (size_t j = 0; j < n; j++)
+            for (size_t i = 0; i < jobs[j]->rcpt_count && c->n < NMSG * NRCPT; i++)
+                c->ids[c->n++] = jobs[j]->rcpts[i].id;
+        pigeon_spool_jobs_free(jobs, n);
+    }
+    return NULL;
+}
+
 static void *claim_loop(void *arg)
 {
     struct claimer *c = arg;
+    if (c->batch > 0)
+        return claim_batch_loop(c);
     for (;;) {
         pigeon_spool_entry *job = NULL;
         c->err = pigeon_spool_claim(c->spool, c->owner, NULL, T0 + NMSG, MIN_MS, &job);
@@ -819,10 +1085,10 @@ static void *claim_loop(void *arg)
     return NULL;
 }
 
-/* The same with two threads racing, each with its own handle. */
-static void test_two_handles_racing(void **state)
+/* The same with two threads racing, each with its own handle: single claims, then
+ * batches (of two accounts mixed in the spool). */
+static void race(size_t batch)
 {
-    (void)state;
     fill_for_claims();
     static struct claimer c[2];
     pthread_t t[2];
@@ -830,6 +1096,7 @@ static void test_two_handles_racing(void **state)
         memset(&c[i], 0, sizeof c[i]);
         c[i].spool = open_new();
         c[i].owner = i ? "t1" : "t0";
+        c[i].batch = batch;
     }
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&t[i], NULL, claim_loop, &c[i]), 0);
@@ -846,6 +1113,18 @@ static void test_two_handles_racing(void **state)
         pigeon_spool_close(c[i].spool);
     }
     assert_int_equal(c[0].n + c[1].n, NMSG * NRCPT);
+}
+
+static void test_two_handles_racing(void **state)
+{
+    (void)state;
+    race(0);
+}
+
+static void test_two_handles_racing_batches(void **state)
+{
+    (void)state;
+    race(7);
 }
 
 int main(void)
@@ -870,6 +1149,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_and_empty_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_racing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_batch_one_account_one_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_batch_inline_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renew_and_release_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_handles_racing_batches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
