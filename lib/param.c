@@ -223,7 +223,12 @@ pigeon_err pg_param_append_ew(pg_buf *out, size_t *col, const char *name, const 
     size_t n = strlen(utf8), nl = strlen(name);
     if (all_ascii(utf8, n))
         return pg_param_append(out, col, name, utf8);
-    put_semi(out, col, nl + 2 + EW_FIRST_MIN);
+    /* Rather fold before the parameter than split a name that fits one encoded-word on
+     * a line of its own: clients that read only name= (QQ Mail, Outlook) are not all
+     * good at joining encoded-words. The B form's length bounds the shorter one's. */
+    size_t b_len = 12 + 4 * ((n + 2) / 3); /* "=?UTF-8?B?" + base64 + "?=" */
+    size_t whole = nl + 2 + b_len + 1;     /* name="<word>" */
+    put_semi(out, col, 1 + whole + NEXT_SEMI <= FOLD_AT ? whole : nl + 2 + EW_FIRST_MIN);
     put_text(out, col, name, nl);
     put_text(out, col, "=\"", 2);
     /* The encoded-words' text (B, or Q with RFC 2047 5(3)'s phrase characters) never
