@@ -438,17 +438,19 @@ static int run(daemon_state *d)
     metrics_ctx m = {.d = d, .lock = PTHREAD_MUTEX_INITIALIZER};
     sigset_t set;
     int started = 0;
-    int status = prepare(d);
-    if (status == 0)
-        status = metrics_start(d, &m, &server);
-    if (status != 0)
-        goto done;
+    /* Signals are taken by supervise() with sigtimedwait; blocked first thing, so that a
+     * SIGTERM during start-up waits for it instead of killing the process. */
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    int status = prepare(d);
+    if (status == 0)
+        status = metrics_start(d, &m, &server);
+    if (status != 0)
+        goto done;
     log_lifecycle(d, "start", EVENTLOG_INFO, d->o.once ? "once" : NULL);
     atomic_store(&d->running, d->o.workers);
     for (; started < d->o.workers; started++) {

@@ -426,11 +426,18 @@ def kill_9_loses_nothing():
             marks.append(settle(srv))
         # Restart until drained; leases of killed workers expire after the account's
         # timeout (2 s) plus a margin.
-        proc = harness.spawn(argv, env=full_env(env))
+        log = os.path.join(harness.tmpdir("log"), "final.json")
+        proc = harness.spawn(argv[:-1] + [log], env=full_env(env))
         harness.wait_for(lambda: queue_json(env, "stats")["messages"] == 0, 60,
                          what="the spool to drain")
+        # The killed runs may have delivered everything already: SIGTERM only once the
+        # daemon has its signal handling in place (its "start" event), or it would die
+        # of the signal's default action before doing anything.
+        harness.wait_for(lambda: os.path.exists(log) and b"start" in open(log, "rb").read(),
+                         20, what="the daemon to start")
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
+        code = proc.wait(20)
+        assert code == 0, (code, harness.read_log(proc)[-3000:])
         received = list(srv.messages)
     kills = len(marks)
     seen = {}
