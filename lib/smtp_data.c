@@ -738,6 +738,25 @@ static pigeon_err message_envelope(pigeon_smtp *s, pigeon_message *msg, envelope
     return err;
 }
 
+/* The end both send calls share: one transaction when the preparation (err) went well,
+ * then the overall status and error settled from what happened. */
+static pigeon_err transact(pigeon_smtp *s, pigeon_send_result *res, envelope *env, data_source *src,
+                           pigeon_err err)
+{
+    if (err == PIGEON_OK) {
+        deliver(s, env, src);
+        finish(s, env);
+        err = res->err;
+    } else if (res->fail_class == PIGEON_FAIL_NONE) {
+        pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "mail", "%s", pigeon_strerror(err));
+    }
+    if (err != PIGEON_OK && res->status == PIGEON_SEND_NONE)
+        res->status = PIGEON_SEND_FAILED;
+    if (res->err == PIGEON_OK && err != PIGEON_OK)
+        res->err = err;
+    return err;
+}
+
 pigeon_err pigeon_smtp_send_message(pigeon_smtp *s, pigeon_message *msg, pigeon_send_result *res)
 {
     if (s == NULL || msg == NULL || res == NULL)
@@ -751,19 +770,9 @@ pigeon_err pigeon_smtp_send_message(pigeon_smtp *s, pigeon_message *msg, pigeon_
         err = PIGEON_ERR_NOMEM;
     if (err == PIGEON_OK)
         err = message_envelope(s, msg, &env);
-    if (err == PIGEON_OK) {
-        src.wopts.allow_8bit = s->o.allow_8bit && s->caps.eightbitmime;
-        src.wopts.smtputf8 = env.smtputf8 && s->caps.smtputf8;
-        deliver(s, &env, &src);
-        finish(s, &env);
-        err = res->err;
-    } else if (res->fail_class == PIGEON_FAIL_NONE) {
-        pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "mail", "%s", pigeon_strerror(err));
-    }
-    if (err != PIGEON_OK && res->status == PIGEON_SEND_NONE)
-        res->status = PIGEON_SEND_FAILED;
-    if (res->err == PIGEON_OK && err != PIGEON_OK)
-        res->err = err;
+    src.wopts.allow_8bit = s->o.allow_8bit && s->caps.eightbitmime;
+    src.wopts.smtputf8 = env.smtputf8 && s->caps.smtputf8;
+    err = transact(s, res, &env, &src, err);
     envelope_cleanup(&env);
     pg_smtp_end(s, started);
     return err;
@@ -809,17 +818,7 @@ pigeon_err pigeon_smtp_send_stream(pigeon_smtp *s, const char *from, const char 
                      "an envelope address is not ASCII and the server does not offer SMTPUTF8");
         err = PIGEON_ERR_UNSUPPORTED;
     }
-    if (err == PIGEON_OK) {
-        deliver(s, &env, &src);
-        finish(s, &env);
-        err = res->err;
-    } else if (res->fail_class == PIGEON_FAIL_NONE) {
-        pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "mail", "%s", pigeon_strerror(err));
-    }
-    if (err != PIGEON_OK && res->status == PIGEON_SEND_NONE)
-        res->status = PIGEON_SEND_FAILED;
-    if (res->err == PIGEON_OK && err != PIGEON_OK)
-        res->err = err;
+    err = transact(s, res, &env, &src, err);
     if (addrs != NULL) {
         for (size_t i = 0; i < n; i++)
             free(addrs[i]);
