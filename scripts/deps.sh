@@ -8,7 +8,10 @@ pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       python3 python3-aiosmtpd python3-dkim python3-prometheus-client stunnel4 dnsmasq-base postfix
       openssl curl msmtp swaks)
 case "${1:-}" in
-  --bench) pkgs+=(nodejs npm hyperfine valgrind) ;;
+  --bench)
+    pkgs+=(hyperfine valgrind)
+    # nodemailer runs on whatever Node.js is on PATH; Debian's only when there is none.
+    command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
