@@ -19,11 +19,9 @@
 #include <time.h>
 
 #include "pigeon/pigeon.h"
+#include "sample.h"
 
-#define SAMPLE_FROM    "sender@example.com"
-#define SAMPLE_TO      "receiver@example.com"
-#define SAMPLE_SUBJECT "月度报告通知 — monthly report"
-#define ATTACH_SIZE    (1024 * 1024)
+#define ATTACH_SIZE (1024 * 1024)
 
 /* What one workload composes. */
 typedef struct workload {
@@ -33,38 +31,6 @@ typedef struct workload {
     const unsigned char *attachment; /* attachment bytes, or NULL */
     size_t attachment_len;           /* their length */
 } workload;
-
-static char *repeat(const char *head, const char *unit, int times, const char *tail)
-{
-    size_t hl = strlen(head), ul = strlen(unit), tl = strlen(tail);
-    char *out = malloc(hl + ul * (size_t)times + tl + 1);
-    if (out == NULL)
-        return NULL;
-    char *p = out;
-    memcpy(p, head, hl);
-    p += hl;
-    for (int i = 0; i < times; i++, p += ul)
-        memcpy(p, unit, ul);
-    memcpy(p, tail, tl + 1);
-    return out;
-}
-
-/* The same strings as sample.py's TEXT and HTML. */
-static char *builtin_text(void)
-{
-    return repeat("",
-                  "您好,这是一封通过程序自动发送的月度报告通知邮件。\n"
-                  "Hello, this is the monthly report notification sent by a program.\n",
-                  20, "");
-}
-
-static char *builtin_html(void)
-{
-    return repeat("<html><body><div style=\"font-family: Arial, sans-serif; color: #333;\">",
-                  "<p>您好,这是一封通过程序自动发送的<b>月度报告</b>通知邮件。</p>"
-                  "<p>Hello, this is the <i>monthly report</i> notification.</p>",
-                  20, "</div></body></html>");
-}
 
 static char *read_file(const char *path)
 {
@@ -174,8 +140,8 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    char *text = text_path ? read_file(text_path) : builtin_text();
-    char *html = html_path ? read_file(html_path) : builtin_html();
+    char *text = text_path ? read_file(text_path) : sample_text();
+    char *html = html_path ? read_file(html_path) : sample_html();
     unsigned char *blob = malloc(ATTACH_SIZE);
     int rc = 1;
     if (text == NULL || html == NULL || blob == NULL)

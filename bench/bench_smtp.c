@@ -18,8 +18,7 @@
 #include <time.h>
 
 #include "pigeon/smtp.h"
-
-#define REPEAT 20
+#include "sample.h"
 
 /* One sending thread's job and outcome. */
 struct worker {
@@ -35,32 +34,11 @@ struct worker {
 static char *text_body;
 static char *html_body;
 
-static char *repeat(const char *head, const char *unit, int n, const char *tail)
-{
-    size_t h = strlen(head), u = strlen(unit), t = strlen(tail);
-    char *s = malloc(h + u * (size_t)n + t + 1);
-    if (s == NULL)
-        return NULL;
-    char *p = s;
-    memcpy(p, head, h);
-    p += h;
-    for (int i = 0; i < n; i++, p += u)
-        memcpy(p, unit, u);
-    memcpy(p, tail, t + 1);
-    return s;
-}
-
-/* The sample of /work/shared/bench/sample.py. */
+/* The sample of bench/sample.py (sample.h). */
 static int make_sample(void)
 {
-    text_body = repeat("",
-                       "您好,这是一封通过程序自动发送的月度报告通知邮件。\n"
-                       "Hello, this is the monthly report notification sent by a program.\n",
-                       REPEAT, "");
-    html_body = repeat("<html><body><div style=\"font-family: Arial, sans-serif; color: #333;\">"
-                       "<p>您好,这是一封通过程序自动发送的<b>月度报告</b>通知邮件。</p>",
-                       "<p>Hello, this is the <i>monthly report</i> notification.</p>", REPEAT,
-                       "</div></body></html>");
+    text_body = sample_text();
+    html_body = sample_html();
     return text_body != NULL && html_body != NULL ? 0 : -1;
 }
 
@@ -69,9 +47,9 @@ static pigeon_message *compose(void)
     pigeon_message *m = pigeon_message_new();
     if (m == NULL)
         return NULL;
-    pigeon_message_set_from(m, "sender@example.com");
-    pigeon_message_add_to(m, "receiver@example.com");
-    pigeon_message_set_subject(m, "月度报告通知 — monthly report");
+    pigeon_message_set_from(m, SAMPLE_FROM);
+    pigeon_message_add_to(m, SAMPLE_TO);
+    pigeon_message_set_subject(m, SAMPLE_SUBJECT);
     pigeon_message_set_text(m, text_body, (size_t)-1);
     pigeon_message_set_html(m, html_body, (size_t)-1);
     if (pigeon_message_status(m) != PIGEON_OK) {
