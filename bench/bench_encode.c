@@ -15,7 +15,7 @@
 
 #include <openssl/evp.h>
 
-#include "encode.h"
+#include "codec/encode.h"
 
 #define RUNS  5
 #define CHUNK (64 * 1024) /* streaming chunk, as a body would arrive from a file */

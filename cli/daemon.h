@@ -27,7 +27,7 @@
 #include "pigeon/metrics.h"
 #include "pigeon/smtp.h"
 #include "pigeon/spool.h"
-#include "retry.h"
+#include "spool/retry.h"
 
 /* The command line of `pigeon daemon`. */
 typedef struct daemon_opts {

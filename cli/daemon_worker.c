@@ -20,7 +20,7 @@
  * in flight, records the batch's outcomes and gives back the messages it did not start.
  *
  * Outcomes: an accepted recipient is delivered; any other is judged by the retry policy
- * (lib/retry.h) from its failure alone: the reply to its RCPT (or to MAIL/DATA/the final
+ * (lib/spool/retry.h) from its failure alone: the reply to its RCPT (or to MAIL/DATA/the final
  * dot), else our classification of the session failure. Temporary ones are deferred with
  * exponential backoff and full jitter, permanent ones fail. A 421 or a rate-limit hint
  * slows the whole account in the spool (pigeon_spool_throttle), for every daemon, and
@@ -45,7 +45,7 @@
 #include <time.h>
 
 #include "daemon.h"
-#include "random.h"
+#include "util/random.h"
 
 /* Lease of a claim before the account's settings are known. */
 #define FIRST_LEASE_MS 30000
@@ -265,7 +265,7 @@ static int take_limits(worker *w, daemon_account *a, int need_conn, int64_t *slo
 
 /* ---- outcomes ---- */
 
-/* Our classification of a session failure, as lib/retry.h reads it. */
+/* Our classification of a session failure, as lib/spool/retry.h reads it. */
 static pigeon_err class_err(const pigeon_send_result *res)
 {
     switch (res->fail_class) {

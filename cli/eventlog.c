@@ -14,7 +14,7 @@
  * processes do not interleave.
  */
 #include "eventlog.h"
-#include "utf8.h"
+#include "util/utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>

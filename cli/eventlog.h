@@ -35,7 +35,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "buf.h"
+#include "util/buf.h"
 
 #define EVENTLOG_MAX_FIELDS 32   /* fields per event; more are dropped */
 #define EVENTLOG_MAX_VALUE  2048 /* bytes of one string value; longer ones are cut */

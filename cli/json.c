@@ -2,7 +2,7 @@
  * json.c - minimal streaming JSON writer (RFC 8259).
  */
 #include "json.h"
-#include "utf8.h"
+#include "util/utf8.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -42,7 +42,7 @@
 #include "cli.h"
 #include "deliver.h"
 #include "queue.h"
-#include "rawmsg.h"
+#include "mime/rawmsg.h"
 #include "sendmail.h"
 
 /* Bytes read from standard input at a time. */

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "utf8.h"
+#include "util/utf8.h"
 
 /* Longest message cli_error() formats; longer ones are cut (they quote shortened values
  * anyway, see cli_shorten()). */

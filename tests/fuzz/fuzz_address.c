@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "address_int.h"
-#include "buf.h"
+#include "address/address_int.h"
+#include "util/buf.h"
 #include "pigeon/address.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "buf.h"
-#include "rawmsg.h"
+#include "util/buf.h"
+#include "mime/rawmsg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_reply.c - libFuzzer target for the SMTP reply parser (lib/reply.c).
+ * fuzz_reply.c - libFuzzer target for the SMTP reply parser (lib/smtp/reply.c).
  *
  * The input is fed twice: as one buffer (pg_reply_parse, restarting after each complete
  * reply as a pipelining client would) and line by line (pg_reply_feed). Invariants: no
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "reply.h"
+#include "smtp/reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

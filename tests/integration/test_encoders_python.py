@@ -6,7 +6,7 @@ Builds header fields with pigeon's encoders (driven by tool_encode) from tricky 
 odd white space), parses them back with email.message_from_bytes(policy=email.policy.default)
 and checks the value equals the input, and that the wire form is folded ASCII.
 
-What "exact round trip" means (decided here, see lib/rfc2047.c):
+What "exact round trip" means (decided here, see lib/codec/rfc2047.c):
   * Subject (unstructured text): exact, white space included. Leading and trailing white
     space and long runs are carried inside encoded-words, which Python keeps.
   * Display names: exact for ASCII names (atoms or one quoted-string) and for non-ASCII

@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "address_int.h"
-#include "buf.h"
+#include "address/address_int.h"
+#include "util/buf.h"
 #include "pigeon/address.h"
 
 static void put_hex(const char *s)

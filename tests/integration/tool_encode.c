@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "encode.h"
+#include "codec/encode.h"
 
 static pigeon_err run_op(const char *op, const char *arg, size_t *col, const char *v, size_t n,
                          pg_buf *out)

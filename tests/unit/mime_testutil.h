@@ -14,8 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "buf.h"
-#include "encode.h"
+#include "util/buf.h"
+#include "codec/encode.h"
 
 #define TPART_MAX_KIDS 16
 

@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "address_int.h"
-#include "buf.h"
+#include "address/address_int.h"
+#include "util/buf.h"
 #include "pigeon/address.h"
 
 /* One expected mailbox; NULL display_name / group mean "none". domain_ascii NULL means

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
-#include "encode.h"
+#include "codec/encode.h"
 
 /* RFC 4648 section 10 test vectors. */
 static const struct {

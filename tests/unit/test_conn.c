@@ -32,7 +32,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "conn.h"
+#include "net/conn.h"
 
 #define SHORT_MS 150       /* a deadline meant to pass: the server stays silent */
 #define LONG_MS  20000     /* a deadline meant not to pass */

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "encode.h"
+#include "codec/encode.h"
 
 static void test_name_valid(void **state)
 {

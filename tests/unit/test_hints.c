@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "hints.h"
+#include "smtp/hints.h"
 
 static void test_families(void **state)
 {

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "mime.h"
+#include "mime/mime.h"
 #include "mime_testutil.h"
 #include "pigeon/message.h"
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "encode.h"
+#include "codec/encode.h"
 
 typedef pigeon_err (*param_fn)(pg_buf *, size_t *, const char *, const char *);
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "encode.h"
+#include "codec/encode.h"
 
 static char *repeat(char c, size_t n, const char *suffix)
 {

@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "encode.h"
-#include "rawmsg.h"
+#include "codec/encode.h"
+#include "mime/rawmsg.h"
 
 /* 2023-11-14 22:13:20 UTC, a Tuesday. */
 #define FIXED_TIME ((time_t)1700000000)

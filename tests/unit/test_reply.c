@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "reply.h"
+#include "smtp/reply.h"
 
 /* A whole reply as the server sends it, and what the parser must make of it. */
 static const struct {

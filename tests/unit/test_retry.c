@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "retry.h"
+#include "spool/retry.h"
 
 #define MIN_MS  (60 * 1000LL)
 #define HOUR_MS (60 * MIN_MS)

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "encode.h"
+#include "codec/encode.h"
 
 /* The buffer's text as a heap string ("" when nothing was appended); frees the buffer. */
 static char *take(pg_buf *b)

@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
-#include "encode.h"
-#include "sasl.h"
+#include "codec/encode.h"
+#include "smtp/sasl.h"
 
 /* RFC 2202 2: HMAC-MD5 test cases 2 and 3, and RFC 2195's example. */
 static void test_hmac_md5_vectors(void **state)

@@ -1,0 +1,126 @@
+/*
+ * spool_backend.h - the storage interface behind the spool (internal).
+ *
+ * lib/spool/spool.c is the generic layer: it validates arguments, makes queue ids and lease
+ * tokens, hashes bodies, splits them into chunks, owns the result structs and the error
+ * text. A backend only stores and finds rows. The one backend today is SQLite
+ * (lib/spool/spool_sqlite.c); a PostgreSQL one for several machines sharing a queue would
+ * implement the same table (compare OpenSMTPD queue_backend.c with queue_fs.c).
+ *
+ * Contract for every backend:
+ * - A call that returns PIGEON_OK outside a batch is durable (committed and flushed).
+ * - Writes are atomic: a failed call leaves the store as it was before the call.
+ * - Claims from any number of handles never hand out the same recipient twice while its
+ *   lease runs.
+ * - Failures write one line into the diag given at open.
+ * - The backend never frees what the generic layer owns, and vice versa.
+ */
+#ifndef PG_SPOOL_BACKEND_H
+#define PG_SPOOL_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pigeon/spool.h"
+
+/* Where a backend writes its one-line diagnosis (owned by the generic handle). */
+typedef struct pg_spool_diag {
+    char text[512]; /* the last diagnosis, NUL-terminated, "" if none */
+} pg_spool_diag;
+
+/* Formats a diagnosis into diag and returns err, so that `return pg_spool_fail(...)`. */
+pigeon_err pg_spool_fail(pg_spool_diag *diag, pigeon_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A message being enqueued, validated by the generic layer (all borrowed). */
+typedef struct pg_spool_new {
+    const char *queue_id;             /* the new queue id */
+    const pigeon_spool_envelope *env; /* account, from, rcpts (deduplicated by the backend) */
+    int64_t now_ms;                   /* enqueue time */
+} pg_spool_new;
+
+/* A claim request (all borrowed). */
+typedef struct pg_spool_claim_req {
+    const char *owner;   /* lease owner */
+    const char *account; /* only this account, or NULL */
+    int64_t now_ms;      /* the time of the claim */
+    int64_t until_ms;    /* lease expiry */
+    int64_t token;       /* lease identity */
+    size_t inline_max;   /* load the bytes of messages up to this size into entry->body */
+} pg_spool_claim_req;
+
+/* Fills an entry; strings it stores must be malloc'd (freed by pigeon_spool_entry_free). */
+typedef struct pg_spool_ops {
+    const char *name; /* "sqlite" */
+
+    pigeon_err (*open)(const char *path, unsigned flags, pg_spool_diag *diag, void **be);
+    void (*close)(void *be);
+    pigeon_err (*set_busy_timeout)(void *be, int ms);
+    pigeon_err (*check)(void *be, int full);
+
+    /* Batches. */
+    pigeon_err (*begin)(void *be);
+    pigeon_err (*commit)(void *be);
+    pigeon_err (*rollback)(void *be);
+
+    /* Enqueue in steps so that the body can stream: msg_begin starts an atomic unit (a
+     * transaction, or inside a batch a part of it) and inserts the message row and its
+     * recipients; msg_chunk appends the seq-th chunk of the body; msg_end stores the
+     * size and hash and makes the unit durable (or part of the batch); msg_abort undoes
+     * the whole unit (inside a batch, only this message if it can, else the batch). */
+    pigeon_err (*msg_begin)(void *be, const pg_spool_new *msg);
+    pigeon_err (*msg_chunk)(void *be, int64_t seq, const void *data, size_t len);
+    pigeon_err (*msg_end)(void *be, int64_t size, const unsigned char sha256[32]);
+    void (*msg_abort)(void *be);
+
+    /* Claims one message's due recipients into *job (allocated by the backend with
+     * calloc; *job NULL when nothing is due). */
+    pigeon_err (*claim)(void *be, const pg_spool_claim_req *req, pigeon_spool_entry **job);
+    pigeon_err (*renew)(void *be, const pigeon_spool_entry *job, int64_t until_ms);
+    /* Records outcomes (validated); *lost is the number skipped for a lost lease. */
+    pigeon_err (*record)(void *be, const pigeon_spool_entry *job,
+                         const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
+                         size_t *lost);
+    pigeon_err (*release)(void *be, const pigeon_spool_entry *job, int64_t now_ms);
+    pigeon_err (*throttle)(void *be, const char *account, int64_t until_ms, const char *reason);
+
+    /* Batches of the above, each one transaction. claim_batch fills jobs (room for max
+     * entries, owned by the caller; each entry calloc'd as by claim) and *count, taking
+     * messages of req->account only, or when it is NULL of the account of the oldest due
+     * work. renew_batch sets held[i] nonzero for the jobs that still had something in
+     * flight under their lease (and now have it until until_ms). record_batch applies
+     * each item as record does, filling items[i].lost. release_batch releases each job
+     * as release does. */
+    pigeon_err (*claim_batch)(void *be, const pg_spool_claim_req *req, size_t max,
+                              pigeon_spool_entry **jobs, size_t *count);
+    pigeon_err (*renew_batch)(void *be, pigeon_spool_entry *const *jobs, size_t n, int64_t until_ms,
+                              unsigned char *held);
+    pigeon_err (*record_batch)(void *be, pigeon_spool_record_item *items, size_t n, int64_t now_ms);
+    pigeon_err (*release_batch)(void *be, pigeon_spool_entry *const *jobs, size_t n,
+                                int64_t now_ms);
+
+    pigeon_err (*list)(void *be, const char *account,
+                       int (*fn)(void *ctx, const pigeon_spool_entry *entry), void *ctx);
+    pigeon_err (*show)(void *be, const char *queue_id, pigeon_spool_entry **out);
+    pigeon_err (*retry)(void *be, const char *queue_id, int include_failed, int64_t now_ms,
+                        size_t *count);
+    pigeon_err (*remove)(void *be, const char *queue_id);
+    pigeon_err (*purge_failed)(void *be, size_t *count);
+    pigeon_err (*stats)(void *be, int64_t now_ms, pigeon_spool_stats *out);
+
+    /* Body reading: open finds the message (size and hash); read fills up to cap bytes
+     * starting at offset (the generic layer keeps the position); close frees. */
+    pigeon_err (*body_open)(void *be, const char *queue_id, void **reader, int64_t *size,
+                            unsigned char sha256[32]);
+    pigeon_err (*body_read)(void *be, void *reader, int64_t offset, void *buf, size_t cap,
+                            size_t *n);
+    void (*body_close)(void *be, void *reader);
+} pg_spool_ops;
+
+/* The SQLite backend (lib/spool/spool_sqlite.c). */
+extern const pg_spool_ops pg_spool_sqlite_ops;
+
+/* The chunk size bodies are split into (bytes). */
+#define PG_SPOOL_CHUNK (256 * 1024)
+
+#endif

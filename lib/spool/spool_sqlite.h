@@ -1,0 +1,129 @@
+/*
+ * spool_sqlite.h - shared parts of the SQLite spool backend (internal).
+ *
+ * The backend is three files: spool_sqlite.c (file format, open and checks, statements,
+ * transactions, enqueue), spool_sqlite_work.c (claims, outcomes, administration, reading
+ * bodies) and spool_sqlite_batch.c (claims and outcomes of many messages at once). This header is
+ * what they share; nothing else includes it.
+ */
+#ifndef PG_SPOOL_SQLITE_H
+#define PG_SPOOL_SQLITE_H
+
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "spool/spool_backend.h"
+
+/* Reply texts are stored cut to this many bytes. */
+#define PG_SPOOL_SQ_MAX_TEXT 1000
+
+/* The cached statements, prepared on first use (SQL in spool_sqlite.c). */
+enum {
+    ST_BEGIN,
+    ST_BEGIN_READ,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_UNDO_MSG,
+    ST_INS_MSG,
+    ST_INS_RCPT,
+    ST_INS_CHUNK,
+    ST_END_MSG,
+    ST_CLAIM_FIND,
+    ST_CLAIM_TAKE,
+    ST_MSG_BY_ID,
+    ST_MSG_BY_QID,
+    ST_COUNTS,
+    ST_RCPTS_LEASE,
+    ST_RCPTS_ALL,
+    ST_DELIVER,
+    ST_SETTLE,
+    ST_DELETE_DONE,
+    ST_RENEW,
+    ST_RELEASE_LEASE,
+    ST_THROTTLE,
+    ST_LIST,
+    ST_RETRY,
+    ST_DELETE,
+    ST_PURGE,
+    ST_STAT_MSG,
+    ST_STAT_RCPT,
+    ST_STAT_STALE,
+    ST_STAT_THROTTLED,
+    ST_STAT_OLDEST,
+    ST_BODY_MSG,
+    ST_BODY_CHUNK,
+    ST_CLAIM_SCAN,
+    ST_RENEW_RCPT,
+    ST_RELEASE_RCPT,
+    ST_INLINE_BODY,
+    ST_COUNT
+};
+
+/* The backend's state for one handle. */
+typedef struct pg_spool_sq {
+    sqlite3 *db;                  /* the connection */
+    pg_spool_diag *diag;          /* where diagnoses go (the generic handle's) */
+    sqlite3_stmt *stmt[ST_COUNT]; /* cached prepared statements, NULL until first use */
+    int in_batch;                 /* a batch transaction is open */
+    int64_t msg_rowid;            /* the message row of the enqueue in progress, 0 if none */
+} pg_spool_sq;
+
+/* Maps an SQLite result code to ours and writes the diagnosis ("spool: <what>: ..."). */
+pigeon_err pg_spool_sq_err(pg_spool_sq *q, int rc, const char *what);
+/* The cached statement id, prepared if needed. */
+pigeon_err pg_spool_sq_prep(pg_spool_sq *q, int id, sqlite3_stmt **out);
+/* Steps a statement that returns no rows to its end, and resets it. */
+pigeon_err pg_spool_sq_step(pg_spool_sq *q, sqlite3_stmt *st, const char *what);
+/* Prepares and runs a statement without parameters. */
+pigeon_err pg_spool_sq_exec(pg_spool_sq *q, int id);
+/* Begins a write (BEGIN IMMEDIATE) or read transaction; PIGEON_ERR_STATE in a batch. */
+pigeon_err pg_spool_sq_tx_begin(pg_spool_sq *q, int write);
+/* Commits if err is PIGEON_OK, else rolls back; returns the outcome. */
+pigeon_err pg_spool_sq_tx_end(pg_spool_sq *q, pigeon_err err);
+/* Binds a borrowed string (SQLITE_STATIC), or NULL. */
+void pg_spool_sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+
+/* Parts of a claim and of a record, inside a transaction the caller holds (shared by the
+ * single calls in spool_sqlite_work.c and the batches in spool_sqlite_batch.c): take moves
+ * message msg's due recipients under req's lease, load builds the claim's entry, and
+ * record_job applies one claim's outcomes and removes the message when all is delivered. */
+pigeon_err pg_spool_sq_claim_take(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg);
+pigeon_err pg_spool_sq_claim_load(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
+                                  pigeon_spool_entry **job);
+pigeon_err pg_spool_sq_record_job(pg_spool_sq *q, const pigeon_spool_entry *job,
+                                  const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
+                                  size_t *lost);
+
+/* The operations in spool_sqlite_work.c and spool_sqlite_batch.c (see pg_spool_ops). */
+pigeon_err pg_spool_sq_claim(void *be, const pg_spool_claim_req *req, pigeon_spool_entry **job);
+pigeon_err pg_spool_sq_renew(void *be, const pigeon_spool_entry *job, int64_t until_ms);
+pigeon_err pg_spool_sq_record(void *be, const pigeon_spool_entry *job,
+                              const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
+                              size_t *lost);
+pigeon_err pg_spool_sq_release(void *be, const pigeon_spool_entry *job, int64_t now_ms);
+pigeon_err pg_spool_sq_claim_batch(void *be, const pg_spool_claim_req *req, size_t max,
+                                   pigeon_spool_entry **jobs, size_t *count);
+pigeon_err pg_spool_sq_renew_batch(void *be, pigeon_spool_entry *const *jobs, size_t n,
+                                   int64_t until_ms, unsigned char *held);
+pigeon_err pg_spool_sq_record_batch(void *be, pigeon_spool_record_item *items, size_t n,
+                                    int64_t now_ms);
+pigeon_err pg_spool_sq_release_batch(void *be, pigeon_spool_entry *const *jobs, size_t n,
+                                     int64_t now_ms);
+pigeon_err pg_spool_sq_throttle(void *be, const char *account, int64_t until_ms,
+                                const char *reason);
+pigeon_err pg_spool_sq_list(void *be, const char *account,
+                            int (*fn)(void *ctx, const pigeon_spool_entry *entry), void *ctx);
+pigeon_err pg_spool_sq_show(void *be, const char *queue_id, pigeon_spool_entry **out);
+pigeon_err pg_spool_sq_retry(void *be, const char *queue_id, int include_failed, int64_t now_ms,
+                             size_t *count);
+pigeon_err pg_spool_sq_remove(void *be, const char *queue_id);
+pigeon_err pg_spool_sq_purge_failed(void *be, size_t *count);
+pigeon_err pg_spool_sq_stats(void *be, int64_t now_ms, pigeon_spool_stats *out);
+pigeon_err pg_spool_sq_body_open(void *be, const char *queue_id, void **reader, int64_t *size,
+                                 unsigned char sha256[32]);
+pigeon_err pg_spool_sq_body_read(void *be, void *reader, int64_t offset, void *buf, size_t cap,
+                                 size_t *n);
+void pg_spool_sq_body_close(void *be, void *reader);
+
+#endif
