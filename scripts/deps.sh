@@ -2,16 +2,25 @@
 # Installs the Debian packages pigeon builds, tests and benchmarks with.
 # Idempotent: installs only what is missing, and runs apt-get update only then.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libssl-dev libsqlite3-dev libidn2-dev libc-ares-dev libmicrohttpd-dev
-      libcmark-dev libgumbo-dev libcmocka-dev
-      python3 python3-aiosmtpd python3-dkim python3-prometheus-client stunnel4 dnsmasq-base postfix
-      openssl curl msmtp swaks)
+pkgs=(
+  # build
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  # libraries the product links
+  libssl-dev libsqlite3-dev libidn2-dev libc-ares-dev libcmark-gfm-dev libcmark-gfm-extensions-dev
+  libgumbo-dev libpq-dev libsystemd-dev
+  # unit tests
+  libcmocka-dev
+  # independent peers the integration tests run against
+  python3 python3-aiosmtpd python3-dkim python3-prometheus-client stunnel4 dnsmasq-base postfix
+  openssl curl msmtp swaks postgresql dovecot-imapd dovecot-pop3d spamassassin
+  # packaging (make deb)
+  debhelper dpkg-dev lintian fakeroot
+)
+# Node.js for the npm test peers (tests/npm): whatever is on PATH, Debian's when none is.
+command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 case "${1:-}" in
   --bench)
-    pkgs+=(hyperfine valgrind)
-    # nodemailer runs on whatever Node.js is on PATH; Debian's only when there is none.
-    command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm) ;;
+    pkgs+=(hyperfine valgrind wrk) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
