@@ -14,8 +14,11 @@
  * spool's leases: a recipient is claimed by one worker at a time, so no message is sent
  * twice by two daemons; the only duplicate left is a crash between the final dot and the
  * recording of the reply (RFC 5321 6.1 accepts that risk over losing mail). Workers
- * record a batch's outcomes together, so that window holds at most --batch messages per
- * worker, none waiting more than ~50 ms beyond its reply.
+ * record each message's outcome as soon as its reply is read, so a kill -9 re-sends at
+ * most one message per worker; a power cut, at most one batch per worker (outcomes reach
+ * the disk once per batch: see daemon_worker.c). The leases of a daemon of this host that
+ * died are given back at start and every RECLAIM_MS (pigeon_spool_reclaim), so that its
+ * messages go out at once instead of after their lease (the send timeout plus 5 s).
  *
  * Metrics (--metrics-listen): the standard pigeon set (pigeon/metrics.h), with the
  * queue depth and the oldest message's age read from the spool at every scrape.
@@ -54,6 +57,8 @@ enum daemon_opt {
 #define DEFAULT_BATCH 64
 /* Margin added to the send timeout for a lease: recording the outcome, clock steps. */
 #define LEASE_MARGIN_MS 5000
+/* How often the leases of dead daemons of this host are looked for. */
+#define RECLAIM_MS 2000
 
 /* What the metrics hooks need: their own spool handle (the HTTP thread's). */
 typedef struct metrics_ctx {
@@ -390,8 +395,37 @@ static void log_lifecycle(daemon_state *d, const char *name, eventlog_level leve
     eventlog_write(d->log, &e);
 }
 
+/* Opens the daemon's spool handle. When the spool cannot be written for now (the disk is
+ * full, another process holds the lock) the daemon waits and tries again every poll
+ * interval, logging why, instead of exiting: mail already queued must still go out once
+ * room comes back. SIGTERM/SIGINT end the wait. Returns 0 or an exit status (printed). */
+static int open_spool(daemon_state *d, const sigset_t *set)
+{
+    char err[512];
+    for (int logged = 0;; logged = 1) {
+        pigeon_err e =
+            pigeon_spool_open(d->spool_path, PIGEON_SPOOL_CREATE | PIGEON_SPOOL_DEFER_SYNC,
+                              &d->spool, err, sizeof err);
+        if (e == PIGEON_OK)
+            return 0;
+        if ((e != PIGEON_ERR_NOSPACE && e != PIGEON_ERR_TIMEOUT) || d->o.once) {
+            cli_error("cannot open the spool %s: %s", d->spool_path, err);
+            return cli_exit_status(e);
+        }
+        if (!logged)
+            log_lifecycle(d, "spool_unavailable", EVENTLOG_ERROR, err);
+        struct timespec wait = {(time_t)(d->o.poll_ms / 1000),
+                                (long)(d->o.poll_ms % 1000) * 1000000L};
+        int sig = sigtimedwait(set, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT) {
+            cli_error("cannot open the spool %s: %s", d->spool_path, err);
+            return EX_TEMPFAIL;
+        }
+    }
+}
+
 /* Opens the log and checks the spool. Returns 0 or an exit status (printed). */
-static int prepare(daemon_state *d)
+static int prepare(daemon_state *d, const sigset_t *set)
 {
     pigeon_err e = PIGEON_OK;
     if ((d->log = eventlog_open(d->o.log_dest, d->o.log_format, &e)) == NULL) {
@@ -404,7 +438,7 @@ static int prepare(daemon_state *d)
         return status;
     /* Created if missing and quick-checked once here; the workers' own handles (for the
      * bodies) skip the check. */
-    if ((status = queue_spool_open(d->spool_path, PIGEON_SPOOL_CREATE, &d->spool)) != 0)
+    if ((status = open_spool(d, set)) != 0)
         return status;
     char host[100] = "localhost";
     gethostname(host, sizeof host - 1);
@@ -412,10 +446,35 @@ static int prepare(daemon_state *d)
     return 0;
 }
 
+/* Gives back at once the leases of daemons of this host that are gone (killed, crashed,
+ * or from before a reboot), so that their messages need not wait for the leases to end. */
+static void reclaim(daemon_state *d)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&d->spool_lock);
+    pigeon_err e = pigeon_spool_reclaim(d->spool, daemon_now_ms(), &n);
+    char text[300];
+    snprintf(text, sizeof text, "%s", e != PIGEON_OK ? pigeon_spool_error(d->spool) : "");
+    pthread_mutex_unlock(&d->spool_lock);
+    if (e != PIGEON_OK || n > 0) {
+        eventlog_event ev;
+        eventlog_event_init(&ev, e != PIGEON_OK ? EVENTLOG_ERROR : EVENTLOG_INFO,
+                            e != PIGEON_OK ? "reclaim_failed" : "reclaimed");
+        eventlog_add_int(&ev, "recipients", (int64_t)n);
+        eventlog_add_str(&ev, "text", e != PIGEON_OK ? text : "leases of a process that is gone");
+        eventlog_write(d->log, &ev);
+    }
+}
+
 /* Waits for signals until the workers are done. */
 static void supervise(daemon_state *d, const sigset_t *set)
 {
+    int64_t last_reclaim = daemon_now_ms();
     while (atomic_load(&d->running) > 0) {
+        if (daemon_now_ms() - last_reclaim >= RECLAIM_MS) {
+            reclaim(d);
+            last_reclaim = daemon_now_ms();
+        }
         struct timespec tick = {0, 200 * 1000000L};
         int sig = sigtimedwait(set, NULL, &tick);
         if (sig == SIGHUP) {
@@ -446,12 +505,13 @@ static int run(daemon_state *d)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int status = prepare(d);
+    int status = prepare(d, &set);
     if (status == 0)
         status = metrics_start(d, &m, &server);
     if (status != 0)
         goto done;
     log_lifecycle(d, "start", EVENTLOG_INFO, d->o.once ? "once" : NULL);
+    reclaim(d);
     atomic_store(&d->running, d->o.workers);
     for (; started < d->o.workers; started++) {
         if (pthread_create(&threads[started], NULL, daemon_worker_main, d) != 0) {
@@ -484,15 +544,17 @@ void cli_daemon_usage(FILE *out)
           "Temporary failures (4xx, timeouts, refused connections) are retried with\n"
           "exponential backoff and full jitter (first within 5 minutes, at most hourly,\n"
           "for 5 days); permanent ones (5xx, authentication) fail at once. Recipients\n"
-          "accepted by the server are recorded (with their batch, within ~50 ms) and\n"
-          "never sent again.\n"
+          "accepted by the server are recorded at once and never sent again: a kill -9\n"
+          "re-sends at most one message per worker, a power cut at most one batch per\n"
+          "worker. Messages claimed by a daemon of this host that died are taken over at\n"
+          "once; those of another host when their lease ends.\n"
           "\n"
           "Options:\n"
           "  --workers N             worker threads (default 2); each keeps its connection\n"
           "                          open for the next message of the same account\n"
-          "  --batch N               messages a worker claims at once and records in one\n"
-          "                          commit (default 64, at most 1024); after a crash, at\n"
-          "                          most N per worker whose data was sent are sent again\n"
+          "  --batch N               messages a worker claims at once (default 64, at most\n"
+          "                          1024); their outcomes reach the disk together, so a\n"
+          "                          power cut re-sends at most N per worker\n"
           "  --once                  deliver what is due now, then exit (cron, tests)\n"
           "  --idle SECONDS          close a connection idle this long (default 5)\n"
           "  --spool PATH            the spool file (default $XDG_STATE_HOME/pigeon/spool.db,\n"

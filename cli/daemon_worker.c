@@ -5,19 +5,21 @@
  * lease (preferring the account its open connection belongs to), and for each message
  * apply the account's limits, connect if needed (or reuse the connection: the library
  * sends RSET between messages, RFC 5321 4.1.1.5), and stream the stored message to the
- * server. The outcomes of the batch are recorded in the spool in one commit, before
- * logging or anything else: after the batch, before any wait (a rate-limit slot), and
- * at least every FLUSH_MS, whichever comes first.
+ * server. Each message's outcomes are recorded in the spool as soon as its reply is read,
+ * before logging or the next message.
  *
- * Why batches: every spool commit is an fsync. Claiming and recording message by message
- * costs two per message and bounds the daemon to half the disk's commit rate; a batch of
- * 32 costs two per 32 messages. The price is the crash window: a worker that dies loses
- * the outcomes it had not recorded yet, so those messages (whose final dot was sent, at
- * most one batch per worker, and none older than FLUSH_MS plus one message) are sent
- * again when their lease expires. That is the one duplicate RFC 5321 6.1 accepts (a crash
- * between the dot and the recording of the reply); nothing is lost, and an accepted
- * recipient is never sent again once recorded. On SIGTERM a worker finishes the message
- * in flight, records the batch's outcomes and gives back the messages it did not start.
+ * Durability: the daemon's spool handle is opened with PIGEON_SPOOL_DEFER_SYNC, so that a
+ * commit is written to SQLite's WAL at once (the kernel keeps it if the process dies) but
+ * flushed to the disk only once per batch (pigeon_spool_sync() after the batch). A kill -9
+ * therefore re-sends at most one message per worker: the one whose final dot was answered
+ * but whose outcome the process had no time to write (the one duplicate RFC 5321 6.1
+ * accepts). A power cut or an OS crash can lose the commits since the last flush, so it
+ * may re-send up to one batch per worker (--batch). Claims cost a commit per batch;
+ * outcomes a commit per message but no flush. Nothing accepted is ever lost, and an
+ * accepted recipient is never sent again once its outcome is recorded. On SIGTERM a
+ * worker finishes the message in flight, records it, and gives back what it did not start.
+ * When the spool cannot be written (disk full), a worker keeps the outcomes it holds and
+ * tries again every poll interval before sending anything else.
  *
  * Outcomes: an accepted recipient is delivered; any other is judged by the retry policy
  * (lib/spool/retry.h) from its failure alone: the reply to its RCPT (or to MAIL/DATA/the final
@@ -36,7 +38,9 @@
  * Leases: the batch's lease must outlast the next bounded call (connect, or one send:
  * each at most the account's timeout). Before each, the lease of every message of the
  * batch not yet recorded is renewed (one commit) when less than that is left, so a live
- * worker never loses its lease and a dead one's work comes back soon.
+ * worker never loses its lease. A dead daemon's work comes back at once when it ran on
+ * this host (pigeon_spool_reclaim(), called by daemon.c at start and every few seconds),
+ * else when its lease expires.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -58,8 +62,6 @@
  * The size is lowered for big batches so that a batch holds at most INLINE_BUDGET. */
 #define INLINE_MAX    (64 * 1024)
 #define INLINE_BUDGET (4 * 1024 * 1024)
-/* Outcomes wait at most this long (plus one message) before they are recorded. */
-#define FLUSH_MS 50
 
 /* One worker's state. */
 typedef struct worker {
@@ -103,7 +105,6 @@ typedef struct batch {
     pigeon_spool_record_item *items; /* room for count items, for recording */
     pigeon_spool_entry **spare;      /* room for count claims, for renewing and releasing */
     size_t pending;                  /* attempts in JOB_PENDING */
-    int64_t first_pending_ms;        /* when the oldest of them was decided */
     const daemon_conf *fail_conf;    /* settings whose connection failed in this batch */
     pigeon_send_result fail_res;     /* that failure (shared by the batch's other messages) */
     const pigeon_spool_entry *last;  /* the job conf and acct were looked up for, or NULL */
@@ -161,6 +162,22 @@ static pigeon_err locked_record(worker *w, pigeon_spool_record_item *items, size
         snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(w->d->spool));
     pthread_mutex_unlock(&w->d->spool_lock);
     return e;
+}
+
+static void locked_sync(worker *w)
+{
+    pthread_mutex_lock(&w->d->spool_lock);
+    pigeon_err e = pigeon_spool_sync(w->d->spool);
+    if (e != PIGEON_OK)
+        snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(w->d->spool));
+    pthread_mutex_unlock(&w->d->spool_lock);
+    if (e != PIGEON_OK) {
+        eventlog_event ev;
+        eventlog_event_init(&ev, EVENTLOG_ERROR, "sync_failed");
+        eventlog_add_str(&ev, "worker", w->owner);
+        eventlog_add_str(&ev, "text", w->error);
+        eventlog_write(w->d->log, &ev);
+    }
 }
 
 static void locked_release(worker *w, pigeon_spool_entry *const *jobs, size_t n, int64_t now)
@@ -438,6 +455,9 @@ static int ensure_lease(worker *w, batch *b, size_t i, const daemon_conf *conf)
     if (b->jobs[i]->lease_until_ms - now >= need)
         return 0;
     size_t n = 0;
+    /* Outcomes recorded but not yet synced keep their recipients in flight under the
+     * lease: applied first, they need no renewal. */
+    locked_sync(w);
     for (size_t k = 0; k < b->count; k++)
         if (b->at[k].state == JOB_WAITING || b->at[k].state == JOB_PENDING)
             b->spare[n++] = b->jobs[k];
@@ -455,12 +475,13 @@ static void log_record_failed(worker *w, const char *queue_id)
 }
 
 /* Records the outcomes of every pending attempt in one commit (first of all), then logs
- * and counts them. */
-static void batch_flush(worker *w, batch *b)
+ * and counts them. Returns -1, keeping them pending, when the spool could not be written
+ * (disk full, I/O error, locked): they are recorded at the next try. */
+static int batch_flush(worker *w, batch *b)
 {
     size_t n = 0;
     if (b->pending == 0)
-        return;
+        return 0;
     for (size_t k = 0; k < b->count; k++)
         if (b->at[k].state == JOB_PENDING)
             b->items[n++] = (pigeon_spool_record_item){b->jobs[k], b->at[k].outcomes,
@@ -469,6 +490,8 @@ static void batch_flush(worker *w, batch *b)
     for (size_t k = 0; e != PIGEON_OK && k < n; k++)
         if (e != PIGEON_ERR_STATE || b->items[k].lost > 0)
             log_record_failed(w, b->items[k].job->queue_id);
+    if (e != PIGEON_OK && e != PIGEON_ERR_STATE)
+        return -1;
     for (size_t k = 0; k < b->count; k++) {
         attempt *at = &b->at[k];
         if (at->state != JOB_PENDING)
@@ -478,6 +501,20 @@ static void batch_flush(worker *w, batch *b)
         at->state = JOB_DONE;
     }
     b->pending = 0;
+    return 0;
+}
+
+/* Records the pending outcomes, trying again every poll interval while the spool cannot
+ * be written (a full disk is freed, a lock released): sending on without recording would
+ * send these messages again later. Gives up only when the daemon stops. */
+static int flush_until_recorded(worker *w, batch *b)
+{
+    while (batch_flush(w, b) != 0) {
+        if (atomic_load(&w->d->stopping))
+            return -1;
+        nap(w->d, w->d->o.poll_ms);
+    }
+    return 0;
 }
 
 /* Gives back, in one commit, the messages of the batch that were not sent. */
@@ -498,8 +535,7 @@ static void settle(worker *w, batch *b, attempt *at)
     decide(w->d, at);
     at->end_ms = daemon_now_ms();
     at->state = JOB_PENDING;
-    if (b->pending++ == 0)
-        b->first_pending_ms = at->end_ms;
+    b->pending++;
     if (at->throttle_until_ms > 0)
         locked_throttle(w, at->job->account, at->throttle_until_ms,
                         at->res.reply_text ? at->res.reply_text : at->res.errmsg);
@@ -618,7 +654,7 @@ static int process(worker *w, batch *b, size_t i)
         return -1;
     }
     if (slot > daemon_now_ms()) {
-        batch_flush(w, b); /* nothing waits unrecorded while we wait for the rate slot */
+        flush_until_recorded(w, b); /* nothing waits unrecorded during the wait */
         nap(d, slot - daemon_now_ms());
     }
     if (slot > daemon_now_ms()) { /* stopping while waiting for the rate slot */
@@ -630,19 +666,22 @@ static int process(worker *w, batch *b, size_t i)
     return deliver(w, b, i, conf, acct, need_conn);
 }
 
-/* Sends the batch's messages in order, recording outcomes at least every FLUSH_MS, until
+/* Sends the batch's messages in order, recording each one's outcomes at once, until
  * the end, a reason to stop, or SIGTERM; then records the rest and gives back what was
  * not started. */
 static void run_batch(worker *w, batch *b)
 {
     for (size_t i = 0; i < b->count && !atomic_load(&w->d->stopping); i++) {
-        if (b->pending > 0 && daemon_now_ms() - b->first_pending_ms >= FLUSH_MS)
-            batch_flush(w, b);
-        if (process(w, b, i) != 0)
+        int stop = process(w, b, i);
+        /* Recorded at once, before the next message: a kill -9 now re-sends at most the
+         * message whose reply was being read. The commit is not flushed to disk here
+         * (PIGEON_SPOOL_DEFER_SYNC); the kernel keeps it if the process dies. */
+        if (flush_until_recorded(w, b) != 0 || stop != 0)
             break;
     }
-    batch_flush(w, b);
+    flush_until_recorded(w, b);
     batch_release(w, b);
+    locked_sync(w); /* the batch's outcomes survive a power cut from here on */
 }
 
 static void batch_free(batch *b)
@@ -741,8 +780,13 @@ void *daemon_worker_main(void *arg)
     w.d = arg;
     w.lease_ms = FIRST_LEASE_MS;
     snprintf(w.owner, sizeof w.owner, "%s/w%d", w.d->owner, atomic_fetch_add(&worker_count, 1) + 1);
-    if (pigeon_spool_open(w.d->spool_path, PIGEON_SPOOL_NO_CHECK, &w.spool, err, sizeof err) ==
-        PIGEON_OK)
+    pigeon_err opened;
+    /* A full disk can keep even the open from working (the WAL index is a file): wait. */
+    while ((opened = pigeon_spool_open(w.d->spool_path, PIGEON_SPOOL_NO_CHECK, &w.spool, err,
+                                       sizeof err)) == PIGEON_ERR_NOSPACE &&
+           !atomic_load(&w.d->stopping))
+        nap(w.d, w.d->o.poll_ms);
+    if (opened == PIGEON_OK)
         loop(&w);
     else {
         eventlog_event e;

@@ -24,6 +24,14 @@
 
 static int make_dirs(char *path);
 
+/* What to add to a spool error when the disk is full: the spool is as it was. */
+static const char *nospace_hint(pigeon_err e)
+{
+    return e == PIGEON_ERR_NOSPACE ? "; nothing was queued, the spool is intact: free some space "
+                                     "and try again"
+                                   : "";
+}
+
 int queue_spool_path(const char *opt, int create, char *out, size_t n)
 {
     if (opt != NULL && opt[0] != '\0') {
@@ -93,7 +101,7 @@ int queue_spool_open(const char *opt, unsigned flags, pigeon_spool **out)
         return EX_NOINPUT;
     }
     if (e != PIGEON_OK) {
-        cli_error("cannot open the spool %s: %s", path, err);
+        cli_error("cannot open the spool %s: %s%s", path, err, nospace_hint(e));
         return e == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(e);
     }
     return 0;
@@ -187,7 +195,7 @@ int queue_store_message(const char *spool_opt, const char *account, pigeon_messa
                                  mid ? msgid : NULL};
     e = pigeon_spool_enqueue_stream(spool, &env, message_read, stream, pigeon_spool_now_ms(), id);
     if (e != PIGEON_OK) {
-        cli_error("cannot queue the message: %s", pigeon_spool_error(spool));
+        cli_error("cannot queue the message: %s%s", pigeon_spool_error(spool), nospace_hint(e));
         status = e == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(e);
         goto done;
     }
@@ -217,7 +225,7 @@ int queue_store_raw(const char *spool_opt, const char *account, const char *from
     pigeon_spool_envelope env = {account, from, rcpts, n, message_id};
     pigeon_err e = pigeon_spool_enqueue_stream(spool, &env, read, ctx, pigeon_spool_now_ms(), id);
     if (e != PIGEON_OK) {
-        cli_error("cannot queue the message: %s", pigeon_spool_error(spool));
+        cli_error("cannot queue the message: %s%s", pigeon_spool_error(spool), nospace_hint(e));
         status = e == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(e);
     }
     pigeon_spool_close(spool);

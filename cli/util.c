@@ -131,7 +131,8 @@ int cli_exit_status(pigeon_err err)
     case PIGEON_ERR_NETWORK:
     case PIGEON_ERR_DEFERRED:
     case PIGEON_ERR_TIMEOUT:
-        return EX_TEMPFAIL; /* sendmail(8) convention: the caller may try again later */
+    case PIGEON_ERR_NOSPACE: /* disk full: nothing was stored; room may come back */
+        return EX_TEMPFAIL;  /* sendmail(8) convention: the caller may try again later */
     case PIGEON_ERR_TLS:
     case PIGEON_ERR_REJECTED:
     case PIGEON_ERR_UNSUPPORTED:

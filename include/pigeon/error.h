@@ -34,6 +34,7 @@ typedef enum pigeon_err {
     PIGEON_ERR_STATE = 17,       /* the call is not valid in the object's current state */
     PIGEON_ERR_UNSUPPORTED = 18, /* the peer or this build lacks a needed feature */
     PIGEON_ERR_CORRUPT = 19,     /* stored data (spool) is corrupt or from a newer version */
+    PIGEON_ERR_NOSPACE = 20,     /* no space left for stored data (disk full, quota): retry later */
 } pigeon_err;
 
 /* A short, static, English description of the code. Never NULL; thread-safe. */

@@ -38,7 +38,8 @@
  * Errors: every call returns a pigeon_err; pigeon_spool_error() gives our one-line
  * diagnosis of the last failure on the handle. PIGEON_ERR_INVALID: bad arguments;
  * PIGEON_ERR_NOTFOUND: no such queue id (or no spool file without PIGEON_SPOOL_CREATE);
- * PIGEON_ERR_IO: the storage failed (disk full, I/O error); PIGEON_ERR_TIMEOUT: the spool
+ * PIGEON_ERR_IO: the storage failed (I/O error); PIGEON_ERR_NOSPACE: the disk (or quota)
+ * is full, and nothing of the call was stored; PIGEON_ERR_TIMEOUT: the spool
  * stayed locked by another process longer than the busy timeout; PIGEON_ERR_CORRUPT: see
  * above; PIGEON_ERR_STATE: a lease that was lost, or a call out of order.
  *
@@ -71,6 +72,12 @@ enum {
     PIGEON_SPOOL_CREATE = 1,   /* create the file (and initialize it) if it does not exist */
     PIGEON_SPOOL_READONLY = 2, /* open for list/show/stats/body only; never writes */
     PIGEON_SPOOL_NO_CHECK = 4, /* skip PRAGMA quick_check on open (it reads the whole file) */
+    /* Commits on this handle survive a crash of the process as soon as they return, but
+     * reach the disk (survive a power cut or an OS crash) only at the next
+     * pigeon_spool_sync() (or an automatic checkpoint): what a delivery daemon wants for
+     * its claims and outcomes, recorded one message at a time and flushed once per batch.
+     * Enqueues through such a handle are durable only after pigeon_spool_sync() too. */
+    PIGEON_SPOOL_DEFER_SYNC = 8,
 };
 
 /*
@@ -242,6 +249,22 @@ pigeon_err pigeon_spool_release(pigeon_spool *spool, const pigeon_spool_entry *j
  * one; an earlier time does not shorten it. reason may be NULL. */
 pigeon_err pigeon_spool_throttle(pigeon_spool *spool, const char *account, int64_t until_ms,
                                  const char *reason);
+
+/* Makes every commit made so far through this handle durable against power loss (one
+ * flush of the log). Without PIGEON_SPOOL_DEFER_SYNC commits already are, and this does
+ * nothing. PIGEON_ERR_IO or PIGEON_ERR_NOSPACE when the flush fails. */
+pigeon_err pigeon_spool_sync(pigeon_spool *spool);
+
+/*
+ * Gives back at once the leases of processes that no longer exist: every recipient in
+ * flight under a lease taken by a process of this host (same host name and pid
+ * namespace) that is gone (its pid no longer exists, or now belongs to a process started
+ * at another time, or the host rebooted since) becomes due at now_ms, its attempt still
+ * counted. Leases of live processes and of other hosts are left alone (the latter expire
+ * as usual). Each lease records its holder (host, boot id, pid, process start time) when
+ * it is claimed. *count (may be NULL) is the number of recipients given back.
+ */
+pigeon_err pigeon_spool_reclaim(pigeon_spool *spool, int64_t now_ms, size_t *count);
 
 /* ---- batches of claims and outcomes ----
  *

@@ -19,6 +19,7 @@
 
 #include "util/random.h"
 #include "spool/spool_backend.h"
+#include "spool/spool_holder.h"
 
 /* Bounds on stored strings. RFC 5321 4.5.3.1.3: a path is at most 256 octets; we allow
  * a little more for SMTPUTF8 addresses. Account names are configuration names. */
@@ -32,6 +33,8 @@ struct pigeon_spool {
     void *be;                /* the backend's state */
     int in_batch;            /* nonzero between pigeon_spool_begin() and commit/rollback */
     pg_spool_diag diag;      /* the last diagnosis */
+    pg_spool_self self;      /* this process, as its leases record it */
+    pg_spool_holder holder;  /* self in the backend's terms (strings borrowed from self) */
 };
 
 struct pigeon_spool_body {
@@ -76,7 +79,7 @@ pigeon_err pigeon_spool_open(const char *path, unsigned flags, pigeon_spool **ou
     if (s == NULL)
         return PIGEON_ERR_NOMEM;
     s->ops = &pg_spool_sqlite_ops;
-    if (path == NULL || path[0] == '\0' || (flags & ~7u) != 0) {
+    if (path == NULL || path[0] == '\0' || (flags & ~15u) != 0) {
         pg_spool_fail(&s->diag, err, "spool: no path, or unknown flags");
         goto fail;
     }
@@ -417,7 +420,10 @@ static pigeon_err claim_request(pigeon_spool *s, const char *owner, const char *
         return pg_spool_fail(&s->diag, err, "spool: no random bytes for a lease");
     /* Positive and nonzero, so that it fits SQL integers and 0 can mean "no lease". */
     token = (token >> 1) | 1;
-    *req = (pg_spool_claim_req){owner, account, now_ms, now_ms + lease_ms, (int64_t)token, 0};
+    pg_spool_holder_self(&s->self);
+    s->holder = pg_spool_holder_of(&s->self);
+    *req = (pg_spool_claim_req){owner,          &s->holder, account, now_ms, now_ms + lease_ms,
+                                (int64_t)token, 0};
     return PIGEON_OK;
 }
 
@@ -625,6 +631,59 @@ pigeon_err pigeon_spool_throttle(pigeon_spool *spool, const char *account, int64
     spool->diag.text[0] = '\0';
     pigeon_err err = not_in_batch(spool);
     return err != PIGEON_OK ? err : spool->ops->throttle(spool->be, account, until_ms, reason);
+}
+
+pigeon_err pigeon_spool_sync(pigeon_spool *spool)
+{
+    if (spool == NULL)
+        return PIGEON_ERR_INVALID;
+    spool->diag.text[0] = '\0';
+    pigeon_err err = not_in_batch(spool);
+    return err != PIGEON_OK ? err : spool->ops->sync(spool->be);
+}
+
+/* ---- leases of processes that are gone ---- */
+
+/* The holders found gone by a listing, reclaimed after it (a listing may not write). */
+typedef struct gone_list {
+    const pg_spool_self *self; /* this process */
+    int64_t ids[64];           /* the holders found gone */
+    size_t n;                  /* how many */
+} gone_list;
+
+static int collect_gone(void *ctx, const pg_spool_holder *h)
+{
+    gone_list *g = ctx;
+    if (pg_spool_holder_gone(g->self, h))
+        g->ids[g->n++] = h->id;
+    return g->n == sizeof g->ids / sizeof g->ids[0];
+}
+
+pigeon_err pigeon_spool_reclaim(pigeon_spool *spool, int64_t now_ms, size_t *count)
+{
+    size_t dummy;
+    if (count == NULL)
+        count = &dummy;
+    *count = 0;
+    if (spool == NULL || now_ms < 0)
+        return PIGEON_ERR_INVALID;
+    spool->diag.text[0] = '\0';
+    pigeon_err err = not_in_batch(spool);
+    if (err != PIGEON_OK)
+        return err;
+    pg_spool_holder_self(&spool->self);
+    gone_list g = {.self = &spool->self};
+    /* A listing holds at most 64; more dead holders than that are taken in turns. */
+    do {
+        g.n = 0;
+        err = spool->ops->holders(spool->be, spool->self.host, collect_gone, &g);
+        for (size_t i = 0; err == PIGEON_OK && i < g.n; i++) {
+            size_t n = 0;
+            err = spool->ops->reclaim(spool->be, g.ids[i], now_ms, &n);
+            *count += n;
+        }
+    } while (err == PIGEON_OK && g.n == sizeof g.ids / sizeof g.ids[0]);
+    return err;
 }
 
 /* ---- administration ---- */

@@ -8,7 +8,9 @@
  * implement the same table (compare OpenSMTPD queue_backend.c with queue_fs.c).
  *
  * Contract for every backend:
- * - A call that returns PIGEON_OK outside a batch is durable (committed and flushed).
+ * - A call that returns PIGEON_OK outside a batch is durable (committed and flushed), or,
+ *   on a handle opened with PIGEON_SPOOL_DEFER_SYNC, committed where a crash of the calling
+ *   process cannot undo it, and durable after the next sync.
  * - Writes are atomic: a failed call leaves the store as it was before the call.
  * - Claims from any number of handles never hand out the same recipient twice while its
  *   lease runs.
@@ -39,14 +41,25 @@ typedef struct pg_spool_new {
     int64_t now_ms;                   /* enqueue time */
 } pg_spool_new;
 
+/* The process holding a lease, as data: the generic layer finds its own (spool_holder.c)
+ * and judges whether another still runs; a backend only stores and lists them. */
+typedef struct pg_spool_holder {
+    int64_t id;          /* the backend's key for it (holders, reclaim); 0 when unknown */
+    const char *host;    /* the host name (gethostname) */
+    const char *boot_id; /* the host's boot id (/proc/sys/kernel/random/boot_id), or "" */
+    int64_t pid;         /* its process id */
+    int64_t started;     /* its start time (clock ticks since boot, /proc/PID/stat), or 0 */
+} pg_spool_holder;
+
 /* A claim request (all borrowed). */
 typedef struct pg_spool_claim_req {
-    const char *owner;   /* lease owner */
-    const char *account; /* only this account, or NULL */
-    int64_t now_ms;      /* the time of the claim */
-    int64_t until_ms;    /* lease expiry */
-    int64_t token;       /* lease identity */
-    size_t inline_max;   /* load the bytes of messages up to this size into entry->body */
+    const char *owner;             /* lease owner */
+    const pg_spool_holder *holder; /* the process taking the lease */
+    const char *account;           /* only this account, or NULL */
+    int64_t now_ms;                /* the time of the claim */
+    int64_t until_ms;              /* lease expiry */
+    int64_t token;                 /* lease identity */
+    size_t inline_max;             /* load the bytes of messages up to this size into entry->body */
 } pg_spool_claim_req;
 
 /* Fills an entry; strings it stores must be malloc'd (freed by pigeon_spool_entry_free). */
@@ -57,6 +70,9 @@ typedef struct pg_spool_ops {
     void (*close)(void *be);
     pigeon_err (*set_busy_timeout)(void *be, int ms);
     pigeon_err (*check)(void *be, int full);
+    /* Makes every commit of this handle so far durable (power loss included). A no-op
+     * unless the handle was opened with PIGEON_SPOOL_DEFER_SYNC. */
+    pigeon_err (*sync)(void *be);
 
     /* Batches. */
     pigeon_err (*begin)(void *be);
@@ -83,6 +99,15 @@ typedef struct pg_spool_ops {
                          size_t *lost);
     pigeon_err (*release)(void *be, const pigeon_spool_entry *job, int64_t now_ms);
     pigeon_err (*throttle)(void *be, const char *account, int64_t until_ms, const char *reason);
+
+    /* Leases of processes that no longer exist. holders calls fn for each holder known on
+     * host (with its id), with or without leases; fn returning nonzero stops. reclaim
+     * makes the recipients in flight under holder id due at now_ms (without counting the
+     * attempt as failed: the attempt stays counted) and forgets the holder; *count is the
+     * number of recipients. One transaction each. */
+    pigeon_err (*holders)(void *be, const char *host,
+                          int (*fn)(void *ctx, const pg_spool_holder *holder), void *ctx);
+    pigeon_err (*reclaim)(void *be, int64_t holder_id, int64_t now_ms, size_t *count);
 
     /* Batches of the above, each one transaction. claim_batch fills jobs (room for max
      * entries, owned by the caller; each entry calloc'd as by claim) and *count, taking

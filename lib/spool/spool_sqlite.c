@@ -36,13 +36,25 @@
 /* "pgSp": the application_id of a pigeon spool (PRAGMA application_id). */
 #define SPOOL_APP_ID 0x70675370
 /* The schema version this code writes and reads (PRAGMA user_version). */
-#define SPOOL_VERSION 1
+#define SPOOL_VERSION 2
 /* The page size of new spools: big enough that a typical message (under ~16 KB) is
  * stored inline in its row instead of in a chain of overflow pages, which halves the
  * pages written per message. */
 #define PAGE_SIZE_STR "16384"
 /* The page cache per handle, in KiB (see set_pragmas). */
 #define CACHE_KIB "65536"
+
+/* Version 2: the processes holding leases (rcpt.holder), so that the leases of one that
+ * is gone can be given back at once (pigeon_spool_reclaim). A version 1 file gets the
+ * table and the column when first opened for writing (upgrade()). */
+#define HOLDER_SQL                                                                                 \
+    "CREATE TABLE holder("                                                                         \
+    " id INTEGER PRIMARY KEY,"                                                                     \
+    " host TEXT NOT NULL,"                                                                         \
+    " boot_id TEXT NOT NULL,"                                                                      \
+    " pid INTEGER NOT NULL,"                                                                       \
+    " started INTEGER NOT NULL,"                                                                   \
+    " UNIQUE(host, boot_id, pid, started));"
 
 static const char schema_sql[] = "CREATE TABLE message("
                                  " id INTEGER PRIMARY KEY,"
@@ -73,12 +85,13 @@ static const char schema_sql[] = "CREATE TABLE message("
                                  " enhanced TEXT,"
                                  " text TEXT,"
                                  " updated_ms INTEGER NOT NULL,"
+                                 " holder INTEGER,"
                                  " UNIQUE(msg, address));"
                                  "CREATE INDEX rcpt_due ON rcpt(due_ms) WHERE due_ms IS NOT NULL;"
                                  "CREATE TABLE account("
                                  " name TEXT PRIMARY KEY,"
                                  " not_before_ms INTEGER NOT NULL,"
-                                 " reason TEXT) WITHOUT ROWID;";
+                                 " reason TEXT) WITHOUT ROWID;" HOLDER_SQL;
 
 /* The cached statements, prepared on first use. */
 
@@ -103,7 +116,7 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "AND NOT EXISTS (SELECT 1 FROM account a WHERE a.name = m.account "
                       "AND a.not_before_ms > ?1) ORDER BY r.due_ms LIMIT 1",
     [ST_CLAIM_TAKE] = "UPDATE rcpt SET state = 1, owner = ?2, lease = ?3, due_ms = ?4, "
-                      "attempts = attempts + 1, updated_ms = ?5 "
+                      "attempts = attempts + 1, updated_ms = ?5, holder = ?6 "
                       "WHERE msg = ?1 AND due_ms <= ?5",
     [ST_MSG_BY_ID] = "SELECT " MSG_COLS " FROM message m WHERE m.id = ?1",
     [ST_MSG_BY_QID] = "SELECT " MSG_COLS " FROM message m WHERE m.queue_id = ?1",
@@ -156,6 +169,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INLINE_BODY] = "SELECT b.data, m.sha256 FROM body b JOIN message m ON m.id = b.msg "
                        "WHERE b.msg = ?1 ORDER BY b.seq",
     [ST_RENEW_RCPT] = "UPDATE rcpt SET due_ms = ?3 WHERE id = ?1 AND state = 1 AND lease = ?2",
+    [ST_HOLDER_ADD] = "INSERT INTO holder(host, boot_id, pid, started) VALUES(?1, ?2, ?3, ?4) "
+                      "ON CONFLICT DO NOTHING",
+    [ST_HOLDER_ID] = "SELECT id FROM holder WHERE host = ?1 AND boot_id = ?2 AND pid = ?3 "
+                     "AND started = ?4",
+    [ST_HOLDERS] = "SELECT id, host, boot_id, pid, started FROM holder WHERE host = ?1",
+    [ST_RECLAIM] =
+        "UPDATE rcpt SET due_ms = min(due_ms, ?2), holder = NULL WHERE holder = ?1 AND state = 1",
+    [ST_HOLDER_DEL] = "DELETE FROM holder WHERE id = ?1",
+    [ST_LEASE_HELD] = "SELECT 1 FROM rcpt WHERE id = ?1 AND state = 1 AND lease = ?2",
     [ST_RELEASE_RCPT] = "UPDATE rcpt SET state = CASE WHEN attempts > 1 THEN 2 ELSE 0 END, "
                         "attempts = attempts - 1, due_ms = ?3, owner = NULL, lease = NULL, "
                         "updated_ms = ?3 WHERE id = ?1 AND state = 1 AND lease = ?2",
@@ -164,6 +186,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 static pigeon_err identify(pg_spool_sq *q, const char *path, int *fresh);
 static pigeon_err initialize(pg_spool_sq *q, const char *path);
 static pigeon_err run_check(pg_spool_sq *q, int full);
+static pigeon_err upgrade(pg_spool_sq *q);
+static pigeon_err flush_wal(pg_spool_sq *q);
+static pigeon_err sq_sync(void *be);
 static pigeon_err set_pragmas(pg_spool_sq *q, unsigned flags);
 static void sq_msg_abort(void *be);
 
@@ -188,10 +213,18 @@ pigeon_err pg_spool_sq_err(pg_spool_sq *q, int rc, const char *what)
         err = PIGEON_ERR_CORRUPT;
         break;
     case SQLITE_FULL:
+        err = PIGEON_ERR_NOSPACE;
         hint = " (disk full)";
         break;
     default:
         break;
+    }
+    /* A write or flush that failed for want of room is reported as such, whatever SQLite
+     * called it (SQLITE_IOERR_WRITE, _FSYNC, _SHMSIZE...). */
+    int sys = q->db != NULL ? sqlite3_system_errno(q->db) : 0;
+    if ((rc & 0xff) == SQLITE_IOERR && (sys == ENOSPC || sys == EDQUOT)) {
+        err = PIGEON_ERR_NOSPACE;
+        hint = " (disk full)";
     }
     return pg_spool_fail(q->diag, err, "spool: %s: %s%s", what,
                          q->db != NULL ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc), hint);
@@ -368,6 +401,46 @@ static pigeon_err initialize(pg_spool_sq *q, const char *path)
     return err != PIGEON_OK ? err : sync_dir(q, path);
 }
 
+/* The schema version of the open file (PRAGMA user_version), or -1. */
+static int64_t schema_version(pg_spool_sq *q)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Brings a version 1 file to version 2 (the holder table and column), under the write
+ * lock and after looking again, since another process may be doing the same. Adding a
+ * column rewrites nothing in SQLite; rows of version 1 read it as NULL (no holder known:
+ * such leases expire as before). */
+static pigeon_err upgrade(pg_spool_sq *q)
+{
+    char *msg = NULL;
+    if (schema_version(q) != 1)
+        return PIGEON_OK;
+    pigeon_err err = pg_spool_sq_exec(q, ST_BEGIN);
+    if (err != PIGEON_OK || schema_version(q) != 1)
+        return pg_spool_sq_tx_end(q, err);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", SPOOL_VERSION);
+    int rc = sqlite3_exec(q->db, "ALTER TABLE rcpt ADD COLUMN holder INTEGER;" HOLDER_SQL, NULL,
+                          NULL, &msg);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(q->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        err =
+            pg_spool_fail(q->diag, (rc & 0xff) == SQLITE_FULL ? PIGEON_ERR_NOSPACE : PIGEON_ERR_IO,
+                          "spool: upgrading the spool to version %d: %s", SPOOL_VERSION,
+                          msg != NULL ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+    }
+    return pg_spool_sq_tx_end(q, err);
+}
+
 static pigeon_err run_check(pg_spool_sq *q, int full)
 {
     sqlite3_stmt *st = NULL;
@@ -408,12 +481,20 @@ static pigeon_err set_pragmas(pg_spool_sq *q, unsigned flags)
                                  "spool: the file system does not support WAL mode");
     }
     /* synchronous=FULL: a commit returns after the WAL is fsynced (durable enqueue).
+     * synchronous=NORMAL (PIGEON_SPOOL_DEFER_SYNC): a commit returns once its pages are
+     * written to the WAL, where the kernel keeps them if the process dies; sq_sync
+     * flushes them (https://sqlite.org/pragma.html#pragma_synchronous).
      * A page cache that holds a batch of a few thousand messages, so that dirty pages do
      * not spill into the WAL before the commit (and get written again when touched
      * again); it grows only as used. Checkpoints every 4096 pages (64 MiB) rather than
      * SQLite's 1000: the same bytes are copied, with a quarter of the fsync pairs. */
     int rc = sqlite3_exec(q->db,
-                          "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+                          (flags & PIGEON_SPOOL_DEFER_SYNC) ? "PRAGMA synchronous=NORMAL; "
+                                                            : "PRAGMA synchronous=FULL; ",
+                          NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(q->db,
+                          "PRAGMA foreign_keys=ON; "
                           "PRAGMA cache_size=-" CACHE_KIB "; PRAGMA wal_autocheckpoint=4096;",
                           NULL, NULL, NULL);
     return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "setting pragmas");
@@ -424,6 +505,9 @@ static void sq_close(void *be)
     pg_spool_sq *q = be;
     if (q == NULL)
         return;
+    if (q->journal_rows > 0 && q->db != NULL)
+        sq_sync(q); /* best effort: else the next daemon's reclaim applies them */
+    pg_spool_sq_journal_close(q);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(q->stmt[i]);
     sqlite3_close_v2(q->db);
@@ -459,8 +543,9 @@ static pigeon_err sq_open(const char *path, unsigned flags, pg_spool_diag *diag,
         if (fd < 0 && errno != EEXIST) {
             int e = errno;
             free(q);
-            return pg_spool_fail(diag, PIGEON_ERR_IO, "spool: cannot create %s: %s", path,
-                                 strerror(e));
+            return pg_spool_fail(diag,
+                                 e == ENOSPC || e == EDQUOT ? PIGEON_ERR_NOSPACE : PIGEON_ERR_IO,
+                                 "spool: cannot create %s: %s", path, strerror(e));
         }
         if (fd >= 0)
             close(fd);
@@ -483,8 +568,11 @@ static pigeon_err sq_open(const char *path, unsigned flags, pg_spool_diag *diag,
         err = initialize(q, path);
     else if (err == PIGEON_OK && !(flags & PIGEON_SPOOL_NO_CHECK))
         err = run_check(q, 0);
+    if (err == PIGEON_OK && !(flags & PIGEON_SPOOL_READONLY))
+        err = upgrade(q);
     if (err != PIGEON_OK)
         goto fail;
+    q->defer_sync = (flags & PIGEON_SPOOL_DEFER_SYNC) != 0;
     err = set_pragmas(q, flags);
     if (err != PIGEON_OK)
         goto fail;
@@ -505,6 +593,48 @@ static pigeon_err sq_set_busy_timeout(void *be, int ms)
 static pigeon_err sq_check(void *be, int full)
 {
     return run_check(be, full);
+}
+
+/* Applies the outcomes journaled since the last sync (spool_sqlite_journal.c) in one
+ * commit, flushes the WAL (where synchronous=NORMAL left this handle's commits unflushed),
+ * and only then forgets the journaled rows. */
+static pigeon_err sq_sync(void *be)
+{
+    pg_spool_sq *q = be;
+    if (!q->defer_sync)
+        return PIGEON_OK;
+    int64_t upto = 0;
+    if (q->journal_rows > 0) {
+        pigeon_err err = pg_spool_sq_tx_begin(q, 1);
+        if (err == PIGEON_OK)
+            err = pg_spool_sq_journal_apply(q, q->holder_id, &upto);
+        err = pg_spool_sq_tx_end(q, err);
+        if (err != PIGEON_OK)
+            return err;
+    }
+    pigeon_err err = flush_wal(q);
+    if (err == PIGEON_OK && upto > 0)
+        err = pg_spool_sq_journal_forget(q, q->holder_id, upto);
+    return err;
+}
+
+/* fsyncs the spool's WAL through SQLite's own file object (SQLITE_FCNTL_JOURNAL_POINTER),
+ * so that whatever VFS is in use does the flush. */
+static pigeon_err flush_wal(pg_spool_sq *q)
+{
+    sqlite3_file *wal = NULL;
+    int rc = sqlite3_file_control(q->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+    if (rc != SQLITE_OK)
+        return pg_spool_sq_err(q, rc, "finding the write-ahead log");
+    if (wal == NULL || wal->pMethods == NULL)
+        return PIGEON_OK; /* not open: nothing was written through it */
+    rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+    if (rc == SQLITE_OK)
+        return PIGEON_OK;
+    int sys = errno;
+    pigeon_err err = sys == ENOSPC || sys == EDQUOT ? PIGEON_ERR_NOSPACE : PIGEON_ERR_IO;
+    return pg_spool_fail(q->diag, err, "spool: flushing the write-ahead log: %s",
+                         sys != 0 ? strerror(sys) : sqlite3_errstr(rc));
 }
 
 /* ---- batches ---- */
@@ -656,6 +786,7 @@ const pg_spool_ops pg_spool_sqlite_ops = {
     .close = sq_close,
     .set_busy_timeout = sq_set_busy_timeout,
     .check = sq_check,
+    .sync = sq_sync,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
@@ -668,6 +799,8 @@ const pg_spool_ops pg_spool_sqlite_ops = {
     .record = pg_spool_sq_record,
     .release = pg_spool_sq_release,
     .throttle = pg_spool_sq_throttle,
+    .holders = pg_spool_sq_holders,
+    .reclaim = pg_spool_sq_reclaim,
     .claim_batch = pg_spool_sq_claim_batch,
     .renew_batch = pg_spool_sq_renew_batch,
     .record_batch = pg_spool_sq_record_batch,

@@ -57,6 +57,12 @@ enum {
     ST_RENEW_RCPT,
     ST_RELEASE_RCPT,
     ST_INLINE_BODY,
+    ST_HOLDER_ADD,
+    ST_HOLDER_ID,
+    ST_HOLDERS,
+    ST_RECLAIM,
+    ST_HOLDER_DEL,
+    ST_LEASE_HELD,
     ST_COUNT
 };
 
@@ -67,6 +73,11 @@ typedef struct pg_spool_sq {
     sqlite3_stmt *stmt[ST_COUNT]; /* cached prepared statements, NULL until first use */
     int in_batch;                 /* a batch transaction is open */
     int64_t msg_rowid;            /* the message row of the enqueue in progress, 0 if none */
+    int64_t holder_id;            /* the holder row of the claim in progress */
+    int defer_sync;               /* opened with PIGEON_SPOOL_DEFER_SYNC */
+    sqlite3 *journal;             /* the outcome journal (spool_sqlite_journal.c), or NULL */
+    sqlite3_stmt *jstmt[8];       /* its cached statements */
+    size_t journal_rows;          /* rows journaled by this handle and not yet applied */
 } pg_spool_sq;
 
 /* Maps an SQLite result code to ours and writes the diagnosis ("spool: <what>: ..."). */
@@ -89,11 +100,33 @@ void pg_spool_sq_bind_text(sqlite3_stmt *st, int i, const char *s);
  * message msg's due recipients under req's lease, load builds the claim's entry, and
  * record_job applies one claim's outcomes and removes the message when all is delivered. */
 pigeon_err pg_spool_sq_claim_take(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg);
+/* The row id of the claim's holder (req->holder), added if new, into *id. */
+pigeon_err pg_spool_sq_holder_id(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t *id);
 pigeon_err pg_spool_sq_claim_load(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
                                   pigeon_spool_entry **job);
 pigeon_err pg_spool_sq_record_job(pg_spool_sq *q, const pigeon_spool_entry *job,
                                   const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
                                   size_t *lost);
+
+/* The outcome journal (spool_sqlite_journal.c). With PIGEON_SPOOL_DEFER_SYNC a record
+ * writes the outcomes to a small side database instead of the spool: one commit of a few
+ * hundred bytes instead of several 16 KiB pages of the spool's WAL. They are applied to
+ * the spool at the next sync, or by the reclaim of a holder that died first. */
+/* Nonzero when this handle journals its records (defer_sync and a holder known). */
+int pg_spool_sq_journaling(const pg_spool_sq *q);
+/* Journals the outcomes of n claims (validated); items[i].lost as a record would. */
+pigeon_err pg_spool_sq_journal_add(pg_spool_sq *q, pigeon_spool_record_item *items, size_t n,
+                                   int64_t now_ms);
+/* Applies the journaled outcomes of holder to the spool, in the spool transaction the
+ * caller holds; *upto is the last journal row applied (0: none). */
+pigeon_err pg_spool_sq_journal_apply(pg_spool_sq *q, int64_t holder, int64_t *upto);
+/* Forgets the journal rows of holder up to upto, once their application is committed. */
+pigeon_err pg_spool_sq_journal_forget(pg_spool_sq *q, int64_t holder, int64_t upto);
+void pg_spool_sq_journal_close(pg_spool_sq *q);
+/* Applies one outcome to recipient rcpt_id claimed under lease token (a transaction held):
+ * delivered always, others only under the lease, else ++*lost. */
+pigeon_err pg_spool_sq_apply(pg_spool_sq *q, int64_t rcpt_id, int64_t token,
+                             const pigeon_spool_outcome *o, int64_t now_ms, size_t *lost);
 
 /* The operations in spool_sqlite_work.c and spool_sqlite_batch.c (see pg_spool_ops). */
 pigeon_err pg_spool_sq_claim(void *be, const pg_spool_claim_req *req, pigeon_spool_entry **job);
@@ -110,6 +143,9 @@ pigeon_err pg_spool_sq_record_batch(void *be, pigeon_spool_record_item *items, s
                                     int64_t now_ms);
 pigeon_err pg_spool_sq_release_batch(void *be, pigeon_spool_entry *const *jobs, size_t n,
                                      int64_t now_ms);
+pigeon_err pg_spool_sq_holders(void *be, const char *host,
+                               int (*fn)(void *ctx, const pg_spool_holder *holder), void *ctx);
+pigeon_err pg_spool_sq_reclaim(void *be, int64_t holder_id, int64_t now_ms, size_t *count);
 pigeon_err pg_spool_sq_throttle(void *be, const char *account, int64_t until_ms,
                                 const char *reason);
 pigeon_err pg_spool_sq_list(void *be, const char *account,

@@ -92,6 +92,8 @@ pigeon_err pg_spool_sq_claim_batch(void *be, const pg_spool_claim_req *req, size
         return err;
     }
     err = scan_due(q, req, max, msgs, &found);
+    if (err == PIGEON_OK && found > 0)
+        err = pg_spool_sq_holder_id(q, req, &q->holder_id);
     for (size_t i = 0; err == PIGEON_OK && i < found; i++) {
         err = pg_spool_sq_claim_take(q, req, msgs[i]);
         if (err == PIGEON_OK)
@@ -157,6 +159,8 @@ pigeon_err pg_spool_sq_record_batch(void *be, pigeon_spool_record_item *items, s
                                     int64_t now_ms)
 {
     pg_spool_sq *q = be;
+    if (pg_spool_sq_journaling(q))
+        return pg_spool_sq_journal_add(q, items, n, now_ms);
     pigeon_err err = pg_spool_sq_tx_begin(q, 1);
     if (err != PIGEON_OK)
         return err;

@@ -163,7 +163,98 @@ pigeon_err pg_spool_sq_claim_take(pg_spool_sq *q, const pg_spool_claim_req *req,
     sqlite3_bind_int64(st, 3, req->token);
     sqlite3_bind_int64(st, 4, req->until_ms);
     sqlite3_bind_int64(st, 5, req->now_ms);
+    sqlite3_bind_int64(st, 6, q->holder_id);
     return pg_spool_sq_step(q, st, "claiming recipients");
+}
+
+pigeon_err pg_spool_sq_holder_id(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t *id)
+{
+    sqlite3_stmt *st = NULL;
+    const pg_spool_holder *h = req->holder;
+    *id = 0;
+    if (h == NULL)
+        return PIGEON_OK; /* no holder known: the lease only expires */
+    for (int k = 0; k < 2; k++) {
+        pigeon_err err = pg_spool_sq_prep(q, k == 0 ? ST_HOLDER_ADD : ST_HOLDER_ID, &st);
+        if (err != PIGEON_OK)
+            return err;
+        pg_spool_sq_bind_text(st, 1, h->host);
+        pg_spool_sq_bind_text(st, 2, h->boot_id);
+        sqlite3_bind_int64(st, 3, h->pid);
+        sqlite3_bind_int64(st, 4, h->started);
+        if (k == 0) {
+            err = pg_spool_sq_step(q, st, "recording the lease holder");
+            if (err != PIGEON_OK)
+                return err;
+            continue;
+        }
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            *id = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        if (rc != SQLITE_ROW)
+            return pg_spool_sq_err(q, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc,
+                                   "finding the lease holder");
+    }
+    return PIGEON_OK;
+}
+
+pigeon_err pg_spool_sq_holders(void *be, const char *host,
+                               int (*fn)(void *ctx, const pg_spool_holder *holder), void *ctx)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    int rc = SQLITE_DONE;
+    pigeon_err err = pg_spool_sq_tx_begin(q, 0);
+    if (err == PIGEON_OK)
+        err = pg_spool_sq_prep(q, ST_HOLDERS, &st);
+    if (err != PIGEON_OK)
+        return pg_spool_sq_tx_end(q, err);
+    pg_spool_sq_bind_text(st, 1, host);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *hh = (const char *)sqlite3_column_text(st, 1);
+        const char *boot = (const char *)sqlite3_column_text(st, 2);
+        pg_spool_holder h = {sqlite3_column_int64(st, 0), hh != NULL ? hh : "",
+                             boot != NULL ? boot : "", sqlite3_column_int64(st, 3),
+                             sqlite3_column_int64(st, 4)};
+        if (fn(ctx, &h) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        err = pg_spool_sq_err(q, rc, "listing lease holders");
+    return pg_spool_sq_tx_end(q, err);
+}
+
+pigeon_err pg_spool_sq_reclaim(void *be, int64_t holder_id, int64_t now_ms, size_t *count)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    *count = 0;
+    int64_t upto = 0;
+    pigeon_err err = pg_spool_sq_tx_begin(q, 1);
+    /* First what the holder recorded in its journal but did not apply yet: a message it
+     * sent is not sent again. */
+    if (err == PIGEON_OK)
+        err = pg_spool_sq_journal_apply(q, holder_id, &upto);
+    if (err == PIGEON_OK)
+        err = pg_spool_sq_prep(q, ST_RECLAIM, &st);
+    if (err == PIGEON_OK) {
+        sqlite3_bind_int64(st, 1, holder_id);
+        sqlite3_bind_int64(st, 2, now_ms);
+        err = pg_spool_sq_step(q, st, "giving back leases");
+        *count = (size_t)sqlite3_changes(q->db);
+    }
+    if (err == PIGEON_OK)
+        err = pg_spool_sq_prep(q, ST_HOLDER_DEL, &st);
+    if (err == PIGEON_OK) {
+        sqlite3_bind_int64(st, 1, holder_id);
+        err = pg_spool_sq_step(q, st, "forgetting a lease holder");
+    }
+    err = pg_spool_sq_tx_end(q, err);
+    return err == PIGEON_OK ? pg_spool_sq_journal_forget(q, holder_id, upto) : err;
 }
 
 /* Loads the bytes of a claimed message of e->size bytes into e->body (and its hash), in
@@ -257,6 +348,8 @@ pigeon_err pg_spool_sq_claim(void *be, const pg_spool_claim_req *req, pigeon_spo
         return err;
     err = claim_find(q, req, &msg);
     if (err == PIGEON_OK && msg != 0)
+        err = pg_spool_sq_holder_id(q, req, &q->holder_id);
+    if (err == PIGEON_OK && msg != 0)
         err = pg_spool_sq_claim_take(q, req, msg);
     if (err == PIGEON_OK && msg != 0)
         err = pg_spool_sq_claim_load(q, req, msg, job);
@@ -304,50 +397,6 @@ pigeon_err pg_spool_sq_release(void *be, const pigeon_spool_entry *job, int64_t 
     return lease_update(be, ST_RELEASE_LEASE, job, now_ms, &changed);
 }
 
-/* Binds text cut to PG_SPOOL_SQ_MAX_TEXT bytes, not in the middle of a UTF-8 sequence. */
-static void bind_text_cut(sqlite3_stmt *st, int i, const char *s)
-{
-    if (s == NULL) {
-        sqlite3_bind_null(st, i);
-        return;
-    }
-    size_t len = strnlen(s, PG_SPOOL_SQ_MAX_TEXT + 1);
-    if (len > PG_SPOOL_SQ_MAX_TEXT) {
-        len = PG_SPOOL_SQ_MAX_TEXT;
-        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-            len--;
-    }
-    sqlite3_bind_text(st, i, s, (int)len, SQLITE_STATIC);
-}
-
-static pigeon_err record_one(pg_spool_sq *q, const pigeon_spool_entry *job,
-                             const pigeon_spool_outcome *o, int64_t now_ms, size_t *lost)
-{
-    sqlite3_stmt *st = NULL;
-    int deliver = o->state == PIGEON_SPOOL_DELIVERED;
-    pigeon_err err = pg_spool_sq_prep(q, deliver ? ST_DELIVER : ST_SETTLE, &st);
-    if (err != PIGEON_OK)
-        return err;
-    sqlite3_bind_int64(st, 1, job->rcpts[o->rcpt].id);
-    sqlite3_bind_int(st, 2, o->smtp_code);
-    pg_spool_sq_bind_text(st, 3, o->enhanced_code);
-    bind_text_cut(st, 4, o->text);
-    sqlite3_bind_int64(st, 5, now_ms);
-    if (!deliver) {
-        sqlite3_bind_int(st, 6, (int)o->state);
-        if (o->state == PIGEON_SPOOL_DEFERRED)
-            sqlite3_bind_int64(st, 7, o->next_ms);
-        else
-            sqlite3_bind_null(st, 7);
-        sqlite3_bind_int(st, 8, (int)o->err);
-        sqlite3_bind_int64(st, 9, job->lease_token);
-    }
-    err = pg_spool_sq_step(q, st, "recording an outcome");
-    if (err == PIGEON_OK && !deliver && sqlite3_changes(q->db) == 0)
-        (*lost)++;
-    return err;
-}
-
 pigeon_err pg_spool_sq_record_job(pg_spool_sq *q, const pigeon_spool_entry *job,
                                   const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
                                   size_t *lost)
@@ -355,7 +404,8 @@ pigeon_err pg_spool_sq_record_job(pg_spool_sq *q, const pigeon_spool_entry *job,
     sqlite3_stmt *st = NULL;
     pigeon_err err = PIGEON_OK;
     for (size_t i = 0; err == PIGEON_OK && i < n; i++)
-        err = record_one(q, job, &outcomes[i], now_ms, lost);
+        err = pg_spool_sq_apply(q, job->rcpts[outcomes[i].rcpt].id, job->lease_token, &outcomes[i],
+                                now_ms, lost);
     /* A message whose every recipient was delivered has nothing left to do. */
     if (err == PIGEON_OK)
         err = pg_spool_sq_prep(q, ST_DELETE_DONE, &st);
@@ -371,6 +421,12 @@ pigeon_err pg_spool_sq_record(void *be, const pigeon_spool_entry *job,
                               size_t *lost)
 {
     pg_spool_sq *q = be;
+    if (pg_spool_sq_journaling(q)) {
+        pigeon_spool_record_item item = {job, outcomes, n, 0};
+        pigeon_err err = pg_spool_sq_journal_add(q, &item, 1, now_ms);
+        *lost = item.lost;
+        return err;
+    }
     pigeon_err err = pg_spool_sq_tx_begin(q, 1);
     if (err != PIGEON_OK)
         return err;

@@ -31,6 +31,7 @@ static const struct err_desc descs[] = {
     [PIGEON_ERR_STATE] = {"PIGEON_ERR_STATE", "invalid state for this call"},
     [PIGEON_ERR_UNSUPPORTED] = {"PIGEON_ERR_UNSUPPORTED", "not supported"},
     [PIGEON_ERR_CORRUPT] = {"PIGEON_ERR_CORRUPT", "corrupt or incompatible data"},
+    [PIGEON_ERR_NOSPACE] = {"PIGEON_ERR_NOSPACE", "no space left on the device"},
 };
 
 static const struct err_desc *lookup(pigeon_err err)

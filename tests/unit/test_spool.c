@@ -314,7 +314,7 @@ static void test_file_format(void **state)
     } pragmas[] = {
         {"PRAGMA journal_mode", "wal"},
         {"PRAGMA application_id", "1885819760"}, /* 0x70675370 "pgSp" */
-        {"PRAGMA user_version", "1"},
+        {"PRAGMA user_version", "2"},
         {"PRAGMA page_size", "16384"},
     };
     sqlite3 *db = NULL;
@@ -692,7 +692,7 @@ static void test_newer_version_refused_untouched(void **state)
     char id[PIGEON_SPOOL_ID_LEN + 1];
     enqueue(s, "work", rcpts, 1, T0, id);
     pigeon_spool_close(s);
-    exec_raw("PRAGMA user_version = 2;");
+    exec_raw("PRAGMA user_version = 3;");
     expect_refused_untouched("newer");
 }
 
