@@ -7,7 +7,8 @@
  *
  * Storage: one SQLite file (the embedded backend; the storage sits behind an internal
  * backend interface so that others, e.g. PostgreSQL for several machines sharing one
- * queue, can be added). The file is in WAL mode with synchronous=FULL: when an enqueue
+ * queue, can be added). The file is in WAL mode with synchronous=FULL (a handle opened with
+ * PIGEON_SPOOL_DEFER_SYNC defers the flush, see there): when an enqueue
  * (or pigeon_spool_commit()) returns PIGEON_OK the message is on disk and survives a crash
  * of the process or the machine. Message bodies are stored inside the database as BLOBs,
  * split into chunks of at most 256 KiB, with their size and SHA-256; one transaction
@@ -22,9 +23,11 @@
  *
  * Recipients each have a state (pigeon_spool_state). A recipient that was delivered
  * (accepted by the server) is never handed out again. A claimed recipient is "in flight"
- * under a lease (owner, expiry); a worker that dies leaves its leases to expire, and the
- * recipients become due again. The only duplicate this allows is a crash after the final
- * dot of DATA but before the reply was recorded. When every recipient of a message is
+ * under a lease (owner, expiry, and the process holding it: host, boot id, pid, start
+ * time); a worker that dies leaves its leases to expire, and the recipients become due
+ * again, at once when pigeon_spool_reclaim() finds the holder gone from this host. The
+ * only duplicate this allows is a crash after the final dot of DATA but before the reply
+ * was recorded. When every recipient of a message is
  * delivered, the message is removed from the spool; messages with failed recipients stay
  * until pigeon_spool_purge_failed() or pigeon_spool_delete().
  *
@@ -275,8 +278,12 @@ pigeon_err pigeon_spool_reclaim(pigeon_spool *spool, int64_t now_ms, size_t *cou
  * recipient is never handed out again once recorded, and a worker that dies leaves its
  * leases to expire. The only added risk is the caller's: messages whose final dot was
  * sent but whose outcomes are not yet recorded are sent again after a crash, so a caller
- * should record soon after each message (the daemon: after the batch, or every few
- * dozen messages or ~50 ms, whichever comes first).
+ * should record right after each message. On a handle opened with
+ * PIGEON_SPOOL_DEFER_SYNC that costs no flush: a record is appended to a journal beside
+ * the spool at once (it survives a crash of the process), and applied to the spool and
+ * flushed to disk at pigeon_spool_sync() (the daemon: once per batch), or by the
+ * pigeon_spool_reclaim() of another process if this one dies first. Until then the
+ * recipients show as in flight.
  */
 
 /*

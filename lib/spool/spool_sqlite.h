@@ -10,6 +10,7 @@
 #define PG_SPOOL_SQLITE_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <sqlite3.h>
 
@@ -75,9 +76,9 @@ typedef struct pg_spool_sq {
     int64_t msg_rowid;            /* the message row of the enqueue in progress, 0 if none */
     int64_t holder_id;            /* the holder row of the claim in progress */
     int defer_sync;               /* opened with PIGEON_SPOOL_DEFER_SYNC */
-    sqlite3 *journal;             /* the outcome journal (spool_sqlite_journal.c), or NULL */
-    sqlite3_stmt *jstmt[8];       /* its cached statements */
-    size_t journal_rows;          /* rows journaled by this handle and not yet applied */
+    int journal_fd;               /* the outcome journal (spool_sqlite_journal.c), or -1 */
+    off_t journal_size;           /* its size: where the next record goes */
+    size_t journal_rows;          /* outcomes journaled by this handle and not yet applied */
 } pg_spool_sq;
 
 /* Maps an SQLite result code to ours and writes the diagnosis ("spool: <what>: ..."). */
@@ -109,7 +110,7 @@ pigeon_err pg_spool_sq_record_job(pg_spool_sq *q, const pigeon_spool_entry *job,
                                   size_t *lost);
 
 /* The outcome journal (spool_sqlite_journal.c). With PIGEON_SPOOL_DEFER_SYNC a record
- * writes the outcomes to a small side database instead of the spool: one commit of a few
+ * appends the outcomes to a file of this holder beside the spool: one write() of a few
  * hundred bytes instead of several 16 KiB pages of the spool's WAL. They are applied to
  * the spool at the next sync, or by the reclaim of a holder that died first. */
 /* Nonzero when this handle journals its records (defer_sync and a holder known). */

@@ -6,17 +6,20 @@
  * is read, so that a crash of the process re-sends at most the message in hand. In the
  * spool itself that record rewrites whole pages (16 KiB each: the recipient row, its due
  * index, the message and its body when removed) into the WAL, several per message, which
- * made recording one by one four times slower than recording a batch at once. The
- * journal is a second SQLite file beside the spool ("SPOOL-outcomes", 1 KiB pages, WAL,
- * synchronous=OFF): a record there is one small row, written to the OS at commit, so it
- * survives a crash of the process (not of the machine: the batch's sync covers that).
+ * made recording one by one several times slower than recording a batch at once. The
+ * journal is an append-only file per lease holder beside the spool
+ * ("SPOOL-outcomes-HOLDER"): a record is one write() of a few hundred bytes, which the
+ * kernel keeps if the process dies (not if the machine does: the batch's sync covers
+ * that). Each record carries its length and a checksum, so a record torn by a crash in
+ * the middle of its write is recognized and ignored (its message is then sent again:
+ * the one duplicate the daemon allows).
  *
  * At pigeon_spool_sync() the handle applies its journaled outcomes to the spool in one
  * transaction (removing finished messages), flushes the spool's WAL, and only then
- * deletes the rows from the journal. Rows are keyed by the lease holder (spool_holder.c):
- * when a daemon dies, the daemon that reclaims its leases applies its rows first, so that
- * a message it had sent is not sent again. Applying twice is harmless: a delivered
- * recipient stays delivered, and other outcomes apply only under their lease token.
+ * empties the journal. When a daemon dies, the daemon that reclaims its leases applies
+ * its journal first, so that a message it had sent is not sent again, then removes the
+ * file. Applying twice is harmless: a delivered recipient stays delivered, and other
+ * outcomes apply only under their lease token.
  */
 #include "spool/spool_sqlite.h"
 
@@ -25,44 +28,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-/* The journal's cached statements (q->jstmt). */
-enum { J_BEGIN, J_COMMIT, J_ROLLBACK, J_INSERT, J_SELECT, J_FORGET, J_COUNT };
+/* A record's header: what follows it, and a check that it was written whole. */
+#define JOURNAL_MAGIC 0x704a4f31u /* "pJO1" */
+typedef struct jhead {
+    uint32_t magic; /* JOURNAL_MAGIC */
+    uint32_t len;   /* bytes of the record after the header */
+    uint32_t sum;   /* FNV-1a of those bytes */
+} jhead;
 
-static const char *const jsql[J_COUNT] = {
-    [J_BEGIN] = "BEGIN IMMEDIATE",
-    [J_COMMIT] = "COMMIT",
-    [J_ROLLBACK] = "ROLLBACK",
-    [J_INSERT] = "INSERT INTO outcome(holder, token, queue_id, rcpt_id, state, next_ms, err, "
-                 "smtp_code, enhanced, text, now_ms) "
-                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    [J_SELECT] = "SELECT id, token, queue_id, rcpt_id, state, next_ms, err, smtp_code, enhanced, "
-                 "text, now_ms FROM outcome WHERE holder = ?1 ORDER BY id",
-    [J_FORGET] = "DELETE FROM outcome WHERE holder = ?1 AND id <= ?2",
-};
+/* A record: one outcome, then enh_len bytes of enhanced code and text_len of text. */
+typedef struct jrec {
+    int64_t token;                          /* the claim's lease token */
+    int64_t rcpt_id;                        /* the recipient's row id */
+    int64_t next_ms;                        /* DEFERRED: when due again */
+    int64_t now_ms;                         /* when recorded */
+    int32_t state;                          /* pigeon_spool_state */
+    int32_t err;                            /* pigeon_err */
+    int32_t smtp_code;                      /* the server's code */
+    uint16_t enh_len;                       /* bytes of enhanced code that follow */
+    uint16_t text_len;                      /* bytes of text after those */
+    char queue_id[PIGEON_SPOOL_ID_LEN + 1]; /* the message */
+} jrec;
 
-static const char journal_schema[] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; "
-                                     "CREATE TABLE IF NOT EXISTS outcome("
-                                     " id INTEGER PRIMARY KEY,"
-                                     " holder INTEGER NOT NULL,"
-                                     " token INTEGER NOT NULL,"
-                                     " queue_id TEXT NOT NULL,"
-                                     " rcpt_id INTEGER NOT NULL,"
-                                     " state INTEGER NOT NULL,"
-                                     " next_ms INTEGER,"
-                                     " err INTEGER NOT NULL,"
-                                     " smtp_code INTEGER NOT NULL,"
-                                     " enhanced TEXT,"
-                                     " text TEXT,"
-                                     " now_ms INTEGER NOT NULL);";
+/* The largest record: a record's strings are bounded by what the spool stores. */
+#define JOURNAL_MAX_RECORD (sizeof(jhead) + sizeof(jrec) + 64 + PG_SPOOL_SQ_MAX_TEXT)
 
+static uint32_t fnv1a(const unsigned char *p, size_t n);
+static int journal_path(pg_spool_sq *q, int64_t holder, char *out, size_t cap);
+static pigeon_err journal_fail(pg_spool_sq *q, int e, const char *what);
+static size_t encode(unsigned char *buf, const pigeon_spool_entry *job,
+                     const pigeon_spool_outcome *o, int64_t now_ms);
+static pigeon_err journal_read(pg_spool_sq *q, int64_t holder, unsigned char **out, size_t *len);
+static pigeon_err apply_record(pg_spool_sq *q, const jrec *r, const unsigned char *strings);
+static int lease_held(pg_spool_sq *q, const pigeon_spool_entry *job, size_t rcpt);
+static pigeon_err remove_if_done(pg_spool_sq *q, const char *queue_id);
 static void bind_text_cut(sqlite3_stmt *st, int i, const char *s);
-static pigeon_err jerr(pg_spool_sq *q, int rc, const char *what);
-static pigeon_err journal_open(pg_spool_sq *q, int create);
-static pigeon_err jprep(pg_spool_sq *q, int id, sqlite3_stmt **out);
-static pigeon_err jexec(pg_spool_sq *q, int id, const char *what);
-
 /* Binds text cut to PG_SPOOL_SQ_MAX_TEXT bytes, not in the middle of a UTF-8 sequence. */
 static void bind_text_cut(sqlite3_stmt *st, int i, const char *s)
 {
@@ -107,124 +110,6 @@ pigeon_err pg_spool_sq_apply(pg_spool_sq *q, int64_t rcpt_id, int64_t token,
     return err;
 }
 
-/* ---- the journal file ---- */
-
-static pigeon_err jerr(pg_spool_sq *q, int rc, const char *what)
-{
-    int sys = q->journal != NULL ? sqlite3_system_errno(q->journal) : 0;
-    int full = (rc & 0xff) == SQLITE_FULL || sys == ENOSPC || sys == EDQUOT;
-    return pg_spool_fail(q->diag, full ? PIGEON_ERR_NOSPACE : PIGEON_ERR_IO,
-                         "spool: %s (outcome journal): %s%s", what,
-                         q->journal != NULL ? sqlite3_errmsg(q->journal) : sqlite3_errstr(rc),
-                         full ? " (disk full)" : "");
-}
-
-int pg_spool_sq_journaling(const pg_spool_sq *q)
-{
-    return q->defer_sync && q->holder_id != 0;
-}
-
-/* Opens the journal beside the spool; without create, a missing journal is not an error
- * (q->journal stays NULL: nothing was journaled). */
-static pigeon_err journal_open(pg_spool_sq *q, int create)
-{
-    char path[4200];
-    if (q->journal != NULL)
-        return PIGEON_OK;
-    const char *main = sqlite3_db_filename(q->db, "main");
-    if (main == NULL || snprintf(path, sizeof path, "%s-outcomes", main) >= (int)sizeof path)
-        return pg_spool_fail(q->diag, PIGEON_ERR_INVALID, "spool: path too long for a journal");
-    if (access(path, F_OK) != 0) {
-        if (!create)
-            return PIGEON_OK;
-        /* Private like the spool: created 0600 before SQLite opens it. */
-        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            int e = errno;
-            return pg_spool_fail(q->diag,
-                                 e == ENOSPC || e == EDQUOT ? PIGEON_ERR_NOSPACE : PIGEON_ERR_IO,
-                                 "spool: cannot create %s: %s", path, strerror(e));
-        }
-        close(fd);
-    }
-    int rc =
-        sqlite3_open_v2(path, &q->journal,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(q->journal, 10000);
-        rc = sqlite3_exec(q->journal, "PRAGMA page_size=1024", NULL, NULL, NULL);
-    }
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(q->journal, journal_schema, NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        pigeon_err err = jerr(q, rc, "opening");
-        pg_spool_sq_journal_close(q);
-        return err;
-    }
-    return PIGEON_OK;
-}
-
-void pg_spool_sq_journal_close(pg_spool_sq *q)
-{
-    for (int i = 0; i < J_COUNT; i++) {
-        sqlite3_finalize(q->jstmt[i]);
-        q->jstmt[i] = NULL;
-    }
-    sqlite3_close_v2(q->journal);
-    q->journal = NULL;
-}
-
-static pigeon_err jprep(pg_spool_sq *q, int id, sqlite3_stmt **out)
-{
-    if (q->jstmt[id] == NULL) {
-        int rc = sqlite3_prepare_v3(q->journal, jsql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &q->jstmt[id], NULL);
-        if (rc != SQLITE_OK)
-            return jerr(q, rc, "preparing a statement");
-    }
-    *out = q->jstmt[id];
-    return PIGEON_OK;
-}
-
-/* Runs a journal statement (bound already, or without parameters) to its end. */
-static pigeon_err jexec(pg_spool_sq *q, int id, const char *what)
-{
-    sqlite3_stmt *st = NULL;
-    pigeon_err err = jprep(q, id, &st);
-    if (err != PIGEON_OK)
-        return err;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    }
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE ? PIGEON_OK : jerr(q, rc, what);
-}
-
-/* Writes one outcome of a claim to the journal. */
-static pigeon_err journal_row(pg_spool_sq *q, const pigeon_spool_entry *job,
-                              const pigeon_spool_outcome *o, int64_t now_ms)
-{
-    sqlite3_stmt *st = NULL;
-    pigeon_err err = jprep(q, J_INSERT, &st);
-    if (err != PIGEON_OK)
-        return err;
-    sqlite3_bind_int64(st, 1, q->holder_id);
-    sqlite3_bind_int64(st, 2, job->lease_token);
-    pg_spool_sq_bind_text(st, 3, job->queue_id);
-    sqlite3_bind_int64(st, 4, job->rcpts[o->rcpt].id);
-    sqlite3_bind_int(st, 5, (int)o->state);
-    if (o->state == PIGEON_SPOOL_DEFERRED)
-        sqlite3_bind_int64(st, 6, o->next_ms);
-    else
-        sqlite3_bind_null(st, 6);
-    sqlite3_bind_int(st, 7, (int)o->err);
-    sqlite3_bind_int(st, 8, o->smtp_code);
-    pg_spool_sq_bind_text(st, 9, o->enhanced_code);
-    bind_text_cut(st, 10, o->text);
-    sqlite3_bind_int64(st, 11, now_ms);
-    return jexec(q, J_INSERT, "recording an outcome");
-}
-
 /* Nonzero when the recipient is still in flight under the claim's lease (a read of the
  * spool: an outcome other than delivered counts only then, as in a direct record). */
 static int lease_held(pg_spool_sq *q, const pigeon_spool_entry *job, size_t rcpt)
@@ -239,61 +124,6 @@ static int lease_held(pg_spool_sq *q, const pigeon_spool_entry *job, size_t rcpt
     return held;
 }
 
-pigeon_err pg_spool_sq_journal_add(pg_spool_sq *q, pigeon_spool_record_item *items, size_t n,
-                                   int64_t now_ms)
-{
-    size_t rows = 0;
-    pigeon_err err = journal_open(q, 1);
-    if (err == PIGEON_OK)
-        err = jexec(q, J_BEGIN, "starting a record");
-    if (err != PIGEON_OK)
-        return err;
-    for (size_t i = 0; err == PIGEON_OK && i < n; i++) {
-        items[i].lost = 0;
-        for (size_t k = 0; err == PIGEON_OK && k < items[i].n; k++) {
-            const pigeon_spool_outcome *o = &items[i].outcomes[k];
-            if (o->state != PIGEON_SPOOL_DELIVERED && !lease_held(q, items[i].job, o->rcpt)) {
-                items[i].lost++;
-                continue;
-            }
-            err = journal_row(q, items[i].job, o, now_ms);
-            rows++;
-        }
-    }
-    if (err == PIGEON_OK)
-        err = jexec(q, J_COMMIT, "recording an outcome");
-    if (err != PIGEON_OK) {
-        if (!sqlite3_get_autocommit(q->journal)) {
-            char keep[sizeof q->diag->text];
-            memcpy(keep, q->diag->text, sizeof keep);
-            jexec(q, J_ROLLBACK, "undoing a record");
-            memcpy(q->diag->text, keep, sizeof keep);
-        }
-        return err;
-    }
-    q->journal_rows += rows;
-    return PIGEON_OK;
-}
-
-/* Applies one journal row (a J_SELECT row) to the spool. */
-static pigeon_err apply_row(pg_spool_sq *q, sqlite3_stmt *row)
-{
-    pigeon_spool_outcome o;
-    size_t lost = 0;
-    memset(&o, 0, sizeof o);
-    o.state = (pigeon_spool_state)sqlite3_column_int(row, 4);
-    o.next_ms = sqlite3_column_int64(row, 5);
-    o.err = (pigeon_err)sqlite3_column_int(row, 6);
-    o.smtp_code = sqlite3_column_int(row, 7);
-    o.enhanced_code = (const char *)sqlite3_column_text(row, 8);
-    o.text = (const char *)sqlite3_column_text(row, 9);
-    if (o.state != PIGEON_SPOOL_DELIVERED && o.state != PIGEON_SPOOL_DEFERRED &&
-        o.state != PIGEON_SPOOL_FAILED)
-        return PIGEON_OK; /* not ours to judge: a damaged row is skipped */
-    return pg_spool_sq_apply(q, sqlite3_column_int64(row, 3), sqlite3_column_int64(row, 1), &o,
-                             sqlite3_column_int64(row, 10), &lost);
-}
-
 /* Removes the message if every recipient of it is delivered. */
 static pigeon_err remove_if_done(pg_spool_sq *q, const char *queue_id)
 {
@@ -306,48 +136,236 @@ static pigeon_err remove_if_done(pg_spool_sq *q, const char *queue_id)
     return err;
 }
 
+/* ---- the journal file ---- */
+
+static uint32_t fnv1a(const unsigned char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* "SPOOL-outcomes-HOLDER" into out; -1 if it does not fit. */
+static int journal_path(pg_spool_sq *q, int64_t holder, char *out, size_t cap)
+{
+    const char *main = sqlite3_db_filename(q->db, "main");
+    int n = snprintf(out, cap, "%s-outcomes-%lld", main != NULL ? main : "", (long long)holder);
+    return main != NULL && main[0] != '\0' && n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+int pg_spool_sq_journaling(const pg_spool_sq *q)
+{
+    return q->defer_sync && q->holder_id != 0;
+}
+
+static pigeon_err journal_fail(pg_spool_sq *q, int e, const char *what)
+{
+    return pg_spool_fail(q->diag, e == ENOSPC || e == EDQUOT ? PIGEON_ERR_NOSPACE : PIGEON_ERR_IO,
+                         "spool: %s the outcome journal: %s%s", what, strerror(e),
+                         e == ENOSPC || e == EDQUOT ? " (disk full)" : "");
+}
+
+/* Appends one record for outcome o of job to buf (room for JOURNAL_MAX_RECORD). */
+static size_t encode(unsigned char *buf, const pigeon_spool_entry *job,
+                     const pigeon_spool_outcome *o, int64_t now_ms)
+{
+    jrec r;
+    memset(&r, 0, sizeof r);
+    r.token = job->lease_token;
+    r.rcpt_id = job->rcpts[o->rcpt].id;
+    r.next_ms = o->state == PIGEON_SPOOL_DEFERRED ? o->next_ms : 0;
+    r.now_ms = now_ms;
+    r.state = (int32_t)o->state;
+    r.err = (int32_t)o->err;
+    r.smtp_code = o->smtp_code;
+    size_t enh = o->enhanced_code != NULL ? strnlen(o->enhanced_code, 63) : 0;
+    size_t text = o->text != NULL ? strnlen(o->text, PG_SPOOL_SQ_MAX_TEXT) : 0;
+    while (text > 0 && text < strnlen(o->text, PG_SPOOL_SQ_MAX_TEXT + 1) &&
+           ((unsigned char)o->text[text] & 0xc0) == 0x80)
+        text--; /* cut, not in the middle of a UTF-8 sequence */
+    r.enh_len = (uint16_t)enh;
+    r.text_len = (uint16_t)text;
+    memcpy(r.queue_id, job->queue_id, sizeof r.queue_id);
+    unsigned char *p = buf + sizeof(jhead);
+    memcpy(p, &r, sizeof r);
+    if (enh > 0)
+        memcpy(p + sizeof r, o->enhanced_code, enh);
+    if (text > 0)
+        memcpy(p + sizeof r + enh, o->text, text);
+    jhead h = {JOURNAL_MAGIC, (uint32_t)(sizeof r + enh + text), 0};
+    h.sum = fnv1a(p, h.len);
+    memcpy(buf, &h, sizeof h);
+    return sizeof h + h.len;
+}
+
+pigeon_err pg_spool_sq_journal_add(pg_spool_sq *q, pigeon_spool_record_item *items, size_t n,
+                                   int64_t now_ms)
+{
+    char path[4200];
+    if (q->journal_fd < 0) {
+        if (journal_path(q, q->holder_id, path, sizeof path) != 0)
+            return pg_spool_fail(q->diag, PIGEON_ERR_INVALID, "spool: path too long");
+        /* Private like the spool. */
+        q->journal_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (q->journal_fd < 0)
+            return journal_fail(q, errno, "opening");
+        q->journal_size = lseek(q->journal_fd, 0, SEEK_END);
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += items[i].n;
+    unsigned char *buf = malloc(total > 0 ? total * JOURNAL_MAX_RECORD : 1);
+    if (buf == NULL)
+        return pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+    size_t len = 0, rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        items[i].lost = 0;
+        for (size_t k = 0; k < items[i].n; k++) {
+            const pigeon_spool_outcome *o = &items[i].outcomes[k];
+            if (o->state != PIGEON_SPOOL_DELIVERED && !lease_held(q, items[i].job, o->rcpt)) {
+                items[i].lost++;
+                continue;
+            }
+            len += encode(buf + len, items[i].job, o, now_ms);
+            rows++;
+        }
+    }
+    /* One write: the records of a call reach the file together or (torn by a crash) are
+     * recognized as incomplete. */
+    ssize_t w = len > 0 ? write(q->journal_fd, buf, len) : 0;
+    int e = errno;
+    free(buf);
+    if (w < 0 || (size_t)w != len) {
+        if (w > 0 && ftruncate(q->journal_fd, q->journal_size) != 0)
+            e = errno;
+        return journal_fail(q, w < 0 ? e : ENOSPC, "writing");
+    }
+    q->journal_size += (off_t)len;
+    q->journal_rows += rows;
+    return PIGEON_OK;
+}
+
+/* Reads the whole journal of holder into *out (*len bytes); *out NULL if there is none. */
+static pigeon_err journal_read(pg_spool_sq *q, int64_t holder, unsigned char **out, size_t *len)
+{
+    char path[4200];
+    struct stat sb;
+    *out = NULL;
+    *len = 0;
+    if (journal_path(q, holder, path, sizeof path) != 0)
+        return PIGEON_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? PIGEON_OK : journal_fail(q, errno, "opening");
+    pigeon_err err = PIGEON_OK;
+    unsigned char *buf = NULL;
+    size_t got = 0;
+    if (fstat(fd, &sb) != 0)
+        err = journal_fail(q, errno, "reading");
+    else if (sb.st_size > 0 && (buf = malloc((size_t)sb.st_size)) == NULL)
+        err = pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+    while (err == PIGEON_OK && buf != NULL && got < (size_t)sb.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break; /* shorter than it said: what was read is applied */
+        got += (size_t)r;
+    }
+    close(fd);
+    if (err != PIGEON_OK) {
+        free(buf);
+        return err;
+    }
+    *out = buf;
+    *len = got;
+    return PIGEON_OK;
+}
+
+/* Applies one decoded record to the spool. */
+static pigeon_err apply_record(pg_spool_sq *q, const jrec *r, const unsigned char *strings)
+{
+    char enh[64], text[PG_SPOOL_SQ_MAX_TEXT + 1];
+    pigeon_spool_outcome o;
+    size_t lost = 0;
+    memcpy(enh, strings, r->enh_len);
+    enh[r->enh_len] = '\0';
+    memcpy(text, strings + r->enh_len, r->text_len);
+    text[r->text_len] = '\0';
+    memset(&o, 0, sizeof o);
+    o.state = (pigeon_spool_state)r->state;
+    o.next_ms = r->next_ms;
+    o.err = (pigeon_err)r->err;
+    o.smtp_code = r->smtp_code;
+    o.enhanced_code = r->enh_len > 0 ? enh : NULL;
+    o.text = r->text_len > 0 ? text : NULL;
+    if (o.state != PIGEON_SPOOL_DELIVERED && o.state != PIGEON_SPOOL_DEFERRED &&
+        o.state != PIGEON_SPOOL_FAILED)
+        return PIGEON_OK;
+    return pg_spool_sq_apply(q, r->rcpt_id, r->token, &o, r->now_ms, &lost);
+}
+
 pigeon_err pg_spool_sq_journal_apply(pg_spool_sq *q, int64_t holder, int64_t *upto)
 {
-    sqlite3_stmt *st = NULL;
+    unsigned char *buf = NULL;
+    size_t len = 0, off = 0;
     char last[PIGEON_SPOOL_ID_LEN + 1] = "";
-    int rc = SQLITE_DONE;
     *upto = 0;
-    pigeon_err err = journal_open(q, 0);
-    if (err != PIGEON_OK || q->journal == NULL)
+    pigeon_err err = journal_read(q, holder, &buf, &len);
+    if (err != PIGEON_OK || buf == NULL)
         return err;
-    err = jprep(q, J_SELECT, &st);
-    if (err != PIGEON_OK)
-        return err;
-    sqlite3_bind_int64(st, 1, holder);
-    while (err == PIGEON_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *qid = (const char *)sqlite3_column_text(st, 2);
-        err = apply_row(q, st);
-        if (err == PIGEON_OK && qid != NULL && strcmp(qid, last) != 0 && last[0] != '\0')
+    while (err == PIGEON_OK && len - off >= sizeof(jhead)) {
+        jhead h;
+        jrec r;
+        memcpy(&h, buf + off, sizeof h);
+        if (h.magic != JOURNAL_MAGIC || h.len < sizeof r || h.len > len - off - sizeof h ||
+            fnv1a(buf + off + sizeof h, h.len) != h.sum)
+            break; /* torn by a crash: nothing after it was written whole either */
+        memcpy(&r, buf + off + sizeof h, sizeof r);
+        r.queue_id[PIGEON_SPOOL_ID_LEN] = '\0';
+        if ((size_t)r.enh_len + r.text_len + sizeof r != h.len || r.enh_len > 63 ||
+            r.text_len > PG_SPOOL_SQ_MAX_TEXT)
+            break;
+        err = apply_record(q, &r, buf + off + sizeof h + sizeof r);
+        if (err == PIGEON_OK && last[0] != '\0' && strcmp(last, r.queue_id) != 0)
             err = remove_if_done(q, last);
-        if (qid != NULL)
-            snprintf(last, sizeof last, "%s", qid);
-        *upto = sqlite3_column_int64(st, 0);
+        memcpy(last, r.queue_id, sizeof last);
+        off += sizeof h + h.len;
     }
-    sqlite3_reset(st);
-    if (err == PIGEON_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        err = jerr(q, rc, "reading the journal");
     if (err == PIGEON_OK && last[0] != '\0')
         err = remove_if_done(q, last);
+    free(buf);
+    *upto = 1; /* the file exists: emptied (ours) or removed (a dead holder's) after commit */
     return err;
 }
 
 pigeon_err pg_spool_sq_journal_forget(pg_spool_sq *q, int64_t holder, int64_t upto)
 {
-    sqlite3_stmt *st = NULL;
-    if (upto <= 0 || q->journal == NULL)
+    char path[4200];
+    if (upto <= 0)
         return PIGEON_OK;
-    pigeon_err err = jprep(q, J_FORGET, &st);
-    if (err != PIGEON_OK)
-        return err;
-    sqlite3_bind_int64(st, 1, holder);
-    sqlite3_bind_int64(st, 2, upto);
-    err = jexec(q, J_FORGET, "forgetting applied outcomes");
-    if (err == PIGEON_OK && holder == q->holder_id)
+    if (holder == q->holder_id && q->journal_fd >= 0) {
+        if (ftruncate(q->journal_fd, 0) != 0)
+            return journal_fail(q, errno, "emptying");
+        q->journal_size = 0;
         q->journal_rows = 0;
-    return err;
+        return PIGEON_OK;
+    }
+    if (journal_path(q, holder, path, sizeof path) == 0 && unlink(path) != 0 && errno != ENOENT)
+        return journal_fail(q, errno, "removing");
+    return PIGEON_OK;
+}
+
+void pg_spool_sq_journal_close(pg_spool_sq *q)
+{
+    char path[4200];
+    if (q->journal_fd < 0)
+        return;
+    close(q->journal_fd);
+    q->journal_fd = -1;
+    /* Applied and empty: the file is not needed any more. */
+    if (q->journal_rows == 0 && q->journal_size == 0 && q->db != NULL &&
+        journal_path(q, q->holder_id, path, sizeof path) == 0)
+        unlink(path);
 }

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pigeon/spool.h"
@@ -684,6 +685,66 @@ static void test_foreign_database_refused_untouched(void **state)
     expect_refused_untouched("not a pigeon spool");
 }
 
+/* A process that dies (no sync, no close) after claiming two messages and recording one
+ * as delivered: its outcome waits in its journal and its leases run for ten minutes.
+ * pigeon_spool_reclaim() of another process applies the journal (the delivered message
+ * is gone, never sent again) and gives the other message back at once. */
+static void test_reclaim_dead_holder_applies_its_journal(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char ids[2][PIGEON_SPOOL_ID_LEN + 1];
+    const char *rcpts[] = {"a@x.example"};
+    enqueue(s, "acct", rcpts, 1, T0, ids[0]);
+    enqueue(s, "acct", rcpts, 1, T0 + 1, ids[1]);
+    pigeon_spool_close(s); /* an SQLite connection must not cross a fork */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pigeon_spool *c = NULL;
+        pigeon_spool_entry **jobs = NULL;
+        size_t n = 0;
+        if (pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0) !=
+            PIGEON_OK)
+            _exit(2);
+        if (pigeon_spool_claim_batch(c, "child", NULL, T0 + 10, 600000, 2, 0, &jobs, &n) !=
+                PIGEON_OK ||
+            n != 2)
+            _exit(3);
+        pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
+        pigeon_spool_record_item item = {jobs[0], &o, 1, 0};
+        if (pigeon_spool_record_batch(c, &item, 1, T0 + 20) != PIGEON_OK)
+            _exit(4);
+        _exit(0); /* killed, as it were: no sync, no close */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    s = open_new();
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + 30, &st), PIGEON_OK);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_INFLIGHT], 2);
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "me", NULL, T0 + 30, 1000, &job), PIGEON_OK);
+    assert_null(job);
+    size_t count = 9;
+    assert_int_equal(pigeon_spool_reclaim(s, T0 + 40, &count), PIGEON_OK);
+    assert_int_equal(count, 1);
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + 40, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 1);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_INFLIGHT], 1);
+    assert_int_equal(pigeon_spool_claim(s, "me", NULL, T0 + 40, 1000, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_string_equal(job->queue_id, ids[1]);
+    assert_int_equal(job->attempt, 2);
+    /* Our own live lease is left alone. */
+    assert_int_equal(pigeon_spool_reclaim(s, T0 + 50, &count), PIGEON_OK);
+    assert_int_equal(count, 0);
+    pigeon_spool_entry_free(job);
+    pigeon_spool_close(s);
+}
+
 static void test_newer_version_refused_untouched(void **state)
 {
     (void)state;
@@ -1145,6 +1206,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_file_refused_untouched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_database_refused_untouched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused_untouched, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reclaim_dead_holder_applies_its_journal, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_damaged_spool_refused_untouched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_empty_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_interleaved, setup, teardown),
