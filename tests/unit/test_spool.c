@@ -745,6 +745,42 @@ static void test_reclaim_dead_holder_applies_its_journal(void **state)
     pigeon_spool_close(s);
 }
 
+/* A version 1 spool (before lease holders) is upgraded when opened for writing: its
+ * messages are kept, claimed, and their leases recorded with their holder. */
+static void test_version_1_spool_is_upgraded(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"a@x.example"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 1, T0, id);
+    pigeon_spool_close(s);
+    exec_raw("DROP TABLE holder; ALTER TABLE rcpt DROP COLUMN holder; PRAGMA user_version = 1;");
+    s = open_new();
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "me", NULL, T0 + 10, 1000, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_string_equal(job->queue_id, id);
+    size_t count = 9;
+    assert_int_equal(pigeon_spool_reclaim(s, T0 + 20, &count), PIGEON_OK);
+    assert_int_equal(count, 0); /* our own lease: left alone */
+    pigeon_spool_entry_free(job);
+    pigeon_spool_close(s);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT (SELECT user_version FROM pragma_user_version), "
+                                        "(SELECT count(*) FROM rcpt WHERE holder IS NOT NULL)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
+    assert_int_equal(sqlite3_column_int(st, 1), 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static void test_newer_version_refused_untouched(void **state)
 {
     (void)state;
@@ -1208,6 +1244,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_version_refused_untouched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reclaim_dead_holder_applies_its_journal, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_version_1_spool_is_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_spool_refused_untouched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_empty_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_interleaved, setup, teardown),
