@@ -31,7 +31,7 @@ names+=("curl --version")
 cmds+=("curl --version")
 
 hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/out.json" "${cmds[@]}" \
-  >/dev/null
+  >/dev/null 2>&1
 faults=()
 for c in "${cmds[@]}"; do
   f=$(perf stat -x, -e page-faults -r 20 $c 2>&1 >/dev/null | awk -F, '/page-faults/ {print $1}') ||
@@ -45,8 +45,9 @@ n = int(sys.argv[2])
 names, faults = sys.argv[3:3 + n], sys.argv[3 + n:3 + 2 * n]
 med = [statistics.median(r["times"]) * 1000 for r in res]
 print(f"process start-up, hyperfine -N, {len(res[0]['times'])} runs each (median; page faults per run)")
+width = max(len(n) for n in names)
 for name, m, r, f in zip(names, med, res, faults):
-    print(f"  {name:<40} {m:7.2f} ms  (min {r['min'] * 1000:5.2f})  {f:>5} faults")
+    print(f"  {name:<{width}} {m:7.2f} ms  (min {r['min'] * 1000:5.2f})  {f:>5} faults")
 hello, pigeon, curl = med[0], med[2], med[-1]
 print(f"ratio: pigeon --version / hello-world {pigeon / hello:.2f}x, "
       f"curl --version / pigeon --version {curl / pigeon:.2f}x")
