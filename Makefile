@@ -6,12 +6,13 @@
 #   make bench    benchmarks beside the peers (a report, not a test)
 #   make fuzz     builds the libFuzzer targets and runs each for FUZZ_SECONDS
 #   make install  installs the library, headers, pkg-config file, command and man pages
+#   make deb      Debian packages in dist/ (libpigeon0, libpigeon-dev, pigeon), lintian-checked
 PREFIX      ?= /usr/local
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 CMAKE       ?= cmake
 
-.PHONY: all deps check demo bench fuzz install clean format format-check
+.PHONY: all deps check demo bench fuzz install deb clean format format-check
 
 all:
 	@./scripts/deps.sh
@@ -45,6 +46,21 @@ fuzz:
 install: all
 	$(CMAKE) --install build
 
+# Debian's paths and hardening flags (dpkg-buildflags, hardening=+all) in build-deb, then
+# dpkg-deb from the staged install (scripts/mkdeb.sh); lintian fails it on any warning.
+deb:
+	@./scripts/deps.sh
+	export DEB_BUILD_MAINT_OPTIONS=hardening=+all; \
+	$(CMAKE) -S . -B build-deb -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DCMAKE_INSTALL_LIBDIR=lib/$$(dpkg-architecture -qDEB_HOST_MULTIARCH) -DPIGEON_TESTS=OFF \
+	  -DCMAKE_C_FLAGS="$$(dpkg-buildflags --get CFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" \
+	  -DCMAKE_EXE_LINKER_FLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
+	  -DCMAKE_SHARED_LINKER_FLAGS="$$(dpkg-buildflags --get LDFLAGS)" >/dev/null
+	$(CMAKE) --build build-deb -j$(JOBS)
+	rm -rf dist
+	./scripts/mkdeb.sh build-deb dist
+	lintian --fail-on error,warning dist/*.deb
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -52,4 +68,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-check build-fuzz
+	rm -rf build build-check build-fuzz build-deb dist

@@ -37,6 +37,7 @@
 #include "daemon.h"
 #include "deliver.h"
 #include "queue.h"
+#include "sdnotify.h"
 #include "secret.h"
 
 /* getopt_long values of the daemon's options. */
@@ -476,14 +477,18 @@ static void supervise(daemon_state *d, const sigset_t *set)
             last_reclaim = daemon_now_ms();
         }
         struct timespec tick = {0, 200 * 1000000L};
+        sdnotify_watchdog();
         int sig = sigtimedwait(set, NULL, &tick);
         if (sig == SIGHUP) {
+            sdnotify_reloading();
             eventlog_reopen(d->log);
             pthread_mutex_lock(&d->lock);
             d->generation++;
             pthread_mutex_unlock(&d->lock);
             log_lifecycle(d, "reload", EVENTLOG_INFO, "log reopened, configuration reread");
+            sdnotify_send("READY=1\nSTATUS=delivering (configuration reread)");
         } else if (sig == SIGTERM || sig == SIGINT) {
+            sdnotify_send("STOPPING=1\nSTATUS=stopping: finishing the messages in flight");
             if (!atomic_exchange(&d->stopping, 1))
                 log_lifecycle(d, "stopping", EVENTLOG_INFO, strsignal(sig));
         }
@@ -505,6 +510,7 @@ static int run(daemon_state *d)
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    sdnotify_init(); /* before any thread: it edits the environment */
     int status = prepare(d, &set);
     if (status == 0)
         status = metrics_start(d, &m, &server);
@@ -522,7 +528,10 @@ static int run(daemon_state *d)
             break;
         }
     }
+    if (status == 0)
+        sdnotify_send("READY=1\nSTATUS=delivering");
     supervise(d, &set);
+    sdnotify_send("STOPPING=1");
     for (int i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
     log_lifecycle(d, "stop", EVENTLOG_INFO, NULL);
