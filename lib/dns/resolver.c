@@ -71,8 +71,9 @@ pigeon_err pigeon_dns_new(const pigeon_dns_opts *opts, pigeon_dns **out)
     memset(&ao, 0, sizeof ao);
     ao.timeout = o.timeout_ms > 0 ? o.timeout_ms : 2000;
     ao.tries = o.tries > 0 ? o.tries : 2;
-    /* No search list: every name we ask is fully qualified. */
-    ao.flags = ARES_FLAG_NOSEARCH;
+    /* No search list: every name we ask is fully qualified. NOCHECKRESP: a SERVFAIL or
+     * REFUSED answer is reported as such rather than retried into a generic error. */
+    ao.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
     int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
     if (ares_init_options(&r->channel, &ao, mask) != ARES_SUCCESS) {
         free(r);
