@@ -22,6 +22,12 @@ int pigeon_spf_is_record(const char *buf, size_t len)
            (len == 6 || buf[6] == ' ');
 }
 
+/* How much of the rest of a term to quote in an error: the input is not NUL-terminated. */
+static int shown(size_t left)
+{
+    return left > 12 ? 12 : (int)left;
+}
+
 /* Checks a macro-string (7.1): '%' only as %%, %_, %- or %{letter digits [r] delims}.
  * Returns 0, or -1 with why written. Sets *macro when it holds an expansion. */
 static int check_macro_string(const char *s, size_t n, int *macro, char *why, size_t whylen)
@@ -44,7 +50,7 @@ static int check_macro_string(const char *s, size_t n, int *macro, char *why, si
             continue;
         }
         if (k != '{' || i + 2 >= n || strchr("slodiphcrtvSLODIPHCRTV", s[i + 2]) == NULL) {
-            snprintf(why, whylen, "a bad macro at \"%.12s\" (RFC 7208 7.1)", s + i);
+            snprintf(why, whylen, "a bad macro at \"%.*s\" (RFC 7208 7.1)", shown(n - i), s + i);
             return -1;
         }
         size_t j = i + 3;
@@ -55,7 +61,7 @@ static int check_macro_string(const char *s, size_t n, int *macro, char *why, si
         while (j < n && strchr(".-+,/_=", s[j]) != NULL)
             j++;
         if (j >= n || s[j] != '}') {
-            snprintf(why, whylen, "an unterminated or bad macro at \"%.12s\"", s + i);
+            snprintf(why, whylen, "an unterminated or bad macro at \"%.*s\"", shown(n - i), s + i);
             return -1;
         }
         *macro = 1;

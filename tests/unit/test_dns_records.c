@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -76,6 +77,22 @@ static void test_spf_invalid(void **state)
     }
     assert_false(pigeon_spf_is_record("v=spf10", 7));
     assert_true(pigeon_spf_is_record("v=spf1 -all", 11));
+}
+
+/* Found by fuzz_dns_spf: an error message quoted past the end of an unterminated input. */
+static void test_spf_unterminated(void **state)
+{
+    (void)state;
+    static pigeon_spf_record r;
+    static const char *const inputs[] = {"v=spf1 a:%{x", "v=spf1 a:%{i", "v=spf1 a:x%"};
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        size_t n = strlen(inputs[i]);
+        char *exact = malloc(n); /* no NUL: ASan sees any read past n */
+        assert_non_null(exact);
+        memcpy(exact, inputs[i], n);
+        assert_int_equal(pigeon_spf_parse(exact, n, &r), PIGEON_ERR_PROTOCOL);
+        free(exact);
+    }
 }
 
 static void test_dmarc(void **state)
@@ -186,13 +203,10 @@ static void test_reverse_and_providers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spf_valid),
-        cmocka_unit_test(test_spf_invalid),
-        cmocka_unit_test(test_dmarc),
-        cmocka_unit_test(test_dkim_key),
-        cmocka_unit_test(test_tagrec),
-        cmocka_unit_test(test_org_domain),
-        cmocka_unit_test(test_reverse_and_providers),
+        cmocka_unit_test(test_spf_valid),        cmocka_unit_test(test_spf_invalid),
+        cmocka_unit_test(test_spf_unterminated), cmocka_unit_test(test_dmarc),
+        cmocka_unit_test(test_dkim_key),         cmocka_unit_test(test_tagrec),
+        cmocka_unit_test(test_org_domain),       cmocka_unit_test(test_reverse_and_providers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
