@@ -366,6 +366,8 @@ static void dkim_key(dns_doctor *d, const char *name, const pigeon_dkim_key_reco
         it = dns_add(d, "dkim", DNS_WARN, "%s: %s key of %d bits in testing mode (t=y)", name, k->k,
                      bits);
         dns_fix(it, "remove t=y once signing works: receivers may ignore test signatures");
+    } else if (strcmp(k->k, "ed25519") == 0) {
+        dns_add(d, "dkim", DNS_PASS, "%s: ed25519 key (RFC 8463)", name);
     } else {
         dns_add(d, "dkim", DNS_PASS, "%s: %s key of %d bits", name, k->k, bits);
     }

@@ -20,8 +20,9 @@
 #include <ares.h>
 
 struct pigeon_dns {
-    ares_channel channel; /* the c-ares channel */
-    int pending;          /* queries submitted and not completed */
+    ares_channel udp; /* queries go out here first; truncated answers come back to us */
+    ares_channel tcp; /* the retry of a truncated answer (RFC 7766 5), over TCP only */
+    int pending;      /* queries submitted and not completed */
 };
 
 /* One query in flight: where its answer goes. */
@@ -29,6 +30,8 @@ struct query {
     pigeon_dns *r;          /* the resolver */
     pigeon_dns_answer *ans; /* the caller's answer */
     pigeon_dns_type type;   /* the type asked */
+    int over_tcp;           /* the query is the TCP retry of a truncated answer */
+    char name[];            /* the name asked */
 };
 
 static pigeon_dns_status status_of(int ares_status);
@@ -50,6 +53,24 @@ static pigeon_err set_server(ares_channel ch, const char *server)
     return ares_set_servers_ports_csv(ch, csv) == ARES_SUCCESS ? PIGEON_OK : PIGEON_ERR_INVALID;
 }
 
+/* Opens one channel with the options, plus flags. */
+static pigeon_err open_channel(ares_channel *ch, const pigeon_dns_opts *o, int flags)
+{
+    struct ares_options ao;
+    memset(&ao, 0, sizeof ao);
+    ao.timeout = o->timeout_ms > 0 ? o->timeout_ms : 2000;
+    ao.tries = o->tries > 0 ? o->tries : 2;
+    /* No search list: every name we ask is fully qualified. NOCHECKRESP: a SERVFAIL or
+     * REFUSED answer is reported as such rather than retried into a generic error. */
+    ao.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP | flags;
+    if (ares_init_options(ch, &ao, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS) !=
+        ARES_SUCCESS)
+        return PIGEON_ERR_NETWORK;
+    if (o->server != NULL && o->server[0] != '\0')
+        return set_server(*ch, o->server);
+    return PIGEON_OK;
+}
+
 pigeon_err pigeon_dns_new(const pigeon_dns_opts *opts, pigeon_dns **out)
 {
     static int library_ready;
@@ -67,24 +88,14 @@ pigeon_err pigeon_dns_new(const pigeon_dns_opts *opts, pigeon_dns **out)
     pigeon_dns *r = calloc(1, sizeof *r);
     if (r == NULL)
         return PIGEON_ERR_NOMEM;
-    struct ares_options ao;
-    memset(&ao, 0, sizeof ao);
-    ao.timeout = o.timeout_ms > 0 ? o.timeout_ms : 2000;
-    ao.tries = o.tries > 0 ? o.tries : 2;
-    /* No search list: every name we ask is fully qualified. NOCHECKRESP: a SERVFAIL or
-     * REFUSED answer is reported as such rather than retried into a generic error. */
-    ao.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
-    int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS;
-    if (ares_init_options(&r->channel, &ao, mask) != ARES_SUCCESS) {
-        free(r);
-        return PIGEON_ERR_NETWORK;
-    }
-    if (o.server != NULL && o.server[0] != '\0') {
-        pigeon_err err = set_server(r->channel, o.server);
-        if (err != PIGEON_OK) {
-            pigeon_dns_free(r);
-            return err;
-        }
+    /* IGNTC on the first channel: c-ares would retry over TCP by itself, but then a TCP
+     * failure could not be told from other errors; we retry on the second channel. */
+    pigeon_err err = open_channel(&r->udp, &o, ARES_FLAG_IGNTC);
+    if (err == PIGEON_OK)
+        err = open_channel(&r->tcp, &o, ARES_FLAG_USEVC);
+    if (err != PIGEON_OK) {
+        pigeon_dns_free(r);
+        return err;
     }
     *out = r;
     return PIGEON_OK;
@@ -94,7 +105,11 @@ void pigeon_dns_free(pigeon_dns *r)
 {
     if (r == NULL)
         return;
-    ares_destroy(r->channel); /* completes pending queries with ARES_EDESTRUCTION */
+    /* Completes pending queries with ARES_EDESTRUCTION. */
+    if (r->udp != NULL)
+        ares_destroy(r->udp);
+    if (r->tcp != NULL)
+        ares_destroy(r->tcp);
     free(r);
 }
 
@@ -104,51 +119,67 @@ pigeon_err pigeon_dns_submit(pigeon_dns *r, const char *name, pigeon_dns_type ty
     if (r == NULL || name == NULL || ans == NULL)
         return PIGEON_ERR_INVALID;
     memset(ans, 0, sizeof *ans);
-    struct query *q = calloc(1, sizeof *q);
+    size_t n = strlen(name);
+    struct query *q = calloc(1, sizeof *q + n + 1);
     if (q == NULL)
         return PIGEON_ERR_NOMEM;
     q->r = r;
     q->ans = ans;
     q->type = type;
+    memcpy(q->name, name, n + 1);
     r->pending++;
-    ares_query(r->channel, name, 1 /* C_IN */, (int)type, on_answer, q);
+    ares_query(r->udp, name, 1 /* C_IN */, (int)type, on_answer, q);
     return PIGEON_OK;
+}
+
+/* Adds a channel's sockets to pfd from index n; returns the new count. */
+static nfds_t channel_fds(ares_channel ch, struct pollfd *pfd, nfds_t n)
+{
+    ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+    /* The bits are tested unsigned: c-ares's macros shift a signed 1 into the sign bit. */
+    unsigned bits = (unsigned)ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
+    for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+        short ev = 0;
+        if ((bits >> i) & 1u)
+            ev |= POLLIN;
+        if ((bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u)
+            ev |= POLLOUT;
+        if (ev == 0)
+            continue;
+        pfd[n].fd = socks[i];
+        pfd[n].events = ev;
+        pfd[n].revents = 0;
+        n++;
+    }
+    return n;
+}
+
+/* Lets a channel read, write, and handle its timeouts. */
+static void channel_process(ares_channel ch, const struct pollfd *pfd, nfds_t from, nfds_t to)
+{
+    ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    for (nfds_t i = from; i < to; i++) {
+        ares_socket_t rd =
+            (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd : ARES_SOCKET_BAD;
+        ares_socket_t wr = (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD;
+        if (rd != ARES_SOCKET_BAD || wr != ARES_SOCKET_BAD)
+            ares_process_fd(ch, rd, wr);
+    }
 }
 
 void pigeon_dns_run(pigeon_dns *r)
 {
     while (r != NULL && r->pending > 0) {
-        ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-        struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-        /* The bits are tested unsigned: c-ares's macros shift a signed 1 into the sign bit. */
-        unsigned bits = (unsigned)ares_getsock(r->channel, socks, ARES_GETSOCK_MAXNUM);
-        nfds_t n = 0;
-        for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            short ev = 0;
-            if ((bits >> i) & 1u)
-                ev |= POLLIN;
-            if ((bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u)
-                ev |= POLLOUT;
-            if (ev == 0)
-                continue;
-            pfd[n].fd = socks[i];
-            pfd[n].events = ev;
-            pfd[n].revents = 0;
-            n++;
-        }
-        struct timeval tv, *tvp = ares_timeout(r->channel, NULL, &tv);
+        struct pollfd pfd[2 * ARES_GETSOCK_MAXNUM];
+        nfds_t nudp = channel_fds(r->udp, pfd, 0);
+        nfds_t n = channel_fds(r->tcp, pfd, nudp);
+        struct timeval tv, tv2, *tvp = ares_timeout(r->udp, NULL, &tv);
+        tvp = ares_timeout(r->tcp, tvp, &tv2);
         int ms = tvp == NULL ? 1000 : (int)(tvp->tv_sec * 1000 + (tvp->tv_usec + 999) / 1000);
-        int rc = poll(pfd, n, ms);
-        if (rc <= 0) {
-            ares_process_fd(r->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+        if (poll(pfd, n, ms) < 0)
             continue;
-        }
-        for (nfds_t i = 0; i < n; i++) {
-            ares_socket_t rd =
-                (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd : ARES_SOCKET_BAD;
-            ares_socket_t wr = (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD;
-            ares_process_fd(r->channel, rd, wr);
-        }
+        channel_process(r->udp, pfd, 0, nudp);
+        channel_process(r->tcp, pfd, nudp, n);
     }
 }
 
@@ -191,9 +222,16 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     struct query *q = arg;
     pigeon_dns_answer *ans = q->ans;
     (void)timeouts;
+    /* RFC 1035 4.1.1: TC set means the answer did not fit; ask again over TCP (RFC 7766). */
+    int truncated = abuf != NULL && alen >= 4 && (abuf[2] & 0x02) != 0;
+    if (truncated && !q->over_tcp && status != ARES_EDESTRUCTION) {
+        q->over_tcp = 1;
+        ares_query(q->r->tcp, q->name, 1 /* C_IN */, (int)q->type, on_answer, q);
+        return;
+    }
     ans->status = status_of(status);
-    /* RFC 1035 4.1.1: TC set in what finally came back means TCP did not complete it. */
-    if (abuf != NULL && alen >= 4 && (abuf[2] & 0x02) != 0)
+    if (truncated || (q->over_tcp && ans->status == PIGEON_DNS_ERROR) ||
+        (q->over_tcp && ans->status == PIGEON_DNS_TIMEOUT))
         ans->status = PIGEON_DNS_TRUNCATED;
     else if (ans->status == PIGEON_DNS_OK)
         ans->status = decode(q->type, abuf, alen, ans);

@@ -39,6 +39,32 @@ def _servfail_responder():
     return s.getsockname()[1]
 
 
+def _truncating_responder():
+    """A UDP server answering every query with TC set and no records, on a port where TCP
+    is bound but not listening (connections are refused): the answer can never be had."""
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    port = tcp.getsockname()[1]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+
+    def serve():
+        while True:
+            try:
+                data, peer = s.recvfrom(4096)
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            flags = 0x8000 | 0x0200 | (struct.unpack(">H", data[2:4])[0] & 0x0100) | 0x0080
+            s.sendto(data[:2] + struct.pack(">HHHHH", flags, 1, 0, 0, 0) + data[12:], peer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    harness.at_exit(s.close)
+    harness.at_exit(tcp.close)
+    return port
+
+
 def _dead_port():
     """A UDP port with nothing behind it."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -57,7 +83,10 @@ def _keys(tmp):
     other = os.path.join(tmp, "other.pem")
     subprocess.run(["openssl", "genpkey", "-algorithm", "ED25519", "-out", other], check=True,
                    capture_output=True)
-    return key, other, base64.b64encode(der).decode()
+    ed = subprocess.run(["openssl", "pkey", "-in", other, "-pubout", "-outform", "DER"],
+                        check=True, capture_output=True).stdout
+    # RFC 8463 4.2: the raw 32-byte key, not the SubjectPublicKeyInfo.
+    return key, other, base64.b64encode(der).decode(), base64.b64encode(ed[-32:]).decode()
 
 
 def _txt(name, *strings):
@@ -66,7 +95,14 @@ def _txt(name, *strings):
     return "--txt-record=%s,%s" % (name, ",".join(strings))
 
 
-def _fixtures(pub, sf_port, dead_port):
+def _big_spf():
+    """An SPF record of 40 ip4: terms (about 800 bytes, in 255-byte strings): over UDP's
+    512 bytes, so the answer comes truncated and must be fetched again over TCP."""
+    rec = "v=spf1 " + " ".join("ip4:198.18.%d.0/24" % i for i in range(40)) + " -all"
+    return [rec[i:i + 255] for i in range(0, len(rec), 255)]
+
+
+def _fixtures(pub, edpub, sf_port, dead_port):
     a = [
         # good.test: everything right.
         _txt("good.test", "v=spf1 ip4:192.0.2.0/24 include:_spf.good.test -all"),
@@ -76,6 +112,8 @@ def _fixtures(pub, sf_port, dead_port):
         _txt("_dmarc.good.test", "v=DMARC1; p=reject; rua=mailto:dmarc@good.test; adkim=s"),
         # A 2048-bit key is longer than one 255-byte string: split in two, as published.
         _txt("s1._domainkey.good.test", "v=DKIM1; k=rsa; p=" + pub[:200], pub[200:]),
+        _txt("s2._domainkey.good.test", "v=DKIM1; k=ed25519; p=" + edpub),
+        _txt("big.test", *_big_spf()),
         _txt("_mta-sts.good.test", "v=STSv1; id=20240101"),
         _txt("_smtp._tls.good.test", "v=TLSRPTv1; rua=mailto:tls@good.test"),
         _txt("default._bimi.good.test", "v=BIMI1; l=https://good.test/logo.svg"),
@@ -124,7 +162,7 @@ def server():
     if not os.path.exists(dnsmasq):
         raise harness.Skip("dnsmasq is not installed")
     tmp = harness.tmpdir("dns")
-    key, other, pub = _keys(tmp)
+    key, other, pub, edpub = _keys(tmp)
     sf_port, dead_port = _servfail_responder(), _dead_port()
     for _ in range(5):
         port = harness.free_port()
@@ -133,7 +171,7 @@ def server():
                               "--bind-interfaces", "--pid-file=",
                               "--local=/test/", "--local=/org/", "--local=/net/",
                               "--local=/com/", "--cache-size=0"]
-                             + _fixtures(pub, sf_port, dead_port))
+                             + _fixtures(pub, edpub, sf_port, dead_port))
         try:
             harness.wait_for(lambda: _answers(port), timeout=5, what="dnsmasq up")
         except AssertionError:
@@ -351,6 +389,37 @@ def timeout_is_not_no_record():
     spf = one(r, "spf")
     assert "timeout" in spf["summary"] and "x.dead.test" in spf["summary"], spf
     assert "no SPF record" not in spf["summary"] and spf["verdict"] == "warn", spf
+
+
+@test
+def ed25519_key_matches():
+    st = server()
+    rc, r = dns_json("good.test", "--selector", "s2", "--dkim-key", st["other"],
+                     "--no-default-lists")
+    assert "ed25519 key" in one(r, "dkim")["summary"], r
+    assert one(r, "dkim-key")["verdict"] == "pass", r
+
+
+@test
+def large_answer_over_tcp():
+    rc, r = dns_json("big.test", "--ip", "198.18.39.7", "--no-default-lists")
+    assert one(r, "spf")["verdict"] == "pass", r
+    ip = one(r, "spf-ip")
+    assert ip["verdict"] == "pass" and "ip4:198.18.39.0/24" in ip["summary"], ip
+
+
+@test
+def truncated_answer_is_not_no_record():
+    port = _truncating_responder()
+    env = {"PIGEON_CONFIG": None, "HOME": server()["tmp"], "XDG_CONFIG_HOME": server()["tmp"]}
+    rc, out, err = harness.pigeon("dns", "check", "good.test", "--json", "--no-default-lists",
+                                  "--timeout", "0.5", "--dns-server", "127.0.0.1:%d" % port,
+                                  env=env, timeout=60)
+    r = json.loads(out)
+    for check in ("mx", "spf", "dmarc"):
+        c = items(r, check)[0]
+        assert "truncated" in c["summary"] and c["verdict"] == "warn", (check, c)
+        assert "no " not in c["summary"].split(":")[0], c
 
 
 @test
