@@ -173,6 +173,12 @@ static void spf_walk(dns_doctor *d)
         if (ev.lookups >= 9)
             dns_fix(it, "close to the limit of 10 lookups: one more include breaks SPF");
     }
+    if (ev.trace != NULL && strstr(ev.trace, "(ptr is slow") != NULL) {
+        dns_item *p = dns_add(d, "spf-ptr", DNS_WARN,
+                              "the SPF chain uses ptr, which RFC 7208 "
+                              "5.5 says not to use");
+        dns_fix(p, "replace ptr with ip4:/ip6: or a: mechanisms");
+    }
     it->detail = ev.trace;
     ev.trace = NULL;
     pigeon_spf_eval_cleanup(&ev);

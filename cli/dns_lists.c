@@ -58,7 +58,7 @@ static void report(dns_doctor *d, struct lookup *l)
     const char *check = l->domain_list ? "dbl" : "dnsbl";
     pigeon_dns_status st = l->a.status;
     if (st == PIGEON_DNS_NXDOMAIN || st == PIGEON_DNS_NODATA) {
-        dns_add(d, check, DNS_PASS, "%s is not listed in %s", l->subject, l->zone);
+        return; /* summed up per subject by report_clean */
     } else if (st != PIGEON_DNS_OK) {
         dns_item *it = dns_add(d, check, DNS_WARN, "cannot tell: DNS %s for %s in %s",
                                pigeon_dns_status_name(st), l->subject, l->zone);
@@ -83,6 +83,29 @@ static void report(dns_doctor *d, struct lookup *l)
                                  "from %s (or send through another server)",
                 l->zone);
     }
+}
+
+static int clean(const struct lookup *l)
+{
+    return l->a.status == PIGEON_DNS_NXDOMAIN || l->a.status == PIGEON_DNS_NODATA;
+}
+
+/* One line per subject for the lists that do not list it, at the subject's first lookup. */
+static void report_clean(dns_doctor *d, const struct lookup *ls, int n, int i)
+{
+    for (int j = 0; j < i; j++) {
+        if (ls[j].subject == ls[i].subject)
+            return;
+    }
+    char zones[600] = "";
+    size_t k = 0;
+    for (int j = i; j < n && k < sizeof zones; j++) {
+        if (ls[j].subject == ls[i].subject && clean(&ls[j]))
+            k += (size_t)snprintf(zones + k, sizeof zones - k, "%s%s", k ? ", " : "", ls[j].zone);
+    }
+    if (k > 0)
+        dns_add(d, ls[i].domain_list ? "dbl" : "dnsbl", DNS_PASS, "%s is not listed in %s",
+                ls[i].subject, zones);
 }
 
 /* Lower-cases and appends a domain to the set unless present. */
@@ -148,6 +171,9 @@ static void run_round(dns_doctor *d, struct lookup *ls, int n)
     pigeon_dns_run(d->r);
     for (int i = 0; i < n; i++) {
         report(d, &ls[i]);
+        report_clean(d, ls, n, i);
+    }
+    for (int i = 0; i < n; i++) {
         pigeon_dns_answer_cleanup(&ls[i].a);
         pigeon_dns_answer_cleanup(&ls[i].txt);
     }

@@ -117,6 +117,10 @@ def _fixtures(pub, edpub, sf_port, dead_port):
         _txt("_mta-sts.good.test", "v=STSv1; id=20240101"),
         _txt("_smtp._tls.good.test", "v=TLSRPTv1; rua=mailto:tls@good.test"),
         _txt("default._bimi.good.test", "v=BIMI1; l=https://good.test/logo.svg"),
+        # The provider's submission host, inside good.test's range.
+        "--host-record=smtp.exmail.qq.com,192.0.2.77",
+        # ptr.test: the discouraged ptr mechanism.
+        _txt("ptr.test", "v=spf1 ptr:ptr.test -all"),
         # two.test: two SPF records.
         _txt("two.test", "v=spf1 ip4:192.0.2.1 -all"),
         _txt("two.test", "v=spf1 include:_spf.good.test -all"),
@@ -429,6 +433,35 @@ def provider_include_missing():
     p = one(r, "spf-provider")
     assert p["verdict"] == "fail" and "spf.mail.qq.com" in p["summary"], p
     assert p["fix"] == "add include:spf.mail.qq.com before the all mechanism", p
+
+
+@test
+def account_provider_and_host():
+    st = server()
+    conf = os.path.join(st["tmp"], "pigeon.conf")
+    with open(conf, "w") as f:
+        f.write("[account work]\nprovider = qq-exmail\nfrom = news@mail.good.test\n")
+    os.chmod(conf, 0o600)
+    rc, out, err = harness.pigeon("dns", "check", "good.test", "--account", "work", "--json",
+                                  "--no-default-lists", "--dnsbl", "bl.fake.test",
+                                  "--dns-server", "127.0.0.1:%d" % st["port"],
+                                  env={"PIGEON_CONFIG": conf}, timeout=60)
+    r = json.loads(out)
+    assert "smtp.exmail.qq.com" in one(r, "host")["summary"], r
+    ip = one(r, "spf-ip")
+    assert ip["summary"].startswith("192.0.2.77: pass"), ip
+    assert "192.0.2.77 is not listed in bl.fake.test" in one(r, "dnsbl")["summary"], r
+    p = one(r, "spf-provider")
+    assert p["verdict"] == "fail" and "include:spf.mail.qq.com" in p["fix"], p
+    # The envelope sender mail.good.test aligns relaxed with good.test (aspf=r).
+    assert "mail.good.test aligns" in one(r, "alignment")["summary"], r
+
+
+@test
+def ptr_is_discouraged():
+    rc, r = dns_json("ptr.test", "--no-default-lists")
+    assert one(r, "spf-ptr")["verdict"] == "warn", r
+    assert "1 of 10 DNS lookups" in one(r, "spf")["summary"], r
 
 
 @test
