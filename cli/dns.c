@@ -353,6 +353,26 @@ static int take_option(dns_doctor *d, int opt, const char *arg, const char **ser
     }
 }
 
+/* An internationalized domain is looked up in its A-label form (IDNA2008, RFC 5891),
+ * through the address parser that already knows it. */
+static int idn_domain(dns_doctor *d)
+{
+    int ascii = 1;
+    for (const char *p = d->domain; *p; p++)
+        ascii &= (unsigned char)*p < 0x80;
+    if (ascii)
+        return 0;
+    char addr[320];
+    pigeon_mailbox mb;
+    snprintf(addr, sizeof addr, "postmaster@%s", d->domain);
+    if (pigeon_mailbox_parse(addr, &mb, NULL, 0) != PIGEON_OK)
+        return -1;
+    snprintf(d->domain_ascii, sizeof d->domain_ascii, "%s", mb.domain_ascii);
+    pigeon_mailbox_cleanup(&mb);
+    d->domain = d->domain_ascii;
+    return 0;
+}
+
 static int valid_domain(const char *s)
 {
     size_t n = strlen(s);
@@ -365,6 +385,16 @@ static int valid_domain(const char *s)
             return 0;
     }
     return strchr(s, '.') != NULL;
+}
+
+/* valid_domain, or a domain with non-ASCII labels (checked by idn_domain). */
+static int plausible_domain(const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        if ((unsigned char)*p >= 0x80)
+            return strchr(s, '.') != NULL && strchr(s, ' ') == NULL;
+    }
+    return valid_domain(s);
 }
 
 static void doctor_cleanup(dns_doctor *d)
@@ -432,13 +462,17 @@ int cli_dns_run(int argc, char **argv)
         cli_error("usage: pigeon dns check DOMAIN [options] (see pigeon help dns)");
         goto done;
     }
-    if (optind + 2 != argc || !valid_domain(argv[optind + 1])) {
+    if (optind + 2 != argc || !plausible_domain(argv[optind + 1])) {
         cli_error(optind + 2 != argc ? "pigeon dns check takes one DOMAIN"
                                      : "\"%s\" is not a domain name",
                   optind + 2 < argc ? "" : cli_shorten(argv[argc - 1], q, sizeof q));
         goto done;
     }
     d->domain = argv[optind + 1];
+    if (idn_domain(d) != 0) {
+        cli_error("\"%s\" is not a domain name", cli_shorten(argv[optind + 1], q, sizeof q));
+        goto done;
+    }
     if (server != NULL && server_address(server, server_num, sizeof server_num) != 0) {
         cli_error("--dns-server \"%s\": give HOST or HOST:PORT", cli_shorten(server, q, sizeof q));
         goto done;

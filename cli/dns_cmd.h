@@ -32,7 +32,8 @@ typedef struct dns_item {
 /* The doctor's inputs and findings. */
 typedef struct dns_doctor {
     pigeon_dns *r;                 /* the resolver */
-    const char *domain;            /* the From domain checked */
+    const char *domain;            /* the From domain checked (A-labels) */
+    char domain_ascii[256];        /* the A-label form of an internationalized domain */
     const char *selector;          /* DKIM selector, or NULL */
     const char *dkim_domain;       /* DKIM d=, or NULL for domain */
     const char *dkim_key;          /* --dkim-key private key file, or NULL */

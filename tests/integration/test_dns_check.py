@@ -121,6 +121,8 @@ def _fixtures(pub, edpub, sf_port, dead_port):
         "--host-record=smtp.exmail.qq.com,192.0.2.77",
         # ptr.test: the discouraged ptr mechanism.
         _txt("ptr.test", "v=spf1 ptr:ptr.test -all"),
+        # An internationalized domain, published in its A-label form.
+        "--mx-host=xn--fsqu00a.test,mx.good.test,5",
         # two.test: two SPF records.
         _txt("two.test", "v=spf1 ip4:192.0.2.1 -all"),
         _txt("two.test", "v=spf1 include:_spf.good.test -all"),
@@ -465,11 +467,19 @@ def ptr_is_discouraged():
 
 
 @test
+def internationalized_domain():
+    rc, r = dns_json("例子.test", "--no-default-lists")
+    assert r["domain"] == "xn--fsqu00a.test", r
+    assert "5 mx.good.test" in one(r, "mx")["summary"], r
+
+
+@test
 def usage_errors():
     for args in (["dns"], ["dns", "check"], ["dns", "check", "a.test", "b.test"],
                  ["dns", "check", "not a domain"], ["dns", "check", "a.test", "--ip", "x"],
                  ["dns", "check", "a.test", "--dns-server", "127.0.0.1:99999"],
-                 ["dns", "check", "a.test", "--bogus"]):
+                 ["dns", "check", "a.test", "--bogus"], ["dns", "check", "a b.test"],
+                 ["dns", "check", "a.test", "--timeout", "0"]):
         rc, out, err = harness.pigeon(*args, env={"PIGEON_CONFIG": None})
         assert rc == 64, (args, rc, out, err)
         assert err.count(b"\n") == 1, err
