@@ -129,33 +129,16 @@ static void add_domain(char set[][256], int *n, const char *s, size_t len)
     snprintf(set[(*n)++], 256, "%s", org);
 }
 
-/* The link domains of a message: the host of every http(s) URL, in HTML or text. */
-static void link_domains(const char *msg, size_t len, char set[][256], int *n)
+/* The set of link domains being collected. */
+struct link_set {
+    char (*set)[256]; /* org domains */
+    int *n;           /* how many */
+};
+
+static void on_link(void *ctx, const char *host, size_t len)
 {
-    for (size_t i = 0; i + 8 < len; i++) {
-        size_t skip = 0;
-        if (strncasecmp(msg + i, "http://", 7) == 0)
-            skip = 7;
-        else if (strncasecmp(msg + i, "https://", 8) == 0)
-            skip = 8;
-        if (skip == 0)
-            continue;
-        size_t s = i + skip, e = s;
-        while (e < len && (isalnum((unsigned char)msg[e]) || msg[e] == '.' || msg[e] == '-' ||
-                           msg[e] == '@' || msg[e] == '_'))
-            e++;
-        /* user@host: the host follows the last '@'. */
-        for (size_t k = e; k > s; k--) {
-            if (msg[k - 1] == '@') {
-                s = k;
-                break;
-            }
-        }
-        while (e > s && msg[e - 1] == '.')
-            e--;
-        add_domain(set, n, msg + s, e - s);
-        i = e > i ? e - 1 : i;
-    }
+    struct link_set *ls = ctx;
+    add_domain(ls->set, ls->n, host, len);
 }
 
 /* Runs the round: every A query, then TXT for the listed ones. */
@@ -235,7 +218,8 @@ static void check_domains(dns_doctor *d)
                 dns_add(d, "dbl", DNS_WARN, "cannot read %s: links not checked", d->message);
             dns_fix(it, "give a readable message file with --message");
         } else {
-            link_domains(msg, len, set, &nd);
+            struct link_set links = {set, &nd};
+            pigeon_dns_scan_links(msg, len, on_link, &links);
             dns_add(d, "links", DNS_INFO, "%d link domain%s in %s", nd - 1, nd == 2 ? "" : "s",
                     d->message);
         }

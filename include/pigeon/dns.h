@@ -207,6 +207,12 @@ pigeon_err pigeon_tagrec_parse(const char *buf, size_t len, const char *want_ver
  * (com.cn, co.uk, ...). Writes it to out; returns 0, or -1 if it does not fit. */
 int pigeon_dns_org_domain(const char *domain, char *out, size_t outlen);
 
+/* Receives the host of one link (not NUL-terminated; within the scanned buffer). */
+typedef void (*pigeon_dns_link_fn)(void *ctx, const char *host, size_t len);
+/* Calls fn for the host of every http:// or https:// URL in a message (HTML or text), in
+ * order, repeats included. */
+void pigeon_dns_scan_links(const char *buf, size_t len, pigeon_dns_link_fn fn, void *ctx);
+
 /* ---- SPF evaluation (RFC 7208 4.6) ---- */
 
 typedef enum pigeon_spf_result {

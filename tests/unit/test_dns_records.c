@@ -200,13 +200,40 @@ static void test_reverse_and_providers(void **state)
     assert_null(pigeon_dns_provider_spf_include(NULL));
 }
 
+static void collect(void *ctx, const char *host, size_t len)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    if (n + len + 2 < 256) {
+        memcpy(out + n, host, len);
+        out[n + len] = ' ';
+        out[n + len + 1] = '\0';
+    }
+}
+
+static void test_links(void **state)
+{
+    (void)state;
+    char hosts[256] = "";
+    const char *msg =
+        "<a href=\"https://www.Example.com/x?y=1\">x</a> HTTP://user:pw@evil.test:8080/ "
+        "see http://a.b.c./, (http://) https://";
+    pigeon_dns_scan_links(msg, strlen(msg), collect, hosts);
+    assert_string_equal(hosts, "www.Example.com evil.test a.b.c ");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_spf_valid),        cmocka_unit_test(test_spf_invalid),
-        cmocka_unit_test(test_spf_unterminated), cmocka_unit_test(test_dmarc),
-        cmocka_unit_test(test_dkim_key),         cmocka_unit_test(test_tagrec),
-        cmocka_unit_test(test_org_domain),       cmocka_unit_test(test_reverse_and_providers),
+        cmocka_unit_test(test_spf_valid),
+        cmocka_unit_test(test_spf_invalid),
+        cmocka_unit_test(test_spf_unterminated),
+        cmocka_unit_test(test_dmarc),
+        cmocka_unit_test(test_dkim_key),
+        cmocka_unit_test(test_tagrec),
+        cmocka_unit_test(test_org_domain),
+        cmocka_unit_test(test_reverse_and_providers),
+        cmocka_unit_test(test_links),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
