@@ -35,6 +35,7 @@ struct spf_ctx {
     pg_buf trace;                     /* the explanation */
     const char *stack[SPF_MAX_DEPTH]; /* domains being evaluated, outermost first */
     int depth;                        /* entries in stack */
+    int in_include; /* include: evaluations under way: their non-pass results are not ours (5.2) */
 };
 
 /* A mechanism's outcome: match, no match, or an error result that ends evaluation. */
@@ -344,7 +345,9 @@ static int match_include(struct spf_ctx *c, const char *target, pigeon_spf_resul
     if (used + strlen(target) + 2 < sizeof c->ev->includes)
         snprintf(c->ev->includes + used, sizeof c->ev->includes - used, "%s%s", used ? " " : "",
                  target);
+    c->in_include++;
     pigeon_spf_result r = check_host(c, target);
+    c->in_include--;
     switch (r) {
     case PIGEON_SPF_PASS:
         return MATCH;
@@ -483,7 +486,7 @@ static pigeon_spf_result evaluate(struct spf_ctx *c, const pigeon_spf_record *re
             return res;
         if (m == MATCH) {
             res = qualifier_result(t->qualifier);
-            if (c->depth == 1 || res == PIGEON_SPF_PASS)
+            if (c->in_include == 0 || res == PIGEON_SPF_PASS)
                 snprintf(c->ev->reason, sizeof c->ev->reason, "%s matched in %s", t->text, domain);
             trace(c, "  = %s (%s)", pigeon_spf_result_name(res), t->text);
             return res;

@@ -123,6 +123,10 @@ def _fixtures(pub, edpub, sf_port, dead_port):
         _txt("ptr.test", "v=spf1 ptr:ptr.test -all"),
         # An internationalized domain, published in its A-label form.
         "--mx-host=xn--fsqu00a.test,mx.good.test,5",
+        # mech.test: mx, ip6, exists with macros, then redirect= to good.test.
+        _txt("mech.test", "v=spf1 mx:good.test ip6:2001:db8::/32 "
+             "exists:%{ir}.%{v}.x.mech.test redirect=good.test"),
+        "--host-record=9.2.0.192.in-addr.x.mech.test,127.0.0.2",
         # two.test: two SPF records.
         _txt("two.test", "v=spf1 ip4:192.0.2.1 -all"),
         _txt("two.test", "v=spf1 include:_spf.good.test -all"),
@@ -464,6 +468,22 @@ def ptr_is_discouraged():
     rc, r = dns_json("ptr.test", "--no-default-lists")
     assert one(r, "spf-ptr")["verdict"] == "warn", r
     assert "1 of 10 DNS lookups" in one(r, "spf")["summary"], r
+
+
+@test
+def spf_mechanisms_macros_and_redirect():
+    rc, r = dns_json("mech.test", "--no-default-lists", "--ip", "192.0.2.1", "--ip",
+                     "2001:db8::5", "--ip", "192.0.2.9", "--ip", "198.51.100.7", "--ip",
+                     "203.0.113.1")
+    ips = items(r, "spf-ip")
+    assert "mx:good.test matched" in ips[0]["summary"], ips
+    assert "ip6:2001:db8::/32 matched" in ips[1]["summary"], ips
+    assert "exists:%{ir}.%{v}.x.mech.test matched" in ips[2]["summary"], ips
+    assert "include:_spf.good.test matched in good.test" in ips[3]["summary"], ips
+    assert ips[4]["verdict"] == "fail" and "-all matched in good.test" in ips[4]["summary"], ips
+    spf = one(r, "spf")
+    assert "4 of 10 DNS lookups" in spf["summary"], spf
+    assert any("redirect=good.test" in line for line in spf["detail"]), spf
 
 
 @test
