@@ -106,6 +106,8 @@ static void spf_suggestion(dns_doctor *d, char *out, size_t n)
             k += (size_t)snprintf(out + k, n - k, " %s:%s", strchr(d->ips[i], ':') ? "ip6" : "ip4",
                                   d->ips[i]);
     }
+    if (inc == NULL && k == 6 && k < n)
+        k += (size_t)snprintf(out + k, n - k, " ip4:YOUR-SENDING-IP");
     if (k < n)
         snprintf(out + k, n - k, " ~all");
 }
@@ -482,7 +484,7 @@ static void dmarc_verdict(dns_doctor *d, const char *where, const pigeon_dmarc_r
                      rec->sp ? policy_name(rec->sp) : "", rec->pct, rec->adkim, rec->aspf);
     }
     if (rec->rua[0] == '\0') {
-        it = dns_add(d, "dmarc-rua", DNS_WARN, "%s: no rua= (no aggregate reports)", where);
+        it = dns_add(d, "dmarc-rua", DNS_WARN, "%s: no valid rua= (no aggregate reports)", where);
         dns_fix(it, "add rua=mailto:dmarc-reports@%s to see who sends as you", d->domain);
     } else {
         dns_add(d, "dmarc-rua", DNS_PASS, "reports go to %s%s%s", rec->rua,

@@ -282,6 +282,16 @@ def two_spf_records():
 
 
 @test
+def no_spf_record_names_the_record_to_publish():
+    rc, r = dns_json("baddmarc.test", "--no-default-lists", "--provider", "sendgrid",
+                     "--ip", "192.0.2.8", want_rc=2)
+    spf = one(r, "spf")
+    assert "publishes no SPF record (NODATA)" in spf["summary"], spf
+    assert spf["fix"] == 'publish TXT "v=spf1 include:sendgrid.net ip4:192.0.2.8 ~all" at ' \
+        "baddmarc.test", spf
+
+
+@test
 def eleven_lookups():
     rc, r = dns_json("many.test", "--no-default-lists", want_rc=2)
     spf = one(r, "spf")
