@@ -29,6 +29,13 @@ dns_item *dns_add(dns_doctor *d, const char *check, dns_verdict v, const char *f
     static dns_item spare;
     dns_item *it = d->nitems < DNS_MAX_ITEMS ? &d->items[d->nitems++] : &spare;
     va_list ap;
+    if (it == &spare) {
+        /* The report is full: the finding is dropped, and so is a detail left on it. */
+        free(spare.detail);
+        d->dropped++;
+        if (v > d->dropped_worst)
+            d->dropped_worst = v;
+    }
     memset(it, 0, sizeof *it);
     snprintf(it->check, sizeof it->check, "%s", check);
     it->v = v;
@@ -164,7 +171,7 @@ static void host_addresses(dns_doctor *d)
 
 static dns_verdict worst(const dns_doctor *d)
 {
-    dns_verdict w = DNS_PASS;
+    dns_verdict w = d->dropped_worst;
     for (int i = 0; i < d->nitems; i++) {
         if (d->items[i].v > w)
             w = d->items[i].v;
@@ -193,6 +200,8 @@ static void report_text(const dns_doctor *d, const char *server)
     dns_verdict w = worst(d);
     printf("verdict: %s (%d pass, %d warn, %d fail)\n", verdict_names[w], counts[DNS_PASS],
            counts[DNS_WARN], counts[DNS_FAIL]);
+    if (d->dropped > 0)
+        printf("(%d more findings not shown: the report holds %d)\n", d->dropped, DNS_MAX_ITEMS);
 }
 
 static void report_json(const dns_doctor *d, const char *server)

@@ -17,8 +17,8 @@
 /* A verdict; the exit status is the worst one (info does not count). */
 typedef enum dns_verdict { DNS_PASS = 0, DNS_INFO, DNS_WARN, DNS_FAIL } dns_verdict;
 
-#define DNS_MAX_ITEMS 96 /* items in one report */
-#define DNS_MAX_IPS   16 /* sending addresses checked */
+#define DNS_MAX_ITEMS 256 /* items in one report */
+#define DNS_MAX_IPS   16  /* sending addresses checked */
 
 /* One finding. */
 typedef struct dns_item {
@@ -51,6 +51,8 @@ typedef struct dns_doctor {
     int spf_found;                 /* an SPF record exists */
     dns_item items[DNS_MAX_ITEMS]; /* findings */
     int nitems;                    /* number of findings */
+    int dropped;                   /* findings past DNS_MAX_ITEMS, not kept */
+    dns_verdict dropped_worst;     /* the worst verdict among them (still sets the exit) */
 } dns_doctor;
 
 /* Adds a finding (summary formatted); returns it (fix and detail may be set after), or a
