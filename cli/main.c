@@ -20,6 +20,8 @@ static const cli_command commands[] = {
      cmd_sendmail_usage},
     {"check", "diagnose the connection to a server: TLS, capabilities, AUTH", cli_check_run,
      cli_check_usage},
+    {"dns", "check a sending domain's DNS: MX, SPF, DKIM, DMARC, blocklists", cli_dns_run,
+     cli_dns_usage},
     {"providers", "list the built-in provider presets", cli_providers_run, cli_providers_usage},
     {"config", "show the effective settings and where each came from", cli_config_run,
      cli_config_usage},
