@@ -86,4 +86,9 @@ void pg_tls_probe_version(int fd, const pg_tls_opts *opts, int64_t deadline, cha
  * TLS)"; otherwise what it sent, made printable. */
 void pg_tls_describe_plaintext(const unsigned char *p, size_t n, char *errmsg, size_t errlen);
 
+/* Nonzero when dir holds at least one certificate under a c_rehash name (8 hex digits, a
+ * dot, a digit) that is a regular file (links followed): the system store can then be looked
+ * up lazily by hash instead of parsing the whole bundle. */
+int pg_tls_dir_is_hashed(const char *dir);
+
 #endif
