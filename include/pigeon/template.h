@@ -109,7 +109,7 @@ typedef enum pigeon_template_mode {
     PIGEON_TEMPLATE_HTML = 1,   /* {{x}} escapes & < > " ' ; {{{x}}} and {{&x}} do not */
     PIGEON_TEMPLATE_HEADER = 2, /* as text, but a value with CR, LF or NUL is an error */
     PIGEON_TEMPLATE_URL = 3,    /* {{x}} percent-encodes all but RFC 3986 unreserved
-                                   characters; {{{x}}} is raw; CR, LF, NUL refused */
+                                   characters; {{{x}}} is raw, CR, LF, NUL refused */
 } pigeon_template_mode;
 
 /* Flags of pigeon_template_render(). */
@@ -142,8 +142,8 @@ int pigeon_template_is_static(const pigeon_template *t);
  * Names are looked up in scopes[nscopes-1] first, then down to scopes[0] (each an object;
  * NULL entries skipped), as Mustache's context stack, below what sections push.
  * Errors: PIGEON_ERR_INVALID (a missing variable without ALLOW_MISSING; a list or object
- * where a value is written), PIGEON_ERR_HEADER (a value with CR, LF or NUL in HEADER or
- * URL mode), PIGEON_ERR_NOMEM; err (may be NULL) names the variable and the line.
+ * where a value is written), PIGEON_ERR_HEADER (a value with CR, LF or NUL in HEADER mode,
+ * or raw in URL mode), PIGEON_ERR_NOMEM; err (may be NULL) names the variable and the line.
  * Missing names in sections are false, never an error.
  */
 pigeon_err pigeon_template_render(const pigeon_template *t, const pigeon_vars *const *scopes,

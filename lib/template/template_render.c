@@ -114,8 +114,10 @@ static pigeon_err put_value(render *r, const pg_node *n)
     if (s == NULL)
         return fail(r, n, PIGEON_ERR_INVALID,
                     "{{%s}} at line %u is a list or an object, not a value to write");
-    if ((r->mode == PIGEON_TEMPLATE_HEADER || r->mode == PIGEON_TEMPLATE_URL) &&
-        (memchr(s, '\r', len) || memchr(s, '\n', len) || memchr(s, '\0', len)))
+    /* In a URL, {{x}} percent-encodes a line break; only a raw value could inject one. */
+    int guarded = r->mode == PIGEON_TEMPLATE_HEADER ||
+                  (r->mode == PIGEON_TEMPLATE_URL && n->kind == PG_NODE_RAW);
+    if (guarded && (memchr(s, '\r', len) || memchr(s, '\n', len) || memchr(s, '\0', len)))
         return fail(r, n, PIGEON_ERR_HEADER,
                     "the value of {{%s}} (line %u) has a line break, refused in a header");
     if (n->kind == PG_NODE_VAR && r->mode == PIGEON_TEMPLATE_HTML)
