@@ -315,7 +315,9 @@ static int body_from_file(pigeon_message *msg, struct cli_tpl *tpl, const char *
     char *data = NULL;
     size_t len = 0;
     int status = 0;
-    pigeon_err err = cli_read_input(path, CLI_BODY_MAX, &data, &len);
+    /* A merge compiles the file's template once; later rows need not read it. */
+    pigeon_err err =
+        cli_tpl_cached(tpl, option) ? PIGEON_OK : cli_read_input(path, CLI_BODY_MAX, &data, &len);
     cli_shorten(path, quoted, sizeof quoted);
     if (err == PIGEON_ERR_NOTFOUND || err == PIGEON_ERR_IO) {
         cli_error("cannot read %s \"%s\": %s", option, quoted, strerror(errno));

@@ -403,11 +403,6 @@ static int send_begin(run *r)
 
 /* ---- queue ---- */
 
-static int message_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    return pigeon_message_stream_read(ctx, buf, cap, n) == PIGEON_OK ? 0 : -1;
-}
-
 static char *path_of(const pigeon_mailbox *mb)
 {
     char *out = NULL;
@@ -453,8 +448,8 @@ static void queue_row(run *r, unsigned long row, unsigned long line, pigeon_mess
     const char *mid = bracketed_id(msg, idbuf, sizeof idbuf);
     size_t n = pigeon_message_rcpt_count(msg);
     char *rcpts[16] = {0};
-    char *from = NULL;
-    pigeon_message_stream *stream = NULL;
+    char *from = NULL, *data = NULL;
+    size_t len = 0;
     if (n > 16 || n == 0) {
         bad_row(r, row, line, "more than 16 recipients per message cannot be queued by a merge", 0);
         return;
@@ -463,10 +458,10 @@ static void queue_row(run *r, unsigned long row, unsigned long line, pigeon_mess
     for (size_t i = 0; i < n; i++)
         rcpts[i] = path_of(pigeon_message_rcpt(msg, i));
     pigeon_spool_envelope env = {r->account, from ? from : "", (const char *const *)rcpts, n, mid};
-    pigeon_err e = pigeon_message_stream_open(msg, NULL, &stream);
+    /* The message is small (bounded by the templates): one buffer, one insert. */
+    pigeon_err e = pigeon_message_write_buffer(msg, NULL, &data, &len);
     if (e == PIGEON_OK)
-        e = pigeon_spool_enqueue_stream(r->spool, &env, message_read, stream, pigeon_spool_now_ms(),
-                                        qid);
+        e = pigeon_spool_enqueue(r->spool, &env, data, len, pigeon_spool_now_ms(), qid);
     if (e == PIGEON_OK) {
         r->ok++;
         outcome(r, row, line, "queued", 0, mid, qid, NULL);
@@ -474,7 +469,7 @@ static void queue_row(run *r, unsigned long row, unsigned long line, pigeon_mess
         cli_error("cannot queue the message: %s", pigeon_spool_error(r->spool));
         r->fatal = e == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(e);
     }
-    pigeon_message_stream_free(stream);
+    free(data);
     free(from);
     for (size_t i = 0; i < n; i++)
         free(rcpts[i]);

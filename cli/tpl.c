@@ -180,14 +180,24 @@ int cli_tpl_expand(cli_tpl *t, cli_tpl_field field, const char *option, const ch
     return render(t, t->compiled[field], modes[field], option, out, out_len);
 }
 
+static cli_tpl_field field_of(const char *option)
+{
+    return strcmp(option, "--subject") == 0         ? CLI_TPL_SUBJECT
+           : strcmp(option, "--html-file") == 0     ? CLI_TPL_HTML
+           : strcmp(option, "--markdown-file") == 0 ? CLI_TPL_MARKDOWN
+                                                    : CLI_TPL_TEXT;
+}
+
+int cli_tpl_cached(const cli_tpl *t, const char *option)
+{
+    return t != NULL && t->enabled && t->compiled[field_of(option)] != NULL;
+}
+
 int cli_tpl_apply(cli_tpl *t, const char *option, char **data, size_t *len)
 {
     if (t == NULL || !t->enabled)
         return 0;
-    cli_tpl_field field = strcmp(option, "--subject") == 0         ? CLI_TPL_SUBJECT
-                          : strcmp(option, "--html-file") == 0     ? CLI_TPL_HTML
-                          : strcmp(option, "--markdown-file") == 0 ? CLI_TPL_MARKDOWN
-                                                                   : CLI_TPL_TEXT;
+    cli_tpl_field field = field_of(option);
     char *out = NULL;
     size_t n = 0;
     int status = cli_tpl_expand(t, field, option, *data, *len, &out, &n);

@@ -80,6 +80,10 @@ int cli_tpl_expand(cli_tpl *t, cli_tpl_field field, const char *option, const ch
  * "--markdown-file"). Nothing changes when t is NULL or not enabled. */
 int cli_tpl_apply(cli_tpl *t, const char *option, char **data, size_t *len);
 
+/* Nonzero when option's template is compiled already: its file need not be read again
+ * (cli_tpl_apply then takes *data NULL). */
+int cli_tpl_cached(const cli_tpl *t, const char *option);
+
 /*
  * Adds List-Unsubscribe (RFC 2369 3.2) from the --unsubscribe values, each expanded as a
  * URL template, and List-Unsubscribe-Post: List-Unsubscribe=One-Click (RFC 8058 3.1)
