@@ -153,6 +153,16 @@ def unsubscribe_is_validated():
     m = harness.parse(out)
     assert rc == 0 and m["List-Unsubscribe"] == "<mailto:u@example.com>", (rc, err)
     assert m["List-Unsubscribe-Post"] is None  # one-click needs https (RFC 8058 3.1)
+    # A URL longer than a line is folded at the comma's space, never made an encoded-word
+    # (RFC 2369 fields are structured: "=?UTF-8?Q?<https..." would break every client).
+    long = "https://example.com/unsubscribe/" + "a" * 150 + "?id=1"
+    mailto = "mailto:unsubscribe-list-address@lists.example.com?subject=unsubscribe"
+    rc, out, err = harness.pigeon(*base, "--unsubscribe", long, "--unsubscribe", mailto,
+                                  env=env)
+    assert rc == 0 and b"=?" not in out, (rc, out, err)
+    m = harness.parse(out)
+    assert m["List-Unsubscribe"] == "<%s>, <%s>" % (long, mailto), m["List-Unsubscribe"]
+    assert max(len(x) for x in out.split(b"\r\n")) < 998
 
 
 @test
@@ -255,9 +265,23 @@ def sigint_stops_cleanly_and_resume_sends_the_rest_once():
         assert len([x for x in report_lines(rep) if x["status"] == "sent"]) == n
 
 
+def count_sessions(srv):
+    """Records each EHLO's peer: one entry per SMTP session."""
+    peers = []
+
+    async def handle_EHLO(server, session, envelope, hostname, responses):
+        peers.append(session.peer)
+        session.host_name = hostname  # what aiosmtpd's own EHLO does, which a hook replaces
+        return responses
+
+    srv._controller.handler.handle_EHLO = handle_EHLO
+    return peers
+
+
 @test
 def rejected_rows_are_reported_and_the_session_goes_on():
     with AioSmtpd(reject_rcpt={"no@example.com": "550 5.1.1 no such user"}) as srv:
+        sessions = count_sessions(srv)
         env, d = make_env(srv.port)
         lst = write(d, "l.csv", "email\na@example.com\nno@example.com\nb@example.com\n")
         rep = os.path.join(d, "r.jsonl")
@@ -270,6 +294,7 @@ def rejected_rows_are_reported_and_the_session_goes_on():
             ("a@example.com", "sent", 250), ("no@example.com", "failed", 550),
             ("b@example.com", "sent", 250)], lines
         assert b"l.csv line 3: no@example.com" in err, err
+        assert len(sessions) == 1, sessions  # one connection for the whole list
 
 
 if __name__ == "__main__":
