@@ -525,9 +525,23 @@ static int compose_row(run *r, const pigeon_vars *row, unsigned long line, pigeo
     return status;
 }
 
+/* A CSV list without an email column is a mistake in the whole file, not in each row. */
+static int has_email_column(const pigeon_vars *row)
+{
+    return pigeon_vars_get(row, "email") != NULL || pigeon_vars_get(row, "Email") != NULL ||
+           pigeon_vars_get(row, "EMAIL") != NULL;
+}
+
 static void handle_row(run *r, const pigeon_vars *row, unsigned long num, unsigned long line)
 {
     char why[600];
+    if (r->format == PIGEON_ROWS_CSV && !has_email_column(row)) {
+        cli_error("--to-file \"%s\": the header has no email column (the recipients' "
+                  "addresses)",
+                  r->m->to_file);
+        r->fatal = EX_DATAERR;
+        return;
+    }
     pigeon_message *msg = NULL;
     int status = compose_row(r, row, line, &msg, why, sizeof why);
     if (status == -1 || status == EX_DATAERR) {

@@ -166,6 +166,15 @@ def unsubscribe_is_validated():
 
 
 @test
+def a_list_without_an_email_column_stops_at_once():
+    env, d = make_env()
+    lst = write(d, "l.csv", "mail,name\na@example.com,A\nb@example.com,B\n")
+    rc, out, err = harness.pigeon("send", "--to-file", lst, "--subject", "s", "--text", "x",
+                                  "--dry-run", env=env)
+    assert rc == 65 and err.count(b"no email column") == 1, (rc, err)
+
+
+@test
 def strict_sends_nothing_when_a_row_is_bad():
     with AioSmtpd() as srv:
         env, d = make_env(srv.port)
@@ -183,12 +192,15 @@ def jsonl_and_dry_run_folder_and_mbox():
     env, d = make_env()
     lst = write(d, "list.jsonl", '{"email": "a@example.com", "name": "张三", "n": 1}\n'
                 '\n{"email": "b@example.com", "tags": ["x", "y"], "n": 2.50}\n'
-                '{"email": "c@example.com"\n')
+                '{"email": "c@example.com"\n'
+                '{"email": "d@example.com, evil@example.com"}\n'
+                '{"email": "e@example.com\\r\\nBcc: evil@example.com"}\n')
     folder = os.path.join(d, "out")
     common = ["send", "--to-file", lst, "--subject", "#{{n}} {{name}}", "--allow-missing",
               "--text", "{{#tags}}<{{.}}>{{/tags}}\n", "--dry-run"]
     rc, out, err = harness.pigeon(*common, "--dry-run-dir", folder, env=env)
     assert rc == 65 and b"line 4" in err, (rc, err)
+    assert b"line 5: invalid address" in err and b"line 6: invalid address" in err, err
     names = sorted(os.listdir(folder))
     assert names == ["000001.eml", "000002.eml"], names
     with open(os.path.join(folder, "000002.eml"), "rb") as f:
