@@ -256,6 +256,15 @@ static void test_text_mode_raw_url_mode_encoded(void **state)
     out = render("https://x.example/u?id={{id}}", v, PIGEON_TEMPLATE_URL, 0, &code, NULL);
     assert_string_equal(out, "https://x.example/u?id=a%20b%26c%3Dd%2F%C3%A9%2C");
     free(out);
+    pigeon_vars *crlf = json("{\"id\":\"a\\r\\nb\"}");
+    /* In a URL, {{id}} encodes a line break; {{{id}}} would put it in the header. */
+    out = render("https://x.example/?{{id}}", crlf, PIGEON_TEMPLATE_URL, 0, &code, NULL);
+    assert_string_equal(out, "https://x.example/?a%0D%0Ab");
+    free(out);
+    out = render("https://x.example/?{{{id}}}", crlf, PIGEON_TEMPLATE_URL, 0, &code, NULL);
+    assert_null(out);
+    assert_int_equal(code, PIGEON_ERR_HEADER);
+    pigeon_vars_free(crlf);
     out = render("{{n}}'", v, PIGEON_TEMPLATE_HTML, 0, &code, NULL);
     assert_string_equal(out, "&lt;Tom &amp; &quot;Jerry&quot;&gt;'");
     free(out);
