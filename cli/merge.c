@@ -380,6 +380,15 @@ static void send_row(run *r, unsigned long row, unsigned long line, pigeon_messa
     pigeon_send_result_cleanup(&res);
 }
 
+/* -v: the session's transcript on standard error (credentials masked by the library). */
+static void transcript(void *ctx, pigeon_transcript_dir dir, int64_t unix_ms, const char *line)
+{
+    static const char *const tags[] = {"C:", "S:", "* ", "  "};
+    (void)ctx;
+    (void)unix_ms;
+    fprintf(stderr, "%s %s\n", (unsigned)dir < 4 ? tags[dir] : "? ", line);
+}
+
 static int send_begin(run *r)
 {
     cli_compose *c = r->env->compose;
@@ -398,7 +407,12 @@ static int send_begin(run *r)
         cli_error("%s", err);
         return status;
     }
-    return deliver_plan_opts(r->env->cfg, r->env->deliver, &r->sopts, &r->secret);
+    status = deliver_plan_opts(r->env->cfg, r->env->deliver, &r->sopts, &r->secret);
+    if (status == 0 && r->env->deliver->verbose) {
+        r->sopts.transcript = transcript;
+        r->sopts.transcript_debug = r->env->deliver->verbose > 1;
+    }
+    return status;
 }
 
 /* ---- queue ---- */
@@ -762,7 +776,8 @@ void merge_usage(FILE *out)
           "                          an optional name column), or JSON Lines (.jsonl);\n"
           "                          - for standard input\n"
           "  --to-format csv|jsonl   the list's format when its extension does not say\n"
-          "  --rate N[/s|/m|/h]      send at most N messages per second (minute, hour)\n"
+          "  --rate N[/s|/m|/h]      send at most N messages per second (minute, hour);\n"
+          "                          queued mail is paced by the daemon instead\n"
           "  --report FILE           one JSON line per row: row, line, address, status,\n"
           "                          code, message_id (queue_id, error)\n"
           "  --resume                skip the rows FILE says were sent, queued or written\n"

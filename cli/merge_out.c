@@ -211,8 +211,9 @@ void merge_progress_tick(merge_progress *p, int final)
         } else {
             fprintf(stderr, "\r\033[K%lu  %.0f msg/s", p->done, rate);
         }
-        if (final)
-            fputc('\n', stderr);
+        /* The cursor goes back to the start of the line, so that an error printed meanwhile
+         * overwrites the progress text rather than running on after it. */
+        fputc(final ? '\n' : '\r', stderr);
         return;
     }
     /* Not a terminal: a plain line per tenth of the list (per 1000 rows if unknown). */

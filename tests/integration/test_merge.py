@@ -298,8 +298,9 @@ def rejected_rows_are_reported_and_the_session_goes_on():
         lst = write(d, "l.csv", "email\na@example.com\nno@example.com\nb@example.com\n")
         rep = os.path.join(d, "r.jsonl")
         rc, out, err = harness.pigeon("send", "--to-file", lst, "--subject", "s", "--text",
-                                      "x", "--report", rep, env=env)
+                                      "x", "--report", rep, "-v", env=env)
         assert rc == 69, (rc, err)
+        assert err.count(b"C: MAIL FROM:<sender@pigeon.test>") == 3, err  # -v: the transcript
         srv.wait_messages(2)
         lines = report_lines(rep)
         assert [(x["address"], x["status"], x["code"]) for x in lines] == [
