@@ -143,7 +143,9 @@ int pigeon_template_is_static(const pigeon_template *t);
  * NULL entries skipped), as Mustache's context stack, below what sections push.
  * Errors: PIGEON_ERR_INVALID (a missing variable without ALLOW_MISSING; a list or object
  * where a value is written), PIGEON_ERR_HEADER (a value with CR, LF or NUL in HEADER mode,
- * or raw in URL mode), PIGEON_ERR_NOMEM; err (may be NULL) names the variable and the line.
+ * or raw in URL mode), PIGEON_ERR_TOO_LARGE (over 64 MiB of output, or over a million
+ * steps: sections over lists multiply), PIGEON_ERR_NOMEM; err (may be NULL) names the
+ * variable and the line.
  * Missing names in sections are false, never an error.
  */
 pigeon_err pigeon_template_render(const pigeon_template *t, const pigeon_vars *const *scopes,

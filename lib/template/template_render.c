@@ -14,6 +14,11 @@
 #include "template/vars.h"
 #include "util/buf.h"
 
+/* Bounds of one render: sections over lists multiply (a list of 2 in 64 nested sections
+ * is 2^64 passes), so the work and the output are capped rather than trusted. */
+#define RENDER_STEPS_MAX  20000000ul
+#define RENDER_OUTPUT_MAX ((size_t)64 << 20)
+
 /* One render in progress. */
 typedef struct render {
     const pigeon_template *t;   /* what is rendered */
@@ -22,6 +27,7 @@ typedef struct render {
     pigeon_template_mode mode;  /* how values are written */
     unsigned flags;             /* PIGEON_TEMPLATE_ALLOW_MISSING */
     pg_buf out;                 /* the result */
+    unsigned long steps;        /* nodes visited so far */
     pigeon_template_error *err; /* where to report */
 } render;
 
@@ -141,6 +147,7 @@ static pigeon_err section(render *r, size_t i)
     const pg_node *n = &r->t->nodes[i];
     const pigeon_vars *v = resolve(r, r->t->src + n->off, n->len);
     int truthy = pg_vars_truthy(v);
+    r->steps += r->depth; /* the lookup walked the stack: count it in the budget */
     if (n->kind == PG_NODE_INVERTED)
         return truthy ? PIGEON_OK : render_range(r, i + 1, n->close);
     if (!truthy)
@@ -161,6 +168,10 @@ static pigeon_err render_range(render *r, size_t from, size_t to)
     for (size_t i = from; i < to; i++) {
         const pg_node *n = &t->nodes[i];
         pigeon_err e = PIGEON_OK;
+        if (++r->steps > RENDER_STEPS_MAX)
+            return fail(r, n, PIGEON_ERR_TOO_LARGE,
+                        "the expansion is too large (%s at line %u: sections over lists "
+                        "nested too deeply?)");
         switch (n->kind) {
         case PG_NODE_TEXT:
             e = pg_buf_append(&r->out, t->src + n->off, n->len);
@@ -177,6 +188,8 @@ static pigeon_err render_range(render *r, size_t from, size_t to)
         case PG_NODE_CLOSE:
             break;
         }
+        if (r->out.err == PIGEON_ERR_TOO_LARGE && (r->err == NULL || !r->err->message[0]))
+            return fail(r, n, PIGEON_ERR_TOO_LARGE, "the expansion is over 64 MiB (%s at line %u)");
         if (e != PIGEON_OK)
             return e;
         if (r->out.err != PIGEON_OK)
@@ -203,6 +216,7 @@ pigeon_err pigeon_template_render(const pigeon_template *t, const pigeon_vars *c
     r.flags = flags;
     r.err = err;
     pg_buf_init(&r.out);
+    r.out.max = RENDER_OUTPUT_MAX;
     if ((r.stack = malloc((nscopes + PG_TEMPLATE_MAX_DEPTH + 1) * sizeof *r.stack)) == NULL)
         return PIGEON_ERR_NOMEM;
     for (size_t i = 0; i < nscopes; i++)

@@ -296,6 +296,29 @@ static void test_scopes_stack(void **state)
     pigeon_vars_free(row);
 }
 
+/* Sections over lists multiply: 40 nested sections over a list of two would run 2^40
+ * times. The render stops with an error instead of hanging; so does a huge output. */
+static void test_render_is_bounded(void **state)
+{
+    (void)state;
+    char tpl[40 * 12 + 8] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(tpl, "{{#l}}");
+    strcat(tpl, "x");
+    for (int i = 0; i < 40; i++)
+        strcat(tpl, "{{/l}}");
+    pigeon_vars *v = json("{\"l\":[1,2]}");
+    pigeon_template_error err;
+    pigeon_err code;
+    char *out = render(tpl, v, PIGEON_TEMPLATE_TEXT, 0, &code, &err);
+    assert_null(out);
+    assert_int_equal(code, PIGEON_ERR_TOO_LARGE);
+    assert_non_null(strstr(err.message, "too large"));
+    out = render(tpl + 6 * 30, v, PIGEON_TEMPLATE_TEXT, 0, &code, &err);
+    assert_null(out); /* 10 sections open, 40 closes: a compile error, not a render */
+    pigeon_vars_free(v);
+}
+
 static void test_compile_errors(void **state)
 {
     (void)state;
@@ -486,6 +509,7 @@ int main(void)
         cmocka_unit_test(test_text_mode_raw_url_mode_encoded),
         cmocka_unit_test(test_scopes_stack),
         cmocka_unit_test(test_compile_errors),
+        cmocka_unit_test(test_render_is_bounded),
         cmocka_unit_test(test_json_strict),
         cmocka_unit_test(test_csv_rfc4180),
         cmocka_unit_test(test_csv_bad_header),
