@@ -56,6 +56,13 @@ read -r t_small c_small rss_small < <(run "$work/list.csv" "$work/s1")
 queued=$("$pigeon" queue stats --json --spool "$work/s1/pigeon/spool.db" 2>/dev/null |
   /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin).get('messages', '?'))" 2>/dev/null || echo "?")
 read -r t_big c_big rss_big < <(run "$work/big.csv" "$work/s2")
+# The same rows composed but not stored (--dry-run into /dev/null): what the spool costs.
+PIGEON_CONFIG=$work/config /usr/bin/time -f "%e %U %S %M" -o "$work/time" "$pigeon" send \
+  --dry-run --mbox /dev/null --to-file "$work/list.csv" --subject "$subject" \
+  --text-file "$work/text.txt" --html-file "$work/body.html" \
+  --unsubscribe 'https://example.com/u?id={{code}}' >/dev/null 2>&1
+read -r t_dry u s rss_dry <"$work/time"
+c_dry=$(/usr/bin/python3 -c "print($u + $s)")
 
 py=$(/usr/bin/python3 - "$work" $((n / 5)) <<'PY'
 import csv, itertools, sqlite3, sys, time
@@ -92,15 +99,18 @@ with open(work + "/list.csv", newline="") as f:
 print(time.time() - start, time.process_time() - cpu)
 PY
 )
-/usr/bin/python3 - "$n" "$t_small" "$c_small" "$t_big" "$c_big" "$rss_small" "$rss_big" $py "$queued" <<'PY'
+/usr/bin/python3 - "$n" "$t_small" "$c_small" "$t_big" "$c_big" "$rss_small" "$rss_big" $py "$queued" \
+  "$t_dry" "$c_dry" "$rss_dry" <<'PY'
 import sys
 n = int(sys.argv[1])
 ts, cs, tb, cb, rs, rb, tp, cp = map(float, sys.argv[2:10])
 q, npy = sys.argv[10], n // 5
+td, cd, rd = map(float, sys.argv[11:14])
 print("mail merge into the spool, one durable batch, 7.4 KB personalized messages")
 print(f"{'':32} {'rows':>7} {'wall s':>8} {'msg/s':>8} {'cpu s':>7} {'msg/cpu-s':>10} {'max RSS':>9}")
 print(f"{'pigeon send --queue --to-file':32} {n:7d} {ts:8.3f} {n/ts:8.0f} {cs:7.3f} {n/cs:10.0f} {rs/1024:6.1f} MiB")
 print(f"{'pigeon send --queue --to-file':32} {n*10:7d} {tb:8.3f} {n*10/tb:8.0f} {cb:7.3f} {n*10/cb:10.0f} {rb/1024:6.1f} MiB")
+print(f"{'  (composed only, --dry-run)':32} {n:7d} {td:8.3f} {n/td:8.0f} {cd:7.3f} {n/cd:10.0f} {rd/1024:6.1f} MiB")
 print(f"{'python email + sqlite3':32} {npy:7d} {tp:8.3f} {npy/tp:8.0f} {cp:7.3f} {npy/cp:10.0f}")
 print(f"spool holds {q} messages after the {n}-row run")
 print(f"ratio pigeon/python: {(n/ts)/(npy/tp):.1f}x wall, {(n/cs)/(npy/cp):.1f}x cpu; "
