@@ -151,6 +151,7 @@ typedef struct cli_compose {
     cli_strv attach;       /* --attach PATH[;name=N][;type=T] values */
     cli_strv inlines;      /* --inline PATH[;name=N][;type=T] values */
     const char *charset;   /* --charset, or NULL for UTF-8 */
+    struct cli_tpl *tpl;   /* templates and --unsubscribe (tpl.h), or NULL for none */
 } cli_compose;
 
 void cli_compose_init(cli_compose *c);

@@ -19,6 +19,7 @@
 #include <sysexits.h>
 
 #include "cli.h"
+#include "tpl.h"
 
 /* Suffixes of an --attach / --inline value that override the part's name and type. */
 #define SPEC_NAME ";name="
@@ -38,6 +39,7 @@ typedef struct part_spec {
 static int set_once(const char **slot, const char *arg, const char *option);
 static int add_addresses(pigeon_message *msg, const cli_compose *c);
 static int add_headers(pigeon_message *msg, const cli_strv *headers);
+static int add_subject(pigeon_message *msg, const cli_compose *c);
 static int add_bodies(pigeon_message *msg, const cli_compose *c);
 static int add_parts(pigeon_message *msg, const cli_strv *specs, const char *option, int is_inline);
 static const char *reason(const pigeon_message *msg);
@@ -158,13 +160,10 @@ int cli_compose_build(const cli_compose *c, pigeon_message **out)
     }
     if ((status = add_addresses(msg, c)) != 0)
         goto fail;
-    if (c->subject != NULL && pigeon_message_set_subject(msg, c->subject) != PIGEON_OK) {
-        cli_error("invalid --subject \"%s\": %s", cli_shorten(c->subject, quoted, sizeof quoted),
-                  reason(msg));
-        status = cli_exit_status(pigeon_message_status(msg));
+    if ((status = add_subject(msg, c)) != 0)
         goto fail;
-    }
-    if ((status = add_headers(msg, &c->headers)) != 0 || (status = add_bodies(msg, c)) != 0 ||
+    if ((status = add_headers(msg, &c->headers)) != 0 ||
+        (status = cli_tpl_add_headers(c->tpl, msg)) != 0 || (status = add_bodies(msg, c)) != 0 ||
         (status = add_parts(msg, &c->attach, "--attach", 0)) != 0 ||
         (status = add_parts(msg, &c->inlines, "--inline", 1)) != 0)
         goto fail;
@@ -284,17 +283,41 @@ static int add_headers(pigeon_message *msg, const cli_strv *headers)
 
 /* ---- bodies ---- */
 
+/* The subject, expanded as a template (tpl.h) when templates are on. */
+static int add_subject(pigeon_message *msg, const cli_compose *c)
+{
+    char quoted[QUOTE_MAX];
+    size_t len = c->subject ? strlen(c->subject) : 0;
+    char *subject = c->subject ? strdup(c->subject) : NULL;
+    int status = 0;
+    if (c->subject == NULL)
+        return 0;
+    if (subject == NULL || (status = cli_tpl_apply(c->tpl, "--subject", &subject, &len)) != 0) {
+        free(subject);
+        return status ? status : EX_OSERR;
+    }
+    if (pigeon_message_set_subject(msg, subject) != PIGEON_OK) {
+        cli_error("invalid --subject \"%s\": %s", cli_shorten(subject, quoted, sizeof quoted),
+                  reason(msg));
+        status = cli_exit_status(pigeon_message_status(msg));
+    }
+    free(subject);
+    return status;
+}
+
 typedef pigeon_err (*body_setter)(pigeon_message *, const char *, size_t);
 
 /* Reads a body from path ("-" = stdin) and sets it. */
-static int body_from_file(pigeon_message *msg, const char *path, body_setter set,
-                          const char *option)
+static int body_from_file(pigeon_message *msg, struct cli_tpl *tpl, const char *path,
+                          body_setter set, const char *option)
 {
     char quoted[QUOTE_MAX];
     char *data = NULL;
     size_t len = 0;
     int status = 0;
-    pigeon_err err = cli_read_input(path, CLI_BODY_MAX, &data, &len);
+    /* A merge compiles the file's template once; later rows need not read it. */
+    pigeon_err err =
+        cli_tpl_cached(tpl, option) ? PIGEON_OK : cli_read_input(path, CLI_BODY_MAX, &data, &len);
     cli_shorten(path, quoted, sizeof quoted);
     if (err == PIGEON_ERR_NOTFOUND || err == PIGEON_ERR_IO) {
         cli_error("cannot read %s \"%s\": %s", option, quoted, strerror(errno));
@@ -308,6 +331,10 @@ static int body_from_file(pigeon_message *msg, const char *path, body_setter set
         cli_error("%s \"%s\": %s", option, quoted, pigeon_strerror(err));
         return cli_exit_status(err);
     }
+    if ((status = cli_tpl_apply(tpl, option, &data, &len)) != 0) {
+        free(data);
+        return status;
+    }
     if (set(msg, data, len) != PIGEON_OK) {
         cli_error("invalid %s \"%s\": %s", option, quoted, reason(msg));
         status = cli_exit_status(pigeon_message_status(msg));
@@ -320,15 +347,26 @@ static int add_bodies(pigeon_message *msg, const cli_compose *c)
 {
     char quoted[QUOTE_MAX];
     int status = 0;
-    if (c->text != NULL && pigeon_message_set_text(msg, c->text, (size_t)-1) != PIGEON_OK) {
-        cli_error("invalid --text \"%s\": %s", cli_shorten(c->text, quoted, sizeof quoted),
-                  reason(msg));
-        return cli_exit_status(pigeon_message_status(msg));
+    if (c->text != NULL) {
+        size_t len = strlen(c->text);
+        char *text = strdup(c->text);
+        if (text == NULL || (status = cli_tpl_apply(c->tpl, "--text", &text, &len)) != 0) {
+            free(text);
+            return status ? status : EX_OSERR;
+        }
+        if (pigeon_message_set_text(msg, text, len) != PIGEON_OK) {
+            cli_error("invalid --text \"%s\": %s", cli_shorten(text, quoted, sizeof quoted),
+                      reason(msg));
+            status = cli_exit_status(pigeon_message_status(msg));
+        }
+        free(text);
+        if (status != 0)
+            return status;
     }
     if (c->text_file != NULL)
-        status = body_from_file(msg, c->text_file, pigeon_message_set_text, "--text-file");
+        status = body_from_file(msg, c->tpl, c->text_file, pigeon_message_set_text, "--text-file");
     if (status == 0 && c->html_file != NULL)
-        status = body_from_file(msg, c->html_file, pigeon_message_set_html, "--html-file");
+        status = body_from_file(msg, c->tpl, c->html_file, pigeon_message_set_html, "--html-file");
     return status;
 }
 

@@ -18,7 +18,9 @@
 
 #include "cli.h"
 #include "deliver.h"
+#include "merge.h"
 #include "queue.h"
+#include "tpl.h"
 
 /* getopt_long values of send's own options. */
 enum send_opt {
@@ -34,6 +36,8 @@ typedef struct send_opts {
     cfg_settings cfg;     /* connection settings: command line, then file, preset, defaults */
     const char *account;  /* --account NAME, or NULL for the default account */
     deliver_opts deliver; /* reporting and secret options */
+    cli_tpl tpl;          /* templates: --var, --vars, --unsubscribe (tpl.h) */
+    merge_opts merge;     /* mail merge: --to-file and its options (merge.h) */
 } send_opts;
 
 /* Returned by parse_args when the command should go on. */
@@ -42,6 +46,8 @@ typedef struct send_opts {
 static const struct option longopts[] = {
     CLI_COMPOSE_LONGOPTS,
     CLI_CONN_LONGOPTS,
+    CLI_TPL_LONGOPTS,
+    CLI_MERGE_LONGOPTS,
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"queue", no_argument, NULL, OPT_QUEUE},
     {"spool", required_argument, NULL, CLI_OPT_SPOOL},
@@ -62,6 +68,8 @@ int cli_send_run(int argc, char **argv)
     char err[600];
     memset(&so, 0, sizeof so);
     cli_compose_init(&c);
+    cli_tpl_init(&so.tpl);
+    c.tpl = &so.tpl;
     int status = parse_args(argc, argv, &c, &so);
     if (status != CONTINUE)
         goto done;
@@ -72,6 +80,11 @@ int cli_send_run(int argc, char **argv)
     }
     if (c.from == NULL)
         c.from = cfg_get(&so.cfg, K_FROM);
+    if (so.merge.to_file != NULL) {
+        merge_env env = {&c, &so.tpl, &so.cfg, &so.deliver, so.spool, so.queue, so.dry_run};
+        status = merge_run(&so.merge, &env);
+        goto done;
+    }
     if ((status = cli_compose_build(&c, &msg)) != 0)
         goto done;
     if (so.dry_run)
@@ -83,6 +96,7 @@ int cli_send_run(int argc, char **argv)
 done:
     pigeon_message_free(msg);
     cli_compose_cleanup(&c);
+    cli_tpl_cleanup(&so.tpl);
     cfg_cleanup(&so.cfg);
     return status;
 }
@@ -99,6 +113,10 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
         int status = cli_compose_option(c, opt, optarg);
         if (status < 0)
             status = cli_conn_option(&so->cfg, &so->account, &so->deliver, opt, optarg);
+        if (status < 0)
+            status = cli_tpl_option(&so->tpl, opt, optarg);
+        if (status < 0)
+            status = merge_option(&so->merge, opt, optarg);
         if (status > 0)
             return status;
         if (status == 0)
@@ -131,7 +149,9 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
                   cli_shorten(argv[optind], quoted, sizeof quoted));
         return EX_USAGE;
     }
-    return CONTINUE;
+    merge_env env = {c, &so->tpl, &so->cfg, &so->deliver, so->spool, so->queue, so->dry_run};
+    int status = merge_check(&so->merge, &env);
+    return status != 0 ? status : CONTINUE;
 }
 
 static int write_dry_run(pigeon_message *msg)
@@ -187,12 +207,15 @@ static int queue_message(pigeon_message *msg, send_opts *so)
 void cli_send_usage(FILE *out)
 {
     fputs("usage: pigeon send --from ADDRESS --to LIST [OPTIONS]\n"
+          "       pigeon send --from ADDRESS --to-file LIST.csv [OPTIONS]\n"
           "\n"
           "Composes a message and sends it; with --dry-run writes it to standard output\n"
           "(CRLF line endings) and sends nothing. Bcc recipients never appear in it.\n"
           "\n",
           out);
     cli_compose_usage(out);
+    cli_tpl_usage(out);
+    merge_usage(out);
     cli_conn_usage(out);
     fputs("Sending:\n"
           "  --dry-run               write the message to standard output, send nothing\n"

@@ -17,5 +17,6 @@
 #include "pigeon/spool.h"
 #include "pigeon/metrics.h"
 #include "pigeon/dns.h"
+#include "pigeon/template.h"
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "address/address_int.h"
@@ -100,6 +101,27 @@ static void put_msgids(pg_buf *out, const char *name, const char *ids)
     pg_buf_puts(out, "\r\n");
 }
 
+/*
+ * The list fields of RFC 2369 (List-Unsubscribe, List-Help, ...), RFC 2919 (List-Id) and
+ * RFC 8058 (List-Unsubscribe-Post) are structured: URLs in angle brackets, which an
+ * encoded-word would break. Printable ASCII values with no word too long for a line
+ * (998) are folded at their spaces and never encoded; anything else is unstructured text.
+ */
+static int list_field(const char *name, const char *value)
+{
+    size_t word = 0;
+    if (strncasecmp(name, "List-", 5) != 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        if (*p < 0x20 || *p > 0x7e)
+            return 0;
+        word = *p == ' ' ? 0 : word + 1;
+        if (word > 900)
+            return 0;
+    }
+    return 1;
+}
+
 /* RFC 6531 3.3: a non-ASCII local part can only travel with SMTPUTF8. */
 static int needs_smtputf8(const pigeon_mailbox *mb)
 {
@@ -164,8 +186,12 @@ pigeon_err pg_mime_header_block(pg_buf *out, pigeon_message *msg, int smtputf8)
         put_msgids(out, "In-Reply-To", msg->in_reply_to);
     if (msg->references != NULL)
         put_msgids(out, "References", msg->references);
-    for (size_t i = 0; i < msg->header_count; i++)
-        pg_header_unstructured(out, msg->headers[i].name, msg->headers[i].value);
+    for (size_t i = 0; i < msg->header_count; i++) {
+        if (list_field(msg->headers[i].name, msg->headers[i].value))
+            put_msgids(out, msg->headers[i].name, msg->headers[i].value);
+        else
+            pg_header_unstructured(out, msg->headers[i].name, msg->headers[i].value);
+    }
     pg_buf_puts(out, "MIME-Version: 1.0\r\n");
     if (out->err != PIGEON_OK)
         return pg_message_fail(msg, out->err, "cannot format the header: %s",
