@@ -38,8 +38,11 @@ static int problem(serve_item *item, int status, const char *prefix, const char 
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     item->problem.status = status;
-    snprintf(item->problem.detail, sizeof item->problem.detail, "%.40s%.48s: %s", prefix, field,
-             why);
+    if (prefix[0] == '\0' && field[0] == '\0')
+        snprintf(item->problem.detail, sizeof item->problem.detail, "%s", why);
+    else
+        snprintf(item->problem.detail, sizeof item->problem.detail, "%.40s%.48s: %s", prefix, field,
+                 why);
     return -1;
 }
 
