@@ -159,7 +159,7 @@ static void store_group(serve_ctx *ctx, serve_job *jobs)
 static void refresh(serve_ctx *ctx, int64_t *next_stats, int64_t *next_keys, int64_t *next_expire)
 {
     int64_t now = pigeon_spool_now_ms();
-    if (now >= *next_stats) {
+    if (ctx->max_queued != 0 && now >= *next_stats) {
         pigeon_spool_stats st;
         if (pigeon_spool_stats_get(ctx->spool, now, &st) == PIGEON_OK)
             ctx->com.queued_estimate = st.messages;

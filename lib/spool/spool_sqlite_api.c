@@ -32,12 +32,17 @@ static pigeon_err ensure(pg_spool_sq *q)
     return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "creating the API tables");
 }
 
+/* Prepares sql; the tables are created only when they are missing (the first use of a
+ * file), so that the common case costs one prepare. */
 static pigeon_err prepare(pg_spool_sq *q, const char *sql, sqlite3_stmt **st)
 {
-    pigeon_err err = ensure(q);
-    if (err != PIGEON_OK)
-        return err;
     int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
+    if (rc == SQLITE_ERROR) {
+        pigeon_err err = ensure(q);
+        if (err != PIGEON_OK)
+            return err;
+        rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
+    }
     return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "preparing an API statement");
 }
 
