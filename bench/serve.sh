@@ -51,6 +51,24 @@ printf '%-40s %10s req/s  p99 %s  (non-2xx: %s)\n' "POST /v1/messages (durable, 
   "$post_rate" "$(p99 "$dir/post.out")" "$(bad "$dir/post.out" || true)"
 printf '%-40s %10s req/s  p99 %s\n' "GET /healthz (empty handler)" "$empty_rate" "$(p99 "$dir/empty.out")"
 awk -v a="$post_rate" -v b="$empty_rate" 'BEGIN { printf "ratio durable/empty: %.2fx\n", a / b }'
+# 10,000 idle keep-alive connections, each after one request: the server's RSS.
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+before=$(rss)
+/usr/bin/python3 - "$port" "$pid" <<'PY'
+import socket, sys, time
+port, pid = int(sys.argv[1]), sys.argv[2]
+socks = []
+for i in range(10000):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    socks.append(s)
+for s in socks:
+    s.recv(4096)
+time.sleep(0.5)
+rss = [l.split()[1] for l in open("/proc/%s/status" % pid) if l.startswith("VmRSS")][0]
+print("10000 idle keep-alive connections held: server RSS %.1f MB" % (int(rss) / 1024))
+PY
+echo "(RSS before them: $((before / 1024)) MB)"
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
 stored=$("$build/pigeon" queue stats --json | sed -n 's/.*"messages": *\([0-9]*\).*/\1/p' | head -1)
 echo "spool holds ${stored:-?} messages; wrk completed $(total "$dir/post.out") POSTs"

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sysexits.h>
 
 #include "cli.h"
@@ -190,7 +191,14 @@ static int run(serve_ctx *ctx, const serve_opts *o)
         .max_connections = o->max_conns ? o->max_conns : 16384,
         .tls_cert = o->tls_cert,
         .tls_key = o->tls_key,
+        .problem_errors = 1,
     };
+    /* Every connection is a descriptor: take what the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     pigeon_err e = pg_http_server_new(&ho, &ctx->http, err, sizeof err);
     if (e != PIGEON_OK) {
         cli_error("serve: %s", err);

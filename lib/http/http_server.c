@@ -49,6 +49,7 @@ static void process_input(pg_http_conn *c);
 static void process_requests(pg_http_conn *c);
 static int take_body(pg_http_conn *c, const char *p, size_t avail, size_t *consumed);
 static void fail_request(pg_http_conn *c, int status);
+static const char *framing_detail(int status);
 static void conn_write(pg_http_conn *c);
 static void conn_update(pg_http_conn *c);
 static void conn_close(pg_http_conn *c);
@@ -175,6 +176,7 @@ pigeon_err pg_http_server_new(const pg_http_server_opts *opts, pg_http_server **
         opts->request_timeout_ms ? opts->request_timeout_ms : DEFAULT_REQUEST_TIMEOUT;
     srv->idle_timeout = opts->idle_timeout_ms ? opts->idle_timeout_ms : DEFAULT_IDLE_TIMEOUT;
     srv->max_pipeline = opts->max_pipeline ? opts->max_pipeline : DEFAULT_MAX_PIPELINE;
+    srv->problem_errors = opts->problem_errors;
     pthread_mutex_init(&srv->lock, NULL);
     if ((err = open_listener(srv, opts->listen, errmsg, errlen)) != PIGEON_OK)
         goto fail;
@@ -462,7 +464,11 @@ static void process_requests(pg_http_conn *c)
         const char *p = c->in.data + c->in_off;
         size_t avail = c->in.len - c->in_off, consumed = 0;
         if (avail == 0) {
+            /* Nothing pending: give the buffer back, so that an idle keep-alive
+             * connection costs a few hundred octets, not a read chunk. */
             c->req_start = 0;
+            pg_buf_cleanup(&c->in);
+            c->in_off = 0;
             return;
         }
         if (c->head_len == 0) {
@@ -552,7 +558,8 @@ static int take_body(pg_http_conn *c, const char *p, size_t avail, size_t *consu
  * already owed, then the connection closes (what follows cannot be framed). */
 static void fail_request(pg_http_conn *c, int status)
 {
-    char text[64];
+    char text[256];
+    int n;
     c->no_more = 1;
     c->head_len = 0;
     c->in_off = c->in.len;
@@ -563,8 +570,36 @@ static void fail_request(pg_http_conn *c, int status)
     }
     ex->keep_alive = 0;
     pg_http_exchange_link(c, ex);
-    int n = snprintf(text, sizeof text, "%s\n", pg_http_reason(status));
+    if (c->srv->problem_errors) {
+        /* RFC 9457 3: the status says what went wrong; the detail which rule it was. */
+        n = snprintf(text, sizeof text,
+                     "{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,"
+                     "\"detail\":\"%s\"}\n",
+                     pg_http_reason(status), status, framing_detail(status));
+        pg_http_respond(ex, status, "application/problem+json", NULL, text, (size_t)n);
+        return;
+    }
+    n = snprintf(text, sizeof text, "%s\n", pg_http_reason(status));
     pg_http_respond(ex, status, "text/plain; charset=utf-8", NULL, text, (size_t)n);
+}
+
+/* Which limit or rule of RFC 9112 a refused request broke. */
+static const char *framing_detail(int status)
+{
+    switch (status) {
+    case 413:
+        return "the request body is over the size this server takes";
+    case 414:
+        return "the request line is too long";
+    case 431:
+        return "the request header fields are too many or too long";
+    case 501:
+        return "Transfer-Encoding other than chunked";
+    case 505:
+        return "HTTP/1.x only";
+    default:
+        return "malformed HTTP/1.1 request (RFC 9112)";
+    }
 }
 
 /* Moves the answers that are ready, in request order, to the output and sends. */
@@ -614,7 +649,7 @@ static void conn_write(pg_http_conn *c)
         c->last_active = c->srv->now;
     }
     if (c->out.len == c->out_off) {
-        pg_buf_reset(&c->out);
+        pg_buf_cleanup(&c->out);
         c->out_off = 0;
         if (c->closing && !c->lingering) {
             /* Our last answer is out: half-close, then drain what the client still sends. */

@@ -54,6 +54,8 @@ typedef struct pg_http_server_opts {
     unsigned max_pipeline;       /* requests in the handler per connection (32) */
     const char *tls_cert;        /* PEM certificate chain file: serve TLS; NULL: plain */
     const char *tls_key;         /* PEM private key file (with tls_cert) */
+    int problem_errors;          /* answer malformed requests with RFC 9457
+                                    application/problem+json rather than text/plain */
 } pg_http_server_opts;
 
 /*

@@ -82,6 +82,7 @@ struct pg_http_server {
     unsigned idle_timeout;       /* ms */
     unsigned max_pipeline;       /* requests per connection in the handler */
     pg_http_tls_ctx *tls;        /* TLS context, or NULL */
+    int problem_errors;          /* framing errors as problem+json */
     pthread_t thread;            /* the loop thread */
     int started;                 /* the thread runs */
     int stopping;                /* set (atomically) to stop the loop */
