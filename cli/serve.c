@@ -221,6 +221,8 @@ static int run(serve_ctx *ctx, const serve_opts *o)
     serve_committer_stop(ctx);
     pg_http_server_free(ctx->http);
     ctx->http = NULL;
+    pthread_cond_destroy(&ctx->com.wake);
+    pthread_mutex_destroy(&ctx->com.lock);
     return 0;
 }
 

@@ -37,6 +37,14 @@ void serve_committer_push(serve_ctx *ctx, serve_job *job)
     serve_committer *com = &ctx->com;
     job->next = NULL;
     pthread_mutex_lock(&com->lock);
+    if (com->stopping) {
+        /* Shutting down: nobody will store it; say so rather than leave it hanging. */
+        pthread_mutex_unlock(&com->lock);
+        serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 503,
+                              "the server is shutting down", 1);
+        serve_job_free(job);
+        return;
+    }
     if (com->tail != NULL)
         com->tail->next = job;
     else
@@ -46,6 +54,8 @@ void serve_committer_push(serve_ctx *ctx, serve_job *job)
     pthread_mutex_unlock(&com->lock);
 }
 
+/* The lock and condition stay valid after the thread ends: requests still arriving on
+ * the HTTP thread read stopping under the lock until the server is freed. */
 void serve_committer_stop(serve_ctx *ctx)
 {
     serve_committer *com = &ctx->com;
@@ -54,8 +64,6 @@ void serve_committer_stop(serve_ctx *ctx)
     pthread_cond_signal(&com->wake);
     pthread_mutex_unlock(&com->lock);
     pthread_join(com->thread, NULL);
-    pthread_cond_destroy(&com->wake);
-    pthread_mutex_destroy(&com->lock);
 }
 
 /* Looks up an earlier message with the item's Idempotency-Key. Returns 1 when the item
