@@ -40,7 +40,12 @@ wrk.headers["Authorization"] = "Bearer $key"
 wrk.body = [[{"from":"Shop <shop@shop.example>","to":["Ann <ann@example.org>"],"subject":"Your order 42 has shipped","headers":{"X-Order":"42"},"text":"$text"}]]
 LUA
 echo "body: $(lua_len=$(grep -o "wrk.body = .*" "$dir/post.lua" | wc -c); echo $lua_len) bytes of JSON, 64 connections, ${secs}s"
+# CPU seconds the server used (utime + stime), to report messages per CPU-second: a figure
+# that does not depend on what else the machine runs.
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$pid/stat"; }
+cpu0=$(cpu)
 wrk -t2 -c64 -d"${secs}s" --latency -s "$dir/post.lua" "http://127.0.0.1:$port/v1/messages" > "$dir/post.out"
+cpu1=$(cpu)
 wrk -t2 -c64 -d"${secs}s" --latency "http://127.0.0.1:$port/healthz" > "$dir/empty.out"
 rate() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 p99() { awk '$1 == "99%" {print $2}' "$1"; }
@@ -51,6 +56,8 @@ printf '%-40s %10s req/s  p99 %s  (non-2xx: %s)\n' "POST /v1/messages (durable, 
   "$post_rate" "$(p99 "$dir/post.out")" "$(bad "$dir/post.out" || true)"
 printf '%-40s %10s req/s  p99 %s\n' "GET /healthz (empty handler)" "$empty_rate" "$(p99 "$dir/empty.out")"
 awk -v a="$post_rate" -v b="$empty_rate" 'BEGIN { printf "ratio durable/empty: %.2fx\n", a / b }'
+awk -v n="$(total "$dir/post.out")" -v c0="$cpu0" -v c1="$cpu1" \
+  'BEGIN { printf "server CPU: %.2f s for %d messages = %.0f messages per CPU-second\n", c1 - c0, n, n / (c1 - c0) }'
 # 10,000 idle keep-alive connections, each after one request: the server's RSS.
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 before=$(rss)

@@ -25,6 +25,7 @@ typedef struct arena_block {
 
 struct pg_json_doc {
     arena_block *blocks; /* the newest block first */
+    size_t first_hint;   /* size for the first block: about what the input needs */
     pg_json_value *root; /* the document's value */
 };
 
@@ -45,7 +46,10 @@ static void *arena_alloc(pg_json_doc *doc, size_t n)
     n = (n + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
     arena_block *b = doc->blocks;
     if (b == NULL || b->cap - b->used < n) {
-        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        /* The first block is sized for the document (a small request need not fault in
+         * a whole block); later ones are full blocks. */
+        size_t want = b == NULL && doc->first_hint < ARENA_BLOCK ? doc->first_hint : ARENA_BLOCK;
+        size_t cap = n > want ? n : want;
         b = malloc(sizeof *b + cap);
         if (b == NULL)
             return NULL;
@@ -171,6 +175,12 @@ static char *parse_string(parser *ps, size_t *len)
         return fail(ps, PIGEON_ERR_NOMEM, "out of memory");
     while (*ps->p != '"') {
         unsigned char c = (unsigned char)*ps->p;
+        if (c >= 0x20 && c < 0x80 && c != '\\') {
+            /* Printable ASCII, the bulk of most strings: copied as is. */
+            *o++ = (char)c;
+            ps->p++;
+            continue;
+        }
         if (c < 0x20)
             return fail(ps, PIGEON_ERR_PROTOCOL, "unescaped control character in string");
         if (c != '\\') {
@@ -400,6 +410,8 @@ pigeon_err pg_json_parse(const char *buf, size_t len, const pg_json_limits *limi
     ps.doc = calloc(1, sizeof *ps.doc);
     if (ps.doc == NULL)
         return PIGEON_ERR_NOMEM;
+    /* Decoded strings are never longer than the input; values take a node each. */
+    ps.doc->first_hint = len + len / 2 + 1024;
     ps.doc->root = parse_value(&ps);
     if (ps.doc->root != NULL) {
         skip_ws(&ps);
