@@ -135,6 +135,12 @@ void serve_problem_respond(serve_ctx *ctx, pg_http_exchange *ex, int route, int6
 void serve_json_respond(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_t start_ns,
                         int status, const char *body, size_t len);
 
+/* The same for a job: the log line names its key and message. */
+void serve_job_problem(serve_ctx *ctx, const serve_job *job, int status, const char *detail,
+                       int retry_after);
+void serve_job_json(serve_ctx *ctx, const serve_job *job, int status, const char *body, size_t len,
+                    const char *msg_id);
+
 int64_t serve_now_ns(void);
 
 #endif

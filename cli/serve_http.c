@@ -47,21 +47,40 @@ int64_t serve_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void count(serve_ctx *ctx, int route, int status, int64_t start_ns)
+/* Counts an answer in the metrics and logs it: one logfmt line on standard error per
+ * request, with the key's id (never the key) and the message id when there is one. */
+static void count(serve_ctx *ctx, int route, int status, int64_t start_ns, const char *key_id,
+                  const char *msg_id)
 {
-    char code[8];
+    char code[8], line[256], when[32];
+    double secs = (double)(serve_now_ns() - start_ns) / 1e9;
     snprintf(code, sizeof code, "%d", status);
     const char *labels[2] = {route_names[route], code};
     pigeon_metrics_counter_add(ctx->requests, labels, 1);
-    pigeon_metrics_histogram_observe(ctx->latency, labels,
-                                     (double)(serve_now_ns() - start_ns) / 1e9);
+    pigeon_metrics_histogram_observe(ctx->latency, labels, secs);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    int n = snprintf(line, sizeof line, "time=%s route=\"%s\" status=%d key=%s id=%s ms=%.1f\n",
+                     when, route_names[route], status, key_id && key_id[0] ? key_id : "-",
+                     msg_id && msg_id[0] ? msg_id : "-", secs * 1000);
+    if (n > 0)
+        fwrite(line, 1, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, stderr);
 }
 
 void serve_json_respond(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_t start_ns,
                         int status, const char *body, size_t len)
 {
-    count(ctx, route, status, start_ns);
+    count(ctx, route, status, start_ns, NULL, NULL);
     pg_http_respond(ex, status, body != NULL ? JSON_TYPE : NULL, NULL, body, len);
+}
+
+void serve_job_json(serve_ctx *ctx, const serve_job *job, int status, const char *body, size_t len,
+                    const char *msg_id)
+{
+    count(ctx, job->route, status, job->start_ns, job->key_id, msg_id);
+    pg_http_respond(job->ex, status, body != NULL ? JSON_TYPE : NULL, NULL, body, len);
 }
 
 static const char *problem_title(int status)
@@ -89,18 +108,32 @@ static char *problem_json(int status, const char *detail, size_t *len)
     return out;
 }
 
-void serve_problem_respond(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_t start_ns,
-                           int status, const char *detail, int retry_after)
+static void problem_respond(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_t start_ns,
+                            int status, const char *detail, int retry_after, const char *key_id,
+                            const char *msg_id)
 {
     size_t len = 0;
     char extra[64] = "";
     char *body = problem_json(status, detail, &len);
     if (retry_after > 0)
         snprintf(extra, sizeof extra, "Retry-After: %d\r\n", retry_after);
-    count(ctx, route, status, start_ns);
+    count(ctx, route, status, start_ns, key_id, msg_id);
     pg_http_respond(ex, status, body != NULL ? PROBLEM_TYPE : NULL, extra[0] ? extra : NULL, body,
                     body != NULL ? len : 0);
     free(body);
+}
+
+void serve_problem_respond(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_t start_ns,
+                           int status, const char *detail, int retry_after)
+{
+    problem_respond(ctx, ex, route, start_ns, status, detail, retry_after, NULL, NULL);
+}
+
+void serve_job_problem(serve_ctx *ctx, const serve_job *job, int status, const char *detail,
+                       int retry_after)
+{
+    problem_respond(ctx, job->ex, job->route, job->start_ns, status, detail, retry_after,
+                    job->key_id, job->queue_id);
 }
 
 /* ---- keys ---- */
@@ -259,13 +292,14 @@ static void handle_store(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_
     const char *body = pg_http_exchange_body(ex, &len);
     const char *ctype = pg_http_exchange_header(ex, "content-type");
     if (ctype != NULL && strncasecmp(ctype, JSON_TYPE, strlen(JSON_TYPE)) != 0) {
-        serve_problem_respond(ctx, ex, route, start, 415, "send application/json", 0);
+        problem_respond(ctx, ex, route, start, 415, "send application/json", 0,
+                        key ? key->id : NULL, NULL);
         return;
     }
     const char *idem = pg_http_exchange_header(ex, "idempotency-key");
     if (idem != NULL && (strlen(idem) == 0 || strlen(idem) > MAX_IDEM)) {
-        serve_problem_respond(ctx, ex, route, start, 400,
-                              "Idempotency-Key: 1 to 255 visible characters", 0);
+        problem_respond(ctx, ex, route, start, 400, "Idempotency-Key: 1 to 255 visible characters",
+                        0, key ? key->id : NULL, NULL);
         return;
     }
     pg_json_doc *doc = NULL;
@@ -276,7 +310,8 @@ static void handle_store(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_
         char detail[SERVE_DETAIL_MAX];
         snprintf(detail, sizeof detail, "not valid JSON at octet %zu: %s", jerr.offset,
                  jerr.reason);
-        serve_problem_respond(ctx, ex, route, start, e == PIGEON_ERR_NOMEM ? 503 : 400, detail, 0);
+        problem_respond(ctx, ex, route, start, e == PIGEON_ERR_NOMEM ? 503 : 400, detail, 0,
+                        key ? key->id : NULL, NULL);
         return;
     }
     const pg_json_value *root = pg_json_root(doc), *list = root;
@@ -295,13 +330,13 @@ static void handle_store(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_
     if (job == NULL || (job->items = calloc(n, sizeof *job->items)) == NULL) {
         serve_job_free(job);
         pg_json_free(doc);
-        serve_problem_respond(ctx, ex, route, start, 503, "out of memory", 1);
+        problem_respond(ctx, ex, route, start, 503, "out of memory", 1, key ? key->id : NULL, NULL);
         return;
     }
     if (fail != NULL) {
         serve_job_free(job);
         pg_json_free(doc);
-        serve_problem_respond(ctx, ex, route, start, 400, fail, 0);
+        problem_respond(ctx, ex, route, start, 400, fail, 0, key ? key->id : NULL, NULL);
         return;
     }
     job->nitems = n;
@@ -328,8 +363,8 @@ static void handle_store(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_
         memcpy(job->items[i].sha, job->items[0].sha, 32);
     pg_json_free(doc);
     if (!job->batch && job->items[0].problem.status != 0) {
-        serve_problem_respond(ctx, ex, route, start, job->items[0].problem.status,
-                              job->items[0].problem.detail, 0);
+        problem_respond(ctx, ex, route, start, job->items[0].problem.status,
+                        job->items[0].problem.detail, 0, key ? key->id : NULL, NULL);
         serve_job_free(job);
         return;
     }
@@ -378,7 +413,7 @@ static void serve_metrics(serve_ctx *ctx, pg_http_exchange *ex, int64_t start)
 {
     char *text = NULL;
     size_t len = 0;
-    count(ctx, R_METRICS, 200, start);
+    count(ctx, R_METRICS, 200, start, NULL, NULL);
     if (pigeon_metrics_render(ctx->metrics, &text, &len) != PIGEON_OK) {
         pg_http_respond(ex, 500, "text/plain", NULL, "cannot render\n", 14);
         return;
@@ -402,7 +437,7 @@ void serve_handle(void *arg, pg_http_exchange *ex)
         return;
     }
     if (!allowed) {
-        count(ctx, route, 405, start);
+        count(ctx, route, 405, start, NULL, NULL);
         const char *allow = route == R_SEND || route == R_BATCH ? "Allow: POST\r\n"
                             : route == R_GET                    ? "Allow: GET, DELETE\r\n"
                                                                 : "Allow: GET, HEAD\r\n";
@@ -410,7 +445,7 @@ void serve_handle(void *arg, pg_http_exchange *ex)
         return;
     }
     if (route == R_HEALTH) {
-        count(ctx, route, 200, start);
+        count(ctx, route, 200, start, NULL, NULL);
         pg_http_respond(ex, 200, "text/plain; charset=utf-8", NULL, "ok\n", 3);
         return;
     }
@@ -425,7 +460,7 @@ void serve_handle(void *arg, pg_http_exchange *ex)
         int status = authenticate(ctx, ex, &key, detail, sizeof detail, &retry);
         if (status != 0) {
             if (status == 401) {
-                count(ctx, route, 401, start);
+                count(ctx, route, 401, start, NULL, NULL);
                 size_t len = 0;
                 char *body = problem_json(401, detail, &len);
                 pg_http_respond(ex, 401, PROBLEM_TYPE,
@@ -433,7 +468,8 @@ void serve_handle(void *arg, pg_http_exchange *ex)
                                 body ? len : 0);
                 free(body);
             } else {
-                serve_problem_respond(ctx, ex, route, start, status, detail, retry);
+                problem_respond(ctx, ex, route, start, status, detail, retry,
+                                status == 429 ? key.id : NULL, NULL);
             }
             return;
         }
@@ -441,7 +477,7 @@ void serve_handle(void *arg, pg_http_exchange *ex)
         const char *scope = route == R_GET ? "read" : route == R_CANCEL ? "cancel" : "send";
         if (!scope_has(keyp, scope)) {
             snprintf(detail, sizeof detail, "this key lacks the %s scope", scope);
-            serve_problem_respond(ctx, ex, route, start, 403, detail, 0);
+            problem_respond(ctx, ex, route, start, 403, detail, 0, keyp->id, NULL);
             return;
         }
     }

@@ -49,17 +49,17 @@ static void done_store(serve_ctx *ctx, serve_job *job)
     if (!job->batch) {
         serve_item *it = &job->items[0];
         if (it->problem.status != 0) {
-            serve_problem_respond(ctx, job->ex, job->route, job->start_ns, it->problem.status,
-                                  it->problem.detail, it->problem.status == 503 ? 1 : 0);
+            serve_job_problem(ctx, job, it->problem.status, it->problem.detail,
+                              it->problem.status == 503 ? 1 : 0);
             return;
         }
         char body[64];
         int n = snprintf(body, sizeof body, "{\"id\":\"%s\"}\n", it->id);
-        serve_json_respond(ctx, job->ex, job->route, job->start_ns, 202, body, (size_t)n);
+        serve_job_json(ctx, job, 202, body, (size_t)n, it->id);
         return;
     }
     if (mem_open(&m) != 0) {
-        serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 503, "out of memory", 1);
+        serve_job_problem(ctx, job, 503, "out of memory", 1);
         return;
     }
     json_object_begin(&m.w);
@@ -79,7 +79,7 @@ static void done_store(serve_ctx *ctx, serve_job *job)
     json_array_end(&m.w);
     json_object_end(&m.w);
     mem_close(&m);
-    serve_json_respond(ctx, job->ex, job->route, job->start_ns, 200, m.data, m.len);
+    serve_job_json(ctx, job, 200, m.data, m.len, "batch");
     free(m.data);
 }
 
@@ -91,10 +91,9 @@ static int owned(serve_ctx *ctx, serve_job *job, int64_t *cancelled)
     if (e == PIGEON_OK && strcmp(owner, job->key_id) == 0)
         return 0;
     if (e != PIGEON_OK && e != PIGEON_ERR_NOTFOUND)
-        serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 503,
-                              pigeon_spool_error(ctx->spool), 1);
+        serve_job_problem(ctx, job, 503, pigeon_spool_error(ctx->spool), 1);
     else
-        serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 404, "no such message", 0);
+        serve_job_problem(ctx, job, 404, "no such message", 0);
     return -1;
 }
 
@@ -132,13 +131,12 @@ static void done_show(serve_ctx *ctx, serve_job *job)
         return;
     pigeon_err e = pigeon_spool_show(ctx->spool, job->queue_id, &entry);
     if (e != PIGEON_OK && e != PIGEON_ERR_NOTFOUND) {
-        serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 503,
-                              pigeon_spool_error(ctx->spool), 1);
+        serve_job_problem(ctx, job, 503, pigeon_spool_error(ctx->spool), 1);
         return;
     }
     if (mem_open(&m) != 0) {
         pigeon_spool_entry_free(entry);
-        serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 503, "out of memory", 1);
+        serve_job_problem(ctx, job, 503, "out of memory", 1);
         return;
     }
     json_object_begin(&m.w);
@@ -169,7 +167,7 @@ static void done_show(serve_ctx *ctx, serve_job *job)
     json_object_end(&m.w);
     mem_close(&m);
     pigeon_spool_entry_free(entry);
-    serve_json_respond(ctx, job->ex, job->route, job->start_ns, 200, m.data, m.len);
+    serve_job_json(ctx, job, 200, m.data, m.len, job->queue_id);
     free(m.data);
 }
 
@@ -190,12 +188,11 @@ static void done_cancel(serve_ctx *ctx, serve_job *job)
         conflict = "nothing left to send";
     pigeon_spool_entry_free(entry);
     if (e != PIGEON_OK && e != PIGEON_ERR_NOTFOUND) {
-        serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 503,
-                              pigeon_spool_error(ctx->spool), 1);
+        serve_job_problem(ctx, job, 503, pigeon_spool_error(ctx->spool), 1);
         return;
     }
     if (conflict != NULL) {
-        serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 409, conflict, 0);
+        serve_job_problem(ctx, job, 409, conflict, 0);
         return;
     }
     int64_t now = pigeon_spool_now_ms();
@@ -203,11 +200,10 @@ static void done_cancel(serve_ctx *ctx, serve_job *job)
     if (e == PIGEON_OK)
         e = pigeon_spool_delete(ctx->spool, job->queue_id);
     if (e != PIGEON_OK) {
-        serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 503,
-                              pigeon_spool_error(ctx->spool), 1);
+        serve_job_problem(ctx, job, 503, pigeon_spool_error(ctx->spool), 1);
         return;
     }
-    serve_json_respond(ctx, job->ex, job->route, job->start_ns, 204, NULL, 0);
+    serve_job_json(ctx, job, 204, NULL, 0, job->queue_id);
 }
 
 void serve_job_done(serve_ctx *ctx, serve_job *job)

@@ -435,16 +435,17 @@ static void conn_readable(pg_http_conn *c)
  * does not reset the connection before it has read that response (RFC 9112 9.6). */
 static void conn_linger_read(pg_http_conn *c)
 {
-    char sink[4096];
+    char sink[16384];
     for (int i = 0; i < 16; i++) {
         ssize_t n = read(c->fd, sink, sizeof sink);
         if (n > 0)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
-        break;
+        conn_close(c); /* the client closed too (or failed): done */
+        return;
     }
-    conn_close(c);
+    /* Still sending: keep draining on the next event, until the linger deadline. */
 }
 
 /* Parses and dispatches every complete request in the input, in order. */

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 
@@ -54,6 +55,10 @@ class Serve:
         m = re.search(r"\(port (\d+)\)", line)
         assert m, "serve did not start: %r" % line
         self.port = int(m.group(1))
+        # The request log goes to stderr: drain it (a full pipe would stall the server).
+        self.log = []
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
         self.scheme = "https" if tls else "http"
         self.ctx = tls
 
@@ -80,6 +85,10 @@ class Serve:
                 assert doc["title"] and isinstance(doc["detail"], str), doc
             return status, hdrs, doc
         return status, hdrs, payload.decode()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line.decode("utf-8", "replace"))
 
     def stop(self):
         self.proc.terminate()

@@ -122,6 +122,13 @@ def send_store_read_back_and_errors():
         assert (status, body) == (200, "ok\n")
     finally:
         s.stop()
+    # Every request was logged with the key's id and the message id, never the key.
+    s.reader.join(5)
+    kid, secret = key.split("_")[1], key.split("_")[2]
+    assert not any(secret in line for line in s.log)
+    stored = [x for x in s.log if "status=202" in x]
+    assert len(stored) == 1 and ("key=%s id=%s" % (kid, qid)) in stored[0], stored
+    assert any("status=400" in x and "key=" + kid in x for x in s.log)
 
 
 @test(timeout=120)
