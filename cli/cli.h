@@ -51,6 +51,10 @@ int cli_daemon_run(int argc, char **argv);
 void cli_daemon_usage(FILE *out);
 int cli_dns_run(int argc, char **argv);
 void cli_dns_usage(FILE *out);
+int cli_serve_run(int argc, char **argv);
+void cli_serve_usage(FILE *out);
+int cli_key_run(int argc, char **argv);
+void cli_key_usage(FILE *out);
 int cli_help_run(int argc, char **argv);
 void cli_help_usage(FILE *out);
 /* The overview printed by `pigeon --help` and `pigeon help`. */

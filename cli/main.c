@@ -29,6 +29,9 @@ static const cli_command commands[] = {
      cli_queue_usage},
     {"daemon", "deliver the spool's messages: workers, retries, rate limits, metrics",
      cli_daemon_run, cli_daemon_usage},
+    {"serve", "take messages over HTTP into the spool (JSON API, keys, group commit)",
+     cli_serve_run, cli_serve_usage},
+    {"key", "create, list or revoke the API keys of pigeon serve", cli_key_run, cli_key_usage},
     {"help", "show the usage of pigeon or of one command", cli_help_run, cli_help_usage},
 };
 

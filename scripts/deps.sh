@@ -12,6 +12,7 @@ pkgs=(
   libcmocka-dev
   # independent peers the integration tests run against
   python3 python3-aiosmtpd python3-dkim python3-prometheus-client stunnel4 dnsmasq-base postfix
+  python3-yaml
   openssl curl msmtp swaks postgresql dovecot-imapd dovecot-pop3d spamassassin
   # packaging (make deb)
   debhelper dpkg-dev lintian fakeroot

@@ -17,14 +17,15 @@
  * codes) cannot grow memory without bound. Label values that are not valid UTF-8 have
  * the bad bytes replaced by U+FFFD, since the format requires UTF-8.
  *
- * An HTTP endpoint (libmicrohttpd, its own thread) serves GET /metrics and GET /healthz.
+ * An HTTP endpoint (pigeon's own HTTP/1.1 server, its own thread) serves GET /metrics and
+ * GET /healthz.
  *
  * Thread safety: every call on a registry or its metrics may be made from any thread at
  * any time; one mutex per registry makes each render a consistent snapshot. Adding
  * families while other threads update existing ones is safe too. Metric handles are
  * owned by the registry and valid until pigeon_metrics_free().
  *
- * The library never prints: libmicrohttpd's own error log is switched off.
+ * The library never prints.
  */
 #ifndef PIGEON_METRICS_H
 #define PIGEON_METRICS_H
@@ -148,8 +149,7 @@ typedef struct pigeon_metrics_server pigeon_metrics_server; /* opaque */
  *                 hook (health, may be NULL: always healthy) says unhealthy;
  *   other paths   404; methods other than GET and HEAD: 405 with "Allow: GET, HEAD".
  * Errors: PIGEON_ERR_INVALID (listen unparsable), PIGEON_ERR_NETWORK (cannot bind: in
- * use, not a local address), PIGEON_ERR_UNSUPPORTED (built without libmicrohttpd),
- * PIGEON_ERR_NOMEM. The registry must outlive the server.
+ * use, not a local address), PIGEON_ERR_NOMEM. The registry must outlive the server.
  */
 pigeon_err pigeon_metrics_serve(pigeon_metrics *registry, const char *listen,
                                 pigeon_metrics_health_fn health, void *health_arg,

@@ -865,3 +865,9 @@ void pigeon_spool_body_close(pigeon_spool_body *body)
     EVP_MD_CTX_free(body->md);
     free(body);
 }
+
+void *pg_spool_backend(pigeon_spool *spool, const pg_spool_ops **ops)
+{
+    *ops = spool->ops;
+    return spool->be;
+}

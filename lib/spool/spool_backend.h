@@ -140,7 +140,13 @@ typedef struct pg_spool_ops {
     pigeon_err (*body_read)(void *be, void *reader, int64_t offset, void *buf, size_t cap,
                             size_t *n);
     void (*body_close)(void *be, void *reader);
+
+    /* The submission service's keys and message owners (spool/spool_api.h), or NULL. */
+    const struct pg_spool_api_ops *api;
 } pg_spool_ops;
+
+/* The backend of a handle, and its ops (for spool_api.c). */
+void *pg_spool_backend(pigeon_spool *spool, const pg_spool_ops **ops);
 
 /* The SQLite backend (lib/spool/spool_sqlite.c). */
 extern const pg_spool_ops pg_spool_sqlite_ops;

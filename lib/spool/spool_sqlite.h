@@ -163,4 +163,7 @@ pigeon_err pg_spool_sq_body_read(void *be, void *reader, int64_t offset, void *b
                                  size_t *n);
 void pg_spool_sq_body_close(void *be, void *reader);
 
+/* Keys and message owners (spool_sqlite_api.c). */
+extern const struct pg_spool_api_ops pg_spool_sq_api_ops;
+
 #endif

@@ -20,7 +20,7 @@ ALLOWED = {
     "net": {"util"},
     "smtp": {"util", "codec", "address", "mime", "net"},
     "spool": {"util"},
-    "metrics": {"util"},
+    "metrics": {"util", "http"},
 }
 # Modules added later declare themselves in lib/<module>/LAYER: one line naming the
 # modules it may use, space-separated (empty for none).

@@ -1,0 +1,146 @@
+/*
+ * serve.h - `pigeon serve`: the HTTP submission API (shared by serve*.c).
+ *
+ * serve.c owns the command line, the HTTP server and routing (on its loop thread);
+ * serve_message.c turns a JSON message into a stored-ready message (pure: no I/O);
+ * serve_commit.c owns the spool handle on its own thread and stores what arrives in
+ * group commits: every request that arrived while one commit ran goes into the next,
+ * so one transaction and one fsync carry them all, and each is answered only after it.
+ */
+#ifndef PIGEON_CLI_SERVE_H
+#define PIGEON_CLI_SERVE_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http/http_server.h"
+#include "json/json_read.h"
+#include "pigeon/metrics.h"
+#include "pigeon/spool.h"
+#include "spool/spool_api.h"
+
+#define SERVE_DETAIL_MAX 256 /* octets of a problem's detail */
+
+/* A problem (RFC 9457) found in a request: status, and the detail naming the field
+ * as a JSON Pointer ("/to/3: not an address"). */
+typedef struct serve_problem {
+    int status;                    /* 400, 403, 409, 413, 503... 0 for none */
+    char detail[SERVE_DETAIL_MAX]; /* one line */
+} serve_problem;
+
+/* One message ready to store (all owned). */
+typedef struct serve_item {
+    char *data;                       /* the message as written (CRLF, not dot-stuffed) */
+    size_t len;                       /* its length */
+    char *account;                    /* the account to send through */
+    char *mail_from;                  /* envelope sender */
+    char **rcpts;                     /* envelope recipients */
+    size_t nrcpts;                    /* how many */
+    char *message_id;                 /* "<...>" or NULL */
+    char *idem;                       /* Idempotency-Key, or NULL */
+    unsigned char sha[32];            /* SHA-256 of the request item (idempotency) */
+    char id[PIGEON_SPOOL_ID_LEN + 1]; /* out: the queue id */
+    serve_problem problem;            /* set: not stored, answer this */
+    int replayed;                     /* out: an earlier request with the same key stored it */
+} serve_item;
+
+/* Limits and defaults for composing. */
+typedef struct serve_compose_opts {
+    const char *account;     /* the account when the request and key name none */
+    const pg_spool_key *key; /* the caller's key, or NULL without authentication */
+    size_t max_message;      /* bytes of a written message, at most */
+} serve_compose_opts;
+
+/* Composes one message object (the JSON value of a request or a batch element). prefix
+ * is the JSON Pointer of v ("" or "/messages/3"). On failure item->problem is set. */
+void serve_compose(const pg_json_value *v, const char *prefix, const serve_compose_opts *opts,
+                   serve_item *item);
+void serve_item_cleanup(serve_item *item);
+
+/* What the committer is asked to do. */
+typedef enum serve_job_kind {
+    SERVE_JOB_STORE,  /* store items (one message, or a batch) */
+    SERVE_JOB_SHOW,   /* GET /v1/messages/{id} */
+    SERVE_JOB_CANCEL, /* DELETE /v1/messages/{id} */
+} serve_job_kind;
+
+typedef struct serve_job serve_job;
+typedef struct serve_ctx serve_ctx;
+
+/* Called on the committer thread with the job done: answers the exchange and frees. */
+typedef void (*serve_done_fn)(serve_ctx *ctx, serve_job *job);
+
+struct serve_job {
+    serve_job_kind kind;                    /* what to do */
+    pg_http_exchange *ex;                   /* the request to answer */
+    serve_item *items;                      /* STORE: the items (owned) */
+    size_t nitems;                          /* how many */
+    int batch;                              /* STORE: answer with per-item results */
+    char key_id[PG_SPOOL_KEY_ID_LEN + 1];   /* the caller's key id ("" without keys) */
+    char queue_id[PIGEON_SPOOL_ID_LEN + 1]; /* SHOW/CANCEL: the message */
+    int route;                              /* for metrics */
+    int64_t start_ns;                       /* when the request was dispatched (monotonic) */
+    serve_job *next;                        /* the committer's queue */
+};
+
+/* The committer: a thread, its spool handle and its queue. */
+typedef struct serve_committer {
+    pthread_t thread;       /* the committer thread */
+    pthread_mutex_t lock;   /* guards the fields below */
+    pthread_cond_t wake;    /* signalled when a job arrives or on stop */
+    serve_job *head, *tail; /* jobs waiting */
+    int stopping;           /* finish the queue and exit */
+    size_t queued_estimate; /* messages in the spool, refreshed about every second */
+} serve_committer;
+
+/* The whole service. */
+struct serve_ctx {
+    pigeon_spool *spool;       /* the committer's handle */
+    pg_http_server *http;      /* the HTTP server */
+    serve_committer com;       /* group commits */
+    pigeon_metrics *metrics;   /* the registry for /metrics */
+    pigeon_metric *requests;   /* pigeon_http_requests_total{route,status} */
+    pigeon_metric *latency;    /* pigeon_http_request_duration_seconds{route} */
+    pigeon_metric *commits;    /* pigeon_spool_commits_total */
+    pigeon_metric *committed;  /* pigeon_spool_commit_messages (histogram) */
+    const char *account;       /* --account, or NULL */
+    size_t max_message;        /* --max-message-size */
+    size_t max_queued;         /* --max-queued, 0 for no bound */
+    int no_auth;               /* --no-auth: no keys (loopback only) */
+    pthread_mutex_t keys_lock; /* guards keys and key_rates */
+    pg_spool_key *keys;        /* the live keys, refreshed by the committer */
+    size_t nkeys;              /* how many */
+    double *tokens;            /* per key: rate-limit tokens left (token bucket) */
+    int64_t *tokens_ms;        /* per key: when tokens were last topped up */
+};
+
+/* Starts the committer thread on ctx->spool. */
+int serve_committer_start(serve_ctx *ctx);
+/* Hands a job to the committer (any thread). */
+void serve_committer_push(serve_ctx *ctx, serve_job *job);
+/* Stores what is queued, then stops and joins the thread. */
+void serve_committer_stop(serve_ctx *ctx);
+/* Answers a finished job (serve.c; called on the committer thread). */
+void serve_job_done(serve_ctx *ctx, serve_job *job);
+/* Reloads the keys from the spool into ctx (committer thread). */
+void serve_keys_reload(serve_ctx *ctx);
+/* Frees a job and its items. */
+void serve_job_free(serve_job *job);
+
+/* Answers ex with an RFC 9457 problem (application/problem+json) and records metrics. */
+void serve_problem_respond(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_t start_ns,
+                           int status, const char *detail, int retry_after);
+/* Answers with a JSON body and records metrics. */
+void serve_json_respond(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_t start_ns,
+                        int status, const char *body, size_t len);
+
+/* The same for a job: the log line names its key and message. */
+void serve_job_problem(serve_ctx *ctx, const serve_job *job, int status, const char *detail,
+                       int retry_after);
+void serve_job_json(serve_ctx *ctx, const serve_job *job, int status, const char *body, size_t len,
+                    const char *msg_id);
+
+int64_t serve_now_ns(void);
+
+#endif

@@ -1,0 +1,354 @@
+/*
+ * serve_message.c - a JSON message of the HTTP API composed with the library, as
+ * `pigeon send` composes its options: the same builder, the same validators (addresses,
+ * CR/LF/NUL in headers, UTF-8), so anything that reaches the spool is what the command
+ * would have queued. Each refusal names its field as a JSON Pointer (RFC 6901) in an
+ * RFC 9457 detail: "/to/3: not an address".
+ *
+ * The message object: from (required), to, cc, bcc, reply_to (a string or an array of
+ * strings, each an RFC 5322 address list), subject, text, html, headers (an object of
+ * name: value), attachments (an array of {content: base64, filename, type, content_id}),
+ * account, tags (an array of strings, carried in an X-Pigeon-Tags header). Unknown
+ * members are refused, so that a misspelt "bc" is not silently dropped.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "codec/encode.h"
+#include "pigeon/address.h"
+#include "pigeon/message.h"
+#include "serve.h"
+#include "util/buf.h"
+
+#define MAX_TAGS 32
+
+static int problem(serve_item *item, int status, const char *prefix, const char *field,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int problem(serve_item *item, int status, const char *prefix, const char *field,
+                   const char *fmt, ...)
+{
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    item->problem.status = status;
+    if (prefix[0] == '\0' && field[0] == '\0')
+        snprintf(item->problem.detail, sizeof item->problem.detail, "%s", why);
+    else
+        snprintf(item->problem.detail, sizeof item->problem.detail, "%.40s%.48s: %s", prefix, field,
+                 why);
+    return -1;
+}
+
+static const char *const known[] = {"from",    "to",   "cc",   "bcc",     "reply_to",
+                                    "subject", "text", "html", "headers", "attachments",
+                                    "account", "tags", NULL};
+
+static int check_members(const pg_json_value *v, const char *prefix, serve_item *item)
+{
+    char esc[96];
+    for (const pg_json_value *m = v->head; m != NULL; m = m->next) {
+        size_t i = 0;
+        while (known[i] != NULL && strcmp(known[i], m->key) != 0)
+            i++;
+        if (known[i] == NULL) {
+            pg_json_pointer_escape(m->key, esc + 1, sizeof esc - 1);
+            esc[0] = '/';
+            return problem(item, 400, prefix, esc, "unknown field");
+        }
+    }
+    return 0;
+}
+
+/* A string member, or NULL when absent; a problem when present but not a string or
+ * holding NUL. */
+static int get_string(const pg_json_value *v, const char *name, const char *prefix,
+                      serve_item *item, const char **out)
+{
+    char field[64];
+    const pg_json_value *m = pg_json_get(v, name);
+    *out = NULL;
+    if (m == NULL || m->type == PG_JSON_NULL)
+        return 0;
+    snprintf(field, sizeof field, "/%s", name);
+    if (m->type != PG_JSON_STRING)
+        return problem(item, 400, prefix, field, "must be a string");
+    if (strlen(m->str) != m->len)
+        return problem(item, 400, prefix, field, "contains a NUL character");
+    *out = m->str;
+    return 0;
+}
+
+typedef pigeon_err (*list_setter)(pigeon_message *, const char *);
+
+/* An address field: a string, or an array of strings; each is one address list. */
+static int add_addresses(pigeon_message *msg, const pg_json_value *v, const char *name,
+                         list_setter set, const char *prefix, serve_item *item)
+{
+    char field[64];
+    const pg_json_value *m = pg_json_get(v, name);
+    if (m == NULL || m->type == PG_JSON_NULL)
+        return 0;
+    snprintf(field, sizeof field, "/%s", name);
+    if (m->type == PG_JSON_STRING) {
+        if (strlen(m->str) != m->len || set(msg, m->str) != PIGEON_OK)
+            return problem(item, 400, prefix, field, "not an address: %s",
+                           pigeon_message_error(msg));
+        return 0;
+    }
+    if (m->type != PG_JSON_ARRAY)
+        return problem(item, 400, prefix, field, "must be a string or an array of strings");
+    size_t i = 0;
+    for (const pg_json_value *e = m->head; e != NULL; e = e->next, i++) {
+        snprintf(field, sizeof field, "/%s/%zu", name, i);
+        if (e->type != PG_JSON_STRING)
+            return problem(item, 400, prefix, field, "must be a string");
+        if (strlen(e->str) != e->len || set(msg, e->str) != PIGEON_OK)
+            return problem(item, 400, prefix, field, "not an address: %s",
+                           pigeon_message_error(msg));
+    }
+    return 0;
+}
+
+static int add_headers(pigeon_message *msg, const pg_json_value *v, const char *prefix,
+                       serve_item *item)
+{
+    char field[160], esc[128];
+    const pg_json_value *m = pg_json_get(v, "headers");
+    if (m == NULL || m->type == PG_JSON_NULL)
+        return 0;
+    if (m->type != PG_JSON_OBJECT)
+        return problem(item, 400, prefix, "/headers", "must be an object");
+    for (const pg_json_value *h = m->head; h != NULL; h = h->next) {
+        snprintf(field, sizeof field, "/headers/%s",
+                 pg_json_pointer_escape(h->key, esc, sizeof esc));
+        if (h->type != PG_JSON_STRING)
+            return problem(item, 400, prefix, field, "must be a string");
+        if (strlen(h->key) != h->key_len || strlen(h->str) != h->len ||
+            pigeon_message_add_header(msg, h->key, h->str) != PIGEON_OK)
+            return problem(item, 400, prefix, field, "refused: %s", pigeon_message_error(msg));
+    }
+    return 0;
+}
+
+static int add_attachment(pigeon_message *msg, const pg_json_value *a, const char *field,
+                          const char *prefix, serve_item *item)
+{
+    char sub[96];
+    const char *filename = NULL, *type = NULL, *cid = NULL, *content = NULL;
+    if (a->type != PG_JSON_OBJECT)
+        return problem(item, 400, prefix, field, "must be an object");
+    for (const pg_json_value *m = a->head; m != NULL; m = m->next) {
+        if (strcmp(m->key, "content") != 0 && strcmp(m->key, "filename") != 0 &&
+            strcmp(m->key, "type") != 0 && strcmp(m->key, "content_id") != 0) {
+            snprintf(sub, sizeof sub, "%s/%s", field, m->key);
+            return problem(item, 400, prefix, sub, "unknown field");
+        }
+    }
+    snprintf(sub, sizeof sub, "%s", prefix);
+    char pfx[128];
+    snprintf(pfx, sizeof pfx, "%s%s", prefix, field);
+    if (get_string(a, "content", pfx, item, &content) ||
+        get_string(a, "filename", pfx, item, &filename) ||
+        get_string(a, "type", pfx, item, &type) || get_string(a, "content_id", pfx, item, &cid))
+        return -1;
+    if (content == NULL)
+        return problem(item, 400, pfx, "/content", "required");
+    pg_buf raw;
+    pg_buf_init(&raw);
+    if (pg_b64_decode(&raw, content, strlen(content)) != PIGEON_OK) {
+        pg_buf_cleanup(&raw);
+        return problem(item, 400, pfx, "/content", "not base64");
+    }
+    pigeon_part_opts po = {.filename = filename, .content_type = type, .content_id = cid};
+    pigeon_err e = pigeon_message_attach_buffer(msg, raw.data ? raw.data : "", raw.len, &po);
+    pg_buf_cleanup(&raw);
+    if (e != PIGEON_OK)
+        return problem(item, 400, pfx, "", "refused: %s", pigeon_message_error(msg));
+    return 0;
+}
+
+static int add_attachments(pigeon_message *msg, const pg_json_value *v, const char *prefix,
+                           serve_item *item)
+{
+    char field[64];
+    const pg_json_value *m = pg_json_get(v, "attachments");
+    if (m == NULL || m->type == PG_JSON_NULL)
+        return 0;
+    if (m->type != PG_JSON_ARRAY)
+        return problem(item, 400, prefix, "/attachments", "must be an array");
+    size_t i = 0;
+    for (const pg_json_value *a = m->head; a != NULL; a = a->next, i++) {
+        snprintf(field, sizeof field, "/attachments/%zu", i);
+        if (add_attachment(msg, a, field, prefix, item) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Tags ride in one header: letters, digits and "-_.:", comma-separated. */
+static int add_tags(pigeon_message *msg, const pg_json_value *v, const char *prefix,
+                    serve_item *item)
+{
+    char field[64];
+    const pg_json_value *m = pg_json_get(v, "tags");
+    if (m == NULL || m->type == PG_JSON_NULL)
+        return 0;
+    if (m->type != PG_JSON_ARRAY || m->count > MAX_TAGS)
+        return problem(item, 400, prefix, "/tags", "must be an array of at most %d strings",
+                       MAX_TAGS);
+    pg_buf b;
+    pg_buf_init(&b);
+    size_t i = 0;
+    for (const pg_json_value *t = m->head; t != NULL; t = t->next, i++) {
+        snprintf(field, sizeof field, "/tags/%zu", i);
+        int ok = t->type == PG_JSON_STRING && t->len > 0 && t->len <= 64;
+        for (size_t k = 0; ok && k < t->len; k++) {
+            char c = t->str[k];
+            ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '-' || c == '_' || c == '.' || c == ':';
+        }
+        if (!ok) {
+            pg_buf_cleanup(&b);
+            return problem(item, 400, prefix, field, "a tag is 1-64 of A-Z a-z 0-9 - _ . :");
+        }
+        pg_buf_printf(&b, "%s%s", i ? ", " : "", t->str);
+    }
+    pigeon_err e = b.len > 0 ? pigeon_message_add_header(msg, "X-Pigeon-Tags", b.data) : PIGEON_OK;
+    pg_buf_cleanup(&b);
+    return e == PIGEON_OK ? 0 : problem(item, 400, prefix, "/tags", "refused");
+}
+
+/* The key's From domains ("" = any), comma-separated, compared without case. */
+static int domain_allowed(const pg_spool_key *key, const char *domain)
+{
+    if (key == NULL || key->domains[0] == '\0')
+        return 1;
+    size_t n = strlen(domain);
+    for (const char *p = key->domains; *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        if (len == n && strncasecmp(p, domain, n) == 0)
+            return 1;
+        p += len + (comma != NULL);
+    }
+    return 0;
+}
+
+static char *addr_of(const pigeon_mailbox *mb)
+{
+    char *out = NULL;
+    pigeon_err e = pigeon_mailbox_addr_spec(mb, 0, &out);
+    if (e == PIGEON_ERR_ADDRESS)
+        e = pigeon_mailbox_addr_spec(mb, 1, &out);
+    return e == PIGEON_OK ? out : NULL;
+}
+
+/* The envelope and the written bytes. */
+static int finish(pigeon_message *msg, const serve_compose_opts *opts, const char *prefix,
+                  serve_item *item)
+{
+    const pigeon_mailbox *from = pigeon_message_envelope_from(msg);
+    size_t n = pigeon_message_rcpt_count(msg);
+    if (n == 0)
+        return problem(item, 400, prefix, "/to", "at least one recipient (to, cc or bcc)");
+    if (!domain_allowed(opts->key, from->domain) && !domain_allowed(opts->key, from->domain_ascii))
+        return problem(item, 403, prefix, "/from", "this key may not send from %s", from->domain);
+    item->rcpts = calloc(n, sizeof *item->rcpts);
+    item->mail_from = addr_of(from);
+    if (item->rcpts == NULL || item->mail_from == NULL)
+        return problem(item, 503, prefix, "", "out of memory");
+    item->nrcpts = n;
+    for (size_t i = 0; i < n; i++) {
+        if ((item->rcpts[i] = addr_of(pigeon_message_rcpt(msg, i))) == NULL)
+            return problem(item, 503, prefix, "", "out of memory");
+    }
+    const char *mid = pigeon_message_get_message_id(msg);
+    if (mid != NULL) {
+        size_t len = strlen(mid) + 3;
+        if ((item->message_id = malloc(len)) != NULL)
+            snprintf(item->message_id, len, "<%s>", mid);
+    }
+    pigeon_err e = pigeon_message_write_buffer(msg, NULL, &item->data, &item->len);
+    if (e != PIGEON_OK)
+        return problem(item, 400, prefix, "", "cannot write the message: %s",
+                       pigeon_message_error(msg));
+    if (item->len > opts->max_message)
+        return problem(item, 413, prefix, "", "the message is %zu bytes, over the %zu allowed",
+                       item->len, opts->max_message);
+    return 0;
+}
+
+static int compose(pigeon_message *msg, const pg_json_value *v, const char *prefix,
+                   const serve_compose_opts *opts, serve_item *item)
+{
+    const char *from = NULL, *subject = NULL, *text = NULL, *html = NULL, *account = NULL;
+    if (v->type != PG_JSON_OBJECT)
+        return problem(item, 400, prefix, "", "a message must be a JSON object");
+    if (check_members(v, prefix, item) || get_string(v, "from", prefix, item, &from) ||
+        get_string(v, "subject", prefix, item, &subject) ||
+        get_string(v, "text", prefix, item, &text) || get_string(v, "html", prefix, item, &html) ||
+        get_string(v, "account", prefix, item, &account))
+        return -1;
+    if (from == NULL)
+        return problem(item, 400, prefix, "/from", "required");
+    if (pigeon_message_set_from(msg, from) != PIGEON_OK)
+        return problem(item, 400, prefix, "/from", "not an address: %s", pigeon_message_error(msg));
+    if (add_addresses(msg, v, "to", pigeon_message_add_to, prefix, item) ||
+        add_addresses(msg, v, "cc", pigeon_message_add_cc, prefix, item) ||
+        add_addresses(msg, v, "bcc", pigeon_message_add_bcc, prefix, item) ||
+        add_addresses(msg, v, "reply_to", pigeon_message_add_reply_to, prefix, item))
+        return -1;
+    if (subject != NULL && pigeon_message_set_subject(msg, subject) != PIGEON_OK)
+        return problem(item, 400, prefix, "/subject", "refused: %s", pigeon_message_error(msg));
+    if (text != NULL && pigeon_message_set_text(msg, text, strlen(text)) != PIGEON_OK)
+        return problem(item, 400, prefix, "/text", "refused: %s", pigeon_message_error(msg));
+    if (html != NULL && pigeon_message_set_html(msg, html, strlen(html)) != PIGEON_OK)
+        return problem(item, 400, prefix, "/html", "refused: %s", pigeon_message_error(msg));
+    if (add_headers(msg, v, prefix, item) || add_attachments(msg, v, prefix, item) ||
+        add_tags(msg, v, prefix, item))
+        return -1;
+    /* The key decides the account; a request may name it only to say the same. */
+    if (opts->key != NULL && account != NULL && strcmp(account, opts->key->account) != 0)
+        return problem(item, 403, prefix, "/account", "this key sends only through %s",
+                       opts->key->account);
+    const char *acct = opts->key != NULL ? opts->key->account : account ? account : opts->account;
+    if (acct == NULL || acct[0] == '\0')
+        return problem(item, 400, prefix, "/account", "required (no default account)");
+    if ((item->account = strdup(acct)) == NULL)
+        return problem(item, 503, prefix, "", "out of memory");
+    return finish(msg, opts, prefix, item);
+}
+
+void serve_compose(const pg_json_value *v, const char *prefix, const serve_compose_opts *opts,
+                   serve_item *item)
+{
+    pigeon_message *msg = pigeon_message_new();
+    if (msg == NULL) {
+        problem(item, 503, prefix, "", "out of memory");
+        return;
+    }
+    compose(msg, v, prefix, opts, item);
+    pigeon_message_free(msg);
+}
+
+void serve_item_cleanup(serve_item *item)
+{
+    if (item == NULL)
+        return;
+    free(item->data);
+    free(item->account);
+    free(item->mail_from);
+    for (size_t i = 0; item->rcpts != NULL && i < item->nrcpts; i++)
+        free(item->rcpts[i]);
+    free(item->rcpts);
+    free(item->message_id);
+    free(item->idem);
+    memset(item, 0, sizeof *item);
+}

@@ -1,0 +1,264 @@
+/*
+ * spool_sqlite_api.c - keys and message owners in the SQLite spool (see spool/spool_api.h).
+ *
+ * Two tables beside the queue's, created on first use. Statements are prepared per call
+ * (these calls are rare next to enqueues, or ride along with them inside a batch) and run
+ * in the caller's transaction when a batch is open, else each in its own (autocommit,
+ * durable with the file's synchronous=FULL).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "spool/spool_api.h"
+#include "spool/spool_sqlite.h"
+
+static const char schema[] =
+    "CREATE TABLE IF NOT EXISTS api_keys ("
+    " id TEXT PRIMARY KEY, hash BLOB NOT NULL, account TEXT NOT NULL, domains TEXT NOT NULL,"
+    " scopes TEXT NOT NULL, rate REAL NOT NULL, created_ms INTEGER NOT NULL,"
+    " revoked_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS api_messages ("
+    " queue_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, idem TEXT, req_sha BLOB NOT NULL,"
+    " created_ms INTEGER NOT NULL, cancelled_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS api_messages_idem ON api_messages(key_id, idem)"
+    " WHERE idem IS NOT NULL;";
+
+/* Creates the tables once per handle (cheap after the first time: IF NOT EXISTS). */
+static pigeon_err ensure(pg_spool_sq *q)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(q->db, schema, NULL, NULL, &msg);
+    sqlite3_free(msg);
+    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "creating the API tables");
+}
+
+/* Prepares sql; the tables are created only when they are missing (the first use of a
+ * file), so that the common case costs one prepare. */
+static pigeon_err prepare(pg_spool_sq *q, const char *sql, sqlite3_stmt **st)
+{
+    int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
+    if (rc == SQLITE_ERROR) {
+        pigeon_err err = ensure(q);
+        if (err != PIGEON_OK)
+            return err;
+        rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
+    }
+    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "preparing an API statement");
+}
+
+/* Runs a statement that returns no rows and finalizes it. */
+static pigeon_err run(pg_spool_sq *q, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
+}
+
+static void copy_text(char *out, size_t size, const unsigned char *s)
+{
+    snprintf(out, size, "%s", s != NULL ? (const char *)s : "");
+}
+
+static pigeon_err sq_key_add(void *be, const pg_spool_key *k)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = prepare(q,
+                             "INSERT INTO api_keys(id, hash, account, domains, scopes, rate,"
+                             " created_ms) VALUES (?,?,?,?,?,?,?)",
+                             &st);
+    if (err != PIGEON_OK)
+        return err;
+    pg_spool_sq_bind_text(st, 1, k->id);
+    sqlite3_bind_blob(st, 2, k->hash, 32, SQLITE_STATIC);
+    pg_spool_sq_bind_text(st, 3, k->account);
+    pg_spool_sq_bind_text(st, 4, k->domains);
+    pg_spool_sq_bind_text(st, 5, k->scopes);
+    sqlite3_bind_double(st, 6, k->rate);
+    sqlite3_bind_int64(st, 7, k->created_ms);
+    return run(q, st, "storing an API key");
+}
+
+static void key_row(sqlite3_stmt *st, pg_spool_key *k)
+{
+    memset(k, 0, sizeof *k);
+    copy_text(k->id, sizeof k->id, sqlite3_column_text(st, 0));
+    if (sqlite3_column_bytes(st, 1) == 32)
+        memcpy(k->hash, sqlite3_column_blob(st, 1), 32);
+    copy_text(k->account, sizeof k->account, sqlite3_column_text(st, 2));
+    copy_text(k->domains, sizeof k->domains, sqlite3_column_text(st, 3));
+    copy_text(k->scopes, sizeof k->scopes, sqlite3_column_text(st, 4));
+    k->rate = sqlite3_column_double(st, 5);
+    k->created_ms = sqlite3_column_int64(st, 6);
+    k->revoked_ms = sqlite3_column_int64(st, 7);
+}
+
+#define KEY_COLUMNS "id, hash, account, domains, scopes, rate, created_ms, revoked_ms"
+
+static pigeon_err sq_key_get(void *be, const char *id, pg_spool_key *out)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = prepare(q, "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = ?", &st);
+    if (err != PIGEON_OK)
+        return err;
+    pg_spool_sq_bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        key_row(st, out);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return PIGEON_OK;
+    if (rc == SQLITE_DONE)
+        return pg_spool_fail(q->diag, PIGEON_ERR_NOTFOUND, "no API key %s", id);
+    return pg_spool_sq_err(q, rc, "reading an API key");
+}
+
+static pigeon_err sq_key_list(void *be, int (*fn)(void *ctx, const pg_spool_key *key), void *ctx)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err =
+        prepare(q, "SELECT " KEY_COLUMNS " FROM api_keys ORDER BY created_ms, id", &st);
+    if (err != PIGEON_OK)
+        return err;
+    int rc;
+    pg_spool_key k;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        key_row(st, &k);
+        if (fn(ctx, &k) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, "listing API keys");
+}
+
+static pigeon_err sq_key_revoke(void *be, const char *id, int64_t now_ms)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err =
+        prepare(q, "UPDATE api_keys SET revoked_ms = ? WHERE id = ? AND revoked_ms = 0", &st);
+    if (err != PIGEON_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, now_ms);
+    pg_spool_sq_bind_text(st, 2, id);
+    if ((err = run(q, st, "revoking an API key")) != PIGEON_OK)
+        return err;
+    if (sqlite3_changes(q->db) == 0)
+        return pg_spool_fail(q->diag, PIGEON_ERR_NOTFOUND, "no live API key %s", id);
+    return PIGEON_OK;
+}
+
+static pigeon_err sq_owner_add(void *be, const char *queue_id, const char *key_id, const char *idem,
+                               const unsigned char sha[32], int64_t now_ms)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = prepare(q,
+                             "INSERT INTO api_messages(queue_id, key_id, idem, req_sha,"
+                             " created_ms) VALUES (?,?,?,?,?)",
+                             &st);
+    if (err != PIGEON_OK)
+        return err;
+    pg_spool_sq_bind_text(st, 1, queue_id);
+    pg_spool_sq_bind_text(st, 2, key_id);
+    pg_spool_sq_bind_text(st, 3, idem);
+    sqlite3_bind_blob(st, 4, sha, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now_ms);
+    return run(q, st, "recording a message's owner");
+}
+
+static pigeon_err sq_owner_get(void *be, const char *queue_id, char *key_id, size_t size,
+                               int64_t *cancelled_ms)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err =
+        prepare(q, "SELECT key_id, cancelled_ms FROM api_messages WHERE queue_id = ?", &st);
+    if (err != PIGEON_OK)
+        return err;
+    pg_spool_sq_bind_text(st, 1, queue_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_text(key_id, size, sqlite3_column_text(st, 0));
+        if (cancelled_ms != NULL)
+            *cancelled_ms = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return PIGEON_OK;
+    if (rc == SQLITE_DONE)
+        return pg_spool_fail(q->diag, PIGEON_ERR_NOTFOUND, "no message %s", queue_id);
+    return pg_spool_sq_err(q, rc, "reading a message's owner");
+}
+
+static pigeon_err sq_owner_cancel(void *be, const char *queue_id, int64_t now_ms)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = prepare(q, "UPDATE api_messages SET cancelled_ms = ? WHERE queue_id = ?", &st);
+    if (err != PIGEON_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, now_ms);
+    pg_spool_sq_bind_text(st, 2, queue_id);
+    return run(q, st, "cancelling a message");
+}
+
+static pigeon_err sq_idem_find(void *be, const char *key_id, const char *idem, int64_t since_ms,
+                               char *queue_id, unsigned char sha[32])
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = prepare(q,
+                             "SELECT queue_id, req_sha FROM api_messages WHERE key_id = ?"
+                             " AND idem = ? AND created_ms >= ? ORDER BY created_ms DESC"
+                             " LIMIT 1",
+                             &st);
+    if (err != PIGEON_OK)
+        return err;
+    pg_spool_sq_bind_text(st, 1, key_id);
+    pg_spool_sq_bind_text(st, 2, idem);
+    sqlite3_bind_int64(st, 3, since_ms);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_text(queue_id, PIGEON_SPOOL_ID_LEN + 1, sqlite3_column_text(st, 0));
+        memset(sha, 0, 32);
+        if (sqlite3_column_bytes(st, 1) == 32)
+            memcpy(sha, sqlite3_column_blob(st, 1), 32);
+    }
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return PIGEON_OK;
+    if (rc == SQLITE_DONE)
+        return PIGEON_ERR_NOTFOUND;
+    return pg_spool_sq_err(q, rc, "reading an idempotency key");
+}
+
+static pigeon_err sq_owner_expire(void *be, int64_t before_ms)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = prepare(q,
+                             "DELETE FROM api_messages WHERE created_ms < ? AND queue_id NOT IN"
+                             " (SELECT queue_id FROM message)",
+                             &st);
+    if (err != PIGEON_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, before_ms);
+    return run(q, st, "expiring message owners");
+}
+
+const pg_spool_api_ops pg_spool_sq_api_ops = {
+    .key_add = sq_key_add,
+    .key_get = sq_key_get,
+    .key_list = sq_key_list,
+    .key_revoke = sq_key_revoke,
+    .owner_add = sq_owner_add,
+    .owner_get = sq_owner_get,
+    .owner_cancel = sq_owner_cancel,
+    .idem_find = sq_idem_find,
+    .owner_expire = sq_owner_expire,
+};
