@@ -10,6 +10,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 #include "cli.h"
 #include "queue.h"
+#include "sdnotify.h"
 #include "serve.h"
 
 #define DEFAULT_MAX_MESSAGE (10u * 1024 * 1024)
@@ -181,8 +183,9 @@ static int run(serve_ctx *ctx, const serve_opts *o)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGPIPE);
-    /* Blocked before any thread starts, so that only sigwait below sees them. */
+    /* Blocked before any thread starts, so that only sigtimedwait below sees them. */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    sdnotify_init(); /* before any thread: it edits the environment */
     pg_http_server_opts ho = {
         .listen = o->listen,
         .handler = serve_handle,
@@ -213,10 +216,15 @@ static int run(serve_ctx *ctx, const serve_opts *o)
     }
     fprintf(stderr, "pigeon: serving HTTP on %s (port %u)%s\n", o->listen,
             pg_http_server_port(ctx->http), o->tls_cert ? " with TLS" : "");
-    int sig = 0;
+    sdnotify_send("READY=1\nSTATUS=accepting messages");
+    int sig;
     do {
-        sigwait(&set, &sig);
-    } while (sig == SIGPIPE);
+        /* Wakes at least every 200 ms to ping the systemd watchdog, if there is one. */
+        struct timespec tick = {0, 200 * 1000000L};
+        sdnotify_watchdog();
+        sig = sigtimedwait(&set, NULL, &tick);
+    } while (sig != SIGTERM && sig != SIGINT);
+    sdnotify_send("STOPPING=1\nSTATUS=storing and answering what was taken");
     /* Stop taking requests, store and answer what was taken, then close. */
     serve_committer_stop(ctx);
     pg_http_server_free(ctx->http);

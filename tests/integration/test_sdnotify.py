@@ -106,6 +106,31 @@ def ready_watchdog_reload_stop():
 
 
 @test
+def serve_ready_watchdog_stop():
+    """`pigeon serve` (pigeon-serve.service, Type=notify) says READY=1 only once it is
+    listening, pings the watchdog, and says STOPPING=1 on SIGTERM."""
+    m = Manager()
+    d = harness.tmpdir("pigeon-sdnotify-serve-")
+    port = harness.free_port()
+    env = {"HOME": d, "XDG_STATE_HOME": os.path.join(d, "state"), "NOTIFY_SOCKET": m.address,
+           "WATCHDOG_USEC": "800000"}
+    proc = harness.spawn([harness.pigeon_path(), "serve", "--http-listen", f"127.0.0.1:{port}",
+                          "--no-auth", "--account", "main",
+                          "--spool", os.path.join(d, "spool.db")], env=env)
+    pid, ready = m.wait_for("READY")
+    assert pid == proc.pid and ready["READY"] == "1", (pid, proc.pid, ready)
+    with socket.create_connection(("127.0.0.1", port), timeout=5):
+        pass  # listening by the time it said READY
+    got = m.wait_for("WATCHDOG", timeout=2)
+    assert got[0] == proc.pid and got[1]["WATCHDOG"] == "1", got
+    os.kill(proc.pid, signal.SIGTERM)
+    pid, stopping = m.wait_for("STOPPING")
+    assert pid == proc.pid and stopping["STOPPING"] == "1", stopping
+    assert proc.wait(20) == 0, harness.read_log(proc)
+    m.close()
+
+
+@test
 def abstract_socket_and_once():
     m = Manager(abstract=True)
     proc = start(m, {}, "--once")
