@@ -228,6 +228,7 @@ static void conf_load(daemon_state *d, daemon_conf *c, const char *account, cons
     if (rc == 0) {
         deliver_opts none;
         memset(&none, 0, sizeof none);
+        none.cancel = &d->stopping; /* SIGTERM stops a hanging password_command */
         if (deliver_plan_opts(&c->cfg, &none, &c->opts, &c->secret) != 0) {
             snprintf(err, sizeof err, "account \"%s\": invalid settings (see the log)", account);
             rc = EX_CONFIG;

@@ -59,25 +59,34 @@ static void transcript_to_stderr(void *ctx, pigeon_transcript_dir dir, int64_t u
                 (int)(unix_ms % 1000), tag, line);
 }
 
+/* The deadline of a password or token command (password_command_timeout, else 30 s). */
+static int command_timeout_ms(const cfg_settings *cfg)
+{
+    const char *v = cfg_get(cfg, K_PASSWORD_COMMAND_TIMEOUT);
+    return v != NULL ? atoi(v) * 1000 : SECRET_COMMAND_TIMEOUT_MS;
+}
+
 /* The secret for AUTH: command line sources, then the environment, then the account. */
 static int resolve_secret(cfg_settings *cfg, const deliver_opts *o, char **out, char *err,
                           size_t errlen)
 {
+    int tmo = command_timeout_ms(cfg);
     *out = NULL;
     if (o->password_file != NULL)
         *out = secret_from_file(o->password_file, 1, err, errlen);
     else if (o->password_command != NULL)
-        *out = secret_from_command(o->password_command, err, errlen);
+        *out = secret_from_command(o->password_command, tmo, o->cancel, err, errlen);
     else if (getenv("PIGEON_PASSWORD") != NULL && *getenv("PIGEON_PASSWORD") != '\0')
         *out = strdup(getenv("PIGEON_PASSWORD"));
     else if (cfg_get(cfg, K_OAUTH_TOKEN_COMMAND) != NULL)
-        *out = secret_from_command(cfg_get(cfg, K_OAUTH_TOKEN_COMMAND), err, errlen);
+        *out =
+            secret_from_command(cfg_get(cfg, K_OAUTH_TOKEN_COMMAND), tmo, o->cancel, err, errlen);
     else if (cfg_get(cfg, K_PASSWORD) != NULL)
         *out = strdup(cfg_get(cfg, K_PASSWORD));
     else if (cfg_get(cfg, K_PASSWORD_FILE) != NULL)
         *out = secret_from_file(cfg_get(cfg, K_PASSWORD_FILE), 1, err, errlen);
     else if (cfg_get(cfg, K_PASSWORD_COMMAND) != NULL)
-        *out = secret_from_command(cfg_get(cfg, K_PASSWORD_COMMAND), err, errlen);
+        *out = secret_from_command(cfg_get(cfg, K_PASSWORD_COMMAND), tmo, o->cancel, err, errlen);
     else
         return 0; /* no secret anywhere: send without AUTH */
     return *out != NULL ? 0 : EX_CONFIG;
@@ -106,10 +115,8 @@ int deliver_plan_opts(cfg_settings *cfg, const deliver_opts *o, pigeon_smtp_opts
     }
     so->ca_file = cfg_get(cfg, K_CA_FILE);
     so->fingerprint = cfg_get(cfg, K_TLS_FINGERPRINT);
-    const char *insecure = cfg_get(cfg, K_INSECURE);
-    so->insecure =
-        insecure != NULL && (strcasecmp(insecure, "yes") == 0 ||
-                             strcasecmp(insecure, "true") == 0 || strcmp(insecure, "1") == 0);
+    int insecure = 0;
+    so->insecure = cfg_bool(cfg_get(cfg, K_INSECURE), &insecure) == 0 && insecure;
     so->helo = cfg_get(cfg, K_HELO);
     so->user = cfg_get(cfg, K_USER);
     so->provider = cfg_get(cfg, K_PROVIDER);

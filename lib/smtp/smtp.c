@@ -546,9 +546,10 @@ static pigeon_err open_connection(pigeon_smtp *s)
                                   conn_trace, s, why, sizeof why);
     if (err == PIGEON_OK)
         return PIGEON_OK; /* the transport's trace already said "connected to ..." */
+    /* why is already a whole sentence naming the host and port ("cannot connect to X
+     * port N: ..." or "cannot resolve X: ..."): said once. */
     pg_smtp_fail(s, err == PIGEON_ERR_INVALID ? PIGEON_FAIL_CONFIG : PIGEON_FAIL_NETWORK, err,
-                 "connect", "cannot connect to %s port %u: %s", s->o.host, (unsigned)s->o.port,
-                 why);
+                 "connect", "%s", why[0] != '\0' ? why : "cannot connect");
     if (strstr(why, "refused") != NULL)
         s->res->hint = pg_hint_for_situation(PG_HINT_CONNECT_REFUSED, s->o.port);
     pg_smtp_set_state(s, PG_ST_BROKEN);

@@ -447,6 +447,12 @@ static const writer_case writer_cases[] = {
      0,
      "From: a@x.org\r\nSubject: folded\r\n\tsubject\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
      "message-id: <2@x.org>\r\n\r\n"},
+    {"resent-bcc stripped like bcc (RFC 5322 3.6.6), resent-to kept",
+     "From: a@x.org\nResent-From: r@x.org\nResent-To: t@y.org\nResent-Bcc: hidden@z.org,\n"
+     " other@z.org\nresent-bcc:\nDate: d\nMessage-ID: <9@x>\n\nbody\n",
+     0,
+     "From: a@x.org\r\nResent-From: r@x.org\r\nResent-To: t@y.org\r\nDate: d\r\n"
+     "Message-ID: <9@x>\r\n\r\n"},
     {"date and message-id added, east of utc", "From: A <a@x.org>\nSubject: s\n\nbody\n", 480,
      "From: A <a@x.org>\r\nSubject: s\r\nDate: Wed, 15 Nov 2023 06:13:20 +0800\r\n"
      "Message-ID: <RANDOM@x.org>\r\n\r\n"},
