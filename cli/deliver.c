@@ -198,7 +198,7 @@ static int result_status(const pigeon_send_result *r)
         return EX_CONFIG;
     case PIGEON_FAIL_DATA:
         return EX_DATAERR;
-    case PIGEON_FAIL_TLS:
+    case PIGEON_FAIL_TLS: /* a certificate or mode problem: handshake failures are deferred */
     case PIGEON_FAIL_REJECTED:
     case PIGEON_FAIL_TOO_LARGE:
     default:
@@ -328,7 +328,7 @@ static int retryable(const pigeon_send_result *r)
     for (size_t i = 0; i < r->rcpt_count; i++)
         if (r->rcpts[i].status == PIGEON_RCPT_ACCEPTED)
             return 0;
-    return pigeon_fail_class_is_temporary(r->fail_class);
+    return pigeon_send_result_is_temporary(r);
 }
 
 /* One attempt: connect, send (message or raw), quit. */
@@ -357,8 +357,8 @@ static void attempt(struct conn_plan *plan, pigeon_message *msg, const struct ra
                                     raw->size, plan->o->raw_8bit, res);
         pigeon_smtp_quit(s);
     } else if (res->status == PIGEON_SEND_NONE) {
-        res->status = pigeon_fail_class_is_temporary(res->fail_class) ? PIGEON_SEND_DEFERRED
-                                                                      : PIGEON_SEND_FAILED;
+        res->status =
+            pigeon_send_result_is_temporary(res) ? PIGEON_SEND_DEFERRED : PIGEON_SEND_FAILED;
     }
     pigeon_smtp_free(s);
 }
@@ -375,9 +375,8 @@ static void mark_deferred(const pigeon_send_result *r, const struct raw_job *raw
                           unsigned char *flags)
 {
     int per_rcpt = r->rcpt_count == raw->nrcpts;
-    int temporary =
-        r->status == PIGEON_SEND_DEFERRED ||
-        (r->status != PIGEON_SEND_SENT && pigeon_fail_class_is_temporary(r->fail_class));
+    int temporary = r->status == PIGEON_SEND_DEFERRED ||
+                    (r->status != PIGEON_SEND_SENT && pigeon_send_result_is_temporary(r));
     for (size_t i = 0; i < raw->nrcpts; i++) {
         if (per_rcpt)
             flags[i] = r->rcpts[i].status == PIGEON_RCPT_DEFERRED ||
