@@ -544,14 +544,16 @@ static int has_text(const char *s, size_t n)
  * RFC 5322 2.2.3: a line over PG_RAWMSG_LINE_MAX octets is folded by putting CRLF before a
  * white space character, which unfolding removes again, so the field means the same. Each
  * fold is at the last white space that keeps the line within the limit and leaves text on
- * the line before it (a line of white space only is not a fold, 3.2.2). Writes the line
+ * the line before it and after it (a line of white space only is not a fold, 3.2.2).
+ * Writes the line
  * and its CRLF to out when out is not NULL; returns -1 when there is no such place.
  */
 static int fold_line(pg_buf *out, const char *s, size_t n)
 {
     while (n > PG_RAWMSG_LINE_MAX) {
         size_t cut = PG_RAWMSG_LINE_MAX;
-        while (cut > 1 && !((s[cut] == ' ' || s[cut] == '\t') && has_text(s + 1, cut - 1)))
+        while (cut > 1 && !((s[cut] == ' ' || s[cut] == '\t') && has_text(s + 1, cut - 1) &&
+                            has_text(s + cut, n - cut)))
             cut--;
         if (cut <= 1)
             return -1;
