@@ -114,6 +114,45 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The signal that interrupted a command run by a single-threaded caller, or 0. */
+static volatile sig_atomic_t caught_signal;
+
+static void on_stop_signal(int sig)
+{
+    caught_signal = sig;
+}
+
+/* Whether to give up on the command: the daemon's stop flag, or a stop signal. */
+static int stopped(const atomic_int *cancel)
+{
+    return (cancel != NULL && atomic_load(cancel)) || caught_signal != 0;
+}
+
+/* The stop signals of a one-shot command (send, sendmail): the command runs in its own
+ * process group, out of reach of the terminal's ^C and of a kill of ours, so they are
+ * caught while it runs, the group is killed, and the signal is then taken as usual. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define NSTOP (sizeof stop_signals / sizeof stop_signals[0])
+
+static void catch_stops(struct sigaction *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    caught_signal = 0;
+    for (size_t i = 0; i < NSTOP; i++)
+        sigaction(stop_signals[i], &sa, &old[i]);
+}
+
+static void release_stops(const struct sigaction *old)
+{
+    for (size_t i = 0; i < NSTOP; i++)
+        sigaction(stop_signals[i], &old[i], NULL);
+    if (caught_signal != 0)
+        raise(caught_signal);
+}
+
 /* In the child: a process group of its own, default signal dispositions and an empty
  * mask (the daemon blocks SIGTERM in every thread, and exec keeps the mask), standard
  * input from /dev/null, standard output to the pipe. Only async-signal-safe calls. */
@@ -149,8 +188,8 @@ static int read_first_line(int fd, struct cmd_run *r, int64_t deadline, const at
                            const char *cmd, int timeout_ms, char *err, size_t errlen)
 {
     while (!r->line_done) {
-        if (cancel != NULL && atomic_load(cancel)) {
-            snprintf(err, errlen, "password command stopped (shutting down): %s", cmd);
+        if (stopped(cancel)) {
+            snprintf(err, errlen, "password command stopped (signal): %s", cmd);
             return -1;
         }
         int64_t left = deadline - mono_ms();
@@ -201,8 +240,8 @@ static int wait_exit(pid_t pid, int *status, int64_t deadline, const atomic_int 
             snprintf(err, errlen, "password command: waitpid: %s", strerror(errno));
             return -1;
         }
-        if (cancel != NULL && atomic_load(cancel)) {
-            snprintf(err, errlen, "password command stopped (shutting down): %s", cmd);
+        if (stopped(cancel)) {
+            snprintf(err, errlen, "password command stopped (signal): %s", cmd);
             return -1;
         }
         if (mono_ms() >= deadline) {
@@ -234,6 +273,7 @@ char *secret_from_command(const char *cmd, int timeout_ms, const atomic_int *can
     int fds[2] = {-1, -1};
     int status = 0;
     pid_t pid = -1;
+    struct sigaction old_actions[NSTOP];
     if (timeout_ms <= 0)
         timeout_ms = SECRET_COMMAND_TIMEOUT_MS;
     int64_t deadline = mono_ms() + timeout_ms;
@@ -252,6 +292,10 @@ char *secret_from_command(const char *cmd, int timeout_ms, const atomic_int *can
     if (pid == 0)
         child_exec(cmd, fds[1]);
     setpgid(pid, pid);
+    /* The daemon (cancel given) blocks its signals in every thread and has its own stop
+     * flag; a one-shot command catches them for as long as the command runs. */
+    if (cancel == NULL)
+        catch_stops(old_actions);
     close(fds[1]);
     fds[1] = -1;
     int rc = read_first_line(fds[0], r, deadline, cancel, cmd, timeout_ms, err, errlen);
@@ -266,9 +310,13 @@ char *secret_from_command(const char *cmd, int timeout_ms, const atomic_int *can
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
         pid = -1;
+        if (cancel == NULL)
+            release_stops(old_actions); /* a caught signal now takes its course */
         goto done;
     }
     pid = -1;
+    if (cancel == NULL)
+        release_stops(old_actions);
     if (!exit_ok(status, r->closed_early)) {
         if (WIFSIGNALED(status))
             snprintf(err, errlen, "password command was killed by signal %d: %s", WTERMSIG(status),

@@ -147,6 +147,25 @@ def daemon_waiting_on_password_command_stops_at_sigterm():
     assert m["counts"]["failed"] == 0 and m["counts"]["delivered"] == 0, m
 
 
+@test
+def sigterm_to_send_kills_the_command_too():
+    d = harness.tmpdir("harden-send-")
+    started = os.path.join(d, "started")
+    marker = "989.%d" % os.getpid()
+    path = write(account(9, "user = %s\npassword_command = touch %s; sleep %s\n"
+                         % (USER, started, marker)))
+    env = {k: v for k, v in env_for(path).items() if v is not None}
+    proc = harness.spawn([harness.pigeon_path(), "send", "--to", "r@example.com", "--subject",
+                          "s", "--text", "t"], env=env)
+    try:
+        harness.wait_for(lambda: os.path.exists(started), 15, what="the command started")
+        proc.send_signal(signal.SIGTERM)  # to pigeon alone, as `kill PID` does
+        assert proc.wait(10) == -signal.SIGTERM
+        harness.wait_for(lambda: not running_with(marker), 5, what="the command killed")
+    finally:
+        harness.stop(proc)
+
+
 # ---- 3. who may write the file ---------------------------------------------------------
 
 @test
