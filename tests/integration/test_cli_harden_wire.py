@@ -161,14 +161,42 @@ def untrusted_certificate_is_permanent_69():
     assert r["error"]["class"] == "tls" and r["status"] == "failed", r
 
 
-def daemon_env():
+def daemon_env(port=9, tls="none"):
     d = harness.tmpdir("harden-daemon-")
     cfg = os.path.join(d, "config")
     with open(cfg, "w") as f:
-        f.write("[account main]\nhost = 127.0.0.1\nport = 9\ntls = none\n")
+        f.write("[account main]\nhost = 127.0.0.1\nport = %d\ntls = %s\ntimeout = 10\n"
+                % (port, tls))
     os.chmod(cfg, 0o600)
     return {"PIGEON_CONFIG": cfg, "HOME": d, "XDG_STATE_HOME": os.path.join(d, "state"),
             "PIGEON_PASSWORD": None}, d
+
+
+def daemon_outcome(env, d):
+    rc, out, err = harness.pigeon("send", "--queue", "--from", FROM, "--to", "r@example.com",
+                                  "--subject", "s", "--text", "t", env=env)
+    assert rc == 0, err
+    rc, out, err = harness.pigeon("daemon", "--once", "--log-file", os.path.join(d, "log"),
+                                  env=env, timeout=60)
+    assert rc == 0, err
+    rc, out, err = harness.pigeon("queue", "list", "--json", env=env)
+    [m] = json.loads(out)
+    return m["counts"]
+
+
+@test
+def daemon_agrees_tls_garbage_retried_bad_certificate_failed():
+    port, stop = garbage_tls_server()
+    try:
+        env, d = daemon_env(port, "implicit")
+        counts = daemon_outcome(env, d)
+    finally:
+        stop.set()
+    assert counts["deferred"] == 1 and counts["failed"] == 0, counts
+    with servers.AioSmtpd(tls="implicit") as srv:
+        env, d = daemon_env(srv.port, "implicit")
+        counts = daemon_outcome(env, d)
+    assert counts["failed"] == 1 and counts["deferred"] == 0, counts
 
 
 @test
