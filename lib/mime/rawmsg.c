@@ -548,15 +548,16 @@ static int has_text(const char *s, size_t n)
  * Writes the line
  * and its CRLF to out when out is not NULL; returns -1 when there is no such place.
  */
-static int fold_line(pg_buf *out, const char *s, size_t n)
+static int fold_line(pg_buf *out, const char *s, size_t n, size_t body)
 {
     while (n > PG_RAWMSG_LINE_MAX) {
         size_t cut = PG_RAWMSG_LINE_MAX;
-        while (cut > 1 && !((s[cut] == ' ' || s[cut] == '\t') && has_text(s + 1, cut - 1) &&
-                            has_text(s + cut, n - cut)))
+        while (cut > body && !((s[cut] == ' ' || s[cut] == '\t') && has_text(s + 1, cut - 1) &&
+                               has_text(s + cut, n - cut)))
             cut--;
-        if (cut <= 1)
+        if (cut <= body)
             return -1;
+        body = 1;
         if (out != NULL) {
             pg_buf_append(out, s, cut);
             pg_buf_append(out, "\r\n", 2);
@@ -571,16 +572,21 @@ static int fold_line(pg_buf *out, const char *s, size_t n)
     return 0;
 }
 
-/* Writes (out not NULL) or checks (out NULL) a field line by line, folding long lines. */
+/* Writes (out not NULL) or checks (out NULL) a field line by line, folding long lines.
+ * The first line folds only after the colon: white space between the name and the colon
+ * (RFC 5322 4.5, obsolete) is not FWS, and a fold there would cut the name off. */
 static int fold_field(pg_buf *out, const char *s, size_t n)
 {
+    const char *colon = memchr(s, ':', n);
+    size_t body = colon != NULL ? (size_t)(colon - s) + 1 : n;
     while (n > 0) {
         const char *lf = memchr(s, '\n', n);
         size_t line = lf != NULL ? (size_t)(lf - s) : n;
         size_t next = lf != NULL ? line + 1 : n;
         size_t text = line > 0 && s[line - 1] == '\r' ? line - 1 : line;
-        if (fold_line(out, s, text) != 0)
+        if (fold_line(out, s, text, body) != 0)
             return -1;
+        body = 1; /* continuation lines fold anywhere after their leading white space */
         s += next;
         n -= next;
     }

@@ -584,6 +584,13 @@ static void test_writer_folds_long_lines(void **state)
     assert_string_equal(pg_rawmsg_find(&m, "Subject", 0)->value, value);
     pg_rawmsg_cleanup(&m);
     free(out);
+    /* White space between a name and its colon (RFC 5322 4.5) is no place to fold. */
+    memset(value, 'q', 1200);
+    value[1200] = '\0';
+    snprintf(in, sizeof in, "From: a@x.org\nX-Name%s :%s\n\n", value, value);
+    parse_ok(&m, in);
+    assert_non_null(pg_rawmsg_unfoldable(&m));
+    pg_rawmsg_cleanup(&m);
     memset(value, 'z', 1500);
     value[1500] = '\0';
     snprintf(in, sizeof in, "From: a@x.org\nX-Token: %s\nBcc: %s\n\n", value, value);
