@@ -774,11 +774,11 @@ void cmd_sendmail_usage(FILE *out)
           out);
     cli_conn_usage(out);
     fputs("\n"
-          "Exit status: 0 sent, 64 usage error or no recipients, 65 invalid message or\n"
-          "address, 69 refused by the server, 73 no temporary file, 74 I/O error,\n"
-          "75 temporary failure (try again later), 77 authentication failed,\n"
-          "78 configuration error. After a temporary failure the message is queued for\n"
-          "`pigeon daemon` (and the exit status is 0) when the settings come from an\n"
-          "account of the configuration file.\n",
+          "Exit status: 0 sent, 64 usage error or no recipients, 65 invalid message (a NUL,\n"
+          "a body line over 998 octets) or address, 69 refused by the server, 73 no\n"
+          "temporary file, 74 I/O error, 75 temporary failure (try again later), 76 protocol\n"
+          "error, 77 authentication failed, 78 configuration error. After a temporary\n"
+          "failure the message is queued for `pigeon daemon` (and the exit status is 0)\n"
+          "when the settings come from an account of the configuration file.\n",
           out);
 }
