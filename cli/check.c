@@ -442,7 +442,8 @@ int cli_check_run(int argc, char **argv)
         pigeon_tls_mode_parse(r->tls_mode, &so.tls);
         so.ca_file = cfg_get(&cfg, K_CA_FILE);
         so.fingerprint = cfg_get(&cfg, K_TLS_FINGERPRINT);
-        so.insecure = cfg_get(&cfg, K_INSECURE) != NULL;
+        int insecure = 0;
+        so.insecure = cfg_bool(cfg_get(&cfg, K_INSECURE), &insecure) == 0 && insecure;
         so.helo = cfg_get(&cfg, K_HELO);
         so.provider = cfg_get(&cfg, K_PROVIDER);
         so.timeouts.connect_ms = connect_timeout;
@@ -461,7 +462,12 @@ int cli_check_run(int argc, char **argv)
             if (dopts.password_file)
                 secret = secret_from_file(dopts.password_file, 1, err, sizeof err);
             else if (dopts.password_command)
-                secret = secret_from_command(dopts.password_command, err, sizeof err);
+                secret =
+                    secret_from_command(dopts.password_command,
+                                        cfg_get(&cfg, K_PASSWORD_COMMAND_TIMEOUT)
+                                            ? atoi(cfg_get(&cfg, K_PASSWORD_COMMAND_TIMEOUT)) * 1000
+                                            : 0,
+                                        NULL, err, sizeof err);
             else if (getenv("PIGEON_PASSWORD"))
                 secret = strdup(getenv("PIGEON_PASSWORD"));
             else if (cfg_get(&cfg, K_PASSWORD))

@@ -2,9 +2,12 @@
  * config.c - reading the pigeon configuration file (pigeon.conf(5)).
  *
  * A small INI reader: comments start with '#' or ';' at the start of a line, "key = value"
- * pairs, "[account NAME]" sections. A file that holds a secret (password or a command that
- * yields one) must be private to its owner, like msmtp's and ssh's rules: it is refused
- * when group or others may read it, or when another user owns it.
+ * pairs, "[account NAME]" sections. Like ssh's rule for its config, any file is refused
+ * when group or others may write it or when someone other than the user or root owns it:
+ * whoever can change it can point host elsewhere with insecure = yes and collect the
+ * password from the environment. A file that holds a secret (password or a command that
+ * yields one) must also be private to its owner, like msmtp's rule: it is refused when
+ * group or others may read it, or when another user owns it.
  */
 #include "config.h"
 
@@ -40,13 +43,17 @@ static const char *const key_names[K_COUNT] = {
     [K_RATE_PER_SECOND] = "rate_per_second",
     [K_DAILY_LIMIT] = "daily_limit",
     [K_MAX_CONNECTIONS] = "max_connections",
+    [K_PASSWORD_COMMAND_TIMEOUT] = "password_command_timeout",
 };
+
+/* Most [account NAME] sections in one file. */
+#define ACCOUNTS_MAX 128
 
 /* One parsed line of the file. */
 struct ini_line {
     int lineno;        /* 1-based line number */
     char section[128]; /* "account NAME" or "" before any section */
-    char *key;         /* key, within the line buffer */
+    char *key;         /* key, within the line buffer; NULL on a section header line */
     char *value;       /* unquoted value, within the line buffer */
 };
 
@@ -223,6 +230,9 @@ static int ini_read(const char *path, ini_fn fn, void *ctx, char *err, size_t er
                 break;
             }
             snprintf(il.section, sizeof il.section, "account %s", trim(name + 7));
+            il.key = il.value = NULL;
+            if ((rc = fn(ctx, &il, err, errlen)) != 0)
+                break;
             continue;
         }
         char *eq = strchr(s, '=');
@@ -255,21 +265,54 @@ struct load_ctx {
     char wanted[64];  /* the account to load */
     int found;        /* the account's section was seen */
     int has_secret;   /* the file holds a password or a command */
+    char shown[96];   /* a refused value, made printable for the message */
 };
 
-/* First pass: find the default account name and the account list. */
+/* First pass: the default account name, and every account with the line naming it. */
 struct scan_ctx {
-    char default_account[64]; /* default_account = NAME, or "" */
-    char accounts[1024];      /* comma-separated names */
-    int naccounts;            /* number of accounts */
-    int has_default_named;    /* an account is named "default" */
+    const char *path;             /* the file */
+    char default_account[64];     /* default_account = NAME, or "" */
+    char accounts[1024];          /* comma-separated names */
+    int naccounts;                /* number of accounts */
+    int has_default_named;        /* an account is named "default" */
+    char names[ACCOUNTS_MAX][64]; /* each account's name, in file order */
+    int lines[ACCOUNTS_MAX];      /* the line of its [account NAME] */
 };
+
+/* Records an [account NAME] line; the same name twice is an error naming both lines
+ * (merging them silently would count the account twice and hide a typo). */
+static int scan_section(struct scan_ctx *sc, const struct ini_line *l, char *err, size_t errlen)
+{
+    const char *name = l->section + 8;
+    for (int i = 0; i < sc->naccounts; i++) {
+        if (strcmp(sc->names[i], name) == 0) {
+            snprintf(err, errlen,
+                     "%s:%d: [account %s] is already defined at line %d: give each account "
+                     "one section",
+                     sc->path, l->lineno, name, sc->lines[i]);
+            return -1;
+        }
+    }
+    if (sc->naccounts == ACCOUNTS_MAX || copy_str(sc->names[sc->naccounts], 64, name) != 0) {
+        snprintf(err, errlen, "%s:%d: too many accounts, or an account name over 63 octets",
+                 sc->path, l->lineno);
+        return -1;
+    }
+    sc->lines[sc->naccounts] = l->lineno;
+    size_t used = strlen(sc->accounts);
+    snprintf(sc->accounts + used, sizeof sc->accounts - used, "%s%s", sc->naccounts ? ", " : "",
+             name);
+    sc->naccounts++;
+    if (strcmp(name, "default") == 0)
+        sc->has_default_named = 1;
+    return 0;
+}
 
 static int scan_line(void *ctx, const struct ini_line *l, char *err, size_t errlen)
 {
     struct scan_ctx *sc = ctx;
-    (void)err;
-    (void)errlen;
+    if (l->key == NULL)
+        return scan_section(sc, l, err, errlen);
     if (l->section[0] == '\0' && strcmp(l->key, "default_account") == 0)
         copy_str(sc->default_account, sizeof sc->default_account, l->value);
     return 0;
@@ -278,54 +321,61 @@ static int scan_line(void *ctx, const struct ini_line *l, char *err, size_t errl
 static int scan_accounts(const char *path, struct scan_ctx *sc, char *err, size_t errlen)
 {
     memset(sc, 0, sizeof *sc);
-    if (ini_read(path, scan_line, sc, err, errlen) != 0)
-        return -1;
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    char line[LINE_MAX_LEN];
-    while (fgets(line, sizeof line, f) != NULL) {
-        char *s = trim(line);
-        size_t n = strlen(s);
-        if (n > 0 && s[n - 1] == '\n')
-            s[--n] = '\0';
-        s = trim(s);
-        if (*s != '[' || strncmp(s + 1, "account", 7) != 0)
-            continue;
-        char *end = strchr(s, ']');
-        if (end == NULL)
-            continue;
-        *end = '\0';
-        char *name = trim(s + 8);
-        size_t used = strlen(sc->accounts);
-        snprintf(sc->accounts + used, sizeof sc->accounts - used, "%s%s", sc->naccounts ? ", " : "",
-                 name);
-        sc->naccounts++;
-        if (strcmp(name, "default") == 0)
-            sc->has_default_named = 1;
-    }
-    fclose(f);
-    return 0;
+    sc->path = path;
+    return ini_read(path, scan_line, sc, err, errlen);
 }
 
 int cfg_list_accounts(const char *path, char *out, size_t outlen)
 {
-    struct scan_ctx sc;
+    struct scan_ctx *sc = malloc(sizeof *sc);
     char err[256];
-    if (scan_accounts(path, &sc, err, sizeof err) != 0)
-        return -1;
-    snprintf(out, outlen, "%s", sc.accounts);
-    return sc.naccounts;
+    int n = -1;
+    if (sc != NULL && scan_accounts(path, sc, err, sizeof err) == 0) {
+        snprintf(out, outlen, "%s", sc->accounts);
+        n = sc->naccounts;
+    }
+    free(sc);
+    return n;
+}
+
+/* A value quoted in an error: control characters as \\xNN, the secret never shown whole
+ * (the message names the key; the value helps spot the stray character). */
+static const char *printable(const char *v, char *out, size_t cap)
+{
+    size_t j = 0;
+    for (; *v != '\0' && j + 5 < cap; v++) {
+        unsigned char c = (unsigned char)*v;
+        if (c < 0x20 || c == 0x7f)
+            j += (size_t)snprintf(out + j, cap - j, "\\x%02X", c);
+        else
+            out[j++] = (char)c;
+    }
+    if (*v != '\0' && j + 4 <= cap)
+        memcpy(out + j, "...", 3), j += 3;
+    out[j] = '\0';
+    return out;
 }
 
 static int load_line(void *ctx, const struct ini_line *l, char *err, size_t errlen)
 {
     struct load_ctx *lc = ctx;
+    char why[200];
+    if (l->key == NULL) {
+        lc->found |= strcmp(l->section + 8, lc->wanted) == 0;
+        return 0;
+    }
     if (l->section[0] == '\0' && strcmp(l->key, "default_account") == 0)
         return 0;
     int k = cfg_key_lookup(l->key);
     if (k < 0) {
         snprintf(err, errlen, "%s:%d: unknown key \"%s\"", lc->path, l->lineno, l->key);
+        return -1;
+    }
+    /* Every account's values are checked, not only the chosen one's: a mistake is reported
+     * when the file is written, not the day that account is first used. */
+    if (cfg_check((enum cfg_key)k, l->value, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s:%d: invalid %s \"%s\": %s", lc->path, l->lineno, l->key,
+                 printable(l->value, lc->shown, sizeof lc->shown), why);
         return -1;
     }
     if (k == K_PASSWORD || k == K_PASSWORD_COMMAND || k == K_OAUTH_TOKEN_COMMAND)
@@ -346,21 +396,39 @@ static int load_line(void *ctx, const struct ini_line *l, char *err, size_t errl
     return 0;
 }
 
-static int check_permissions(const char *path, char *err, size_t errlen)
+/* Any configuration file: owned by the user or root, not writable by group or others
+ * (ssh_config(5)'s rule). With a secret in it: owned by the user and private (msmtp's). */
+static int check_permissions(const char *path, int has_secret, char *err, size_t errlen)
 {
     struct stat st;
+    unsigned me = (unsigned)geteuid();
     if (stat(path, &st) != 0) {
         snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
         return -1;
     }
-    if (st.st_uid != geteuid()) {
+    if (st.st_uid != me && st.st_uid != 0) {
+        snprintf(err, errlen,
+                 "%s is owned by uid %u, not by you (uid %u) or root: whoever owns it could "
+                 "send your mail and password elsewhere; refusing it. Fix: chown %u %s (or "
+                 "copy it to a file of your own)",
+                 path, (unsigned)st.st_uid, me, me, path);
+        return -1;
+    }
+    if ((st.st_mode & 022) != 0) {
+        snprintf(err, errlen,
+                 "%s can be written by group or others (mode %03o): they could send your "
+                 "mail and password elsewhere; refusing it. Fix: chmod go-w %s",
+                 path, (unsigned)(st.st_mode & 0777), path);
+        return -1;
+    }
+    if (has_secret && st.st_uid != me) {
         snprintf(err, errlen,
                  "%s holds a secret but is owned by uid %u, not by you (uid %u); refusing to "
                  "use it: copy it to a file of your own and run chmod 600 on it",
-                 path, (unsigned)st.st_uid, (unsigned)geteuid());
+                 path, (unsigned)st.st_uid, me);
         return -1;
     }
-    if ((st.st_mode & 077) != 0) {
+    if (has_secret && (st.st_mode & 077) != 0) {
         snprintf(err, errlen,
                  "%s holds a secret but group or others can access it (mode %03o); fix it "
                  "with: chmod 600 %s",
@@ -372,31 +440,42 @@ static int check_permissions(const char *path, char *err, size_t errlen)
 
 int cfg_load(cfg_settings *s, const char *path, const char *account, char *err, size_t errlen)
 {
-    struct scan_ctx sc;
-    if (scan_accounts(path, &sc, err, errlen) != 0)
-        return -1;
+    struct scan_ctx *sc = malloc(sizeof *sc);
     struct load_ctx lc = {.s = s, .path = path};
+    int rc = -1;
+    if (sc == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    /* Who may write the file is checked before anything in it is believed. */
+    if (check_permissions(path, 0, err, errlen) != 0 || scan_accounts(path, sc, err, errlen) != 0)
+        goto done;
     if (account != NULL && *account != '\0') {
         if (copy_str(lc.wanted, sizeof lc.wanted, account) != 0) {
             snprintf(err, errlen, "account name too long: %.40s...", account);
-            return -1;
+            goto done;
         }
-    } else if (sc.default_account[0] != '\0')
-        copy_str(lc.wanted, sizeof lc.wanted, sc.default_account);
-    else if (sc.has_default_named)
+    } else if (sc->default_account[0] != '\0')
+        copy_str(lc.wanted, sizeof lc.wanted, sc->default_account);
+    else if (sc->has_default_named)
         copy_str(lc.wanted, sizeof lc.wanted, "default");
-    else if (sc.naccounts == 1)
-        copy_str(lc.wanted, sizeof lc.wanted, sc.accounts);
+    else if (sc->naccounts == 1)
+        copy_str(lc.wanted, sizeof lc.wanted, sc->names[0]);
+    else if (sc->naccounts > 1)
+        copy_str(s->unchosen, sizeof s->unchosen, sc->accounts);
     if (ini_read(path, load_line, &lc, err, errlen) != 0)
-        return -1;
+        goto done;
     if (lc.wanted[0] != '\0' && !lc.found) {
         snprintf(err, errlen, "%s: no account \"%s\" (accounts: %s)", path, lc.wanted,
-                 sc.naccounts ? sc.accounts : "none");
-        return -1;
+                 sc->naccounts ? sc->accounts : "none");
+        goto done;
     }
-    if (lc.has_secret && check_permissions(path, err, errlen) != 0)
-        return -1;
+    if (lc.has_secret && check_permissions(path, 1, err, errlen) != 0)
+        goto done;
     copy_str(s->account, sizeof s->account, lc.wanted);
     copy_str(s->config_path, sizeof s->config_path, path);
-    return 0;
+    rc = 0;
+done:
+    free(sc);
+    return rc;
 }

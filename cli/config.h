@@ -46,6 +46,7 @@ enum cfg_key {
     K_RATE_PER_SECOND,
     K_DAILY_LIMIT,
     K_MAX_CONNECTIONS,
+    K_PASSWORD_COMMAND_TIMEOUT,
     K_COUNT
 };
 
@@ -59,6 +60,8 @@ typedef struct cfg_settings {
     cfg_value v[K_COUNT];  /* every setting, indexed by enum cfg_key */
     char account[64];      /* the account used, "" for none */
     char config_path[512]; /* the file read, "" for none */
+    char unchosen[256];    /* "a, b": the file's accounts when it has several, none is the
+                              default and none was asked for ("" otherwise) */
 } cfg_settings;
 
 /* The name of a key as written in the file ("password_command"). */
@@ -72,6 +75,17 @@ int cfg_set(cfg_settings *s, enum cfg_key k, const char *value, cfg_source src, 
 const char *cfg_get(const cfg_settings *s, enum cfg_key k);
 
 /*
+ * Checks a value for key k as both the command line and the file require: no control
+ * character anywhere, and the key's own syntax (port 1-65535, tls mode, helo a domain or
+ * address literal, from an address, timeouts in seconds...). Returns 0, or -1 with what
+ * was expected in why ("expected 1-65535").
+ */
+int cfg_check(enum cfg_key k, const char *value, char *why, size_t whylen);
+
+/* Reads yes/no, true/false, on/off, 1/0 (any case) into *out; -1 for anything else. */
+int cfg_bool(const char *value, int *out);
+
+/*
  * Finds the configuration file: $PIGEON_CONFIG, else $XDG_CONFIG_HOME/pigeon/config (or
  * ~/.config/pigeon/config), else /etc/pigeon.conf. Writes the path to out and returns 1 if
  * it exists, 0 if none exists (out is then the first candidate), and -1 when $PIGEON_CONFIG
@@ -80,10 +94,13 @@ const char *cfg_get(const cfg_settings *s, enum cfg_key k);
 int cfg_find_file(char *out, size_t outlen);
 
 /*
- * Loads the file into s for the account (NULL: the default account). Unknown keys,
- * syntax errors, a missing named account, and a secret-bearing file that group or others
- * can read or that another user owns are errors: returns -1 with a one-line reason
- * (including the chmod that fixes a permission problem) in err.
+ * Loads the file into s for the account (NULL: the default account). Errors (returns -1
+ * with a one-line reason naming the file and line, and the chmod or chown that fixes a
+ * permission problem, in err): unknown keys, syntax errors, a value cfg_check() refuses,
+ * an [account NAME] given twice, a missing named account; a file that group or others can
+ * write or that someone other than the user or root owns (as ssh refuses its config:
+ * whoever can change it can point host elsewhere); a secret-bearing file that group or
+ * others can read or that another user owns.
  */
 int cfg_load(cfg_settings *s, const char *path, const char *account, char *err, size_t errlen);
 

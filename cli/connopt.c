@@ -27,27 +27,6 @@ static int parse_long(const char *s, long min, long max, long *out)
     return 0;
 }
 
-/* 64 hex digits, optionally in colon-separated pairs. */
-static int fingerprint_valid(const char *s)
-{
-    int digits = 0;
-    for (; *s != '\0'; s++) {
-        if (isxdigit((unsigned char)*s))
-            digits++;
-        else if (*s != ':')
-            return 0;
-    }
-    return digits == 64;
-}
-
-static int one_of(const char *v, const char *const *words)
-{
-    for (; *words != NULL; words++)
-        if (strcasecmp(v, *words) == 0)
-            return 1;
-    return 0;
-}
-
 static int store(cfg_settings *cfg, enum cfg_key k, const char *v, const char *flag)
 {
     if (cfg_set(cfg, k, v, CFG_CLI, flag) != 0) {
@@ -57,78 +36,51 @@ static int store(cfg_settings *cfg, enum cfg_key k, const char *v, const char *f
     return 0;
 }
 
+/* Checks the value with the validator the configuration file uses too (config_check.c),
+ * then stores it. */
+static int checked_store(cfg_settings *cfg, enum cfg_key k, const char *v, const char *flag)
+{
+    char why[200], quoted[128];
+    if (cfg_check(k, v, why, sizeof why) != 0) {
+        cli_error("invalid %s \"%s\": %s", flag, cli_shorten(v, quoted, sizeof quoted), why);
+        return EX_USAGE;
+    }
+    return store(cfg, k, v, flag);
+}
+
 int cli_conn_option(cfg_settings *cfg, const char **account, deliver_opts *o, int opt,
                     const char *arg)
 {
-    static const char *const tls_modes[] = {"implicit", "starttls", "none", NULL};
-    static const char *const mechs[] = {"auto",     "none",    "plain", "login",
-                                        "cram-md5", "xoauth2", NULL};
     char quoted[128];
     long n;
     switch (opt) {
     case CLI_OPT_PROVIDER:
-        return store(cfg, K_PROVIDER, arg, "--provider");
+        return checked_store(cfg, K_PROVIDER, arg, "--provider");
     case CLI_OPT_ACCOUNT:
         *account = arg;
         return 0;
     case CLI_OPT_HOST:
-        if (*arg == '\0' || strpbrk(arg, " \t\r\n/") != NULL) {
-            cli_error("invalid --host \"%s\": expected a host name or address",
-                      cli_shorten(arg, quoted, sizeof quoted));
-            return EX_USAGE;
-        }
-        return store(cfg, K_HOST, arg, "--host");
+        return checked_store(cfg, K_HOST, arg, "--host");
     case CLI_OPT_PORT:
-        if (parse_long(arg, 1, 65535, &n) != 0) {
-            cli_error("invalid --port \"%s\": expected 1-65535",
-                      cli_shorten(arg, quoted, sizeof quoted));
-            return EX_USAGE;
-        }
-        return store(cfg, K_PORT, arg, "--port");
+        return checked_store(cfg, K_PORT, arg, "--port");
     case CLI_OPT_TLS:
-        if (!one_of(arg, tls_modes)) {
-            cli_error("invalid --tls \"%s\": expected implicit, starttls or none",
-                      cli_shorten(arg, quoted, sizeof quoted));
-            return EX_USAGE;
-        }
-        return store(cfg, K_TLS, arg, "--tls");
+        return checked_store(cfg, K_TLS, arg, "--tls");
     case CLI_OPT_CA_FILE:
-        return store(cfg, K_CA_FILE, arg, "--ca-file");
+        return checked_store(cfg, K_CA_FILE, arg, "--ca-file");
     case CLI_OPT_TLS_FINGERPRINT:
-        if (!fingerprint_valid(arg)) {
-            cli_error("invalid --tls-fingerprint: expected a SHA-256 fingerprint "
-                      "(64 hex digits, colons optional)");
-            return EX_USAGE;
-        }
-        return store(cfg, K_TLS_FINGERPRINT, arg, "--tls-fingerprint");
+        return checked_store(cfg, K_TLS_FINGERPRINT, arg, "--tls-fingerprint");
     case CLI_OPT_INSECURE:
         return store(cfg, K_INSECURE, "yes", "--insecure");
     case CLI_OPT_USER:
-        return store(cfg, K_USER, arg, "--user");
+        return checked_store(cfg, K_USER, arg, "--user");
     case CLI_OPT_AUTH:
-        if (!one_of(arg, mechs)) {
-            cli_error("invalid --auth \"%s\": expected plain, login, cram-md5, xoauth2, "
-                      "none or auto",
-                      cli_shorten(arg, quoted, sizeof quoted));
-            return EX_USAGE;
-        }
-        return store(cfg, K_AUTH, arg, "--auth");
+        return checked_store(cfg, K_AUTH, arg, "--auth");
     case CLI_OPT_TIMEOUT:
+        return checked_store(cfg, K_TIMEOUT, arg, "--timeout");
     case CLI_OPT_CONNECT_TIMEOUT:
-        if (parse_long(arg, 1, 86400, &n) != 0) {
-            cli_error("invalid --%s \"%s\": expected seconds (1-86400)",
-                      opt == CLI_OPT_TIMEOUT ? "timeout" : "connect-timeout",
-                      cli_shorten(arg, quoted, sizeof quoted));
-            return EX_USAGE;
-        }
-        return store(cfg, opt == CLI_OPT_TIMEOUT ? K_TIMEOUT : K_CONNECT_TIMEOUT, arg,
-                     opt == CLI_OPT_TIMEOUT ? "--timeout" : "--connect-timeout");
+        return checked_store(cfg, K_CONNECT_TIMEOUT, arg, "--connect-timeout");
     case CLI_OPT_HELO:
-        if (*arg == '\0' || strpbrk(arg, " \t\r\n") != NULL) {
-            cli_error("invalid --helo: expected a host name");
-            return EX_USAGE;
-        }
-        return store(cfg, K_HELO, arg, "--helo");
+        return checked_store(cfg, K_HELO, arg, "--helo");
     case CLI_OPT_PASSWORD_FILE:
         o->password_file = arg;
         return 0;

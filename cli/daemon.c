@@ -234,6 +234,7 @@ static void conf_load(daemon_state *d, daemon_conf *c, const char *account, cons
     if (rc == 0) {
         deliver_opts none;
         memset(&none, 0, sizeof none);
+        none.cancel = &d->stopping; /* SIGTERM stops a hanging password_command */
         if (deliver_plan_opts(&c->cfg, &none, &c->opts, &c->secret) != 0) {
             snprintf(err, sizeof err, "account \"%s\": invalid settings (see the log)", account);
             rc = EX_CONFIG;
@@ -362,6 +363,25 @@ static int metrics_health(void *arg, char *reason, size_t reason_size)
     return ok;
 }
 
+/* A wildcard address (0.0.0.0, [::], or no host) serves the metrics, which name accounts
+ * and show queue sizes, to every network the host is on: said once at start. */
+static void warn_wildcard_listen(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    size_t host = colon != NULL ? (size_t)(colon - listen) : strlen(listen);
+    static const char *const wild[] = {"", "0.0.0.0", "[::]", "::", "*", "[::0]"};
+    for (size_t i = 0; i < sizeof wild / sizeof wild[0]; i++) {
+        if (strlen(wild[i]) == host && strncmp(listen, wild[i], host) == 0) {
+            fprintf(stderr,
+                    "pigeon: warning: --metrics-listen %s serves /metrics and /healthz on "
+                    "every interface of this host; use 127.0.0.1 (or a firewall) unless "
+                    "that is intended\n",
+                    listen);
+            return;
+        }
+    }
+}
+
 /* Starts the endpoint. Returns 0 or an exit status (printed). */
 static int metrics_start(daemon_state *d, metrics_ctx *m, pigeon_metrics_server **server)
 {
@@ -371,6 +391,7 @@ static int metrics_start(daemon_state *d, metrics_ctx *m, pigeon_metrics_server 
     }
     if (d->o.metrics_listen == NULL)
         return 0;
+    warn_wildcard_listen(d->o.metrics_listen);
     pigeon_metrics_set_refresh(d->metrics.registry, metrics_refresh, m);
     pigeon_err e =
         pigeon_metrics_serve(d->metrics.registry, d->o.metrics_listen, metrics_health, m, server);

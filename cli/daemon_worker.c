@@ -288,8 +288,8 @@ static pigeon_err class_err(const pigeon_send_result *res)
     switch (res->fail_class) {
     case PIGEON_FAIL_NETWORK:
         return res->err == PIGEON_ERR_TIMEOUT ? PIGEON_ERR_TIMEOUT : PIGEON_ERR_NETWORK;
-    case PIGEON_FAIL_TLS:
-        return PIGEON_ERR_TLS;
+    case PIGEON_FAIL_TLS: /* a certificate that does not verify is permanent (CONFIG) */
+        return res->err == PIGEON_ERR_CONFIG ? PIGEON_ERR_CONFIG : PIGEON_ERR_TLS;
     case PIGEON_FAIL_AUTH:
         return PIGEON_ERR_AUTH;
     case PIGEON_FAIL_REJECTED:

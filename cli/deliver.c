@@ -59,25 +59,34 @@ static void transcript_to_stderr(void *ctx, pigeon_transcript_dir dir, int64_t u
                 (int)(unix_ms % 1000), tag, line);
 }
 
+/* The deadline of a password or token command (password_command_timeout, else 30 s). */
+static int command_timeout_ms(const cfg_settings *cfg)
+{
+    const char *v = cfg_get(cfg, K_PASSWORD_COMMAND_TIMEOUT);
+    return v != NULL ? atoi(v) * 1000 : SECRET_COMMAND_TIMEOUT_MS;
+}
+
 /* The secret for AUTH: command line sources, then the environment, then the account. */
 static int resolve_secret(cfg_settings *cfg, const deliver_opts *o, char **out, char *err,
                           size_t errlen)
 {
+    int tmo = command_timeout_ms(cfg);
     *out = NULL;
     if (o->password_file != NULL)
         *out = secret_from_file(o->password_file, 1, err, errlen);
     else if (o->password_command != NULL)
-        *out = secret_from_command(o->password_command, err, errlen);
+        *out = secret_from_command(o->password_command, tmo, o->cancel, err, errlen);
     else if (getenv("PIGEON_PASSWORD") != NULL && *getenv("PIGEON_PASSWORD") != '\0')
         *out = strdup(getenv("PIGEON_PASSWORD"));
     else if (cfg_get(cfg, K_OAUTH_TOKEN_COMMAND) != NULL)
-        *out = secret_from_command(cfg_get(cfg, K_OAUTH_TOKEN_COMMAND), err, errlen);
+        *out =
+            secret_from_command(cfg_get(cfg, K_OAUTH_TOKEN_COMMAND), tmo, o->cancel, err, errlen);
     else if (cfg_get(cfg, K_PASSWORD) != NULL)
         *out = strdup(cfg_get(cfg, K_PASSWORD));
     else if (cfg_get(cfg, K_PASSWORD_FILE) != NULL)
         *out = secret_from_file(cfg_get(cfg, K_PASSWORD_FILE), 1, err, errlen);
     else if (cfg_get(cfg, K_PASSWORD_COMMAND) != NULL)
-        *out = secret_from_command(cfg_get(cfg, K_PASSWORD_COMMAND), err, errlen);
+        *out = secret_from_command(cfg_get(cfg, K_PASSWORD_COMMAND), tmo, o->cancel, err, errlen);
     else
         return 0; /* no secret anywhere: send without AUTH */
     return *out != NULL ? 0 : EX_CONFIG;
@@ -106,10 +115,8 @@ int deliver_plan_opts(cfg_settings *cfg, const deliver_opts *o, pigeon_smtp_opts
     }
     so->ca_file = cfg_get(cfg, K_CA_FILE);
     so->fingerprint = cfg_get(cfg, K_TLS_FINGERPRINT);
-    const char *insecure = cfg_get(cfg, K_INSECURE);
-    so->insecure =
-        insecure != NULL && (strcasecmp(insecure, "yes") == 0 ||
-                             strcasecmp(insecure, "true") == 0 || strcmp(insecure, "1") == 0);
+    int insecure = 0;
+    so->insecure = cfg_bool(cfg_get(cfg, K_INSECURE), &insecure) == 0 && insecure;
     so->helo = cfg_get(cfg, K_HELO);
     so->user = cfg_get(cfg, K_USER);
     so->provider = cfg_get(cfg, K_PROVIDER);
@@ -191,7 +198,7 @@ static int result_status(const pigeon_send_result *r)
         return EX_CONFIG;
     case PIGEON_FAIL_DATA:
         return EX_DATAERR;
-    case PIGEON_FAIL_TLS:
+    case PIGEON_FAIL_TLS: /* a certificate or mode problem: handshake failures are deferred */
     case PIGEON_FAIL_REJECTED:
     case PIGEON_FAIL_TOO_LARGE:
     default:
@@ -321,7 +328,7 @@ static int retryable(const pigeon_send_result *r)
     for (size_t i = 0; i < r->rcpt_count; i++)
         if (r->rcpts[i].status == PIGEON_RCPT_ACCEPTED)
             return 0;
-    return pigeon_fail_class_is_temporary(r->fail_class);
+    return pigeon_send_result_is_temporary(r);
 }
 
 /* One attempt: connect, send (message or raw), quit. */
@@ -350,8 +357,8 @@ static void attempt(struct conn_plan *plan, pigeon_message *msg, const struct ra
                                     raw->size, plan->o->raw_8bit, res);
         pigeon_smtp_quit(s);
     } else if (res->status == PIGEON_SEND_NONE) {
-        res->status = pigeon_fail_class_is_temporary(res->fail_class) ? PIGEON_SEND_DEFERRED
-                                                                      : PIGEON_SEND_FAILED;
+        res->status =
+            pigeon_send_result_is_temporary(res) ? PIGEON_SEND_DEFERRED : PIGEON_SEND_FAILED;
     }
     pigeon_smtp_free(s);
 }
@@ -368,9 +375,8 @@ static void mark_deferred(const pigeon_send_result *r, const struct raw_job *raw
                           unsigned char *flags)
 {
     int per_rcpt = r->rcpt_count == raw->nrcpts;
-    int temporary =
-        r->status == PIGEON_SEND_DEFERRED ||
-        (r->status != PIGEON_SEND_SENT && pigeon_fail_class_is_temporary(r->fail_class));
+    int temporary = r->status == PIGEON_SEND_DEFERRED ||
+                    (r->status != PIGEON_SEND_SENT && pigeon_send_result_is_temporary(r));
     for (size_t i = 0; i < raw->nrcpts; i++) {
         if (per_rcpt)
             flags[i] = r->rcpts[i].status == PIGEON_RCPT_DEFERRED ||

@@ -11,6 +11,7 @@
 #ifndef PIGEON_CLI_DELIVER_H
 #define PIGEON_CLI_DELIVER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,9 @@ typedef struct deliver_opts {
     const char *password_command; /* --password-command CMD, or NULL */
     const char *message_id;       /* for reports of raw messages: their Message-ID, or NULL */
     int raw_8bit;                 /* a raw message holds 8-bit octets (BODY=8BITMIME) */
+    const atomic_int *cancel;     /* if not NULL, a password command is stopped (and the
+                                     secret refused) once it becomes nonzero: the daemon's
+                                     SIGTERM */
     unsigned char *rcpt_deferred; /* deliver_raw: if not NULL, nrcpts flags set to 1 for
                                      each recipient neither accepted nor refused for good
                                      (what the queue may still deliver), else 0 */

@@ -177,7 +177,7 @@ typedef struct list_ctx {
 static int list_one(void *ctx, const pigeon_spool_entry *e)
 {
     list_ctx *lc = ctx;
-    char t[48];
+    char created[48], next[48]; /* one buffer each: both are used in one printf */
     lc->n++;
     if (lc->json) {
         json_object_begin(&lc->w);
@@ -186,10 +186,11 @@ static int list_one(void *ctx, const pigeon_spool_entry *e)
         return 0;
     }
     printf("%s  %s  %-12s %8" PRId64 "  <%s>  q=%zu i=%zu d=%zu ok=%zu f=%zu  next %s\n",
-           e->queue_id, fmt_time(e->created_ms, t, sizeof t), e->account, e->size, e->mail_from,
-           e->count[PIGEON_SPOOL_QUEUED], e->count[PIGEON_SPOOL_INFLIGHT],
+           e->queue_id, fmt_time(e->created_ms, created, sizeof created), e->account, e->size,
+           e->mail_from, e->count[PIGEON_SPOOL_QUEUED], e->count[PIGEON_SPOOL_INFLIGHT],
            e->count[PIGEON_SPOOL_DEFERRED], e->count[PIGEON_SPOOL_DELIVERED],
-           e->count[PIGEON_SPOOL_FAILED], fmt_time(e->next_ms, t, sizeof t));
+           e->count[PIGEON_SPOOL_FAILED],
+           e->next_ms > 0 ? fmt_time(e->next_ms, next, sizeof next) : "-");
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #ifndef PIGEON_CLI_SECRET_H
 #define PIGEON_CLI_SECRET_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 /* Reads the first line of a file (without its line ending) into a malloc'd string.
@@ -16,9 +17,21 @@
  * when strict is nonzero (the chmod that fixes it is in the reason). */
 char *secret_from_file(const char *path, int strict, char *err, size_t errlen);
 
-/* Runs cmd with /bin/sh -c, returns the first line of its output (malloc'd). A command
- * that fails (nonzero exit) or prints nothing is an error. Its stderr passes through. */
-char *secret_from_command(const char *cmd, char *err, size_t errlen);
+/* The deadline of a password command when none is configured (password_command_timeout). */
+#define SECRET_COMMAND_TIMEOUT_MS 30000
+
+/*
+ * Runs cmd with /bin/sh -c in its own process group, standard input from /dev/null, and
+ * returns the first line of its output (malloc'd; what follows is never read). Errors
+ * (NULL, with a one-line reason naming the command in err): it printed nothing, exited
+ * non-zero or was killed (death by SIGPIPE after its first line is fine: we stopped
+ * reading), a first line over 8 KiB, no line and exit within timeout_ms (<= 0: 30 s) or
+ * *cancel (may be NULL) became nonzero: the whole group is then killed (SIGTERM, then
+ * SIGKILL). Its stderr passes through. Safe to call from a thread of a process that
+ * blocks signals (the child's mask and dispositions are reset).
+ */
+char *secret_from_command(const char *cmd, int timeout_ms, const atomic_int *cancel, char *err,
+                          size_t errlen);
 
 /* Wipes and frees. NULL is a no-op. */
 void secret_free(char *secret);

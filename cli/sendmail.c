@@ -24,8 +24,10 @@
  *   --account NAME and the other connection options of `pigeon send` (pigeon's own).
  *
  * The message: fields up to the first empty line, then the body. A message of headers
- * only is valid; a line before the empty line that is not a field, a NUL in the header or a
- * header block over 1 MiB is refused (65). The body is stored in an unlinked temporary file
+ * only is valid; a line before the empty line that is not a field, a NUL anywhere, a body
+ * line over 998 octets, a header line over 998 octets without white space to fold it at
+ * (longer ones are folded) or a header block over 1 MiB is refused (65). The body is stored in an
+ * unlinked temporary file
  * ($TMPDIR, else /tmp, mode 0600) with CRLF line endings, so any size streams through and
  * its exact size is known before sending (RFC 1870 SIZE).
  */
@@ -112,6 +114,7 @@ static const char shortopts[] = ":tivUGnmf:F:r:o:O:b:B:N:R:V:X:h:L:A:e:d:C:q::";
 static int parse_args(int argc, char **argv, sendmail_args *a);
 static int read_message(spooled_msg *m, int ignore_dots);
 static int parse_message(spooled_msg *m, int verbose);
+static int check_body(const pg_rawmsg_reader *r);
 static int build_envelope(envelope *env, const sendmail_args *a, const spooled_msg *m);
 static int resolve(sendmail_args *a, envelope *env);
 static int complete_header(spooled_msg *m, const sendmail_args *a, const envelope *env);
@@ -389,10 +392,38 @@ static int parse_message(spooled_msg *m, int verbose)
         cli_error("invalid message on standard input: %s", reason);
         return EX_DATAERR;
     }
+    const pg_rawmsg_field *f = pg_rawmsg_unfoldable(&m->header);
+    if (f != NULL) {
+        char quoted[QUOTE_MAX];
+        cli_error("invalid message on standard input: the %s field has a line over %d octets "
+                  "with no white space to fold it at (RFC 5322 2.1.1, 2.2.3); nothing was sent",
+                  cli_shorten(f->name, quoted, sizeof quoted), PG_RAWMSG_LINE_MAX);
+        return EX_DATAERR;
+    }
     if (verbose && m->header.long_lines > 0)
-        cli_error("warning: %zu header line(s) longer than %d octets (RFC 5322 2.1.1); the "
-                  "server may refuse the message",
+        cli_error("note: %zu header line(s) longer than %d octets folded (RFC 5322 2.2.3)",
                   m->header.long_lines, PG_RAWMSG_LINE_MAX);
+    return check_body(&m->reader);
+}
+
+/* RFC 5322 2.3 and 2.1.1, RFC 5321 4.5.3.1.6: no NUL, no line over 998 octets. A body
+ * cannot be re-encoded safely here (it may be MIME, signed, or already encoded), so such a
+ * message is refused with the line to fix rather than sent broken or changed. */
+static int check_body(const pg_rawmsg_reader *r)
+{
+    if (r->nul_line != 0) {
+        cli_error("invalid message on standard input: line %zu holds a NUL byte, which a "
+                  "message may not contain (RFC 5322 2.3); nothing was sent",
+                  r->nul_line);
+        return EX_DATAERR;
+    }
+    if (r->long_line != 0) {
+        cli_error("invalid message on standard input: line %zu is longer than %d octets "
+                  "(RFC 5322 2.1.1); encode the body (quoted-printable or base64) before "
+                  "sending it; nothing was sent",
+                  r->long_line, PG_RAWMSG_LINE_MAX);
+        return EX_DATAERR;
+    }
     return 0;
 }
 
@@ -743,11 +774,11 @@ void cmd_sendmail_usage(FILE *out)
           out);
     cli_conn_usage(out);
     fputs("\n"
-          "Exit status: 0 sent, 64 usage error or no recipients, 65 invalid message or\n"
-          "address, 69 refused by the server, 73 no temporary file, 74 I/O error,\n"
-          "75 temporary failure (try again later), 77 authentication failed,\n"
-          "78 configuration error. After a temporary failure the message is queued for\n"
-          "`pigeon daemon` (and the exit status is 0) when the settings come from an\n"
-          "account of the configuration file.\n",
+          "Exit status: 0 sent, 64 usage error or no recipients, 65 invalid message (a NUL,\n"
+          "a body line over 998 octets) or address, 69 refused by the server, 73 no\n"
+          "temporary file, 74 I/O error, 75 temporary failure (try again later), 76 protocol\n"
+          "error, 77 authentication failed, 78 configuration error. After a temporary\n"
+          "failure the message is queued for `pigeon daemon` (and the exit status is 0)\n"
+          "when the settings come from an account of the configuration file.\n",
           out);
 }

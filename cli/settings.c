@@ -102,6 +102,13 @@ int settings_finish(cfg_settings *cfg, const char *from_domain, const char *from
     int rc = resolve_provider(cfg, from_domain, err, errlen);
     if (rc != 0)
         return rc;
+    if (cfg_get(cfg, K_HOST) == NULL && cfg->unchosen[0] != '\0') {
+        snprintf(err, errlen,
+                 "%s has several accounts and no default_account: choose one with --account "
+                 "(%s)",
+                 cfg->config_path[0] ? cfg->config_path : "the configuration file", cfg->unchosen);
+        return EX_CONFIG;
+    }
     if (cfg_get(cfg, K_HOST) == NULL) {
         const pigeon_provider *p = pigeon_provider_for_domain(from_domain);
         if (p != NULL)

@@ -125,6 +125,10 @@ int cli_exit_status(pigeon_err err)
     case PIGEON_ERR_NOTFOUND:
         return EX_NOINPUT;
     case PIGEON_ERR_IO:
+    case PIGEON_ERR_CORRUPT:
+        /* A damaged spool (or one from a newer pigeon) is a fault of a local file, not a
+         * transient one (75 would have cron and MTAs retry forever) nor a bug (70):
+         * EX_IOERR, as pigeon(1) documents. */
         return EX_IOERR;
     case PIGEON_ERR_NOMEM:
         return EX_OSERR;
@@ -144,8 +148,7 @@ int cli_exit_status(pigeon_err err)
     case PIGEON_ERR_CONFIG:
         return EX_CONFIG;
     case PIGEON_ERR_STATE:
-    case PIGEON_ERR_CORRUPT:
-        return EX_SOFTWARE;
+        return EX_SOFTWARE; /* a call out of order: a bug in pigeon */
     }
     return EX_SOFTWARE;
 }

@@ -225,6 +225,13 @@ typedef struct pigeon_send_result {
     int64_t duration_ms;          /* wall time of the call */
 } pigeon_send_result;
 
+/* Nonzero if a failed result may go away by itself: a 4xx reply, a failure of a temporary
+ * class, or a TLS failure of the handshake itself (err PIGEON_ERR_TLS: the peer reset or
+ * sent garbage, STARTTLS was not offered) rather than of the configuration (err
+ * PIGEON_ERR_CONFIG: a certificate that does not verify, a fingerprint that does not
+ * match, the other TLS mode on the port, only TLS < 1.2) or a 5xx reply. NULL: 0. */
+int pigeon_send_result_is_temporary(const pigeon_send_result *r);
+
 /* Zeroes r (status NONE). */
 void pigeon_send_result_init(pigeon_send_result *r);
 /* Frees what r owns and re-initializes it. NULL is a no-op. */

@@ -86,6 +86,7 @@ static int header_line_ok(const char *s, size_t n, int first)
 static pigeon_err reader_put(pg_rawmsg_reader *r, pg_buf *body, const char *s, size_t n)
 {
     r->line_len += n;
+    r->line_nul |= memchr(s, '\0', n) != NULL;
     return pg_buf_append(r->in_body ? body : &r->header, s, n);
 }
 
@@ -115,7 +116,15 @@ static pigeon_err reader_end_line(pg_rawmsg_reader *r, pg_buf *body)
         err = pg_buf_append(r->in_body ? body : &r->header, "\r\n", 2);
         r->line_start = r->header.len;
     }
+    r->lineno++;
+    /* RFC 5322 2.1.1 (998 octets a line) and 2.3 (no NUL): the first offenders of the body
+     * are remembered for the caller to refuse; the header block's are the parser's. */
+    if (r->in_body && r->line_nul && r->nul_line == 0)
+        r->nul_line = r->lineno;
+    if (r->in_body && r->line_len > PG_RAWMSG_LINE_MAX && r->long_line == 0)
+        r->long_line = r->lineno;
     r->line_len = 0;
+    r->line_nul = 0;
     return err;
 }
 
@@ -522,11 +531,96 @@ static pigeon_err put_message_id(pg_buf *out, const pg_rawmsg *m, const pg_rawms
     return e;
 }
 
+/* Whether the bytes hold something other than white space. */
+static int has_text(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t')
+            return 1;
+    return 0;
+}
+
+/*
+ * RFC 5322 2.2.3: a line over PG_RAWMSG_LINE_MAX octets is folded by putting CRLF before a
+ * white space character, which unfolding removes again, so the field means the same. Each
+ * fold is at the last white space that keeps the line within the limit and leaves text on
+ * the line before it and after it (a line of white space only is not a fold, 3.2.2).
+ * Writes the line
+ * and its CRLF to out when out is not NULL; returns -1 when there is no such place.
+ */
+static int fold_line(pg_buf *out, const char *s, size_t n, size_t body)
+{
+    while (n > PG_RAWMSG_LINE_MAX) {
+        size_t cut = PG_RAWMSG_LINE_MAX;
+        while (cut > body && !((s[cut] == ' ' || s[cut] == '\t') && has_text(s + 1, cut - 1) &&
+                               has_text(s + cut, n - cut)))
+            cut--;
+        if (cut <= body)
+            return -1;
+        body = 1;
+        if (out != NULL) {
+            pg_buf_append(out, s, cut);
+            pg_buf_append(out, "\r\n", 2);
+        }
+        s += cut;
+        n -= cut;
+    }
+    if (out != NULL) {
+        pg_buf_append(out, s, n);
+        pg_buf_append(out, "\r\n", 2);
+    }
+    return 0;
+}
+
+/* Writes (out not NULL) or checks (out NULL) a field line by line, folding long lines.
+ * The first line folds only after the colon: white space between the name and the colon
+ * (RFC 5322 4.5, obsolete) is not FWS, and a fold there would cut the name off. */
+static int fold_field(pg_buf *out, const char *s, size_t n)
+{
+    const char *colon = memchr(s, ':', n);
+    size_t body = colon != NULL ? (size_t)(colon - s) + 1 : n;
+    while (n > 0) {
+        const char *lf = memchr(s, '\n', n);
+        size_t line = lf != NULL ? (size_t)(lf - s) : n;
+        size_t next = lf != NULL ? line + 1 : n;
+        size_t text = line > 0 && s[line - 1] == '\r' ? line - 1 : line;
+        if (fold_line(out, s, text, body) != 0)
+            return -1;
+        body = 1; /* continuation lines fold anywhere after their leading white space */
+        s += next;
+        n -= next;
+    }
+    return 0;
+}
+
+/* Bcc (RFC 5322 3.6.3) and Resent-Bcc (3.6.6) never leave. */
+static int is_removed(const pg_rawmsg_field *f)
+{
+    return name_is(f, "Bcc") || name_is(f, "Resent-Bcc");
+}
+
+const pg_rawmsg_field *pg_rawmsg_unfoldable(const pg_rawmsg *m)
+{
+    for (size_t i = 0; i < m->count; i++) {
+        const pg_rawmsg_field *f = &m->fields[i];
+        if (f->long_line && !is_removed(f) && fold_field(NULL, m->base + f->offset, f->length))
+            return f;
+    }
+    return NULL;
+}
+
 pigeon_err pg_rawmsg_write_header(const pg_rawmsg *m, const pg_rawmsg_out_opts *o, pg_buf *out)
 {
     for (size_t i = 0; i < m->count; i++) {
         const pg_rawmsg_field *f = &m->fields[i];
-        if (!name_is(f, "Bcc")) /* RFC 5322 3.6.3: the Bcc line is removed */
+        if (f->long_line && !is_removed(f)) {
+            if (fold_field(out, m->base + f->offset, f->length) != 0)
+                return PIGEON_ERR_HEADER;
+            continue;
+        }
+        /* RFC 5322 3.6.3: the Bcc line is removed; 3.6.6: Resent-Bcc is Bcc's resent
+         * form, removed the same way (Postfix and Sendmail drop both). */
+        if (!is_removed(f))
             put_crlf(out, m->base + f->offset, f->length);
     }
     if (pg_rawmsg_count(m, "From") == 0) {

@@ -9,14 +9,17 @@
  *            only "." ends the message (traditional sendmail without -i / -oi).
  *   parser   the header block (RFC 5322 2.2, 3.6): fields, unfolding (2.2.3), access by
  *            name, the recipients of To/Cc/Bcc (3.6.3) and the From mailbox (3.6.2).
- *   writer   the outgoing header block: the fields as they came minus every Bcc field
- *            (continuation lines included), plus From, Date (3.3) and Message-ID (3.6.4)
- *            when missing, CRLF line endings, and the empty line before the body.
+ *   writer   the outgoing header block: the fields as they came minus every Bcc and
+ *            Resent-Bcc field (continuation lines included), plus From, Date (3.3) and
+ *            Message-ID (3.6.4) when missing, CRLF line endings, and the empty line
+ *            before the body.
  *
  * Bounds: the header block is at most PG_RAWMSG_HEADER_MAX octets and
- * PG_RAWMSG_FIELDS_MAX fields; a line longer than RFC 5322 2.1.1's 998 octets is accepted
- * but counted (long_lines), since many senders produce them and the server decides.
- * The body has no bound here: it never passes through these functions' memory whole.
+ * PG_RAWMSG_FIELDS_MAX fields; a header line longer than RFC 5322 2.1.1's 998 octets is
+ * counted (long_lines) and folded by the writer at white space (2.2.3), or reported by
+ * pg_rawmsg_unfoldable() when it has none. The body has no bound here: it never passes
+ * through these functions' memory whole; the reader notes its first line over 998 octets
+ * and its first NUL (nul_line, long_line) for the caller to refuse.
  *
  * Recipients (sendmail -t) come from To, Cc and Bcc only. Resent-To/Cc/Bcc are not used:
  * MTAs differ on them (Sendmail 8 ignores them for -t, Postfix prefers them when present),
@@ -55,6 +58,11 @@ typedef struct pg_rawmsg_reader {
     int dot_held;      /* the current line so far is "." alone and has not been passed on */
     size_t line_len;   /* octets on the current line so far (0: at the start of a line) */
     int has_8bit;      /* an octet >= 0x80 was read (the message needs BODY=8BITMIME) */
+    int line_nul;      /* the current line holds a NUL */
+    size_t lineno;     /* lines of the input ended so far */
+    size_t nul_line;   /* the first body line (1-based, counted from the message's first
+                          line) holding a NUL (RFC 5322 2.3 forbids it), or 0 */
+    size_t long_line;  /* the first body line over PG_RAWMSG_LINE_MAX octets, or 0 */
 } pg_rawmsg_reader;
 
 /* Starts a reader. dot_ends: nonzero for traditional sendmail input (no -i). */
@@ -145,14 +153,20 @@ typedef struct pg_rawmsg_out_opts {
                                    domain of the message's From, else of from */
 } pg_rawmsg_out_opts;
 
+/* The first field (Bcc and Resent-Bcc aside) with a line over PG_RAWMSG_LINE_MAX octets
+ * that has no white space to fold it at, or NULL when the writer can fold them all. */
+const pg_rawmsg_field *pg_rawmsg_unfoldable(const pg_rawmsg *m);
+
 /*
- * Appends the outgoing header block and the empty line: every field of m but Bcc, byte for
- * byte except line endings (CRLF), then "From:" (o->from), "Date:" and "Message-ID:
- * <random@domain>" (128+ bits from the CSPRNG) for those that are missing. The body
- * (from m->body_offset, or the reader's body) follows unchanged.
- * Returns PIGEON_ERR_HEADER when From is missing and o->from is NULL or when no domain is
- * known for a Message-ID, errors of pg_mailbox_format() for o->from, PIGEON_ERR_INVALID
- * for a bad utc_offset or date, PIGEON_ERR_IO if the CSPRNG fails, PIGEON_ERR_NOMEM.
+ * Appends the outgoing header block and the empty line: every field of m but Bcc and
+ * Resent-Bcc, byte for byte except line endings (CRLF) and the folding of lines over
+ * PG_RAWMSG_LINE_MAX octets at white space, then "From:" (o->from), "Date:" and
+ * "Message-ID: <random@domain>" (128+ bits from the CSPRNG) for those that are missing.
+ * The body (from m->body_offset, or the reader's body) follows unchanged.
+ * Returns PIGEON_ERR_HEADER when a long line cannot be folded, when From is missing and o->from is
+ * NULL or when no domain is known for a Message-ID, errors of pg_mailbox_format() for o->from,
+ * PIGEON_ERR_INVALID for a bad utc_offset or date, PIGEON_ERR_IO if the CSPRNG fails,
+ * PIGEON_ERR_NOMEM.
  */
 pigeon_err pg_rawmsg_write_header(const pg_rawmsg *m, const pg_rawmsg_out_opts *o, pg_buf *out);
 

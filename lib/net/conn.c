@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -391,7 +392,17 @@ size_t pg_conn_pending(const pg_conn *c)
 {
     if (c == NULL)
         return 0;
-    return c->rend - c->rstart + (c->tls != NULL ? pg_tls_pending(c->tls) : 0);
+    size_t n = c->rend - c->rstart;
+    if (c->tls != NULL)
+        return n + pg_tls_pending(c->tls);
+    /* In plaintext, bytes the kernel holds count too: an early talker's replies may arrive
+     * in a later segment than the reply just read. (Under TLS the socket may hold records
+     * that are not application data, such as TLS 1.3 session tickets, so only what TLS has
+     * decrypted counts there.) */
+    int queued = 0;
+    if (c->fd >= 0 && ioctl(c->fd, FIONREAD, &queued) == 0 && queued > 0)
+        n += (size_t)queued;
+    return n;
 }
 
 pigeon_err pg_conn_peek(pg_conn *c, void *buf, size_t cap, size_t *n, int64_t deadline)

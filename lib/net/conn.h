@@ -85,8 +85,9 @@ const pg_tls_info *pg_conn_tls_info(const pg_conn *c);
  * NUL bytes: use *len, not strlen. */
 pigeon_err pg_conn_read_line(pg_conn *c, char *line, size_t cap, size_t *len, int64_t deadline);
 
-/* Number of bytes already received and buffered but not yet consumed by read_line.
- * Used to detect data sent after the STARTTLS 220 (RFC 3207 5; CVE-2011-0411). */
+/* Number of bytes received but not yet consumed by read_line: buffered here, decrypted
+ * by TLS, and (plaintext only) waiting in the kernel. Used to detect data sent after the
+ * STARTTLS 220 (RFC 3207 5; CVE-2011-0411) and replies sent before their command. */
 size_t pg_conn_pending(const pg_conn *c);
 
 /* Peeks at the first bytes the server sends without consuming them (for wrong-mode

@@ -112,6 +112,19 @@ int pigeon_fail_class_is_temporary(pigeon_fail_class c)
     return c == PIGEON_FAIL_NETWORK || c == PIGEON_FAIL_DEFERRED || c == PIGEON_FAIL_PROTOCOL;
 }
 
+int pigeon_send_result_is_temporary(const pigeon_send_result *r)
+{
+    if (r == NULL)
+        return 0;
+    if (r->fail_class == PIGEON_FAIL_TLS) {
+        /* RFC 5321 4.2.1: the reply decides when there is one (STARTTLS refused). */
+        if (r->code >= 400 && r->code < 600)
+            return r->code < 500;
+        return r->err == PIGEON_ERR_TLS;
+    }
+    return pigeon_fail_class_is_temporary(r->fail_class);
+}
+
 const char *pigeon_tls_mode_name(pigeon_tls_mode m)
 {
     static const char *const names[] = {"auto", "implicit", "starttls", "none"};
@@ -464,8 +477,53 @@ static void sanitize(char *dst, size_t cap, const char *src, size_t n)
     dst[j] = '\0';
 }
 
+pigeon_err pg_smtp_quiet(pigeon_smtp *s, const char *stage)
+{
+    size_t pending = s->conn != NULL ? pg_conn_pending(s->conn) : 0;
+    if (pending == 0)
+        return PIGEON_OK;
+    char head[64] = "";
+    size_t n = 0;
+    pg_conn_peek(s->conn, head, sizeof head - 1, &n, pg_now_ms() + 100);
+    char shown[sizeof head];
+    size_t line = 0;
+    while (line < n && head[line] != '\r' && head[line] != '\n')
+        line++;
+    sanitize(shown, sizeof shown, head, line);
+    /* RFC 5321 3.8: a server may announce 421 and close at any time, even unasked (an
+     * idle connection kept for the next message): a temporary failure, not a violation. */
+    pigeon_err err = PIGEON_ERR_PROTOCOL;
+    if (n >= 4 && memcmp(head, "421", 3) == 0 && (head[3] == ' ' || head[3] == '-')) {
+        err = PIGEON_ERR_DEFERRED;
+        pg_smtp_fail(s, PIGEON_FAIL_DEFERRED, PIGEON_ERR_DEFERRED, stage,
+                     "the server closed the session: \"%s\"", shown);
+        if (s->res->code == 0)
+            s->res->code = 421;
+    } else {
+        /* RFC 5321 4.3 / 2.3.7: each reply answers a command already sent; RFC 2920 3.2
+         * lets only a PIPELINING group's replies wait, and they were all read. Data sent
+         * before its command is an early talker (spamware, or a man in the middle writing
+         * replies ahead), and believing it could report a message as sent that the server
+         * never took. */
+        pg_smtp_fail(s, PIGEON_FAIL_PROTOCOL, PIGEON_ERR_PROTOCOL, stage,
+                     "the server sent %zu bytes before pigeon's command (\"%s\"): replies "
+                     "ahead of their commands (an early talker); session stopped",
+                     pending, shown);
+    }
+    pg_smtp_break(s);
+    return err;
+}
+
 pigeon_err pg_smtp_flush(pigeon_smtp *s, int timeout_ms, const char *stage)
 {
+    /* Every command goes out with no reply left unread (QUIT aside: what a closing server
+     * says no longer matters). */
+    pigeon_err quiet = PIGEON_OK;
+    if (strcmp(stage, "quit") != 0 && s->out.err == PIGEON_OK &&
+        (quiet = pg_smtp_quiet(s, stage)) != PIGEON_OK) {
+        pg_buf_wipe_cleanup(&s->out);
+        return quiet;
+    }
     if (s->out.err != PIGEON_OK) {
         pigeon_err e = s->out.err;
         pg_buf_wipe_cleanup(&s->out);
@@ -546,9 +604,10 @@ static pigeon_err open_connection(pigeon_smtp *s)
                                   conn_trace, s, why, sizeof why);
     if (err == PIGEON_OK)
         return PIGEON_OK; /* the transport's trace already said "connected to ..." */
+    /* why is already a whole sentence naming the host and port ("cannot connect to X
+     * port N: ..." or "cannot resolve X: ..."): said once. */
     pg_smtp_fail(s, err == PIGEON_ERR_INVALID ? PIGEON_FAIL_CONFIG : PIGEON_FAIL_NETWORK, err,
-                 "connect", "cannot connect to %s port %u: %s", s->o.host, (unsigned)s->o.port,
-                 why);
+                 "connect", "%s", why[0] != '\0' ? why : "cannot connect");
     if (strstr(why, "refused") != NULL)
         s->res->hint = pg_hint_for_situation(PG_HINT_CONNECT_REFUSED, s->o.port);
     pg_smtp_set_state(s, PG_ST_BROKEN);
@@ -576,8 +635,6 @@ static void tls_failure(pigeon_smtp *s, pigeon_err err, const char *stage)
         pg_smtp_fail(s, PIGEON_FAIL_PROTOCOL, err, stage, "%s", why);
         h = PG_HINT_STARTTLS_INJECTION;
     } else {
-        pg_smtp_fail(s, err == PIGEON_ERR_CONFIG ? PIGEON_FAIL_CONFIG : PIGEON_FAIL_TLS, err, stage,
-                     "TLS failed with %s: %s", s->o.host, why);
         const pg_tls_info *ti = pg_conn_tls_info(s->conn);
         long v = ti != NULL ? ti->verify_result : X509_V_OK;
         if (strstr(why, "SMTP greeting") != NULL)
@@ -590,6 +647,15 @@ static void tls_failure(pigeon_smtp *s, pigeon_err err, const char *stage)
             h = PG_HINT_CERT_UNTRUSTED;
         else if (strstr(why, "version") != NULL || strstr(why, "TLS 1.") != NULL)
             h = PG_HINT_TLS_OLD_VERSION;
+        /* A certificate that does not verify (or match its pin), the other TLS mode on the
+         * port, or a server stuck below TLS 1.2 will not change by retrying: permanent,
+         * recorded as a configuration matter (or an attack). Anything else in the
+         * handshake (a reset, garbage, an alert) may be transient: PIGEON_ERR_TLS, retried
+         * (pigeon_send_result_is_temporary()). */
+        if (err != PIGEON_ERR_CONFIG && h != 0)
+            err = PIGEON_ERR_CONFIG;
+        pg_smtp_fail(s, err == PIGEON_ERR_CONFIG && h == 0 ? PIGEON_FAIL_CONFIG : PIGEON_FAIL_TLS,
+                     err, stage, "TLS failed with %s: %s", s->o.host, why);
     }
     if (h != 0 && s->res->hint == NULL)
         s->res->hint = pg_hint_for_situation(h, s->o.port);
@@ -1077,8 +1143,8 @@ pigeon_err pigeon_smtp_connect(pigeon_smtp *s, pigeon_send_result *res)
     } else if (s->res->err != PIGEON_OK)
         err = s->res->err;
     if (err != PIGEON_OK && s->res->status == PIGEON_SEND_NONE)
-        s->res->status = pigeon_fail_class_is_temporary(s->res->fail_class) ? PIGEON_SEND_DEFERRED
-                                                                            : PIGEON_SEND_FAILED;
+        s->res->status =
+            pigeon_send_result_is_temporary(s->res) ? PIGEON_SEND_DEFERRED : PIGEON_SEND_FAILED;
     pg_smtp_end(s, started);
     return err;
 }

@@ -382,6 +382,10 @@ static pigeon_err send_body(pigeon_smtp *s, data_source *src, const next_group *
     uint64_t octets = 0;
     pg_dotstuff_init(&ds);
     pg_buf_reset(&s->data);
+    /* After the 354 nothing may wait: a reply to the end of data before the data. */
+    pigeon_err quiet = pg_smtp_quiet(s, "data");
+    if (quiet != PIGEON_OK)
+        return quiet;
     pg_smtp_set_state(s, PG_ST_BODY);
     for (;;) {
         size_t n = 0;
@@ -691,8 +695,8 @@ static void finish(pigeon_smtp *s, envelope *env)
             sess == PIGEON_FAIL_DEFERRED)
             res->fail_class = deferred > 0 ? PIGEON_FAIL_DEFERRED : PIGEON_FAIL_REJECTED;
     } else {
-        res->status = pigeon_fail_class_is_temporary(res->fail_class) ? PIGEON_SEND_DEFERRED
-                                                                      : PIGEON_SEND_FAILED;
+        res->status =
+            pigeon_send_result_is_temporary(res) ? PIGEON_SEND_DEFERRED : PIGEON_SEND_FAILED;
     }
     /* A session failure keeps its own code (PIGEON_ERR_TIMEOUT is more precise than the
      * class's PIGEON_ERR_NETWORK); refused recipients take the class's. */

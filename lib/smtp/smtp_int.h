@@ -83,7 +83,12 @@ int64_t pg_smtp_deadline(const pigeon_smtp *s, int ms);
 /* Appends a command line (CRLF added) to s->out and logs it (mask: text logged instead). */
 void pg_smtp_cmd(pigeon_smtp *s, const char *mask, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Writes s->out; on failure records it (stage) and breaks the session. */
+/* Before a command that is not waiting on PIPELINING replies: nothing may be unread.
+ * Data waiting is an early talker (PIGEON_ERR_PROTOCOL), or an unsolicited 421 closing
+ * the session (PIGEON_ERR_DEFERRED); either is recorded and the session broken. */
+pigeon_err pg_smtp_quiet(pigeon_smtp *s, const char *stage);
+/* Writes s->out (after pg_smtp_quiet(), except for QUIT); on failure records it (stage)
+ * and breaks the session. */
 pigeon_err pg_smtp_flush(pigeon_smtp *s, int timeout_ms, const char *stage);
 /* Reads one reply into s->reply; on failure records it (stage) and breaks the session. */
 pigeon_err pg_smtp_read_reply(pigeon_smtp *s, int timeout_ms, const char *stage);

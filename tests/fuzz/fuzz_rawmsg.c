@@ -4,9 +4,11 @@
  * Properties checked on every input:
  *  - the reader gives the same header block, body and end as one chunk or split at any
  *    point, and its output has no bare CR or LF;
+ *  - the reader notes the same first NUL and first long body line however it is split;
  *  - the parser never fails on what it accepted before; the writer's header block
- *    re-parses to the same fields minus Bcc (plus From, Date and Message-ID), has CRLF
- *    line endings only and no Bcc field.
+ *    re-parses to the same fields minus Bcc and Resent-Bcc (plus From, Date and
+ *    Message-ID), has CRLF line endings only, no Bcc field and no line over 998 octets
+ *    (long lines folded), and fails exactly when pg_rawmsg_unfoldable() says so.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +56,7 @@ static void check_reader(const uint8_t *data, size_t size, int dot_ends)
         abort();
     if (!fail_a) {
         if (a.header.len != b.header.len || body_a.len != body_b.len || a.done != b.done ||
+            a.nul_line != b.nul_line || a.long_line != b.long_line ||
             (a.header.len && memcmp(a.header.data, b.header.data, a.header.len) != 0) ||
             (body_a.len && memcmp(body_a.data, body_b.data, body_a.len) != 0))
             abort();
@@ -75,18 +78,28 @@ static void check_writer(const pg_rawmsg *m)
     pg_buf out;
     pg_rawmsg again;
     pg_buf_init(&out);
-    if (pg_rawmsg_write_header(m, &o, &out) != PIGEON_OK) {
+    pigeon_err e = pg_rawmsg_write_header(m, &o, &out);
+    if ((e == PIGEON_ERR_HEADER) != (pg_rawmsg_unfoldable(m) != NULL))
+        abort();
+    if (e != PIGEON_OK) {
         pg_buf_cleanup(&out);
         return;
+    }
+    for (size_t at = 0, line = 0; at < out.len; at++) {
+        line = out.data[at] == '\n' ? 0 : line + 1;
+        if (line > 999) /* 998 octets and the CR */
+            abort();
     }
     if (bare_breaks(out.data, out.len) || out.len < 2 ||
         pg_rawmsg_parse(&again, out.data, out.len, NULL, 0) != PIGEON_OK)
         abort();
-    if (pg_rawmsg_count(&again, "Bcc") != 0 || !again.has_separator || again.body_offset != out.len)
+    if (pg_rawmsg_count(&again, "Bcc") != 0 || pg_rawmsg_count(&again, "Resent-Bcc") != 0 ||
+        !again.has_separator || again.body_offset != out.len)
         abort();
     size_t j = 0;
     for (size_t i = 0; i < m->count; i++) {
-        if (pg_rawmsg_count(m, "Bcc") > 0 && strcasecmp(m->fields[i].name, "Bcc") == 0)
+        if (strcasecmp(m->fields[i].name, "Bcc") == 0 ||
+            strcasecmp(m->fields[i].name, "Resent-Bcc") == 0)
             continue;
         if (j >= again.count || strcmp(m->fields[i].name, again.fields[j].name) != 0 ||
             strcmp(m->fields[i].value, again.fields[j].value) != 0)

@@ -80,7 +80,7 @@ static void json_result(const pigeon_send_result *r, pigeon_err rc)
     json_str(send_status(r->status));
     printf(",\"class\":");
     json_str(pigeon_fail_class_name(r->fail_class));
-    printf(",\"temporary\":%d,\"err\":", pigeon_fail_class_is_temporary(r->fail_class));
+    printf(",\"temporary\":%d,\"err\":", pigeon_send_result_is_temporary(r));
     json_str(pigeon_err_name(r->err));
     printf(",\"stage\":");
     json_str(r->stage);

@@ -223,6 +223,52 @@ static void test_parse_mbox_from_line(void **state)
     pg_rawmsg_cleanup(&m);
 }
 
+/* The reader notes the first body line holding a NUL and the first over 998 octets,
+ * counted from the message's first line, whatever the chunking; header lines are the
+ * parser's to judge. */
+static void test_reader_body_checks(void **state)
+{
+    (void)state;
+    char in[3000];
+    int n = snprintf(in, sizeof in, "Subject: x\n\nok\n");
+    memset(in + n, 'b', 999);
+    n += 999;
+    n += snprintf(in + n, sizeof in - (size_t)n, "\nfine\nnul ");
+    in[n++] = '\0';
+    n += snprintf(in + n, sizeof in - (size_t)n, " here\n");
+    for (size_t chunk = 1; chunk <= (size_t)n; chunk = chunk * 3 + 1) {
+        pg_rawmsg_reader r;
+        pg_buf body;
+        pg_rawmsg_reader_init(&r, 0);
+        pg_buf_init(&body);
+        for (size_t i = 0; i < (size_t)n; i += chunk) {
+            size_t len = (size_t)n - i < chunk ? (size_t)n - i : chunk;
+            assert_int_equal(pg_rawmsg_reader_feed(&r, in + i, len, &body), PIGEON_OK);
+        }
+        assert_int_equal(pg_rawmsg_reader_finish(&r, &body), PIGEON_OK);
+        assert_int_equal(r.long_line, 4);
+        assert_int_equal(r.nul_line, 6);
+        pg_buf_cleanup(&body);
+        pg_rawmsg_reader_cleanup(&r);
+    }
+    /* 998 octets exactly, and a long header line, are not the body's problem. */
+    pg_rawmsg_reader r;
+    pg_buf body;
+    pg_rawmsg_reader_init(&r, 0);
+    pg_buf_init(&body);
+    memcpy(in, "X: ", 3);
+    memset(in + 3, 'h', 1200);
+    memcpy(in + 1203, "\n\n", 2);
+    memset(in + 1205, 'c', 998);
+    memcpy(in + 2203, "\n", 1);
+    assert_int_equal(pg_rawmsg_reader_feed(&r, in, 2204, &body), PIGEON_OK);
+    assert_int_equal(pg_rawmsg_reader_finish(&r, &body), PIGEON_OK);
+    assert_int_equal(r.long_line, 0);
+    assert_int_equal(r.nul_line, 0);
+    pg_buf_cleanup(&body);
+    pg_rawmsg_reader_cleanup(&r);
+}
+
 static void test_parse_long_line_flagged(void **state)
 {
     (void)state;
@@ -447,6 +493,12 @@ static const writer_case writer_cases[] = {
      0,
      "From: a@x.org\r\nSubject: folded\r\n\tsubject\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
      "message-id: <2@x.org>\r\n\r\n"},
+    {"resent-bcc stripped like bcc (RFC 5322 3.6.6), resent-to kept",
+     "From: a@x.org\nResent-From: r@x.org\nResent-To: t@y.org\nResent-Bcc: hidden@z.org,\n"
+     " other@z.org\nresent-bcc:\nDate: d\nMessage-ID: <9@x>\n\nbody\n",
+     0,
+     "From: a@x.org\r\nResent-From: r@x.org\r\nResent-To: t@y.org\r\nDate: d\r\n"
+     "Message-ID: <9@x>\r\n\r\n"},
     {"date and message-id added, east of utc", "From: A <a@x.org>\nSubject: s\n\nbody\n", 480,
      "From: A <a@x.org>\r\nSubject: s\r\nDate: Wed, 15 Nov 2023 06:13:20 +0800\r\n"
      "Message-ID: <RANDOM@x.org>\r\n\r\n"},
@@ -508,6 +560,50 @@ static void test_writer_adds_from(void **state)
     assert_string_equal(out, "From: mine@x.org\r\nDate: d\r\nMessage-ID: <1@x>\r\n\r\n");
     free(out);
     pigeon_mailbox_cleanup(&from);
+}
+
+/* RFC 5322 2.2.3: a header line over 998 octets is folded before white space, every line
+ * is then at most 998 octets, and unfolding gives the field back; without white space it
+ * cannot be, and pg_rawmsg_unfoldable() names the field. */
+static void test_writer_folds_long_lines(void **state)
+{
+    (void)state;
+    char in[8000], value[3500];
+    size_t v = 0;
+    for (int i = 0; i < 300; i++)
+        v += (size_t)snprintf(value + v, sizeof value - v, "%sword%04d", i ? " " : "", i);
+    snprintf(in, sizeof in, "From: a@x.org\nSubject: %s\nDate: d\nMessage-ID: <1@x>\n\n", value);
+    pg_rawmsg m;
+    parse_ok(&m, in);
+    assert_null(pg_rawmsg_unfoldable(&m));
+    pg_rawmsg_cleanup(&m);
+    char *out = write_header(in, NULL, 0);
+    for (char *line = out, *end; (end = strstr(line, "\r\n")) != NULL; line = end + 2)
+        assert_true(end - line <= 998);
+    parse_ok(&m, out);
+    assert_string_equal(pg_rawmsg_find(&m, "Subject", 0)->value, value);
+    pg_rawmsg_cleanup(&m);
+    free(out);
+    /* White space between a name and its colon (RFC 5322 4.5) is no place to fold. */
+    memset(value, 'q', 1200);
+    value[1200] = '\0';
+    snprintf(in, sizeof in, "From: a@x.org\nX-Name%s :%s\n\n", value, value);
+    parse_ok(&m, in);
+    assert_non_null(pg_rawmsg_unfoldable(&m));
+    pg_rawmsg_cleanup(&m);
+    memset(value, 'z', 1500);
+    value[1500] = '\0';
+    snprintf(in, sizeof in, "From: a@x.org\nX-Token: %s\nBcc: %s\n\n", value, value);
+    parse_ok(&m, in);
+    const pg_rawmsg_field *f = pg_rawmsg_unfoldable(&m);
+    assert_non_null(f);
+    assert_string_equal(f->name, "X-Token");
+    pg_buf buf;
+    pg_buf_init(&buf);
+    pg_rawmsg_out_opts o = {NULL, FIXED_TIME, 0, NULL};
+    assert_int_equal(pg_rawmsg_write_header(&m, &o, &buf), PIGEON_ERR_HEADER);
+    pg_buf_cleanup(&buf);
+    pg_rawmsg_cleanup(&m);
 }
 
 static void test_writer_refusals(void **state)
@@ -578,6 +674,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reader_table),
         cmocka_unit_test(test_reader_8bit),
+        cmocka_unit_test(test_reader_body_checks),
         cmocka_unit_test(test_reader_header_bound),
         cmocka_unit_test(test_parse_folding),
         cmocka_unit_test(test_parse_find_case_insensitive),
@@ -591,6 +688,7 @@ int main(void)
         cmocka_unit_test(test_from),
         cmocka_unit_test(test_writer_table),
         cmocka_unit_test(test_writer_adds_from),
+        cmocka_unit_test(test_writer_folds_long_lines),
         cmocka_unit_test(test_writer_refusals),
         cmocka_unit_test(test_writer_message_ids_differ),
         cmocka_unit_test(test_reader_to_writer),
