@@ -49,6 +49,10 @@ int cli_queue_run(int argc, char **argv);
 void cli_queue_usage(FILE *out);
 int cli_daemon_run(int argc, char **argv);
 void cli_daemon_usage(FILE *out);
+int cli_dkim_run(int argc, char **argv);
+void cli_dkim_usage_cmd(FILE *out);
+int cli_lint_run(int argc, char **argv);
+void cli_lint_usage(FILE *out);
 int cli_help_run(int argc, char **argv);
 void cli_help_usage(FILE *out);
 /* The overview printed by `pigeon --help` and `pigeon help`. */

@@ -40,6 +40,12 @@ static const char *const key_names[K_COUNT] = {
     [K_RATE_PER_SECOND] = "rate_per_second",
     [K_DAILY_LIMIT] = "daily_limit",
     [K_MAX_CONNECTIONS] = "max_connections",
+    [K_DKIM_DOMAIN] = "dkim_domain",
+    [K_DKIM_SELECTOR] = "dkim_selector",
+    [K_DKIM_KEY] = "dkim_key",
+    [K_DKIM_ALGORITHM] = "dkim_algorithm",
+    [K_DKIM_CANONICALIZATION] = "dkim_canonicalization",
+    [K_DKIM_EXPIRE] = "dkim_expire",
 };
 
 /* One parsed line of the file. */

@@ -46,6 +46,12 @@ enum cfg_key {
     K_RATE_PER_SECOND,
     K_DAILY_LIMIT,
     K_MAX_CONNECTIONS,
+    K_DKIM_DOMAIN, /* DKIM (cli/dkim.h) */
+    K_DKIM_SELECTOR,
+    K_DKIM_KEY,
+    K_DKIM_ALGORITHM,
+    K_DKIM_CANONICALIZATION,
+    K_DKIM_EXPIRE,
     K_COUNT
 };
 

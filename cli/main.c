@@ -27,6 +27,8 @@ static const cli_command commands[] = {
      cli_queue_usage},
     {"daemon", "deliver the spool's messages: workers, retries, rate limits, metrics",
      cli_daemon_run, cli_daemon_usage},
+    {"dkim", "make a DKIM key and print the DNS record to publish", cli_dkim_run,
+     cli_dkim_usage_cmd},
     {"help", "show the usage of pigeon or of one command", cli_help_run, cli_help_usage},
 };
 

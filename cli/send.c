@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "deliver.h"
+#include "dkim.h"
 #include "queue.h"
 
 /* getopt_long values of send's own options. */
@@ -74,8 +75,10 @@ int cli_send_run(int argc, char **argv)
         c.from = cfg_get(&so.cfg, K_FROM);
     if ((status = cli_compose_build(&c, &msg)) != 0)
         goto done;
-    if (so.dry_run)
-        status = write_dry_run(msg);
+    if (so.dry_run && (status = cli_dkim_send(&so.cfg, msg, &so.deliver, 1)) < 0)
+        status = write_dry_run(msg); /* -1: no DKIM configured */
+    else if (so.dry_run)
+        ;
     else if (so.queue)
         status = queue_message(msg, &so);
     else
@@ -158,7 +161,8 @@ static int send_message(pigeon_message *msg, send_opts *so)
         cli_error("%s", err);
         return status;
     }
-    return deliver_message(&so->cfg, msg, &so->deliver);
+    status = cli_dkim_send(&so->cfg, msg, &so->deliver, 0); /* -1: no DKIM configured */
+    return status >= 0 ? status : deliver_message(&so->cfg, msg, &so->deliver);
 }
 
 /* Stores the message for `pigeon daemon`; the account's settings are read again then. */

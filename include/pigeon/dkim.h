@@ -69,8 +69,10 @@ void pigeon_dkim_key_free(pigeon_dkim_key *key);
 /* What to sign with. Strings and keys are borrowed for the signer's life. */
 typedef struct pigeon_dkim_opts {
     const char *domain;             /* d=, the signing domain (A-label form) */
-    const char *selector;           /* s= */
-    const pigeon_dkim_key *keys[2]; /* one signature per key (NULL entries skipped) */
+    const char *selector;           /* s= of the first key */
+    const pigeon_dkim_key *key;     /* the first key (one signature per key) */
+    const char *selector2;          /* s= of the second key (NULL: selector) */
+    const pigeon_dkim_key *key2;    /* a second key, or NULL */
     pigeon_dkim_canon header_canon; /* c= header part (default relaxed) */
     pigeon_dkim_canon body_canon;   /* c= body part (default relaxed) */
     int64_t expire_seconds;         /* > 0: x= is t= plus this (RFC 6376 3.5) */

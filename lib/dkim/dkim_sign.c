@@ -56,8 +56,8 @@ typedef enum sign_state {
 
 struct pigeon_dkim_signer {
     char *domain;                   /* d=, lower case */
-    char *selector;                 /* s= */
-    const pigeon_dkim_key *keys[2]; /* borrowed */
+    char *selectors[2];             /* s= of each key */
+    const pigeon_dkim_key *keys[2]; /* borrowed; NULL entries unused */
     pigeon_dkim_canon hcanon;       /* header canonicalization */
     pigeon_dkim_canon bcanon;       /* body canonicalization */
     int64_t expire;                 /* x= offset, 0 for none */
@@ -134,10 +134,11 @@ pigeon_err pigeon_dkim_signer_new(const pigeon_dkim_opts *o, pigeon_dkim_signer 
     const char *reason = NULL;
     if (!valid_label_text(o->domain, 1))
         reason = "the DKIM domain (d=) is missing or not a domain name (use its xn-- form)";
-    else if (!valid_label_text(o->selector, 1))
+    else if (!valid_label_text(o->selector, 1) ||
+             (o->selector2 != NULL && !valid_label_text(o->selector2, 1)))
         reason = "the DKIM selector (s=) is missing or has characters other than letters, "
                  "digits, '-', '_' and '.'";
-    else if (o->keys[0] == NULL && o->keys[1] == NULL)
+    else if (o->key == NULL)
         reason = "no DKIM key";
     if (reason != NULL) {
         if (why != NULL && whylen > 0)
@@ -148,9 +149,10 @@ pigeon_err pigeon_dkim_signer_new(const pigeon_dkim_opts *o, pigeon_dkim_signer 
         return PIGEON_ERR_NOMEM;
     pg_buf_init(&s->header);
     s->domain = lower_dup(o->domain);
-    s->selector = strdup(o->selector);
-    s->keys[0] = o->keys[0];
-    s->keys[1] = o->keys[1];
+    s->selectors[0] = strdup(o->selector);
+    s->selectors[1] = strdup(o->selector2 != NULL ? o->selector2 : o->selector);
+    s->keys[0] = o->key;
+    s->keys[1] = o->key2;
     s->hcanon = o->header_canon;
     s->bcanon = o->body_canon;
     s->expire = o->expire_seconds > 0 ? o->expire_seconds : 0;
@@ -159,8 +161,8 @@ pigeon_err pigeon_dkim_signer_new(const pigeon_dkim_opts *o, pigeon_dkim_signer 
     s->check_from = o->check_from;
     s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     s->body_md = EVP_MD_CTX_new();
-    if (s->domain == NULL || s->selector == NULL || s->sha256 == NULL || s->body_md == NULL ||
-        start(s) != PIGEON_OK) {
+    if (s->domain == NULL || s->selectors[0] == NULL || s->selectors[1] == NULL ||
+        s->sha256 == NULL || s->body_md == NULL || start(s) != PIGEON_OK) {
         pigeon_dkim_signer_free(s);
         return PIGEON_ERR_NOMEM;
     }
@@ -173,7 +175,8 @@ void pigeon_dkim_signer_free(pigeon_dkim_signer *s)
     if (s == NULL)
         return;
     free(s->domain);
-    free(s->selector);
+    free(s->selectors[0]);
+    free(s->selectors[1]);
     EVP_MD_free(s->sha256);
     EVP_MD_CTX_free(s->body_md);
     pg_buf_cleanup(&s->header);
@@ -323,29 +326,33 @@ static char *from_domain(pg_dkim_field *f, size_t n)
 static void fold_put(pg_buf *b, size_t *col, const char *text, size_t n)
 {
     if (*col + n > FOLD_AT && *col > 1) {
-        pg_buf_append(b, "\r\n ", 3);
-        *col = 1;
+        pg_buf_append(b, "\r\n", 2);
+        *col = 0;
+        if (text[0] != ' ') { /* the fold itself must be followed by white space */
+            pg_buf_putc(b, ' ');
+            *col = 1;
+        }
     }
     pg_buf_append(b, text, n);
     *col += n;
 }
 
 /* The DKIM-Signature field up to and including "b=" (RFC 6376 3.5); tags in a fixed order. */
-static void sig_template(const pigeon_dkim_signer *s, const pigeon_dkim_key *key, const char **h,
-                         size_t nh, const unsigned char *bh, int64_t t, pg_buf *out)
+static void sig_template(const pigeon_dkim_signer *s, int k, const char **h, size_t nh,
+                         const unsigned char *bh, int64_t t, pg_buf *out)
 {
     char tag[512];
     size_t col = 0;
     pg_buf_puts(out, "DKIM-Signature: v=1;");
     col = out->len;
-    snprintf(tag, sizeof tag, " a=%s;", pigeon_dkim_alg_name(key->alg));
+    snprintf(tag, sizeof tag, " a=%s;", pigeon_dkim_alg_name(s->keys[k]->alg));
     fold_put(out, &col, tag, strlen(tag));
     snprintf(tag, sizeof tag, " c=%s/%s;", s->hcanon == PIGEON_DKIM_SIMPLE ? "simple" : "relaxed",
              s->bcanon == PIGEON_DKIM_SIMPLE ? "simple" : "relaxed");
     fold_put(out, &col, tag, strlen(tag));
     snprintf(tag, sizeof tag, " d=%s;", s->domain);
     fold_put(out, &col, tag, strlen(tag));
-    snprintf(tag, sizeof tag, " s=%s;", s->selector);
+    snprintf(tag, sizeof tag, " s=%s;", s->selectors[k]);
     fold_put(out, &col, tag, strlen(tag));
     snprintf(tag, sizeof tag, " t=%lld;", (long long)t);
     fold_put(out, &col, tag, strlen(tag));
@@ -422,9 +429,10 @@ static void put_b(pg_buf *field, const unsigned char *sig, size_t siglen)
 }
 
 /* One signature with key over the fields f, appended to out. */
-static pigeon_err sign_one(pigeon_dkim_signer *s, const pigeon_dkim_key *key, pg_dkim_field *f,
-                           size_t n, const unsigned char *bh, int64_t t, pg_buf *out)
+static pigeon_err sign_one(pigeon_dkim_signer *s, int k, pg_dkim_field *f, size_t n,
+                           const unsigned char *bh, int64_t t, pg_buf *out)
 {
+    const pigeon_dkim_key *key = s->keys[k];
     const char *h[H_MAX];
     size_t nh = choose(s, f, n, h);
     pg_buf data, field;
@@ -439,7 +447,7 @@ static pigeon_err sign_one(pigeon_dkim_signer *s, const pigeon_dkim_key *key, pg
             pg_dkim_header_canon(&data, s->hcanon, pf->raw, pf->raw_len, 1);
         }
     }
-    sig_template(s, key, h, nh, bh, t, &field);
+    sig_template(s, k, h, nh, bh, t, &field);
     pg_dkim_header_canon(&data, s->hcanon, field.data, field.len, 0);
     unsigned char sig[1024];
     size_t siglen = sizeof sig;
@@ -526,7 +534,7 @@ pigeon_err pigeon_dkim_signer_final(pigeon_dkim_signer *s, int64_t unix_time, ch
         goto done;
     for (int k = 0; k < 2 && err == PIGEON_OK; k++)
         if (s->keys[k] != NULL)
-            err = sign_one(s, s->keys[k], f, n, bh, unix_time, &out);
+            err = sign_one(s, k, f, n, bh, unix_time, &out);
     if (err == PIGEON_OK && out.err != PIGEON_OK)
         err = PIGEON_ERR_NOMEM;
 done:
