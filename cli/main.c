@@ -29,6 +29,8 @@ static const cli_command commands[] = {
      cli_daemon_run, cli_daemon_usage},
     {"dkim", "make a DKIM key and print the DNS record to publish", cli_dkim_run,
      cli_dkim_usage_cmd},
+    {"lint", "check a message for what spam filters and mail clients dislike", cli_lint_run,
+     cli_lint_usage},
     {"help", "show the usage of pigeon or of one command", cli_help_run, cli_help_usage},
 };
 

@@ -19,18 +19,21 @@
 #include "cli.h"
 #include "deliver.h"
 #include "dkim.h"
+#include "lint.h"
 #include "queue.h"
 
 /* getopt_long values of send's own options. */
 enum send_opt {
     OPT_DRY_RUN = CLI_OPT_CONN_END,
     OPT_QUEUE,
+    OPT_LINT,
 };
 
 /* How to send, beyond what the message is. */
 typedef struct send_opts {
     int dry_run;          /* --dry-run: write the message to stdout, send nothing */
     int queue;            /* --queue: store in the spool for `pigeon daemon` */
+    int lint;             /* --lint: check the message (cli/lint.c), send nothing */
     const char *spool;    /* --spool PATH, or NULL for the default */
     cfg_settings cfg;     /* connection settings: command line, then file, preset, defaults */
     const char *account;  /* --account NAME, or NULL for the default account */
@@ -45,6 +48,7 @@ static const struct option longopts[] = {
     CLI_CONN_LONGOPTS,
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"queue", no_argument, NULL, OPT_QUEUE},
+    {"lint", no_argument, NULL, OPT_LINT},
     {"spool", required_argument, NULL, CLI_OPT_SPOOL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -75,7 +79,9 @@ int cli_send_run(int argc, char **argv)
         c.from = cfg_get(&so.cfg, K_FROM);
     if ((status = cli_compose_build(&c, &msg)) != 0)
         goto done;
-    if (so.dry_run && (status = cli_dkim_send(&so.cfg, msg, &so.deliver, 1)) < 0)
+    if (so.lint)
+        status = cli_lint_send(msg, cfg_get(&so.cfg, K_DKIM_DOMAIN));
+    else if (so.dry_run && (status = cli_dkim_send(&so.cfg, msg, &so.deliver, 1)) < 0)
         status = write_dry_run(msg); /* -1: no DKIM configured */
     else if (so.dry_run)
         ;
@@ -112,6 +118,9 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
             break;
         case OPT_QUEUE:
             so->queue = 1;
+            break;
+        case OPT_LINT:
+            so->lint = 1;
             break;
         case CLI_OPT_SPOOL:
             so->spool = optarg;
@@ -200,6 +209,8 @@ void cli_send_usage(FILE *out)
     cli_conn_usage(out);
     fputs("Sending:\n"
           "  --dry-run               write the message to standard output, send nothing\n"
+          "  --lint                  check the message instead of sending it (see pigeon\n"
+          "                          help lint; exit 0 clean, 1 warnings, 2 errors)\n"
           "  --queue                 store it in the spool and print its queue id (once it\n"
           "                          is on disk); `pigeon daemon` sends it later with the\n"
           "                          account's settings (needs an account; no connection\n"

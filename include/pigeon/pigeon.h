@@ -17,5 +17,6 @@
 #include "pigeon/spool.h"
 #include "pigeon/metrics.h"
 #include "pigeon/dkim.h"
+#include "pigeon/lint.h"
 
 #endif
