@@ -7,6 +7,7 @@
  * because that is what the SMTP layer puts on the wire for them (pigeon_smtp_send_stream);
  * a signature over anything else would fail at the receiver.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "dkim/canon.h"
@@ -63,6 +64,22 @@ void pg_dkim_body_init(pg_dkim_body *b, pigeon_dkim_canon canon, pg_dkim_sink si
     b->sink_ctx = ctx;
 }
 
+/* Nonzero if one of the 8 bytes at p is CR or LF, or (wsp) SP or HTAB: a word-at-a-time
+ * test (a byte of v is zero iff (b - 1) & ~b has its high bit set), so that the common
+ * case, text, is skipped 8 bytes per step. */
+static int has_special(const unsigned char *p, int wsp)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t w, m;
+    memcpy(&w, p, 8);
+#define ZERO_BYTE(v) (((v)-ones) & ~(v)&highs)
+    m = ZERO_BYTE(w ^ (ones * '\r')) | ZERO_BYTE(w ^ (ones * '\n'));
+    if (wsp)
+        m |= ZERO_BYTE(w ^ (ones * ' ')) | ZERO_BYTE(w ^ (ones * '\t'));
+#undef ZERO_BYTE
+    return m != 0;
+}
+
 /* A run of text bytes (no WSP for relaxed, no CR or LF) at p. */
 static void text_run(pg_dkim_body *b, const unsigned char *p, size_t n)
 {
@@ -108,9 +125,30 @@ void pg_dkim_body_feed(pg_dkim_body *b, const void *buf, size_t len)
             p++;
             continue;
         }
+        /* The longest run written as it is: text, and for relaxed also a single SP
+         * between text (the common case, kept without going through pending_wsp). */
         const unsigned char *q = p + 1;
-        while (q < end && (byte_class[*q] == C_TEXT || (!relaxed && byte_class[*q] == C_WSP)))
-            q++;
+        if (relaxed) {
+            while (q < end) {
+                if (end - q >= 8 && !has_special(q, 1))
+                    q += 8;
+                else if (byte_class[*q] == C_TEXT)
+                    q++;
+                else if (*q == ' ' && q + 1 < end && byte_class[q[1]] == C_TEXT)
+                    q += 2;
+                else
+                    break;
+            }
+        } else {
+            while (q < end) {
+                if (end - q >= 8 && !has_special(q, 0))
+                    q += 8;
+                else if (byte_class[*q] <= C_WSP)
+                    q++;
+                else
+                    break;
+            }
+        }
         text_run(b, p, (size_t)(q - p));
         p = q;
     }

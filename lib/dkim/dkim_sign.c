@@ -66,6 +66,9 @@ struct pigeon_dkim_signer {
     int check_from;                 /* From must be within d= */
     EVP_MD *sha256;                 /* fetched once */
     EVP_MD_CTX *body_md;            /* the body hash in progress */
+    EVP_MD_CTX *header_md;          /* the header hash of one signature */
+    EVP_PKEY_CTX *rsa_ctx[2];       /* RSA keys: ready to sign a SHA-256 digest */
+    EVP_MD_CTX *ed_ctx[2];          /* Ed25519 keys: ready for one-shot signatures */
     pg_dkim_body body;              /* the body canonicalizer */
     sign_state state;               /* where the input is */
     pg_buf header;                  /* the header block, CRLF line endings */
@@ -124,6 +127,43 @@ static pigeon_err start(pigeon_dkim_signer *s)
     return PIGEON_OK;
 }
 
+/*
+ * The signing contexts are made once per signer, not per message: OpenSSL 3 looks the
+ * algorithm up in its providers at every init, which costs as much as a whole Ed25519
+ * signature. RSA signs the SHA-256 digest we compute (EVP_PKEY_sign, PKCS#1 v1.5 with the
+ * DigestInfo of SHA-256, as EVP_DigestSign would); Ed25519 is one-shot, so its context
+ * signs again and again.
+ */
+static int prepare_keys(pigeon_dkim_signer *s)
+{
+    for (int k = 0; k < 2; k++) {
+        const pigeon_dkim_key *key = s->keys[k];
+        if (key == NULL)
+            continue;
+        if (key->alg == PIGEON_DKIM_RSA_SHA256) {
+            s->rsa_ctx[k] = EVP_PKEY_CTX_new_from_pkey(NULL, key->pkey, NULL);
+            if (s->rsa_ctx[k] == NULL || EVP_PKEY_sign_init(s->rsa_ctx[k]) != 1 ||
+                EVP_PKEY_CTX_set_signature_md(s->rsa_ctx[k], s->sha256) != 1)
+                return -1;
+        } else {
+            s->ed_ctx[k] = EVP_MD_CTX_new();
+            if (s->ed_ctx[k] == NULL ||
+                EVP_DigestSignInit_ex(s->ed_ctx[k], NULL, NULL, NULL, NULL, key->pkey, NULL) != 1)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Line breaks in the header block, plus one: a bound on its number of fields. */
+static size_t count_lines(const pg_buf *b)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < b->len; i++)
+        n += b->data[i] == '\n';
+    return n;
+}
+
 pigeon_err pigeon_dkim_signer_new(const pigeon_dkim_opts *o, pigeon_dkim_signer **out, char *why,
                                   size_t whylen)
 {
@@ -161,8 +201,10 @@ pigeon_err pigeon_dkim_signer_new(const pigeon_dkim_opts *o, pigeon_dkim_signer 
     s->check_from = o->check_from;
     s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     s->body_md = EVP_MD_CTX_new();
-    if (s->domain == NULL || s->selectors[0] == NULL || s->selectors[1] == NULL ||
-        s->sha256 == NULL || s->body_md == NULL || start(s) != PIGEON_OK) {
+    s->header_md = EVP_MD_CTX_new();
+    if (s->header_md == NULL || s->sha256 == NULL || prepare_keys(s) != 0 || s->domain == NULL ||
+        s->selectors[0] == NULL || s->selectors[1] == NULL || s->sha256 == NULL ||
+        s->body_md == NULL || start(s) != PIGEON_OK) {
         pigeon_dkim_signer_free(s);
         return PIGEON_ERR_NOMEM;
     }
@@ -179,6 +221,11 @@ void pigeon_dkim_signer_free(pigeon_dkim_signer *s)
     free(s->selectors[1]);
     EVP_MD_free(s->sha256);
     EVP_MD_CTX_free(s->body_md);
+    EVP_MD_CTX_free(s->header_md);
+    for (int k = 0; k < 2; k++) {
+        EVP_PKEY_CTX_free(s->rsa_ctx[k]);
+        EVP_MD_CTX_free(s->ed_ctx[k]);
+    }
     pg_buf_cleanup(&s->header);
     free(s);
 }
@@ -403,6 +450,22 @@ static int key_sign(EVP_MD *sha256, const pigeon_dkim_key *key, const unsigned c
     return ok;
 }
 
+/* Signs data with key k through the signer's prepared contexts. */
+static int signer_sign(pigeon_dkim_signer *s, int k, const unsigned char *data, size_t len,
+                       unsigned char *sig, size_t *siglen)
+{
+    unsigned char hash[32];
+    unsigned hl = 0;
+    if (EVP_DigestInit_ex(s->header_md, s->sha256, NULL) != 1 ||
+        EVP_DigestUpdate(s->header_md, data, len) != 1 ||
+        EVP_DigestFinal_ex(s->header_md, hash, &hl) != 1)
+        return 0;
+    if (s->rsa_ctx[k] != NULL)
+        return EVP_PKEY_sign(s->rsa_ctx[k], sig, siglen, hash, hl) == 1;
+    /* RFC 8463 3: the Ed25519 input is the SHA-256 hash of the header data. */
+    return EVP_DigestSign(s->ed_ctx[k], sig, siglen, hash, hl) == 1;
+}
+
 /* Appends the signature value to the field, folded. */
 static void put_b(pg_buf *field, const unsigned char *sig, size_t siglen)
 {
@@ -454,7 +517,7 @@ static pigeon_err sign_one(pigeon_dkim_signer *s, int k, pg_dkim_field *f, size_
     pigeon_err err = PIGEON_OK;
     if (data.err != PIGEON_OK || field.err != PIGEON_OK) {
         err = PIGEON_ERR_NOMEM;
-    } else if (!key_sign(s->sha256, key, (unsigned char *)data.data, data.len, sig, &siglen)) {
+    } else if (!signer_sign(s, k, (unsigned char *)data.data, data.len, sig, &siglen)) {
         snprintf(s->error, sizeof s->error, "the %s signature failed (OpenSSL)",
                  pigeon_dkim_alg_name(key->alg));
         err = PIGEON_ERR_INVALID;
@@ -519,13 +582,16 @@ pigeon_err pigeon_dkim_signer_final(pigeon_dkim_signer *s, int64_t unix_time, ch
         err = PIGEON_ERR_NOMEM;
         goto done;
     }
-    if ((f = calloc(FIELDS_MAX, sizeof *f)) == NULL) {
+    size_t max = count_lines(&s->header);
+    if (max > FIELDS_MAX)
+        max = FIELDS_MAX;
+    if ((f = malloc(max * sizeof *f)) == NULL) {
         err = PIGEON_ERR_NOMEM;
         goto done;
     }
     size_t n = pg_dkim_fields_split(s->header.data ? s->header.data : "",
-                                    s->header.len >= 2 ? s->header.len - 2 : 0, f, FIELDS_MAX);
-    if (n > FIELDS_MAX) {
+                                    s->header.len >= 2 ? s->header.len - 2 : 0, f, max);
+    if (n > max) {
         snprintf(s->error, sizeof s->error, "the header has more than %d fields", FIELDS_MAX);
         err = PIGEON_ERR_TOO_LARGE;
         goto done;
