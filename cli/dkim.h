@@ -34,8 +34,8 @@ void cli_dkim_free(cli_dkim *d);
 
 /*
  * Reads a whole message from read(ctx) and writes its DKIM-Signature fields (malloc'd) to
- * *fields. from_domain: the From domain, the d= when dkim_domain is unset. Returns 0, or
- * an exit status with the reason in err: EX_CONFIG (d= not the From domain nor a parent),
+ * *fields. from_domain: the d= when dkim_domain is unset (NULL: the From field's domain). Returns
+ * 0, or an exit status with the reason in err: EX_CONFIG (d= not the From domain nor a parent),
  * EX_DATAERR (no From), EX_IOERR (a read failed).
  */
 int cli_dkim_sign(cli_dkim *d, const char *from_domain, pigeon_read_fn read, void *ctx,

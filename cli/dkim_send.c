@@ -198,23 +198,12 @@ const char *cli_dkim_spooled(const cfg_settings *cfg, pigeon_spool *spool,
         return err;
     if (d == NULL)
         return NULL;
-    /* d= defaults to the account's From domain, else the envelope sender's. */
-    const char *from = cfg_get(cfg, K_FROM);
-    if (from == NULL || strchr(from, '@') == NULL)
-        from = job->mail_from;
-    const char *at = strrchr(from, '@');
-    char domain[256];
-    snprintf(domain, sizeof domain, "%s", at != NULL ? at + 1 : "");
-    char *gt = strchr(domain, '>');
-    if (gt != NULL)
-        *gt = '\0';
     int status = 0;
     if (pigeon_spool_job_body(spool, job, &body, &size) != PIGEON_OK) {
         snprintf(err, sizeof err, "cannot read the stored message to DKIM-sign it");
         status = EX_IOERR;
     } else {
-        status = cli_dkim_sign(d, domain[0] ? domain : NULL, pigeon_spool_body_read, body, fields,
-                               len, err, sizeof err);
+        status = cli_dkim_sign(d, NULL, pigeon_spool_body_read, body, fields, len, err, sizeof err);
     }
     pigeon_spool_body_close(body);
     cli_dkim_free(d);

@@ -281,11 +281,7 @@ int cli_dkim_sign(cli_dkim *d, const char *from_domain, pigeon_read_fn read, voi
     o.body_canon = d->bcanon;
     o.expire_seconds = d->expire;
     o.check_from = 1;
-    *fields = NULL;
-    if (o.domain == NULL) {
-        snprintf(err, errlen, "DKIM needs a domain: set dkim_domain (or --dkim-domain)");
-        return EX_CONFIG;
-    }
+    *fields = NULL; /* o.domain NULL: d= is the From field's domain */
     pigeon_err e = pigeon_dkim_signer_new(&o, &s, why, sizeof why);
     if (e != PIGEON_OK) {
         snprintf(err, errlen, "%s", e == PIGEON_ERR_NOMEM ? "out of memory" : why);

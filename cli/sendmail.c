@@ -700,8 +700,7 @@ static int send_spooled(sendmail_args *a, envelope *env, spooled_msg *m)
     char *dkim = NULL;
     size_t dkim_len = 0;
     raw_source src = {&m->out_header, 0, m->body_fd};
-    status = cli_dkim_sign_stream(&a->cfg, env->has_sender ? env->sender.domain_ascii : NULL,
-                                  raw_read, &src, &dkim, &dkim_len);
+    status = cli_dkim_sign_stream(&a->cfg, NULL, raw_read, &src, &dkim, &dkim_len);
     src.header_pos = 0;
     if (status == 0 && lseek(m->body_fd, 0, SEEK_SET) != 0)
         status = EX_IOERR;

@@ -68,7 +68,8 @@ void pigeon_dkim_key_free(pigeon_dkim_key *key);
 
 /* What to sign with. Strings and keys are borrowed for the signer's life. */
 typedef struct pigeon_dkim_opts {
-    const char *domain;             /* d=, the signing domain (A-label form) */
+    const char *domain;             /* d=, the signing domain (A-label form); NULL:
+                                            each message's From domain */
     const char *selector;           /* s= of the first key */
     const pigeon_dkim_key *key;     /* the first key (one signature per key) */
     const char *selector2;          /* s= of the second key (NULL: selector) */

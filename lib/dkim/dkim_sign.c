@@ -64,6 +64,7 @@ struct pigeon_dkim_signer {
     const char *const *headers;     /* names to sign */
     const char *const *oversign;    /* names to oversign, or NULL for the default rule */
     int check_from;                 /* From must be within d= */
+    int domain_from_header;         /* d= is each message's From domain */
     EVP_MD *sha256;                 /* fetched once */
     EVP_MD_CTX *body_md;            /* the body hash in progress */
     EVP_MD_CTX *header_md;          /* the header hash of one signature */
@@ -172,7 +173,7 @@ pigeon_err pigeon_dkim_signer_new(const pigeon_dkim_opts *o, pigeon_dkim_signer 
         return PIGEON_ERR_INVALID;
     *out = NULL;
     const char *reason = NULL;
-    if (!valid_label_text(o->domain, 1))
+    if (o->domain != NULL && !valid_label_text(o->domain, 1))
         reason = "the DKIM domain (d=) is missing or not a domain name (use its xn-- form)";
     else if (!valid_label_text(o->selector, 1) ||
              (o->selector2 != NULL && !valid_label_text(o->selector2, 1)))
@@ -188,7 +189,8 @@ pigeon_err pigeon_dkim_signer_new(const pigeon_dkim_opts *o, pigeon_dkim_signer 
     if ((s = calloc(1, sizeof *s)) == NULL)
         return PIGEON_ERR_NOMEM;
     pg_buf_init(&s->header);
-    s->domain = lower_dup(o->domain);
+    s->domain_from_header = o->domain == NULL;
+    s->domain = lower_dup(o->domain != NULL ? o->domain : "");
     s->selectors[0] = strdup(o->selector);
     s->selectors[1] = strdup(o->selector2 != NULL ? o->selector2 : o->selector);
     s->keys[0] = o->key;
@@ -541,13 +543,23 @@ static pigeon_err check_header(pigeon_dkim_signer *s, pg_dkim_field *f, size_t n
                             : "the message has more than one From field");
         return PIGEON_ERR_HEADER;
     }
-    if (!s->check_from)
+    if (!s->check_from && !s->domain_from_header)
         return PIGEON_OK;
     char *domain = from_domain(f, n);
     pigeon_err err = PIGEON_OK;
     if (domain == NULL) {
         snprintf(s->error, sizeof s->error, "the From field holds no address to align with d=");
         err = PIGEON_ERR_HEADER;
+    } else if (s->domain_from_header) {
+        char *d = lower_dup(domain); /* d= is the From domain: aligned by construction */
+        if (d == NULL || !valid_label_text(d, 1)) {
+            snprintf(s->error, sizeof s->error, "the From domain cannot be a DKIM d=");
+            err = d == NULL ? PIGEON_ERR_NOMEM : PIGEON_ERR_HEADER;
+            free(d);
+        } else {
+            free(s->domain);
+            s->domain = d;
+        }
     } else if (!pigeon_dkim_domain_covers(s->domain, domain)) {
         snprintf(s->error, sizeof s->error,
                  "the DKIM domain %.80s is not the From domain %.80s or a parent of it: DMARC "

@@ -243,6 +243,28 @@ def sendmail_signs_what_it_relays():
     both_verify(got)
 
 
+@test(timeout=60)
+def d_defaults_to_the_from_domain_not_the_envelope():
+    """Without dkim_domain, d= is the From field's domain, even when -f names a bounce
+    address elsewhere (DMARC aligns on From)."""
+    k = keys()
+    with servers.AioSmtpd() as srv:
+        env = account_config(srv.port, k["ed1"], "ed1")
+        with open(env["PIGEON_CONFIG"]) as f:
+            cfg = f.read().replace("dkim_domain = %s\n" % DOMAIN, "")
+        with open(env["PIGEON_CONFIG"], "w") as f:
+            f.write(cfg)
+        rc, out, err = harness.run_cmd(
+            [harness.pigeon_path(), "sendmail", "-i", "-f", "bounces@bounce.example.net",
+             "x@example.net"],
+            input=b"From: News <news@%s>\nSubject: hi\n\nhello\n" % DOMAIN.encode(), env=env)
+        assert rc == 0, err
+        srv.wait_messages(1)
+        content = srv.messages[0].content
+    assert b"d=%s;" % DOMAIN.encode() in content, content[:400]
+    both_verify({"from-domain": content}, count=1)
+
+
 @test(timeout=120)
 def daemon_signs_at_delivery_with_the_current_key():
     k = keys()
