@@ -288,5 +288,40 @@ def daemon_signs_at_delivery_with_the_current_key():
     both_verify({"daemon": content})
 
 
+@test(timeout=120)
+def daemon_keeps_mail_when_the_key_is_unusable():
+    """A key that became unreadable-by-policy (mode 644) after the message was queued:
+    the daemon sends nothing unsigned, keeps the message deferred with the reason, and
+    sends it signed once the key is fixed."""
+    k = keys()
+    loose = os.path.join(harness.tmpdir("pigeon-dkim-loose-"), "k.pem")
+    with open(k["ed1"], "rb") as src, open(loose, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(loose, 0o600)
+    with servers.AioSmtpd() as srv:
+        env = account_config(srv.port, loose, "ed1")
+        rc, out, err = harness.pigeon("send", "--queue", "--json", "--to", "x@example.net",
+                                      "--subject", "kept", "--text", "hello\n", env=env)
+        assert rc == 0, err
+        qid = json.loads(out)["queue_id"]
+        os.chmod(loose, 0o644)
+        log = os.path.join(harness.tmpdir("log"), "events.json")
+        rc, _, err = harness.pigeon("daemon", "--once", "--log-file", log, env=env, timeout=60)
+        assert rc == 0, err
+        assert srv.messages == [], "sent without its signature"
+        rc, out, err = harness.pigeon("queue", "show", qid, "--json", env=env)
+        assert rc == 0, err
+        [r] = json.loads(out)["recipients"]
+        assert r["state"] == "deferred" and "chmod 600" in (r.get("text") or ""), r
+        os.chmod(loose, 0o600)
+        rc, _, err = harness.pigeon("queue", "retry", "--all", env=env)
+        assert rc == 0, err
+        rc, _, err = harness.pigeon("daemon", "--once", "--log-file", log, env=env, timeout=60)
+        assert rc == 0, err
+        srv.wait_messages(1)
+        content = srv.messages[0].content
+    both_verify({"fixed": content}, count=1)
+
+
 if __name__ == "__main__":
     harness.run(timeout=180, file_timeout=290)
