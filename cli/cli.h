@@ -55,6 +55,10 @@ int cli_serve_run(int argc, char **argv);
 void cli_serve_usage(FILE *out);
 int cli_key_run(int argc, char **argv);
 void cli_key_usage(FILE *out);
+int cli_dkim_run(int argc, char **argv);
+void cli_dkim_usage_cmd(FILE *out);
+int cli_lint_run(int argc, char **argv);
+void cli_lint_usage(FILE *out);
 int cli_help_run(int argc, char **argv);
 void cli_help_usage(FILE *out);
 /* The overview printed by `pigeon --help` and `pigeon help`. */

@@ -44,6 +44,12 @@ static const char *const key_names[K_COUNT] = {
     [K_DAILY_LIMIT] = "daily_limit",
     [K_MAX_CONNECTIONS] = "max_connections",
     [K_PASSWORD_COMMAND_TIMEOUT] = "password_command_timeout",
+    [K_DKIM_DOMAIN] = "dkim_domain",
+    [K_DKIM_SELECTOR] = "dkim_selector",
+    [K_DKIM_KEY] = "dkim_key",
+    [K_DKIM_ALGORITHM] = "dkim_algorithm",
+    [K_DKIM_CANONICALIZATION] = "dkim_canonicalization",
+    [K_DKIM_EXPIRE] = "dkim_expire",
 };
 
 /* Most [account NAME] sections in one file. */

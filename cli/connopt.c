@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "deliver.h"
+#include "dkim.h"
 
 /* Parses a decimal integer in [min, max]; returns 0 or -1. */
 static int parse_long(const char *s, long min, long max, long *out)
@@ -108,7 +109,7 @@ int cli_conn_option(cfg_settings *cfg, const char **account, deliver_opts *o, in
         o->verbose++;
         return 0;
     default:
-        return -1;
+        return cli_dkim_option(cfg, opt, arg);
     }
 }
 
@@ -136,4 +137,5 @@ void cli_conn_usage(FILE *out)
           "  --json                  one JSON object with the result on stdout\n"
           "  --retry-for SECONDS     retry temporary failures for up to SECONDS\n",
           out);
+    cli_dkim_usage(out);
 }

@@ -49,6 +49,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "dkim.h"
 #include "util/random.h"
 
 /* Lease of a claim before the account's settings are known. */
@@ -581,6 +582,13 @@ static int deliver(worker *w, batch *b, size_t i, const daemon_conf *conf, daemo
         settle(w, b, at);
         return at->throttle_until_ms > 0 ? -1 : 0;
     }
+    /* DKIM hook (cli/dkim_send.c): signed now, so a rotated key applies to queued mail. */
+    char *dkim = NULL;
+    size_t dkim_len = 0;
+    if ((at->local_error = cli_dkim_spooled(&conf->cfg, w->spool, job, &dkim, &dkim_len)) != NULL) {
+        settle(w, b, at);
+        return at->throttle_until_ms > 0 ? -1 : 0;
+    }
     const char **rcpts = calloc(job->rcpt_count, sizeof *rcpts);
     pigeon_spool_body *body = NULL;
     int64_t size = -1;
@@ -589,15 +597,18 @@ static int deliver(worker *w, batch *b, size_t i, const daemon_conf *conf, daemo
     if (e != PIGEON_OK) { /* deleted meanwhile (NOTFOUND), or no memory: give it back */
         at->state = JOB_RELEASE;
         free(rcpts);
+        free(dkim);
         return 0;
     }
     for (size_t k = 0; k < job->rcpt_count; k++)
         rcpts[k] = job->rcpts[k].address;
+    cli_dkim_reader signed_body = {dkim, dkim_len, 0, pigeon_spool_body_read, body};
     /* 8-bit is declared when offered (harmless for 7-bit data, RFC 6152): the spool does
      * not record whether a stored message needs it. */
-    pigeon_smtp_send_stream(w->smtp, job->mail_from, rcpts, job->rcpt_count, pigeon_spool_body_read,
-                            body, size, 1, &at->res);
+    pigeon_smtp_send_stream(w->smtp, job->mail_from, rcpts, job->rcpt_count, cli_dkim_read,
+                            &signed_body, size < 0 ? size : size + (int64_t)dkim_len, 1, &at->res);
     pigeon_spool_body_close(body);
+    free(dkim);
     free(rcpts);
     settle(w, b, at);
     if (!pigeon_smtp_is_ready(w->smtp))

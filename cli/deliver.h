@@ -61,6 +61,11 @@ enum cli_conn_opt {
     CLI_OPT_JSON,
     CLI_OPT_RETRY_FOR,
     CLI_OPT_VERBOSE,
+    CLI_OPT_DKIM_KEY, /* DKIM (cli/dkim.h) */
+    CLI_OPT_DKIM_SELECTOR,
+    CLI_OPT_DKIM_DOMAIN,
+    CLI_OPT_DKIM_ALGORITHM,
+    CLI_OPT_DKIM_CANON,
     CLI_OPT_CONN_END /* first value free for a subcommand's own options */
 };
 
@@ -84,6 +89,11 @@ enum cli_conn_opt {
         {"password", optional_argument, NULL, CLI_OPT_PASSWORD},                                   \
         {"json", no_argument, NULL, CLI_OPT_JSON},                                                 \
         {"retry-for", required_argument, NULL, CLI_OPT_RETRY_FOR},                                 \
+        {"dkim-key", required_argument, NULL, CLI_OPT_DKIM_KEY},                                   \
+        {"dkim-selector", required_argument, NULL, CLI_OPT_DKIM_SELECTOR},                         \
+        {"dkim-domain", required_argument, NULL, CLI_OPT_DKIM_DOMAIN},                             \
+        {"dkim-algorithm", required_argument, NULL, CLI_OPT_DKIM_ALGORITHM},                       \
+        {"dkim-canonicalization", required_argument, NULL, CLI_OPT_DKIM_CANON},                    \
     {                                                                                              \
         "verbose", no_argument, NULL, CLI_OPT_VERBOSE                                              \
     }

@@ -19,6 +19,8 @@
 #include "cli.h"
 #include "deliver.h"
 #include "merge.h"
+#include "dkim.h"
+#include "lint.h"
 #include "queue.h"
 #include "tpl.h"
 
@@ -26,12 +28,14 @@
 enum send_opt {
     OPT_DRY_RUN = CLI_OPT_CONN_END,
     OPT_QUEUE,
+    OPT_LINT,
 };
 
 /* How to send, beyond what the message is. */
 typedef struct send_opts {
     int dry_run;          /* --dry-run: write the message to stdout, send nothing */
     int queue;            /* --queue: store in the spool for `pigeon daemon` */
+    int lint;             /* --lint: check the message (cli/lint.c), send nothing */
     const char *spool;    /* --spool PATH, or NULL for the default */
     cfg_settings cfg;     /* connection settings: command line, then file, preset, defaults */
     const char *account;  /* --account NAME, or NULL for the default account */
@@ -50,6 +54,7 @@ static const struct option longopts[] = {
     CLI_MERGE_LONGOPTS,
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"queue", no_argument, NULL, OPT_QUEUE},
+    {"lint", no_argument, NULL, OPT_LINT},
     {"spool", required_argument, NULL, CLI_OPT_SPOOL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -87,8 +92,12 @@ int cli_send_run(int argc, char **argv)
     }
     if ((status = cli_compose_build(&c, &msg)) != 0)
         goto done;
-    if (so.dry_run)
-        status = write_dry_run(msg);
+    if (so.lint)
+        status = cli_lint_send(msg, cfg_get(&so.cfg, K_DKIM_DOMAIN));
+    else if (so.dry_run && (status = cli_dkim_send(&so.cfg, msg, &so.deliver, 1)) < 0)
+        status = write_dry_run(msg); /* -1: no DKIM configured */
+    else if (so.dry_run)
+        ;
     else if (so.queue)
         status = queue_message(msg, &so);
     else
@@ -127,6 +136,9 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
             break;
         case OPT_QUEUE:
             so->queue = 1;
+            break;
+        case OPT_LINT:
+            so->lint = 1;
             break;
         case CLI_OPT_SPOOL:
             so->spool = optarg;
@@ -178,7 +190,8 @@ static int send_message(pigeon_message *msg, send_opts *so)
         cli_error("%s", err);
         return status;
     }
-    return deliver_message(&so->cfg, msg, &so->deliver);
+    status = cli_dkim_send(&so->cfg, msg, &so->deliver, 0); /* -1: no DKIM configured */
+    return status >= 0 ? status : deliver_message(&so->cfg, msg, &so->deliver);
 }
 
 /* Stores the message for `pigeon daemon`; the account's settings are read again then. */
@@ -219,6 +232,8 @@ void cli_send_usage(FILE *out)
     cli_conn_usage(out);
     fputs("Sending:\n"
           "  --dry-run               write the message to standard output, send nothing\n"
+          "  --lint                  check the message instead of sending it (see pigeon\n"
+          "                          help lint; exit 0 clean, 1 warnings, 2 errors)\n"
           "  --queue                 store it in the spool and print its queue id (once it\n"
           "                          is on disk); `pigeon daemon` sends it later with the\n"
           "                          account's settings (needs an account; no connection\n"

@@ -43,6 +43,7 @@
 
 #include "cli.h"
 #include "deliver.h"
+#include "dkim.h"
 #include "queue.h"
 #include "mime/rawmsg.h"
 #include "sendmail.h"
@@ -725,21 +726,34 @@ static int send_spooled(sendmail_args *a, envelope *env, spooled_msg *m)
         cli_error("cannot read back the stored message: %s", strerror(errno));
         return EX_IOERR;
     }
+    /* DKIM (cli/dkim_send.c): the header block and body file are read once to sign them,
+     * then sent behind the signatures; a queued copy stays unsigned for the daemon. */
+    char *dkim = NULL;
+    size_t dkim_len = 0;
     raw_source src = {&m->out_header, 0, m->body_fd};
-    int64_t size = (int64_t)m->out_header.len + (int64_t)m->body_len;
+    status = cli_dkim_sign_stream(&a->cfg, NULL, raw_read, &src, &dkim, &dkim_len);
+    src.header_pos = 0;
+    if (status == 0 && lseek(m->body_fd, 0, SEEK_SET) != 0)
+        status = EX_IOERR;
+    if (status != 0)
+        return status;
+    cli_dkim_reader signed_src = {dkim, dkim_len, 0, raw_read, &src};
+    int64_t size = (int64_t)dkim_len + (int64_t)m->out_header.len + (int64_t)m->body_len;
     /* Like sendmail(8), say nothing on success: cron mails whatever a job prints. */
     a->deliver.quiet = 1;
     a->deliver.raw_8bit = m->reader.has_8bit;
     a->deliver.message_id = m->message_id;
     unsigned char *deferred = calloc(env->nrcpt ? env->nrcpt : 1, 1);
     if (deferred == NULL) {
+        free(dkim);
         cli_error("out of memory");
         return EX_OSERR;
     }
     a->deliver.rcpt_deferred = deferred;
     status = deliver_raw(&a->cfg, env->sender_path, (const char *const *)env->rcpt_paths,
-                         env->nrcpt, raw_read, &src, size, &a->deliver);
+                         env->nrcpt, cli_dkim_read, &signed_src, size, &a->deliver);
     a->deliver.rcpt_deferred = NULL;
+    free(dkim);
     if (status == EX_TEMPFAIL)
         status = queue_instead(a, env, m, deferred);
     free(deferred);

@@ -18,5 +18,7 @@
 #include "pigeon/metrics.h"
 #include "pigeon/dns.h"
 #include "pigeon/template.h"
+#include "pigeon/dkim.h"
+#include "pigeon/lint.h"
 
 #endif
