@@ -294,7 +294,7 @@ done:
 
 /* The public key of a record: RSA as SubjectPublicKeyInfo (RFC 6376 3.6.1), Ed25519 as
  * the raw 32 bytes (RFC 8463 4.2). NULL when it does not decode. */
-static EVP_PKEY *record_key(const pigeon_dkim_key_record *k)
+static EVP_PKEY *record_key(const pigeon_dns_dkim_record *k)
 {
     unsigned char *bin = NULL;
     long n = b64_decode(k->p, k->p_len, &bin);
@@ -344,7 +344,7 @@ static void dkim_match(dns_doctor *d, EVP_PKEY *pub)
     EVP_PKEY_free(priv);
 }
 
-static void dkim_key(dns_doctor *d, const char *name, const pigeon_dkim_key_record *k)
+static void dkim_key(dns_doctor *d, const char *name, const pigeon_dns_dkim_record *k)
 {
     if (k->p_len == 0) {
         dns_item *it = dns_add(d, "dkim", DNS_FAIL, "the key at %s is revoked (empty p=)", name);
@@ -409,8 +409,9 @@ void dns_check_dkim(dns_doctor *d)
                                ans.count, name);
         dns_fix(it, "keep one key record per selector");
     } else {
-        pigeon_dkim_key_record k;
-        if (pigeon_dkim_key_parse(ans.records[0].text, ans.records[0].len, &k) != PIGEON_OK) {
+        pigeon_dns_dkim_record k;
+        if (pigeon_dns_dkim_record_parse(ans.records[0].text, ans.records[0].len, &k) !=
+            PIGEON_OK) {
             dns_item *it =
                 dns_add(d, "dkim", DNS_FAIL, "the key record at %s is invalid: %s", name, k.error);
             dns_fix(it, "publish a record of the form \"v=DKIM1; k=rsa; p=BASE64\"");

@@ -171,7 +171,7 @@ int pigeon_dmarc_is_record(const char *buf, size_t len);
  * or PIGEON_ERR_PROTOCOL when the record is unusable (no v=DMARC1 first, no valid p=). */
 pigeon_err pigeon_dmarc_parse(const char *buf, size_t len, pigeon_dmarc_record *out);
 
-typedef struct pigeon_dkim_key_record {
+typedef struct pigeon_dns_dkim_record {
     char k[16];      /* key type ("rsa" when absent, "ed25519") */
     char h[64];      /* acceptable hashes, or "" for any */
     char s[64];      /* service types, "*" when absent */
@@ -180,11 +180,11 @@ typedef struct pigeon_dkim_key_record {
     size_t p_len;    /* its length; 0 = revoked (RFC 6376 3.6.1) */
     int testing;     /* t=y */
     char error[160]; /* the syntax error, or "" */
-} pigeon_dkim_key_record;
+} pigeon_dns_dkim_record;
 
 /* Parses a DKIM key record. Returns PIGEON_OK, or PIGEON_ERR_PROTOCOL with out->error set.
  * out->p points into buf. */
-pigeon_err pigeon_dkim_key_parse(const char *buf, size_t len, pigeon_dkim_key_record *out);
+pigeon_err pigeon_dns_dkim_record_parse(const char *buf, size_t len, pigeon_dns_dkim_record *out);
 
 /* A simple tag-list record: MTA-STS ("v=STSv1; id=..."), TLS-RPT ("v=TLSRPTv1; rua=...")
  * or BIMI ("v=BIMI1; l=...; a=..."). */

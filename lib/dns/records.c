@@ -284,7 +284,7 @@ pigeon_err pigeon_dmarc_parse(const char *buf, size_t len, pigeon_dmarc_record *
 
 /* ---- DKIM key records (RFC 6376 3.6.1) ---- */
 
-pigeon_err pigeon_dkim_key_parse(const char *buf, size_t len, pigeon_dkim_key_record *out)
+pigeon_err pigeon_dns_dkim_record_parse(const char *buf, size_t len, pigeon_dns_dkim_record *out)
 {
     if (buf == NULL || out == NULL)
         return PIGEON_ERR_INVALID;

@@ -17,8 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *buf = (const char *)data;
-    pigeon_dkim_key_record k;
-    if (pigeon_dkim_key_parse(buf, size, &k) == PIGEON_OK) {
+    pigeon_dns_dkim_record k;
+    if (pigeon_dns_dkim_record_parse(buf, size, &k) == PIGEON_OK) {
         if (k.p == NULL || k.p < buf || k.p + k.p_len > buf + size)
             abort();
         if (strcmp(k.k, "rsa") != 0 && strcmp(k.k, "ed25519") != 0)

@@ -127,21 +127,22 @@ static void test_dmarc(void **state)
 static void test_dkim_key(void **state)
 {
     (void)state;
-    pigeon_dkim_key_record k;
+    pigeon_dns_dkim_record k;
     const char *rec = "v=DKIM1; k=ed25519; t=y:s; h=sha256; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIa"
                       "aPcHURo=";
-    assert_int_equal(pigeon_dkim_key_parse(rec, strlen(rec), &k), PIGEON_OK);
+    assert_int_equal(pigeon_dns_dkim_record_parse(rec, strlen(rec), &k), PIGEON_OK);
     assert_string_equal(k.k, "ed25519");
     assert_true(k.testing);
     assert_int_equal(k.p_len, 44);
     const char *revoked = "v=DKIM1; p=";
-    assert_int_equal(pigeon_dkim_key_parse(revoked, strlen(revoked), &k), PIGEON_OK);
+    assert_int_equal(pigeon_dns_dkim_record_parse(revoked, strlen(revoked), &k), PIGEON_OK);
     assert_int_equal(k.p_len, 0);
     static const char *const bad[] = {"k=rsa; v=DKIM1; p=AB", "v=DKIM1; k=dsa; p=AB",
                                       "v=DKIM1; p=AB; p=CD",  "v=DKIM1; k=rsa",
                                       "v=DKIM1; p=A*B",       "v=DKIM1; 1x=y; p=AB"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        assert_int_equal(pigeon_dkim_key_parse(bad[i], strlen(bad[i]), &k), PIGEON_ERR_PROTOCOL);
+        assert_int_equal(pigeon_dns_dkim_record_parse(bad[i], strlen(bad[i]), &k),
+                         PIGEON_ERR_PROTOCOL);
 }
 
 static void test_tagrec(void **state)
