@@ -412,6 +412,12 @@ static int check_permissions(const char *path, int has_secret, char *err, size_t
         snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
         return -1;
     }
+    /* PIGEON_CONFIG=/dev/null means "no configuration" (as ssh -F /dev/null does): it holds
+     * nothing anyone could change, whatever its mode. */
+    struct stat null_st;
+    if (S_ISCHR(st.st_mode) && stat("/dev/null", &null_st) == 0 && S_ISCHR(null_st.st_mode) &&
+        st.st_rdev == null_st.st_rdev)
+        return 0;
     if (st.st_uid != me && st.st_uid != 0) {
         snprintf(err, errlen,
                  "%s is owned by uid %u, not by you (uid %u) or root: whoever owns it could "
