@@ -92,9 +92,10 @@ typedef struct pigeon_json_error {
  * Reads one JSON text (RFC 8259) into a new tree. Strict: no comments, no trailing
  * commas, no single quotes, no NaN; strings must be valid UTF-8 with well-formed \u
  * escapes (surrogates in pairs); only whitespace may follow the value. A leading UTF-8
- * byte order mark is skipped. When an object repeats a name, the last one wins (as in
- * ECMAScript). limits and err may be NULL. Errors: PIGEON_ERR_INVALID (syntax),
- * PIGEON_ERR_CHARSET, PIGEON_ERR_TOO_LARGE (a limit), PIGEON_ERR_NOMEM; *out is then NULL.
+ * byte order mark is skipped. An object that repeats a name is refused (two readers
+ * picking different values is how checks are bypassed). limits and err may be NULL. Errors:
+ * PIGEON_ERR_INVALID (syntax), PIGEON_ERR_CHARSET, PIGEON_ERR_TOO_LARGE (a limit),
+ * PIGEON_ERR_NOMEM; *out is then NULL.
  */
 pigeon_err pigeon_vars_parse_json(const char *json, size_t len, const pigeon_json_limits *limits,
                                   pigeon_vars **out, pigeon_json_error *err);

@@ -352,10 +352,29 @@ static void test_json_strict(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",          "{",        "{\"a\":1,}", "[1,]",     "{'a':1}",      "01",          "1.",
-        "-",         "NaN",      "\"\\x\"",    "\"a\nb\"", "\"\\ud800\"",  "\"\\udc00\"", "[1] 2",
-        "{\"a\" 1}", "\"\xff\"", "tru",        "/*c*/1",   "\"\xc0\xaf\"", "1e",          "[",
+        "",
+        "{",
+        "{\"a\":1,}",
+        "[1,]",
+        "{'a':1}",
+        "01",
+        "1.",
+        "-",
+        "NaN",
+        "\"\\x\"",
+        "\"a\nb\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "[1] 2",
+        "{\"a\" 1}",
+        "\"\xff\"",
+        "tru",
+        "/*c*/1",
+        "\"\xc0\xaf\"",
+        "1e",
+        "[",
         "{\"a\":}",
+        "{\"s\":1,\"s\":2}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         pigeon_vars *v = NULL;
@@ -367,9 +386,10 @@ static void test_json_strict(void **state)
     }
     pigeon_vars *v = NULL;
     const char *good = "\xEF\xBB\xBF { \"s\": \"\\u00e9\\ud83d\\ude00\\n\", \"n\": -0.5e2, "
-                       "\"l\": [true, false, null], \"o\": {}, \"s\": \"last\" } ";
+                       "\"l\": [true, false, null], \"o\": {} } ";
     assert_int_equal(pigeon_vars_parse_json(good, strlen(good), NULL, &v, NULL), PIGEON_OK);
-    assert_string_equal(pigeon_vars_text(pigeon_vars_get(v, "s"), NULL), "last");
+    assert_string_equal(pigeon_vars_text(pigeon_vars_get(v, "s"), NULL),
+                        "\xc3\xa9\xf0\x9f\x98\x80\n");
     assert_string_equal(pigeon_vars_text(pigeon_vars_get(v, "n"), NULL), "-50");
     assert_int_equal(pigeon_vars_type(pigeon_vars_get(v, "l")), PIGEON_VAR_LIST);
     pigeon_vars_free(v);
