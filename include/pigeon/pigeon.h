@@ -16,5 +16,6 @@
 #include "pigeon/smtp.h"
 #include "pigeon/spool.h"
 #include "pigeon/metrics.h"
+#include "pigeon/html.h"
 
 #endif
