@@ -436,6 +436,19 @@ static void outlook_attrs(pg_html_el *el, const pg_css_decl *d, styler *st)
         table_attr(el, d, st);
 }
 
+/* Writes a value with its double quotes as single quotes when it has no single quote:
+ * "Segoe UI" inside style="..." would otherwise be written &quot;, which some mail
+ * clients' sanitizers mangle (juice does the same swap). */
+static void quoted_value(pg_buf *out, const char *v)
+{
+    if (strchr(v, '\'') != NULL || strchr(v, '\\') != NULL) {
+        pg_buf_puts(out, v);
+        return;
+    }
+    for (; *v; v++)
+        pg_buf_putc(out, *v == '"' ? '\'' : *v);
+}
+
 static void style_element(styler *st, const pg_css_sheet *sheet, const rule_index *ix,
                           pg_html_doc *doc, uint32_t i, int attrs)
 {
@@ -469,8 +482,9 @@ static void style_element(styler *st, const pg_css_sheet *sheet, const rule_inde
         const pg_css_decl *d = st->ap[k].decl;
         if (lose[k])
             continue;
-        pg_buf_printf(&st->out, "%s%s: %s%s;", st->out.len ? " " : "", d->prop, d->value,
-                      st->ap[k].level == 3 ? " !important" : "");
+        pg_buf_printf(&st->out, "%s%s: ", st->out.len ? " " : "", d->prop);
+        quoted_value(&st->out, d->value);
+        pg_buf_printf(&st->out, "%s;", st->ap[k].level == 3 ? " !important" : "");
         if (attrs)
             outlook_attrs(el, d, st);
     }

@@ -487,7 +487,8 @@ static void close_link(writer *w, frame *f)
     int same = tlen == n && strncasecmp(text, url, n) == 0;
     if (!same && n > 0) {
         commit(w);
-        w->space = tlen > 0;
+        if (tlen > 0)
+            w->space = 1;
         if (tlen > 0)
             pg_buf_putc(&w->word, '<');
         pg_buf_append(&w->word, url, n);
