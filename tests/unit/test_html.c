@@ -477,10 +477,10 @@ static void test_many_selectors(void **state)
     for (int i = 0; i < 10000; i++)
         pg_buf_printf(&b, "%sp", i ? ", " : "");
     pg_buf_puts(&b, " { margin: 0 }</style>");
-    for (int i = 0; i < 2000; i++)
+    for (int i = 0; i < 200; i++)
         pg_buf_printf(&b, "<p class=\"c%d\" id=\"e%d\">x</p>", i * 5, i);
     pigeon_html_result res = prep(b.data, NULL);
-    expect_style(res.html, "e1999", "margin: 0; color: red;"); /* .c (0,1,0) after p */
+    expect_style(res.html, "e199", "margin: 0; color: red;"); /* .c (0,1,0) after p */
     pigeon_html_result_cleanup(&res);
     pg_buf_cleanup(&b);
 }
