@@ -148,7 +148,8 @@ static int attach_image(pigeon_message *msg, const pigeon_html_image *im, const 
 
 /* Runs the pipeline on html and puts the results into msg. */
 static int apply(pigeon_message *msg, const cli_compose *c, const char *html, size_t len,
-                 const char *css, size_t css_len, const char *source, const char *text)
+                 const char *css, size_t css_len, const char *source, const char *text,
+                 const char *option)
 {
     int given_text = c->text != NULL || c->text_file != NULL;
     pigeon_html_opts opts = {0};
@@ -160,7 +161,9 @@ static int apply(pigeon_message *msg, const cli_compose *c, const char *html, si
     opts.css_len = css_len;
     pigeon_err err = pigeon_html_prepare(html, len, &opts, &res);
     if (err != PIGEON_OK) {
-        cli_error("cannot prepare the HTML of \"%s\": %s", source, pigeon_strerror(err));
+        char quoted[QUOTE_MAX];
+        cli_error("invalid %s \"%s\": %s", option, cli_shorten(source, quoted, sizeof quoted),
+                  err == PIGEON_ERR_CHARSET ? "not valid UTF-8" : pigeon_strerror(err));
         return cli_exit_status(err);
     }
     int status = 0;
@@ -206,7 +209,7 @@ int cli_html_body(pigeon_message *msg, const cli_compose *c)
         (status = read_css(c, &css, &css_len)) != 0)
         goto done;
     if (!markdown) {
-        status = apply(msg, c, input, len, css, css_len, source, NULL);
+        status = apply(msg, c, input, len, css, css_len, source, NULL, "--html-file");
         goto done;
     }
     /* --css replaces the default Markdown stylesheet rather than adding to it. */
@@ -216,7 +219,7 @@ int cli_html_body(pigeon_message *msg, const cli_compose *c)
         status = cli_exit_status(err);
         goto done;
     }
-    status = apply(msg, c, html, html_len, NULL, 0, source, input);
+    status = apply(msg, c, html, html_len, NULL, 0, source, input, "--markdown-file");
 done:
     free(input);
     free(css);

@@ -56,8 +56,9 @@ typedef struct pigeon_html_result {
 
 /* Inlines the CSS of (html, len), generates the text part and collects the images, as
  * opts says (NULL: all defaults). On success *res holds malloc'd results released with
- * pigeon_html_result_cleanup(). Errors: PIGEON_ERR_INVALID (NULL html or res),
- * PIGEON_ERR_TOO_LARGE (over 2 GiB), PIGEON_ERR_NOMEM. */
+ * pigeon_html_result_cleanup(). With no_inline, no_images and no css the HTML is the
+ * input unchanged. Errors: PIGEON_ERR_INVALID (NULL html or res), PIGEON_ERR_CHARSET (not
+ * UTF-8), PIGEON_ERR_TOO_LARGE (over 2 GiB), PIGEON_ERR_NOMEM. */
 pigeon_err pigeon_html_prepare(const char *html, size_t len, const pigeon_html_opts *opts,
                                pigeon_html_result *res);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "html/html_int.h"
+#include "util/utf8.h"
 
 /* The text of a <style> element (its one text child). */
 static const char *style_text(const GumboNode *node)
@@ -89,11 +90,26 @@ pigeon_err pigeon_html_prepare(const char *html, size_t len, const pigeon_html_o
         return PIGEON_ERR_INVALID;
     if (len > (size_t)INT32_MAX)
         return PIGEON_ERR_TOO_LARGE;
+    /* gumbo reads UTF-8 only and would turn other bytes into U+FFFD silently. */
+    if (!pg_utf8_valid(html, len))
+        return PIGEON_ERR_CHARSET;
+    const pigeon_html_opts *o = opts ? opts : &defaults;
     pigeon_err err = pg_html_doc_parse(&doc, html, len);
     if (err != PIGEON_OK)
         return err;
-    err = run(&doc, opts ? opts : &defaults, res);
+    err = run(&doc, o, res);
     pg_html_doc_cleanup(&doc);
+    if (err == PIGEON_OK && o->no_inline && o->no_images && o->css == NULL) {
+        /* Nothing to change in the HTML: send the author's bytes, not a re-serialization. */
+        free(res->html);
+        if ((res->html = malloc(len + 1)) == NULL) {
+            err = PIGEON_ERR_NOMEM;
+        } else {
+            memcpy(res->html, html, len);
+            res->html[len] = '\0';
+            res->html_len = len;
+        }
+    }
     if (err != PIGEON_OK)
         pigeon_html_result_cleanup(res);
     return err;

@@ -275,12 +275,17 @@ static void push_applied(styler *st, applied a)
 static void try_bucket(styler *st, rule_index *ix, const pg_html_doc *doc, uint32_t i, int kind,
                        const char *name, size_t n)
 {
-    char key[256];
-    if (n + 1 >= sizeof key)
-        return; /* a name longer than any selector key we index is matched by none */
+    char small[256];
+    char *key = n + 1 <= sizeof small ? small : malloc(n + 1);
+    if (key == NULL) {
+        st->err = PIGEON_ERR_NOMEM;
+        return;
+    }
     key[0] = (char)kind;
     memcpy(key + 1, name, n);
     bucket *b = find(ix, key, n + 1, 0);
+    if (key != small)
+        free(key);
     for (size_t k = 0; b != NULL && k < b->n; k++) {
         entry *e = &ix->entries[b->ids[k]];
         if (e->stamp == i)

@@ -18,7 +18,10 @@ const MJML = [
 <mj-body background-color="#f4f4f4"><mj-section background-color="#ffffff">
 <mj-column><mj-image width="120px" src="https://example.com/logo.png" alt="Logo" />
 <mj-text font-size="20px" color="#222">Welcome aboard</mj-text>
-<mj-text css-class="note">Thanks for signing up. Your account is ready.</mj-text>
+<mj-text css-class="note">Thanks for signing up. Your account is ready, and your first
+project is waiting for you. You can invite your team, connect your repositories and set
+up notifications from the settings page. If you have any questions, reply to this message
+and a person from our support team will answer within one business day.</mj-text>
 <mj-button background-color="#0a66c2" href="https://example.com/start">Get started</mj-button>
 </mj-column></mj-section></mj-body></mjml>`],
   ['mjml-columns', `<mjml><mj-body><mj-section><mj-column width="50%">

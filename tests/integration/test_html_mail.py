@@ -9,18 +9,15 @@ readers and peers.
 - The composed messages are read back by Python's email package and by mailparser:
   structure (related > alternative > text + html, images), cid: references that resolve,
   the generated text part.
-- SpamAssassin (offline, -L -t) fires none of the rules about the message's own form.
 - Errors: a missing image is exit 66 naming it; pathological input never crashes.
 """
 import json
 import os
-import re
-import shutil
-import subprocess
 
 import harness
 import htmlcompare
 import mailcheck
+from htmlmail import corpus, image_dir, names, node, parts, send, tool
 
 # Differences from juice that are juice's bugs, with the browser as referee:
 # - width="auto" / height="auto": juice copies CSS `auto` into the attribute, overwriting
@@ -31,61 +28,6 @@ import mailcheck
 JUICE_BUGS = [
     lambda d: d["kind"] == "attr" and d["prop"] in ("width", "height") and d["juice"] == "auto",
 ]
-
-# SpamAssassin rules about the form of the message (not its words): none may fire.
-FORM_RULES = [
-    "MIME_HTML_ONLY", "MIME_HTML_MOSTLY", "MIME_HTML_ONLY_MULTI", "MPART_ALT_DIFF",
-    "MPART_ALT_DIFF_COUNT", "HTML_IMAGE_ONLY_04", "HTML_IMAGE_ONLY_08", "HTML_IMAGE_ONLY_12",
-    "HTML_IMAGE_ONLY_16", "HTML_IMAGE_ONLY_20", "HTML_IMAGE_ONLY_24", "HTML_IMAGE_ONLY_28",
-    "HTML_IMAGE_ONLY_32", "HTML_IMAGE_RATIO_02", "HTML_IMAGE_RATIO_04", "HTML_IMAGE_RATIO_06",
-    "HTML_IMAGE_RATIO_08", "MISSING_DATE", "MISSING_MID", "MISSING_MIME_HB_SEP",
-    "MISSING_HEADERS", "MISSING_FROM", "MISSING_SUBJECT", "MIME_BOUND_DIGITS_15",
-    "MIME_BAD_ISO_CHARSET", "MIME_BASE64_TEXT", "MIME_QP_LONG_LINE", "MIME_HEADER_CTYPE_ONLY",
-    "MIME_NO_TEXT", "HTML_MISSING_CTYPE", "HTML_MIME_NO_HTML_TAG", "HTML_TAG_BALANCE_BODY",
-    "HTML_TAG_BALANCE_HEAD", "HTML_EXTRA_CLOSE", "HTML_SHORT_LINK_IMG_1", "EMPTY_MESSAGE",
-    "INVALID_DATE", "INVALID_MSGID", "DATE_IN_FUTURE_03_06", "DATE_IN_PAST_03_06",
-    "TVD_SPACE_RATIO", "PYZOR_CHECK", "BASE64_LENGTH_79_INF", "BASE64_LENGTH_78_79",
-]
-
-_state = {}
-
-
-def npm_path():
-    if "npm" not in _state:
-        script = os.path.join(harness.source_dir(), "scripts", "npm-deps.sh")
-        rc, out, err = harness.run_cmd(["bash", script], timeout=600)
-        if rc != 0:
-            raise harness.Skip("npm peers unavailable: %s" % err.decode()[-200:])
-        _state["npm"] = out.decode().strip()
-    return _state["npm"]
-
-
-def node(*args, timeout=120):
-    script = os.path.join(harness.source_dir(), "tests", "integration", "html_peers.js")
-    rc, out, err = harness.run_cmd(["node", script] + list(args), env={"NODE_PATH": npm_path()},
-                                   timeout=timeout)
-    assert rc == 0, "node %s: %s" % (args[0], err.decode()[-2000:])
-    return out.decode()
-
-
-def corpus():
-    if "corpus" not in _state:
-        d = harness.tmpdir("pigeon-html-")
-        os.makedirs(os.path.join(d, "src"))
-        os.makedirs(os.path.join(d, "juice"))
-        node("corpus", os.path.join(d, "src"))
-        node("juice", os.path.join(d, "src"), os.path.join(d, "juice"))
-        _state["corpus"] = d
-    return _state["corpus"]
-
-
-def names():
-    return sorted(f for f in os.listdir(os.path.join(corpus(), "src")) if f.endswith(".html"))
-
-
-def tool(*args, timeout=120):
-    return harness.run_cmd([harness.build_tool("html")] + list(args), timeout=timeout)
-
 
 @harness.test(timeout=300)
 def juice_element_by_element():
@@ -106,15 +48,6 @@ def juice_element_by_element():
     assert kinds["inky"] >= 10 and kinds["mjml"] >= 3 and kinds["edge"] >= 2, kinds
     assert not problems, "\n".join(problems[:20])
     assert compared > 1000, compared
-
-
-def send(args, cwd=None):
-    return harness.pigeon("send", "--dry-run", "--from", "Shop <shop@example.com>",
-                          "--to", "ann@example.org", "--subject", "Your order", *args, cwd=cwd)
-
-
-def parts(msg):
-    return [(p.get_content_type(), p) for p in msg.walk()]
 
 
 @harness.test(timeout=300)
@@ -143,26 +76,6 @@ def corpus_round_trip_python_and_mailparser():
         assert m["subject"] == "Your order"
         assert m["html"] and "style=" in m["html"], m["file"]
         assert m["text"] and len(m["text"].strip()) > 20, m["file"]
-
-
-def image_dir():
-    d = harness.tmpdir("pigeon-img-")
-    os.makedirs(os.path.join(d, "img"))
-    gif = bytes.fromhex("47494638396101000100800000ffffff00000021f90401000000002c00000000"
-                        "010001000002024401003b")
-    for p in ("logo.gif", "img/bg.gif"):
-        with open(os.path.join(d, p), "wb") as f:
-            f.write(gif)
-    with open(os.path.join(d, "mail.html"), "w") as f:
-        f.write("<html><head><style>.hero { background: url(img/bg.gif) } "
-                "p { color: #333 }</style></head><body><div class=\"hero\">"
-                "<img src=\"logo.gif\" alt=\"Logo\"><p>Hello Ann, your order <b>#42</b> "
-                "has shipped.</p><img src=\"logo.gif\" alt=\"\">"
-                "<img src=\"data:image/gif;base64,R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAAB"
-                "AAEAAAICRAEAOw==\" alt=\"dot\"><img src=\"https://cdn.example.com/x.png\">"
-                "<p><a href=\"https://example.com/track/42\">Track it</a></p></div>"
-                "</body></html>")
-    return d
 
 
 @harness.test(timeout=120)
@@ -238,34 +151,6 @@ def markdown_message():
     assert "<table style=" in html and "<del" in html
     assert "<a href=\"https://example.com/orders/42\"" in html
     assert "<h1 style=\"" in html and "<style" not in html
-
-
-def spamassassin(raw):
-    sa = shutil.which("spamassassin")
-    if sa is None:
-        raise harness.Skip("spamassassin not installed")
-    d = harness.tmpdir("pigeon-sa-")
-    rc, out, err = harness.run_cmd([sa, "-L", "-t"], input=raw,
-                                   timeout=180, env={"HOME": d})
-    m = re.search(rb"X-Spam-Status: .*?tests=(.*?)(?:autolearn|version)", out, re.S)
-    assert m, out[:2000] + err[-2000:]
-    return set(re.split(r"[,\s]+", m.group(1).decode().strip())) - {""}
-
-
-@harness.test(timeout=600)
-def spamassassin_form_rules():
-    d = corpus()
-    fired_all = {}
-    msgs = [["--html-file", os.path.join(d, "src", "inky-order.html")],
-            ["--html-file", os.path.join(d, "src", "mjml-basic.html")],
-            ["--html-file", os.path.join(image_dir(), "mail.html")]]
-    for args in msgs:
-        rc, raw, err = send(args)
-        assert rc == 0, err
-        fired = spamassassin(raw)
-        bad = fired & set(FORM_RULES)
-        fired_all[args[1]] = sorted(fired)
-        assert not bad, "%s fired %s (all: %s)" % (args[1], bad, fired)
 
 
 @harness.test(timeout=600)
