@@ -124,6 +124,11 @@ enum cli_compose_opt {
     CLI_OPT_ATTACH,
     CLI_OPT_INLINE,
     CLI_OPT_CHARSET,
+    CLI_OPT_CSS, /* the HTML options (html.c) */
+    CLI_OPT_MARKDOWN_FILE,
+    CLI_OPT_NO_INLINE_CSS,
+    CLI_OPT_NO_TEXT,
+    CLI_OPT_NO_EMBED_IMAGES,
     CLI_OPT_COMPOSE_END /* first value free for a subcommand's own options */
 };
 
@@ -140,9 +145,23 @@ enum cli_compose_opt {
         {"html-file", required_argument, NULL, CLI_OPT_HTML_FILE},                                 \
         {"attach", required_argument, NULL, CLI_OPT_ATTACH},                                       \
         {"inline", required_argument, NULL, CLI_OPT_INLINE},                                       \
+        {"css", required_argument, NULL, CLI_OPT_CSS},                                             \
+        {"markdown-file", required_argument, NULL, CLI_OPT_MARKDOWN_FILE},                         \
+        {"no-inline-css", no_argument, NULL, CLI_OPT_NO_INLINE_CSS},                               \
+        {"no-text", no_argument, NULL, CLI_OPT_NO_TEXT},                                           \
+        {"no-embed-images", no_argument, NULL, CLI_OPT_NO_EMBED_IMAGES},                           \
     {                                                                                              \
         "charset", required_argument, NULL, CLI_OPT_CHARSET                                        \
     }
+
+/* The HTML options (html.c). */
+typedef struct cli_html_opts {
+    cli_strv css;              /* --css files, in order */
+    const char *markdown_file; /* --markdown-file path ("-" = stdin), or NULL */
+    int no_inline_css;         /* --no-inline-css */
+    int no_text;               /* --no-text: no generated text part */
+    int no_embed_images;       /* --no-embed-images */
+} cli_html_opts;
 
 /* What the user asked the message to be. Every string is borrowed from argv. */
 typedef struct cli_compose {
@@ -160,6 +179,7 @@ typedef struct cli_compose {
     cli_strv inlines;      /* --inline PATH[;name=N][;type=T] values */
     const char *charset;   /* --charset, or NULL for UTF-8 */
     struct cli_tpl *tpl;   /* templates and --unsubscribe (tpl.h), or NULL for none */
+    cli_html_opts html;    /* --css, --markdown-file, --no-inline-css... */
 } cli_compose;
 
 void cli_compose_init(cli_compose *c);
@@ -176,5 +196,16 @@ int cli_compose_build(const cli_compose *c, pigeon_message **out);
 
 /* Writes the option lines of the message options, for usage texts. */
 void cli_compose_usage(FILE *out);
+
+/* ---- HTML bodies (html.c) ---- */
+
+/* Stores an HTML option; -1 if opt is not one, else 0 or an exit status (printed). */
+int cli_html_option(cli_compose *c, int opt, const char *arg);
+/* Sets the HTML body from --html-file or --markdown-file: CSS inlined, images embedded,
+ * the text part generated unless --text/--text-file/--no-text. Returns 0 or an exit status
+ * (printed): EX_NOINPUT for a missing file or image (named), EX_DATAERR, EX_USAGE. */
+int cli_html_body(pigeon_message *msg, const cli_compose *c);
+/* Writes the usage lines of the HTML options. */
+void cli_html_usage(FILE *out);
 
 #endif

@@ -60,6 +60,7 @@ void cli_compose_cleanup(cli_compose *c)
     cli_strv_cleanup(&c->headers);
     cli_strv_cleanup(&c->attach);
     cli_strv_cleanup(&c->inlines);
+    cli_strv_cleanup(&c->html.css);
 }
 
 /* Options that take one value: a second one is a usage error rather than a silent
@@ -113,7 +114,7 @@ int cli_compose_option(cli_compose *c, int opt, const char *arg)
     case CLI_OPT_CHARSET:
         return set_once(&c->charset, arg, "--charset");
     default:
-        return -1;
+        return cli_html_option(c, opt, arg);
     }
 }
 
@@ -365,8 +366,8 @@ static int add_bodies(pigeon_message *msg, const cli_compose *c)
     }
     if (c->text_file != NULL)
         status = body_from_file(msg, c->tpl, c->text_file, pigeon_message_set_text, "--text-file");
-    if (status == 0 && c->html_file != NULL)
-        status = body_from_file(msg, c->tpl, c->html_file, pigeon_message_set_html, "--html-file");
+    if (status == 0 && (c->html_file != NULL || c->html.markdown_file != NULL))
+        status = cli_html_body(msg, c);
     return status;
 }
 
@@ -513,4 +514,5 @@ void cli_compose_usage(FILE *out)
           "                          cid:BASENAME where BASENAME is the file's base name\n"
           "  --charset CHARSET       charset of the text parts: utf-8 (default), gb18030, gbk\n",
           out);
+    cli_html_usage(out);
 }

@@ -20,5 +20,6 @@
 #include "pigeon/template.h"
 #include "pigeon/dkim.h"
 #include "pigeon/lint.h"
+#include "pigeon/html.h"
 
 #endif

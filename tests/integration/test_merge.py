@@ -310,5 +310,35 @@ def rejected_rows_are_reported_and_the_session_goes_on():
         assert len(sessions) == 1, sessions  # one connection for the whole list
 
 
+@test
+def templates_reach_html_and_markdown_through_the_html_pipeline():
+    """A variable in --html-file is HTML-escaped before the inliner and the text part are
+    made from it; in --markdown-file it is expanded before the Markdown is rendered, and the
+    text part is the expanded Markdown."""
+    env, d = make_env()
+    html = write(d, "m.html", "<html><head><style>p{color:red}</style></head>"
+                 "<body><p>Hi {{name}}</p></body></html>")
+    rc, out, err = harness.pigeon("send", "--dry-run", "--to", "x@example.com", "--subject",
+                                  "Hi {{name}}", "--html-file", html, "--var",
+                                  "name=<Ann & Bob>", env=env)
+    assert rc == 0, err
+    m = harness.parse(out)
+    h = body(m, "html")
+    assert '<p style="color: red;">Hi &lt;Ann &amp; Bob&gt;</p>' in h, h
+    assert "Hi <Ann & Bob>" in body(m, "plain"), body(m, "plain")
+    assert m["Subject"] == "Hi <Ann & Bob>", m["Subject"]
+    md = write(d, "m.md", "# Hello {{name}}\n\nYour code is **{{code}}**.\n")
+    rc, out, err = harness.pigeon("send", "--dry-run", "--to", "x@example.com", "--subject", "s",
+                                  "--markdown-file", md, "--var", "name=Ann", "--var",
+                                  "code=A1", env=env)
+    assert rc == 0, err
+    m = harness.parse(out)
+    assert "Hello Ann</h1>" in body(m, "html") and "<strong" in body(m, "html"), body(m, "html")
+    assert body(m, "plain").startswith("# Hello Ann\n\nYour code is **A1**."), body(m, "plain")
+    rc, out, err = harness.pigeon("send", "--dry-run", "--to", "x@example.com", "--subject", "s",
+                                  "--markdown-file", md, "--var", "name=Ann", env=env)
+    assert rc == 65 and b"code" in err, (rc, err)
+
+
 if __name__ == "__main__":
     harness.run()

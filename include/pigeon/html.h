@@ -1,0 +1,82 @@
+/*
+ * pigeon/html.h - HTML mail that renders everywhere: CSS inlined into style attributes,
+ * a plain-text alternative generated from the HTML, local and data: images turned into
+ * inline cid: parts, and Markdown rendered to such HTML.
+ *
+ * Pure functions of their input: nothing is read from disk (image files are named in the
+ * result for the caller to attach, as pigeon send does with pigeon_message_attach_file),
+ * nothing printed. Thread-safe: no shared state. HTML is parsed as a browser parses it
+ * (the WHATWG algorithm, by gumbo), CSS per CSS Syntax Level 3, selectors per Selectors
+ * Level 3. Any input is accepted: malformed HTML and CSS are recovered from as a browser
+ * does, never an error. Time is linear in the document size for a given stylesheet, and
+ * the stack does not grow with nesting depth.
+ */
+#ifndef PIGEON_HTML_H
+#define PIGEON_HTML_H
+
+#include <stddef.h>
+
+#include "pigeon/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What pigeon_html_prepare does; zero-initialized means everything, wrapped at 78. */
+typedef struct pigeon_html_opts {
+    int no_inline;   /* nonzero: leave <style> blocks as written, inline nothing */
+    int no_text;     /* nonzero: generate no text part */
+    int no_images;   /* nonzero: leave image references as written */
+    int no_attrs;    /* nonzero: no width/height/bgcolor/align/valign attributes */
+    const char *css; /* more CSS applied after the document's own <style> blocks
+                        (pigeon send --css), or NULL */
+    size_t css_len;  /* its length */
+    size_t wrap;     /* text part width in columns; 0 means 78 */
+} pigeon_html_opts;
+
+/* An image the HTML now references as cid:<cid>: either a local file to attach or the
+ * decoded bytes of a data: URI. */
+typedef struct pigeon_html_image {
+    char *cid;          /* the Content-ID, without angle brackets */
+    char *path;         /* the file as written in the HTML (percent-decoded, relative to
+                           the HTML file's folder), or NULL for a data: URI */
+    char *data;         /* the decoded data: URI bytes, or NULL */
+    size_t len;         /* their length */
+    char *content_type; /* the data: URI's media type, or NULL (guess from the path) */
+} pigeon_html_image;
+
+typedef struct pigeon_html_result {
+    char *html;                /* the HTML to send, NUL-terminated */
+    size_t html_len;           /* its length */
+    char *text;                /* the text part (UTF-8, LF line ends), NULL if no_text */
+    size_t text_len;           /* its length */
+    pigeon_html_image *images; /* images to attach inline, each once, in first-use order */
+    size_t nimages;            /* how many */
+} pigeon_html_result;
+
+/* Inlines the CSS of (html, len), generates the text part and collects the images, as
+ * opts says (NULL: all defaults). On success *res holds malloc'd results released with
+ * pigeon_html_result_cleanup(). With no_inline, no_images and no css the HTML is the
+ * input unchanged. Errors: PIGEON_ERR_INVALID (NULL html or res), PIGEON_ERR_CHARSET (not
+ * UTF-8), PIGEON_ERR_TOO_LARGE (over 2 GiB), PIGEON_ERR_NOMEM. */
+pigeon_err pigeon_html_prepare(const char *html, size_t len, const pigeon_html_opts *opts,
+                               pigeon_html_result *res);
+
+/* Frees what a result holds and zeroes it. NULL is a no-op. */
+void pigeon_html_result_cleanup(pigeon_html_result *res);
+
+/* Renders Markdown (CommonMark with GitHub's tables, strikethrough and autolinks) as a
+ * complete HTML document styled by css (NULL: a small email-safe default stylesheet),
+ * to be passed to pigeon_html_prepare. Raw HTML in the Markdown is kept. *html is
+ * malloc'd, NUL-terminated. Errors: PIGEON_ERR_INVALID, PIGEON_ERR_NOMEM,
+ * PIGEON_ERR_UNSUPPORTED (built without cmark-gfm). */
+pigeon_err pigeon_html_from_markdown(const char *md, size_t len, const char *css, char **html,
+                                     size_t *html_len);
+
+/* The default stylesheet used for Markdown. Static, never NULL. */
+const char *pigeon_html_markdown_css(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,539 @@
+/*
+ * test_html.c - the html module: CSS Syntax 3 tokenizing and error recovery, every
+ * Selectors Level 3 form the inliner supports, the cascade (specificity, order,
+ * !important, style attributes), what stays in <style>, Outlook's attributes, the text
+ * part (lists, links, tables, pre, hidden preheaders, wrapping by UAX #11 width), images
+ * to cid:, and the inputs that must neither crash nor recurse (deep nesting, 10,000
+ * selectors, unbalanced braces, unterminated strings and comments).
+ */
+#define _GNU_SOURCE 1 /* memmem */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "html/html_int.h"
+#include "pigeon/html.h"
+#include "util/utf8.h"
+
+static pigeon_html_result prep(const char *html, const pigeon_html_opts *opts)
+{
+    pigeon_html_result res;
+    assert_int_equal(pigeon_html_prepare(html, strlen(html), opts, &res), PIGEON_OK);
+    assert_non_null(res.html);
+    return res;
+}
+
+/* The style attribute of the element with id (a copy, "" when none). */
+static char *style_of(const char *html, const char *id)
+{
+    char needle[64];
+    snprintf(needle, sizeof needle, "id=\"%s\"", id);
+    const char *at = strstr(html, needle);
+    assert_non_null(at);
+    const char *open = at;
+    while (open > html && *open != '<')
+        open--;
+    const char *close = strchr(at, '>');
+    const char *st = strstr(open, " style=\"");
+    if (st == NULL || st > close)
+        return strdup("");
+    st += 8;
+    const char *end = strchr(st, '"');
+    char *s = malloc((size_t)(end - st) + 1);
+    memcpy(s, st, (size_t)(end - st));
+    s[end - st] = '\0';
+    return s;
+}
+
+static void expect_style(const char *html, const char *id, const char *want)
+{
+    char *got = style_of(html, id);
+    if (strcmp(got, want) != 0)
+        fail_msg("#%s: style \"%s\", want \"%s\"", id, got, want);
+    free(got);
+}
+
+/* ---- tokenizer ---- */
+
+static void test_tokens(void **state)
+{
+    (void)state;
+    static const char css[] = "a{b:url( x.png )}/* c */@media \"s\\\"t\" 'u #id .5em 10% "
+                              "-->";
+    static const pg_css_tt want[] = {PG_CSS_IDENT,  PG_CSS_LBRACE, PG_CSS_IDENT,  PG_CSS_COLON,
+                                     PG_CSS_URL,    PG_CSS_RBRACE, PG_CSS_AT,     PG_CSS_WS,
+                                     PG_CSS_STRING, PG_CSS_WS,     PG_CSS_STRING, PG_CSS_EOF};
+    pg_css_lexer lx;
+    pg_css_tok t;
+    pg_css_lexer_init(&lx, css, strlen(css));
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        pg_css_next(&lx, &t);
+        assert_int_equal(t.type, want[i]);
+        if (t.type == PG_CSS_URL)
+            assert_memory_equal(css + t.vstart, "x.png", 5);
+    }
+    /* The unterminated string ran to the end: the rest was swallowed, then EOF forever. */
+    pg_css_next(&lx, &t);
+    assert_int_equal(t.type, PG_CSS_EOF);
+    pg_buf b;
+    pg_buf_init(&b);
+    pg_css_unescape("\\31 23\\\"x\\E9", 12, &b);
+    assert_string_equal(b.data, "123\"x\xC3\xA9");
+    pg_buf_cleanup(&b);
+}
+
+static void test_sheet_recovery(void **state)
+{
+    (void)state;
+    static const char *const sheets[] = {
+        "p { color: red } div { color: blue",       /* unclosed block: closed at EOF */
+        "p { color: red } div { content: \"}",      /* unterminated string */
+        "p { color: red } /* unterminated",         /* unterminated comment */
+        "p { color: red } }}}} div",                /* stray closers, rule without block */
+        "p { color: red } @media x { { { (",        /* unbalanced at-rule */
+        "p { color: red; ;; : bad; 5: x; color: }", /* junk declarations */
+    };
+    for (size_t i = 0; i < sizeof sheets / sizeof sheets[0]; i++) {
+        pg_css_sheet sheet;
+        memset(&sheet, 0, sizeof sheet);
+        assert_int_equal(pg_css_sheet_parse(&sheet, sheets[i], strlen(sheets[i])), PIGEON_OK);
+        assert_true(sheet.count >= 1);
+        assert_string_equal(sheet.rules[0].prelude, "p");
+        assert_int_equal(sheet.rules[0].decls.count, 1);
+        assert_string_equal(sheet.rules[0].decls.items[0].value, "red");
+        pg_css_sheet_cleanup(&sheet);
+    }
+}
+
+static void test_decls(void **state)
+{
+    (void)state;
+    pg_css_decls d = {NULL, 0, 0};
+    const char *s = "COLOR : Red !IMPORTANT; font-family: \"A;B\", x; margin:1px/**/2px;"
+                    "--My-Var: {a;b}; background: url(a;b.png)";
+    assert_int_equal(pg_css_decls_parse(&d, s, strlen(s)), PIGEON_OK);
+    assert_int_equal(d.count, 5);
+    assert_string_equal(d.items[0].prop, "color");
+    assert_string_equal(d.items[0].value, "Red");
+    assert_true(d.items[0].important);
+    assert_string_equal(d.items[1].value, "\"A;B\", x");
+    assert_string_equal(d.items[2].value, "1px 2px");
+    assert_string_equal(d.items[3].prop, "--My-Var");
+    assert_string_equal(d.items[4].value, "url(a;b.png)");
+    pg_css_decls_cleanup(&d);
+}
+
+/* ---- selectors ---- */
+
+static const char select_doc[] =
+    "<html><body>"
+    "<div id=\"d1\" class=\"a b\" data-x=\"Foo-bar baz\" lang=\"en-US\">"
+    "<p id=\"p1\" class=\"a\">one</p>"
+    "<p id=\"p2\">two <span id=\"s1\" class=\"b\">s</span></p>"
+    "<span id=\"s2\"></span>"
+    "<p id=\"p3\" title=\"hello world\"></p>"
+    "</div>"
+    "<ul id=\"u1\"><li id=\"l1\">1</li><li id=\"l2\">2</li><li id=\"l3\">3</li>"
+    "<li id=\"l4\">4</li><li id=\"l5\">5</li></ul>"
+    "<div id=\"d2\"><!-- c --></div>"
+    "</body></html>";
+
+static const char *const all_ids[] = {"d1", "p1", "p2", "s1", "s2", "p3", "u1",
+                                      "l1", "l2", "l3", "l4", "l5", "d2"};
+
+static void check_selector(const char *sel, const char *want)
+{
+    char doc[2048];
+    snprintf(doc, sizeof doc, "<style>%s { x-hit: 1 }</style>%s", sel, select_doc);
+    pigeon_html_result res = prep(doc, NULL);
+    char got[256] = "";
+    for (size_t i = 0; i < sizeof all_ids / sizeof all_ids[0]; i++) {
+        char *st = style_of(res.html, all_ids[i]);
+        if (strstr(st, "x-hit: 1") != NULL) {
+            strcat(got, got[0] ? " " : "");
+            strcat(got, all_ids[i]);
+        }
+        free(st);
+    }
+    if (strcmp(got, want) != 0)
+        fail_msg("selector %s matched \"%s\", want \"%s\"", sel, got, want);
+    pigeon_html_result_cleanup(&res);
+}
+
+static void test_selectors(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"p", "p1 p2 p3"},
+        {".a", "d1 p1"},
+        {".a.b", "d1"},
+        {"#p2", "p2"},
+        {"*#p2", "p2"},
+        {"div p", "p1 p2 p3"},
+        {"div > span", "s2"},
+        {"p + span", "s2"},
+        {"p ~ p", "p2 p3"},
+        {"#p1 ~ span", "s2"},
+        {"[data-x]", "d1"},
+        {"[data-x~=baz]", "d1"},
+        {"[data-x|=Foo]", "d1"},
+        {"[lang|=\"en\"]", "d1"},
+        {"[data-x^=Foo]", "d1"},
+        {"[data-x^=foo]", ""},
+        {"[data-x^=foo i]", "d1"},
+        {"[data-x$=\"baz\"]", "d1"},
+        {"[data-x*='bar b']", "d1"},
+        {"[title=\"hello world\"]", "p3"},
+        {"[DATA-X=\"foo-bar baz\" i]", "d1"},
+        {"li:first-child", "l1"},
+        {"li:last-child", "l5"},
+        {"span:only-child", "s1"},
+        {"li:nth-child(2n+1)", "l1 l3 l5"},
+        {"li:nth-child(odd)", "l1 l3 l5"},
+        {"li:nth-child(even)", "l2 l4"},
+        {"li:nth-child(-n+2)", "l1 l2"},
+        {"li:nth-child( 3 )", "l3"},
+        {"li:nth-last-child(2)", "l4"},
+        {"p:first-of-type", "p1"},
+        {"p:last-of-type", "p3"},
+        {"span:first-of-type", "s1 s2"},
+        {"p:nth-of-type(2)", "p2"},
+        {"p:nth-last-of-type(1)", "p3"},
+        {"p:not(.a)", "p2 p3"},
+        {".b:not(div)", "s1"},
+        {"div:empty", "d2"},
+        {"span:empty", "s2"},
+        {"ul li:nth-child(2) + li", "l3"},
+        {"div p span", "s1"},
+        {"body > div > p > span", "s1"},
+        {"p, li:first-child", "p1 p2 p3 l1"},
+        {"a:hover, #p1", "p1"},
+        {"p::before", ""},
+        {"p:unknown-thing", ""},
+        {"div > > p", ""},
+        {".\\61", "d1 p1"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_selector(cases[i][0], cases[i][1]);
+}
+
+static void test_root(void **state)
+{
+    (void)state;
+    pigeon_html_result res = prep("<style>:root { color: red }</style><p>x</p>", NULL);
+    assert_non_null(strstr(res.html, "<html style=\"color: red;\">"));
+    pigeon_html_result_cleanup(&res);
+}
+
+/* ---- cascade ---- */
+
+static void test_cascade(void **state)
+{
+    (void)state;
+    pigeon_html_result res =
+        prep("<style>"
+             "#a { color: red } .c { color: blue }"
+             ".d { color: red } .d { color: blue }"
+             ".e { color: red !important } #e { color: blue }"
+             "#f { color: blue }"
+             ".g { color: red !important }"
+             ".h { color: red !important }"
+             "p.i { margin-top: 5px } .i.i { margin: 0 }"
+             ".j { margin: 0; margin-top: 5px }"
+             "</style>"
+             "<p id=\"a\" class=\"c\">a</p><p id=\"d\" class=\"d\">d</p>"
+             "<p id=\"e\" class=\"e\">e</p><p id=\"f\" style=\"color: green\">f</p>"
+             "<p id=\"g\" class=\"g\" style=\"color: green\">g</p>"
+             "<p id=\"h\" class=\"h\" style=\"color: green !important\">h</p>"
+             "<p id=\"i\" class=\"i\">i</p><div id=\"j\" class=\"j\">j</div>",
+             NULL);
+    expect_style(res.html, "a", "color: red;");
+    expect_style(res.html, "d", "color: blue;");
+    expect_style(res.html, "e", "color: red;");
+    expect_style(res.html, "f", "color: green;");
+    expect_style(res.html, "g", "color: red;");
+    expect_style(res.html, "h", "color: green !important;");
+    expect_style(res.html, "i", "margin-top: 5px; margin: 0;");
+    expect_style(res.html, "j", "margin: 0; margin-top: 5px;");
+    pigeon_html_result_cleanup(&res);
+}
+
+static void test_kept(void **state)
+{
+    (void)state;
+    pigeon_html_result res =
+        prep("<html><head><style>@import url(x.css); a:hover { color: red } p { color: blue }"
+             "@media (max-width: 600px) { p { color: green !important } }"
+             "@font-face { font-family: X; src: url(https://x/y.woff) } p::before { content: 'x' }"
+             "@unknown foo { bar } @charset \"utf-8\";</style>"
+             "<style data-keep>.k { color: pink }</style></head>"
+             "<body><p id=\"p\" class=\"k\">x</p></body></html>",
+             NULL);
+    const char *h = res.html;
+    const char *imp = strstr(h, "@import url(x.css);"), *hover = strstr(h, "a:hover {"),
+               *media = strstr(h, "@media (max-width: 600px)"), *font = strstr(h, "@font-face"),
+               *before = strstr(h, "p::before {"), *unknown = strstr(h, "@unknown foo");
+    assert_true(imp && hover && media && font && before && unknown);
+    assert_true(imp < hover && hover < media && media < font && font < before && before < unknown);
+    assert_null(strstr(h, "@charset"));
+    assert_non_null(strstr(h, "<style data-keep=\"\">.k { color: pink }</style>"));
+    expect_style(h, "p", "color: blue;");
+    /* One <style> for what stays, inside <head>. */
+    assert_true(strstr(h, "</head>") > unknown);
+    pigeon_html_result_cleanup(&res);
+}
+
+static void test_outlook_attrs(void **state)
+{
+    (void)state;
+    pigeon_html_result res =
+        prep("<style>table { width: 600px } td { background-color: #fff; text-align: center;"
+             " vertical-align: top; height: 50% } img { width: 100% ; height: 20px }"
+             " .bg { background-image: url('bg.jpg') }</style>"
+             "<table id=\"t\"><tr><td id=\"c\" class=\"bg\">x</td></tr></table><img id=\"i\">",
+             &(pigeon_html_opts){.no_images = 1});
+    assert_non_null(strstr(res.html, "width=\"600\""));
+    assert_non_null(strstr(res.html, "bgcolor=\"#fff\""));
+    assert_non_null(strstr(res.html, "align=\"center\""));
+    assert_non_null(strstr(res.html, "valign=\"top\""));
+    assert_non_null(strstr(res.html, "height=\"50%\""));
+    assert_non_null(strstr(res.html, "background=\"bg.jpg\""));
+    assert_non_null(strstr(res.html, "height=\"20\""));
+    assert_null(strstr(res.html, "width=\"100%\"")); /* percentages only on tables */
+    pigeon_html_result_cleanup(&res);
+}
+
+static void test_no_inline(void **state)
+{
+    (void)state;
+    pigeon_html_opts o = {.no_inline = 1};
+    pigeon_html_result res = prep("<style>p { color: red }</style><p id=\"p\">x</p>", &o);
+    assert_non_null(strstr(res.html, "<style>p { color: red }</style>"));
+    expect_style(res.html, "p", "");
+    pigeon_html_result_cleanup(&res);
+}
+
+/* ---- text part ---- */
+
+static char *text_of(const char *html)
+{
+    pigeon_html_result res = prep(html, NULL);
+    char *t = res.text;
+    res.text = NULL;
+    pigeon_html_result_cleanup(&res);
+    assert_non_null(t);
+    return t;
+}
+
+static void expect_text(const char *html, const char *want)
+{
+    char *t = text_of(html);
+    if (strcmp(t, want) != 0)
+        fail_msg("text:\n%s\nwant:\n%s", t, want);
+    free(t);
+}
+
+static void test_text_structure(void **state)
+{
+    (void)state;
+    expect_text("<head><title>T</title><style>.pre { display: none }</style>"
+                "<script>var x = 1;</script></head>"
+                "<body><div class=\"pre\">Preheader</div>"
+                "<span style=\"display:none;max-height:0\">hidden too</span>"
+                "<h1>Caf&eacute; &amp; bar</h1><p>One<br>two</p>"
+                "<ul><li>a</li><li>b<ol start=\"3\"><li>c</li><li>d</li></ol></li></ul>"
+                "<table><tr><th>H1</th><th>H2</th></tr><tr><td>x</td><td>y</td></tr></table>"
+                "<pre>  a   b\n    c</pre>"
+                "<p><img src=\"https://x/a.png\" alt=\"Logo\"> <img src=\"https://x/b.png\"></p>"
+                "</body>",
+                "Caf\xC3\xA9 & bar\n\nOne\ntwo\n\n* a\n* b\n  3. c\n  4. d\n\nH1 H2\nx y\n\n"
+                "  a   b\n    c\n\nLogo\n");
+}
+
+static void test_text_links(void **state)
+{
+    (void)state;
+    expect_text("<p><a href=\"https://example.com/a\">Read more</a>, "
+                "<a href=\"https://example.com/\">https://example.com/</a>, "
+                "<a href=\"mailto:bob@example.com?subject=x\">bob@example.com</a>, "
+                "<a href=\"mailto:bob@example.com\">write to Bob</a>, "
+                "<a href=\"#top\">top</a>, <a href=\"https://x.example/\"><img alt=\"\"></a></p>",
+                "Read more <https://example.com/a>, https://example.com/, bob@example.com,\n"
+                "write to Bob <bob@example.com>, top, https://x.example/\n");
+}
+
+static size_t columns(const char *s, size_t n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t k = pg_utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        assert_true(k > 0); /* never a character cut in two */
+        w += (size_t)pg_html_cp_width(cp);
+        i += k;
+    }
+    return w;
+}
+
+static void test_text_wrap(void **state)
+{
+    (void)state;
+    pg_buf b;
+    pg_buf_init(&b);
+    pg_buf_puts(&b, "<p>");
+    for (int i = 0; i < 60; i++)
+        pg_buf_puts(&b, "word\xE4\xB8\xAD\xE6\x96\x87 ");
+    pg_buf_puts(&b, "https://example.com/a/very/long/url/that/is/longer/than/seventy/eight/"
+                    "columns/and/must/not/be/broken/anywhere.html end ");
+    for (int i = 0; i < 100; i++)
+        pg_buf_puts(&b, "\xE4\xB8\xAD\xE6\x96\x87\xE6\x96\x87");
+    pg_buf_puts(&b, "</p>");
+    char *t = text_of(b.data);
+    assert_non_null(strstr(t, "https://example.com/a/very/long/url/that/is/longer/than/seventy/"
+                              "eight/columns/and/must/not/be/broken/anywhere.html"));
+    int lines = 0;
+    for (const char *p = t; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t n = (size_t)(nl - p);
+        if (memmem(p, n, "https://", 8) == NULL)
+            assert_true(columns(p, n) <= 78);
+        assert_true(columns(p, n) >= 70 || nl[1] == '\0' || memmem(p, n, "https", 5) ||
+                    memmem(nl + 1, strcspn(nl + 1, "\n"), "https", 5));
+        lines++;
+        p = nl + 1;
+    }
+    assert_true(lines >= 8);
+    free(t);
+    pg_buf_cleanup(&b);
+}
+
+/* ---- images ---- */
+
+static void test_images(void **state)
+{
+    (void)state;
+    pigeon_html_result res =
+        prep("<style>.h { background: url(\"img/bg.png\") }</style>"
+             "<img src=\"logo.png\"><img src=\" logo.png \"><img src=\"https://x/y.png\">"
+             "<div class=\"h\">x</div><table><tr><td background=\"img/bg.png\">y</td></tr></table>"
+             "<img src=\"data:image/gif;base64,R0lGODlhAQABAAAAACw=\">"
+             "<img src=\"my%20pic.jpg?v=2\"><img src=\"cid:already\"><img src=\"//cdn/x.png\">",
+             NULL);
+    assert_int_equal(res.nimages, 4);
+    assert_string_equal(res.images[0].path, "logo.png");
+    assert_string_equal(res.images[1].path, "img/bg.png");
+    assert_null(res.images[2].path);
+    assert_string_equal(res.images[2].content_type, "image/gif");
+    assert_int_equal(res.images[2].len, 14);
+    assert_memory_equal(res.images[2].data, "GIF89a", 6);
+    assert_string_equal(res.images[3].path, "my pic.jpg");
+    char want[128];
+    snprintf(want, sizeof want, "src=\"cid:%s\"><img src=\"cid:%s\">", res.images[0].cid,
+             res.images[0].cid);
+    assert_non_null(strstr(res.html, want));
+    snprintf(want, sizeof want, "url('cid:%s')", res.images[1].cid);
+    assert_non_null(strstr(res.html, want));
+    snprintf(want, sizeof want, "background=\"cid:%s\"", res.images[1].cid);
+    assert_non_null(strstr(res.html, want));
+    assert_non_null(strstr(res.html, "src=\"https://x/y.png\""));
+    assert_non_null(strstr(res.html, "src=\"cid:already\""));
+    pigeon_html_result_cleanup(&res);
+}
+
+/* ---- inputs that must not crash, hang or recurse ---- */
+
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    pg_buf b;
+    pg_buf_init(&b);
+    pg_buf_puts(&b, "<style>div div div span.x { color: red } div:empty { x: y }</style>");
+    /* 10,000 elements deep (gumbo's scope checks make deeper trees quadratic). */
+    for (int i = 0; i < 5000; i++)
+        pg_buf_puts(&b, "<div><b>");
+    pg_buf_puts(&b, "<span class=\"x\" id=\"x\">deep</span><ul><li>item</li></ul>");
+    pigeon_html_result res = prep(b.data, NULL);
+    expect_style(res.html, "x", "color: red;");
+    assert_non_null(strstr(res.text, "deep"));
+    pigeon_html_result_cleanup(&res);
+    pg_buf_cleanup(&b);
+}
+
+static void test_many_selectors(void **state)
+{
+    (void)state;
+    pg_buf b;
+    pg_buf_init(&b);
+    pg_buf_puts(&b, "<style>");
+    for (int i = 0; i < 10000; i++)
+        pg_buf_printf(&b, "%s.c%d", i ? ", " : "", i);
+    pg_buf_puts(&b, " { color: red }\n");
+    for (int i = 0; i < 10000; i++)
+        pg_buf_printf(&b, "%sp", i ? ", " : "");
+    pg_buf_puts(&b, " { margin: 0 }</style>");
+    for (int i = 0; i < 200; i++)
+        pg_buf_printf(&b, "<p class=\"c%d\" id=\"e%d\">x</p>", i * 5, i);
+    pigeon_html_result res = prep(b.data, NULL);
+    expect_style(res.html, "e199", "margin: 0; color: red;"); /* .c (0,1,0) after p */
+    pigeon_html_result_cleanup(&res);
+    pg_buf_cleanup(&b);
+}
+
+static void test_garbage(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "<style>p { color: red } }}} { {{ ( [ ( { </style><p id=\"p\">x</p>",
+        "<style>p { color: red } div { content: \"unterminated</style><p id=\"p\">x</p>",
+        "<style>p { color: red } /* never closed</style><p id=\"p\">x</p>",
+        "<style>p { color: red } [</style><p id=\"p\">x</p>",
+        "<style>p { color: red } :not(:not(p)) { x: y } :nth-child(n+99999999999) { a: b }"
+        "</style><p id=\"p\">x</p>",
+        "<style>p { color: red }</style><p id=\"p\"><table><td><p></i></b></table></form>x",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        pigeon_html_result res = prep(docs[i], NULL);
+        expect_style(res.html, "p", "color: red;");
+        pigeon_html_result_cleanup(&res);
+    }
+}
+
+static void test_markdown(void **state)
+{
+    (void)state;
+    const char *md = "# Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~ and "
+                     "https://example.com\n";
+    char *html;
+    size_t len;
+    assert_int_equal(pigeon_html_from_markdown(md, strlen(md), NULL, &html, &len), PIGEON_OK);
+    assert_non_null(strstr(html, "<table>"));
+    assert_non_null(strstr(html, "<del>old</del>"));
+    assert_non_null(strstr(html, "<a href=\"https://example.com\">"));
+    pigeon_html_result res = prep(html, NULL);
+    assert_non_null(strstr(res.html, "<h1 style=\""));
+    assert_null(strstr(res.html, "<style")); /* the default sheet is all inlinable */
+    pigeon_html_result_cleanup(&res);
+    free(html);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tokens),         cmocka_unit_test(test_sheet_recovery),
+        cmocka_unit_test(test_decls),          cmocka_unit_test(test_selectors),
+        cmocka_unit_test(test_root),           cmocka_unit_test(test_cascade),
+        cmocka_unit_test(test_kept),           cmocka_unit_test(test_outlook_attrs),
+        cmocka_unit_test(test_no_inline),      cmocka_unit_test(test_text_structure),
+        cmocka_unit_test(test_text_links),     cmocka_unit_test(test_text_wrap),
+        cmocka_unit_test(test_images),         cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_many_selectors), cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_markdown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
