@@ -87,7 +87,9 @@ def merge_sends_one_personal_message_per_row():
         assert "<p>Hi Ann, plan gold</p>" in body(ann, "html")
         bob = by_rcpt["bob@example.com"].message
         assert bob["To"].addresses[0].display_name == 'Bob "B" <x>', str(bob["To"])
-        assert "Hi Bob &quot;B&quot; &lt;x&gt;, plan silver" in body(bob, "html")
+        # Escaped in the template; the HTML pipeline then re-serializes per HTML5 (13.3),
+        # which writes a quote in text as is: what matters is that <x> is no tag.
+        assert 'Hi Bob "B" &lt;x&gt;, plan silver' in body(bob, "html"), body(bob, "html")
         assert "code B,2" in body(bob)
         carl = by_rcpt["carl@example.com"].message
         assert "Hi Carl, no plan" in body(carl, "html")
