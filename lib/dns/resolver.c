@@ -42,7 +42,8 @@ static pigeon_dns_status decode(pigeon_dns_type type, const unsigned char *abuf,
 static pigeon_err set_server(ares_channel ch, const char *server)
 {
     char csv[128];
-    if (strlen(server) >= sizeof csv - 1)
+    /* Room for the brackets an IPv6 address may get below. */
+    if (strlen(server) >= sizeof csv - 2)
         return PIGEON_ERR_INVALID;
     /* A bare IPv6 address has colons but no port: bracket it for the CSV syntax. */
     const char *first = strchr(server, ':');

@@ -317,7 +317,7 @@ static pigeon_err declaration(pg_css_decls *decls, const char *s, const pg_css_t
 pigeon_err pg_css_decls_parse(pg_css_decls *decls, const char *s, size_t n)
 {
     pg_css_lexer lx;
-    pg_css_tok t, name;
+    pg_css_tok t, name = {0}; /* set when in_decl is; zeroed for the compiler's sake */
     toks v = {NULL, 0, 0};
     pg_buf scratch;
     pigeon_err err = PIGEON_OK;
