@@ -5,8 +5,12 @@
  * lease (preferring the account its open connection belongs to), and for each message
  * apply the account's limits, connect if needed (or reuse the connection: the library
  * sends RSET between messages, RFC 5321 4.1.1.5), and stream the stored message to the
- * server. Each message's outcomes are recorded in the spool as soon as its reply is read,
- * before logging or the next message.
+ * server. The messages after it that can go at once over the same connection (same
+ * settings, lease held, limits met without waiting, not stopping) follow in one pipeline
+ * (pigeon_smtp_send_pipelined, RFC 2920 3.1): each one's end of data goes out with the
+ * next one's commands, one round trip per message instead of two. Each message's outcomes
+ * are recorded in the spool as soon as its final reply is read, before logging or the
+ * next message's reply.
  *
  * Durability: the daemon's spool handle is opened with PIGEON_SPOOL_DEFER_SYNC, so that a
  * commit is written to SQLite's WAL at once (the kernel keeps it if the process dies) but
@@ -96,6 +100,10 @@ typedef struct attempt {
     int64_t end_ms;                 /* when its outcomes were decided */
     int64_t throttle_until_ms;      /* nonzero: slow the account until then */
     const char *local_error;        /* our own reason when the engine was never reached */
+    pigeon_spool_body *body;        /* its body, open while it is being sent */
+    char *dkim;                     /* its DKIM-Signature fields, while it is being sent */
+    cli_dkim_reader signed_body;    /* those fields, then the body (cli/dkim_send.c) */
+    const char **rcpts;             /* its recipients' addresses, while it is being sent */
 } attempt;
 
 /* One batch of claims: messages of one account under one lease. */
@@ -248,9 +256,11 @@ static int open_conn(worker *w, const daemon_conf *conf, daemon_account *acct,
  * account is throttled in the spool until the next UTC day), the connection limit (when
  * a new connection is needed and none is free: try again shortly), and the rate (the
  * message's start slot is written to *slot_ms). Returns 0 to go on, -1 when the claim
- * must be given back.
+ * must be given back. With no_wait (a message pipelined behind another), nothing is taken
+ * and -1 returned when the message would have to wait for its rate slot or hits the daily
+ * limit: the caller ends the pipeline and comes back the ordinary way.
  */
-static int take_limits(worker *w, daemon_account *a, int need_conn, int64_t *slot_ms)
+static int take_limits(worker *w, daemon_account *a, int need_conn, int no_wait, int64_t *slot_ms)
 {
     daemon_state *d = w->d;
     int64_t now = daemon_now_ms();
@@ -262,8 +272,10 @@ static int take_limits(worker *w, daemon_account *a, int need_conn, int64_t *slo
         a->sent_today = 0;
     }
     if (a->daily_limit > 0 && a->sent_today >= a->daily_limit)
-        verdict = -2;
+        verdict = no_wait ? -1 : -2;
     else if (need_conn && a->max_connections > 0 && a->connections >= a->max_connections)
+        verdict = -1;
+    else if (no_wait && a->rate_per_second > 0 && a->next_slot_ms > now)
         verdict = -1;
     else {
         if (need_conn)
@@ -563,62 +575,6 @@ static void unreserve(worker *w, daemon_account *acct)
     pthread_mutex_unlock(&w->d->lock);
 }
 
-/* Sends job i of the batch over the worker's connection (opened if needed). Returns -1
- * when the rest of the batch must be given back (the account was throttled). */
-static int deliver(worker *w, batch *b, size_t i, const daemon_conf *conf, daemon_account *acct,
-                   int need_conn)
-{
-    attempt *at = &b->at[i];
-    pigeon_spool_entry *job = b->jobs[i];
-    if (ensure_lease(w, b, i, conf) != 0) { /* the lease was lost: leave the work */
-        if (need_conn)
-            unreserve(w, acct);
-        at->state = JOB_LOST;
-        return 0;
-    }
-    if (need_conn && open_conn(w, conf, acct, &at->res) != 0) {
-        b->fail_conf = conf;
-        copy_failure(&b->fail_res, &at->res);
-        settle(w, b, at);
-        return at->throttle_until_ms > 0 ? -1 : 0;
-    }
-    /* DKIM hook (cli/dkim_send.c): signed now, so a rotated key applies to queued mail. */
-    char *dkim = NULL;
-    size_t dkim_len = 0;
-    if ((at->local_error = cli_dkim_spooled(&conf->cfg, w->spool, job, &dkim, &dkim_len)) != NULL) {
-        settle(w, b, at);
-        return at->throttle_until_ms > 0 ? -1 : 0;
-    }
-    const char **rcpts = calloc(job->rcpt_count, sizeof *rcpts);
-    pigeon_spool_body *body = NULL;
-    int64_t size = -1;
-    pigeon_err e =
-        rcpts == NULL ? PIGEON_ERR_NOMEM : pigeon_spool_job_body(w->spool, job, &body, &size);
-    if (e != PIGEON_OK) { /* deleted meanwhile (NOTFOUND), or no memory: give it back */
-        at->state = JOB_RELEASE;
-        free(rcpts);
-        free(dkim);
-        return 0;
-    }
-    for (size_t k = 0; k < job->rcpt_count; k++)
-        rcpts[k] = job->rcpts[k].address;
-    cli_dkim_reader signed_body = {dkim, dkim_len, 0, pigeon_spool_body_read, body};
-    /* 8-bit is declared when offered (harmless for 7-bit data, RFC 6152): the spool does
-     * not record whether a stored message needs it. */
-    pigeon_smtp_send_stream(w->smtp, job->mail_from, rcpts, job->rcpt_count, cli_dkim_read,
-                            &signed_body, size < 0 ? size : size + (int64_t)dkim_len, 1, &at->res);
-    pigeon_spool_body_close(body);
-    free(dkim);
-    free(rcpts);
-    settle(w, b, at);
-    if (!pigeon_smtp_is_ready(w->smtp))
-        close_conn(w);
-    w->last_used_ms = daemon_now_ms();
-    return at->throttle_until_ms > 0 ? -1 : 0;
-}
-
-/* Job i of the batch: settings, limits, then delivery. Returns -1 when the rest of the
- * batch must be given back (a limit was reached, the account throttled, stopping). */
 /* The settings and account of job, looked up again only when its account or sender
  * differs from the previous job's (a batch is of one account, usually of one sender; a
  * SIGHUP is seen at the next batch). */
@@ -634,7 +590,158 @@ static void lookup(daemon_state *d, batch *b, const pigeon_spool_entry *job)
     b->last = job;
 }
 
-static int process(worker *w, batch *b, size_t i)
+/* A run of the batch's jobs pipelined over one connection (pigeon_smtp_send_pipelined):
+ * job first was checked by process(); each following one is pulled only when it can go
+ * at once over the same connection. */
+typedef struct run {
+    worker *w;               /* the worker */
+    batch *b;                /* the batch */
+    const daemon_conf *conf; /* the connection's settings */
+    daemon_account *acct;    /* the connection's account */
+    size_t first;            /* the job process() checked */
+    size_t next;             /* the next job to pull */
+    size_t resume;           /* where the batch goes on after the run */
+    int stop;                /* the rest of the batch must be given back */
+} run;
+
+/* Whether job i can follow in the pipeline: the same settings and account as the open
+ * connection, its lease held for a whole send, and its limits met without waiting. */
+static int can_follow(run *r, size_t i)
+{
+    worker *w = r->w;
+    batch *b = r->b;
+    int64_t slot = 0;
+    if (atomic_load(&w->d->stopping) || b->at[i].outcomes == NULL)
+        return 0;
+    lookup(w->d, b, b->jobs[i]);
+    if (b->conf != r->conf || b->acct != r->acct || w->conf != r->conf || r->conf->failed)
+        return 0;
+    if (b->jobs[i]->lease_until_ms - daemon_now_ms() < r->conf->lease_ms - 4000)
+        return 0;
+    return take_limits(w, r->acct, 0, 1, &slot) == 0;
+}
+
+/* Gives back a message counted by take_limits() but not sent. */
+static void uncount(worker *w, daemon_account *acct)
+{
+    pthread_mutex_lock(&w->d->lock);
+    if (acct->sent_today > 0)
+        acct->sent_today--;
+    pthread_mutex_unlock(&w->d->lock);
+}
+
+/* pigeon_smtp_next_fn: the next job of the run, with its body opened. */
+static int run_next(void *ctx, pigeon_smtp_raw *msg)
+{
+    run *r = ctx;
+    batch *b = r->b;
+    while (!r->stop && r->next < b->count) {
+        size_t i = r->next;
+        attempt *at = &b->at[i];
+        if (i != r->first) {
+            if (!can_follow(r, i))
+                return 0;
+            at->start_ms = daemon_now_ms();
+        }
+        r->next++;
+        /* DKIM hook (cli/dkim_send.c): signed now, so a rotated key applies to queued mail. */
+        size_t dkim_len = 0;
+        at->local_error =
+            cli_dkim_spooled(&r->conf->cfg, r->w->spool, at->job, &at->dkim, &dkim_len);
+        if (at->local_error != NULL) {
+            settle(r->w, b, at);
+            if (flush_until_recorded(r->w, b) != 0 || at->throttle_until_ms > 0)
+                r->stop = 1;
+            continue;
+        }
+        at->rcpts = calloc(at->job->rcpt_count, sizeof *at->rcpts);
+        int64_t size = -1;
+        if (at->rcpts == NULL ||
+            pigeon_spool_job_body(r->w->spool, at->job, &at->body, &size) != PIGEON_OK) {
+            /* deleted meanwhile (NOTFOUND), or no memory: give it back */
+            free(at->rcpts);
+            at->rcpts = NULL;
+            free(at->dkim);
+            at->dkim = NULL;
+            at->state = JOB_RELEASE;
+            continue;
+        }
+        for (size_t k = 0; k < at->job->rcpt_count; k++)
+            at->rcpts[k] = at->job->rcpts[k].address;
+        msg->from = at->job->mail_from;
+        msg->rcpts = at->rcpts;
+        msg->rcpt_count = at->job->rcpt_count;
+        at->signed_body =
+            (cli_dkim_reader){at->dkim, dkim_len, 0, pigeon_spool_body_read, at->body};
+        msg->read = cli_dkim_read;
+        msg->read_ctx = &at->signed_body;
+        msg->size = size < 0 ? size : size + (int64_t)dkim_len;
+        /* 8-bit is declared when offered (harmless for 7-bit data, RFC 6152): the spool
+         * does not record whether a stored message needs it. */
+        msg->is_8bit = 1;
+        msg->res = &at->res;
+        msg->user = at;
+        return 1;
+    }
+    return 0;
+}
+
+/* pigeon_smtp_done_fn: settles and records the job's outcomes at once, before the next
+ * message completes: a kill -9 re-sends at most the one whose reply was being read. */
+static void run_done(void *ctx, const pigeon_smtp_raw *msg, int skipped)
+{
+    run *r = ctx;
+    attempt *at = msg->user;
+    pigeon_spool_body_close(at->body);
+    at->body = NULL;
+    free(at->rcpts);
+    at->rcpts = NULL;
+    free(at->dkim);
+    at->dkim = NULL;
+    if (skipped) { /* never tried (an earlier message broke the session): try it again */
+        uncount(r->w, r->acct);
+        r->resume = (size_t)(at - r->b->at);
+        return;
+    }
+    settle(r->w, r->b, at);
+    r->w->last_used_ms = daemon_now_ms();
+    if (flush_until_recorded(r->w, r->b) != 0 || at->throttle_until_ms > 0)
+        r->stop = 1;
+}
+
+/* Sends job i of the batch over the worker's connection (opened if needed), followed in
+ * the same pipeline by the jobs after it that can go at once. *resume is set to the job
+ * the batch goes on with. Returns -1 when the rest of the batch must be given back (the
+ * account was throttled). */
+static int deliver(worker *w, batch *b, size_t i, const daemon_conf *conf, daemon_account *acct,
+                   int need_conn, size_t *resume)
+{
+    attempt *at = &b->at[i];
+    if (ensure_lease(w, b, i, conf) != 0) { /* the lease was lost: leave the work */
+        if (need_conn)
+            unreserve(w, acct);
+        at->state = JOB_LOST;
+        return 0;
+    }
+    if (need_conn && open_conn(w, conf, acct, &at->res) != 0) {
+        b->fail_conf = conf;
+        copy_failure(&b->fail_res, &at->res);
+        settle(w, b, at);
+        return at->throttle_until_ms > 0 ? -1 : 0;
+    }
+    run r = {w, b, conf, acct, i, i, b->count, 0};
+    pigeon_smtp_send_pipelined(w->smtp, run_next, run_done, &r);
+    if (r.next == i) /* nothing was pulled: the connection is unusable */
+        at->state = JOB_RELEASE, r.next = i + 1;
+    *resume = r.resume < r.next ? r.resume : r.next;
+    if (!pigeon_smtp_is_ready(w->smtp))
+        close_conn(w);
+    return r.stop ? -1 : 0;
+}
+
+/* Job i of the batch: settings, limits, then delivery. Returns -1 when the rest of the
+ * batch must be given back (a limit was reached, the account throttled, stopping). */
+static int process(worker *w, batch *b, size_t i, size_t *resume)
 {
     daemon_state *d = w->d;
     attempt *at = &b->at[i];
@@ -659,7 +766,7 @@ static int process(worker *w, batch *b, size_t i)
     int need_conn = w->smtp == NULL;
     int64_t slot = 0;
     w->lease_ms = conf->lease_ms;
-    if (take_limits(w, acct, need_conn, &slot) != 0) {
+    if (take_limits(w, acct, need_conn, 0, &slot) != 0) {
         at->state = JOB_RELEASE;
         nap(d, BUSY_NAP_MS);
         return -1;
@@ -674,7 +781,7 @@ static int process(worker *w, batch *b, size_t i)
         at->state = JOB_RELEASE;
         return -1;
     }
-    return deliver(w, b, i, conf, acct, need_conn);
+    return deliver(w, b, i, conf, acct, need_conn, resume);
 }
 
 /* Sends the batch's messages in order, recording each one's outcomes at once, until
@@ -682,13 +789,15 @@ static int process(worker *w, batch *b, size_t i)
  * not started. */
 static void run_batch(worker *w, batch *b)
 {
-    for (size_t i = 0; i < b->count && !atomic_load(&w->d->stopping); i++) {
-        int stop = process(w, b, i);
+    for (size_t i = 0; i < b->count && !atomic_load(&w->d->stopping);) {
+        size_t resume = i + 1;
+        int stop = process(w, b, i, &resume);
         /* Recorded at once, before the next message: a kill -9 now re-sends at most the
          * message whose reply was being read. The commit is not flushed to disk here
          * (PIGEON_SPOOL_DEFER_SYNC); the kernel keeps it if the process dies. */
         if (flush_until_recorded(w, b) != 0 || stop != 0)
             break;
+        i = resume;
     }
     flush_until_recorded(w, b);
     batch_release(w, b);

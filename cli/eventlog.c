@@ -214,7 +214,13 @@ static void put_escaped(pg_buf *b, const char *str, size_t n)
     for (size_t i = 0; i < n;) {
         unsigned char c = s[i];
         size_t len = 1;
-        if (c == '"' || c == '\\')
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            /* A run of printable ASCII goes out as it is, in one copy (most of a log). */
+            while (i + len < n && s[i + len] >= 0x20 && s[i + len] < 0x7f && s[i + len] != '"' &&
+                   s[i + len] != '\\')
+                len++;
+            pg_buf_append(b, s + i, len);
+        } else if (c == '"' || c == '\\')
             pg_buf_printf(b, "\\%c", c);
         else if (c == '\n')
             pg_buf_puts(b, "\\n");

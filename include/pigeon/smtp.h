@@ -334,6 +334,55 @@ pigeon_err pigeon_smtp_send_stream(pigeon_smtp *s, const char *from, const char 
 pigeon_err pigeon_smtp_send_batch(pigeon_smtp *s, pigeon_message *const *msgs, size_t n,
                                   pigeon_send_result *results);
 
+/* One already formatted message of a pulled batch (pigeon_smtp_send_pipelined), described
+ * as for pigeon_smtp_send_stream. Every pointer is borrowed: it must stay valid until the
+ * message's done call. */
+typedef struct pigeon_smtp_raw {
+    const char *from;         /* reverse-path address ("" for <>) */
+    const char *const *rcpts; /* rcpt_count (>= 1) forward paths, bare addresses */
+    size_t rcpt_count;        /* number of recipients */
+    pigeon_read_fn read;      /* the message, read once; LF, CR or CRLF line endings */
+    void *read_ctx;           /* read's context */
+    int64_t size;             /* its size if known (SIZE), else -1 (the default) */
+    int is_8bit;              /* it has 8-bit octets (BODY=8BITMIME if offered) */
+    pigeon_send_result *res;  /* required: where its result goes (reset by the engine) */
+    void *user;               /* the caller's, untouched (e.g. which job this is) */
+} pigeon_smtp_raw;
+
+/* Asked for the next message: fills *msg (zeroed, size -1) and returns 1, or returns 0
+ * for "no more", which ends the batch cleanly after the messages in flight. */
+typedef int (*pigeon_smtp_next_fn)(void *ctx, pigeon_smtp_raw *msg);
+
+/* Told that msg's result (msg->res) is final. skipped: the message was pipelined behind an
+ * earlier one and the session failed before its data went out (its commands may have gone
+ * out, not its data), so nothing of it can have been delivered and it may be sent again at
+ * once on another connection; its result holds the session's failure. The first message of
+ * a call is never skipped. Called exactly once for every message next gave. */
+typedef void (*pigeon_smtp_done_fn)(void *ctx, const pigeon_smtp_raw *msg, int skipped);
+
+/*
+ * Sends already formatted messages pulled one at a time from next(ctx), pipelining across
+ * them as pigeon_smtp_send_batch does (one round trip per message): next is asked for the
+ * following message at the moment its RSET, MAIL, RCPTs and DATA are about to be appended
+ * to the current one's end of data, so at most two messages are held, and it may answer
+ * "no more" whenever waiting (a rate limit, another account) would be needed. done(ctx,
+ * msg, skipped) is called as soon as each message's result is final (its final-dot reply
+ * read, or its refusal), before the next one completes, so the caller can record it: a
+ * crash then leaves at most one message sent but unrecorded. Results are as for
+ * pigeon_smtp_send_stream (validated the same way; an invalid message fails alone), except
+ * that a 452 "too many recipients" leaves the rest DEFERRED. After a session failure
+ * nothing more is pulled; the message pulled but not tried is done with the session's
+ * failure class, and skipped set if its data had not begun. Without PIPELINING (or with
+ * no_pipelining) it sends one message at a time, as a loop of pigeon_smtp_send_stream.
+ * There is no total deadline (each step keeps its own timeout). Returns PIGEON_OK when
+ * every message reached every recipient (or none was pulled), else the error of the first
+ * that did not; PIGEON_ERR_INVALID for a NULL s, next or done, or a message without res
+ * (the batch then stops, without a done call for it); PIGEON_ERR_STATE (nothing pulled) if
+ * not connected or the connection is broken.
+ */
+pigeon_err pigeon_smtp_send_pipelined(pigeon_smtp *s, pigeon_smtp_next_fn next,
+                                      pigeon_smtp_done_fn done, void *ctx);
+
 /* Sends RSET and reads its reply (normally not needed: sends do it between messages).
  * PIGEON_ERR_STATE if not connected; network errors break the connection. */
 pigeon_err pigeon_smtp_reset(pigeon_smtp *s);

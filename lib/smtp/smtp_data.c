@@ -782,6 +782,48 @@ pigeon_err pigeon_smtp_send_message(pigeon_smtp *s, pigeon_message *msg, pigeon_
     return err;
 }
 
+/* The envelope of a raw message, validated: addresses as path_ok() accepts them, and
+ * SMTPUTF8 offered when one is not ASCII. Failures are recorded in s->res. */
+static pigeon_err raw_envelope(pigeon_smtp *s, envelope *env, const char *from,
+                               const char *const *rcpts, size_t n)
+{
+    char **addrs = NULL;
+    pigeon_err err = from == NULL || rcpts == NULL || n == 0 ? PIGEON_ERR_INVALID : PIGEON_OK;
+    for (size_t i = 0; err == PIGEON_OK && i < n; i++) {
+        if (rcpts[i] == NULL || !path_ok(rcpts[i], 0))
+            err = PIGEON_ERR_ADDRESS;
+    }
+    if (err == PIGEON_OK && !path_ok(from, 1))
+        err = PIGEON_ERR_ADDRESS;
+    if (err != PIGEON_OK) {
+        pg_smtp_fail(s, PIGEON_FAIL_CONFIG, err, "mail",
+                     err == PIGEON_ERR_ADDRESS ? "invalid envelope address"
+                                               : "the message has no sender or no recipients");
+        return err;
+    }
+    if ((env->from = strdup(from)) == NULL || (addrs = calloc(n, sizeof *addrs)) == NULL)
+        err = PIGEON_ERR_NOMEM;
+    for (size_t i = 0; err == PIGEON_OK && i < n; i++) {
+        if ((addrs[i] = strdup(rcpts[i])) == NULL)
+            err = PIGEON_ERR_NOMEM;
+    }
+    if (err != PIGEON_OK) {
+        for (size_t i = 0; addrs != NULL && i < n; i++)
+            free(addrs[i]);
+        free(addrs);
+        return err;
+    }
+    if ((err = set_rcpts(s, env, addrs, n)) != PIGEON_OK)
+        return err;
+    env->smtputf8 |= has_8bit(from);
+    if (env->smtputf8 && !s->caps.smtputf8) {
+        pg_smtp_fail(s, PIGEON_FAIL_DATA, PIGEON_ERR_UNSUPPORTED, "mail",
+                     "an envelope address is not ASCII and the server does not offer SMTPUTF8");
+        return PIGEON_ERR_UNSUPPORTED;
+    }
+    return PIGEON_OK;
+}
+
 pigeon_err pigeon_smtp_send_stream(pigeon_smtp *s, const char *from, const char *const *rcpts,
                                    size_t n, pigeon_read_fn read, void *ctx, int64_t size,
                                    int is_8bit, pigeon_send_result *res)
@@ -791,178 +833,247 @@ pigeon_err pigeon_smtp_send_stream(pigeon_smtp *s, const char *from, const char 
     int64_t started = pg_now_ms();
     envelope env = {.size = size < 0 ? -1 : size, .is_8bit = is_8bit != 0};
     data_source src = {.read = read, .read_ctx = ctx};
-    char **addrs = NULL;
     pg_smtp_begin(s, res);
     res->size = env.size;
     pigeon_err err = check_ready(s);
-    for (size_t i = 0; err == PIGEON_OK && i < n; i++) {
-        if (rcpts[i] == NULL || !path_ok(rcpts[i], 0))
-            err = PIGEON_ERR_ADDRESS;
-    }
-    if (err == PIGEON_OK && !path_ok(from, 1))
-        err = PIGEON_ERR_ADDRESS;
-    if (err == PIGEON_ERR_ADDRESS)
-        pg_smtp_fail(s, PIGEON_FAIL_CONFIG, err, "mail", "invalid envelope address");
     if (err == PIGEON_OK && s->chunk == NULL && (s->chunk = malloc(PG_SMTP_CHUNK)) == NULL)
         err = PIGEON_ERR_NOMEM;
-    if (err == PIGEON_OK &&
-        ((env.from = strdup(from)) == NULL || (addrs = calloc(n, sizeof *addrs)) == NULL))
-        err = PIGEON_ERR_NOMEM;
-    for (size_t i = 0; err == PIGEON_OK && i < n; i++) {
-        if ((addrs[i] = strdup(rcpts[i])) == NULL)
-            err = PIGEON_ERR_NOMEM;
-    }
-    if (err == PIGEON_OK) {
-        err = set_rcpts(s, &env, addrs, n);
-        addrs = NULL;
-    }
-    env.smtputf8 |= has_8bit(from);
-    if (err == PIGEON_OK && env.smtputf8 && !s->caps.smtputf8) {
-        pg_smtp_fail(s, PIGEON_FAIL_DATA, PIGEON_ERR_UNSUPPORTED, "mail",
-                     "an envelope address is not ASCII and the server does not offer SMTPUTF8");
-        err = PIGEON_ERR_UNSUPPORTED;
-    }
+    if (err == PIGEON_OK)
+        err = raw_envelope(s, &env, from, rcpts, n);
     err = transact(s, res, &env, &src, err);
-    if (addrs != NULL) {
-        for (size_t i = 0; i < n; i++)
-            free(addrs[i]);
-        free(addrs);
-    }
     envelope_cleanup(&env);
     pg_smtp_end(s, started);
     return err;
 }
 
-/* ---- batches: one round trip per message ---- */
+/* ---- batches: one round trip per message ----
+ * A batch pulls its messages one at a time from a source (a fixed array of composed
+ * messages, or the caller's next function for raw ones) at the moment the next group is
+ * about to be appended, so at most two are held: the one whose data is going out and the
+ * one whose commands follow it. */
 
 /* One message of a batch. */
 typedef struct batch_item {
-    envelope env;    /* its envelope and recipient states */
-    data_source src; /* its composed message */
-    txn t;           /* its transaction */
-    int64_t started; /* when its preparation began */
-    int done;        /* its result is final */
+    envelope env;            /* its envelope and recipient states */
+    data_source src;         /* its composed message or raw reader */
+    pigeon_smtp_raw raw;     /* the raw message as the caller described it (raw batches) */
+    pigeon_send_result *res; /* its result (the caller's) */
+    txn t;                   /* its transaction */
+    int64_t started;         /* when its preparation began */
+    int behind;              /* pulled while an earlier message was current */
+    int replied;             /* its group's replies were read: its data may have gone out */
 } batch_item;
 
-/* A batch in progress. */
-typedef struct batch {
-    pigeon_smtp *s;              /* the session */
-    pigeon_message *const *msgs; /* the messages (borrowed) */
-    pigeon_send_result *results; /* one result per message (the caller's) */
-    batch_item *items;           /* per message (owned) */
-    size_t n;                    /* number of messages */
-} batch;
+typedef struct batch batch;
 
-/* The group of item next, appended after the end of data of item cur. */
+/* Where a batch's messages come from. */
+typedef struct batch_source {
+    /* Fills it->src.msg or it->raw, and it->res, with the next message; 0 when none. */
+    int (*pull)(batch *b, batch_item *it);
+    /* Called once its result is final; skipped: never tried (an earlier one broke). */
+    void (*done)(batch *b, batch_item *it, int skipped);
+} batch_source;
+
+/* A batch in progress. */
+struct batch {
+    pigeon_smtp *s;              /* the session */
+    const batch_source *from;    /* where the messages come from */
+    pigeon_message *const *msgs; /* fixed batches: the messages (borrowed) */
+    pigeon_send_result *results; /* fixed batches: one result per message (the caller's) */
+    size_t n, k;                 /* fixed batches: count, and the next to pull */
+    pigeon_smtp_next_fn next;    /* raw batches: the caller's source */
+    pigeon_smtp_done_fn done;    /* raw batches: the caller's sink */
+    void *ctx;                   /* raw batches: their context */
+    pigeon_err first;            /* the error of the first message not fully sent */
+    batch_item slot[2];          /* the current message and the next */
+};
+
+/* The group of item nxt, appended after the end of data of item cur. */
 typedef struct batch_next {
-    batch *b;   /* the batch */
-    size_t cur; /* the message whose data ends */
-    size_t nxt; /* the message whose group follows */
+    batch_item *cur; /* the message whose data ends */
+    batch_item *nxt; /* the message whose group follows */
 } batch_next;
 
-static void batch_finish(batch *b, size_t k)
+/* Settles item it's result and hands it back to the source. */
+static void batch_finish(batch *b, batch_item *it, int skipped)
 {
-    batch_item *it = &b->items[k];
     pigeon_smtp *s = b->s;
-    s->res = &b->results[k];
+    s->res = it->res;
     finish(s, &it->env);
     if (s->res->status == PIGEON_SEND_NONE)
         s->res->status = PIGEON_SEND_FAILED;
     source_close(&it->src);
     envelope_cleanup(&it->env);
-    memset(&it->env, 0, sizeof it->env);
     s->res->duration_ms = pg_now_ms() - it->started;
-    it->done = 1;
+    if (b->first == PIGEON_OK)
+        b->first = s->res->err != PIGEON_OK ? s->res->err : PIGEON_OK;
+    b->from->done(b, it, skipped);
+    memset(it, 0, sizeof *it);
 }
 
-/* Prepares message k (envelope, stream, SIZE check). Returns 1 if it can be sent; a message
+/* Sets up item it's envelope and data source, composed or raw. */
+static pigeon_err batch_envelope(pigeon_smtp *s, batch_item *it)
+{
+    pigeon_err err;
+    if (it->src.msg != NULL) {
+        if ((err = message_envelope(s, it->src.msg, &it->env)) != PIGEON_OK)
+            return err;
+        it->src.wopts.allow_8bit = s->o.allow_8bit && s->caps.eightbitmime;
+        it->src.wopts.smtputf8 = it->env.smtputf8 && s->caps.smtputf8;
+    } else {
+        if (it->raw.read == NULL) {
+            pg_smtp_fail(s, PIGEON_FAIL_CONFIG, PIGEON_ERR_INVALID, "mail", "no message");
+            return PIGEON_ERR_INVALID;
+        }
+        err = raw_envelope(s, &it->env, it->raw.from, it->raw.rcpts, it->raw.rcpt_count);
+        if (err != PIGEON_OK)
+            return err;
+        it->src.read = it->raw.read;
+        it->src.read_ctx = it->raw.read_ctx;
+        it->env.size = it->raw.size < 0 ? -1 : it->raw.size;
+        it->env.is_8bit = it->raw.is_8bit != 0;
+    }
+    for (size_t i = 0; i < it->env.n; i++)
+        it->env.st[i].in_txn = 1;
+    if ((err = source_open(&it->src)) != PIGEON_OK)
+        return err;
+    if (it->src.stream != NULL) {
+        it->env.size = pigeon_message_stream_size(it->src.stream);
+        it->env.is_8bit = pigeon_message_stream_is_8bit(it->src.stream);
+    }
+    return PIGEON_OK;
+}
+
+/* Prepares item it (envelope, stream, SIZE check). Returns 1 if it can be sent; a message
  * that cannot is finished at once with its failure. */
-static int batch_prepare(batch *b, size_t k)
+static int batch_prepare(batch *b, batch_item *it)
 {
     pigeon_smtp *s = b->s;
-    batch_item *it = &b->items[k];
-    s->res = &b->results[k];
+    s->res = it->res;
     pigeon_send_result_cleanup(s->res);
     it->started = pg_now_ms();
     it->env.size = -1;
-    it->src.msg = b->msgs[k];
-    pigeon_err err =
-        it->src.msg != NULL ? message_envelope(s, it->src.msg, &it->env) : PIGEON_ERR_INVALID;
-    if (err == PIGEON_OK) {
-        it->src.wopts.allow_8bit = s->o.allow_8bit && s->caps.eightbitmime;
-        it->src.wopts.smtputf8 = it->env.smtputf8 && s->caps.smtputf8;
-        for (size_t i = 0; i < it->env.n; i++)
-            it->env.st[i].in_txn = 1;
-        err = source_open(&it->src);
-    }
-    if (err == PIGEON_OK) {
-        it->env.size = pigeon_message_stream_size(it->src.stream);
-        it->env.is_8bit = pigeon_message_stream_is_8bit(it->src.stream);
-        s->res->size = it->env.size;
-        const pigeon_smtp_caps *c = &s->caps;
-        if (c->size_offered && c->size_max > 0 && it->env.size >= 0 &&
-            (uint64_t)it->env.size > c->size_max) {
-            pg_smtp_fail(s, PIGEON_FAIL_TOO_LARGE, PIGEON_ERR_TOO_LARGE, "mail",
-                         "the message (%lld octets) is larger than the server accepts (SIZE "
-                         "%llu); nothing was sent",
-                         (long long)it->env.size, (unsigned long long)c->size_max);
-            s->res->hint = pg_hint_for_situation(PG_HINT_TOO_LARGE_LOCAL, 0);
-            err = PIGEON_ERR_TOO_LARGE;
-        }
+    pigeon_err err = batch_envelope(s, it);
+    s->res->size = it->env.size;
+    const pigeon_smtp_caps *c = &s->caps;
+    if (err == PIGEON_OK && c->size_offered && c->size_max > 0 && it->env.size >= 0 &&
+        (uint64_t)it->env.size > c->size_max) {
+        pg_smtp_fail(s, PIGEON_FAIL_TOO_LARGE, PIGEON_ERR_TOO_LARGE, "mail",
+                     "the message (%lld octets) is larger than the server accepts (SIZE "
+                     "%llu); nothing was sent",
+                     (long long)it->env.size, (unsigned long long)c->size_max);
+        s->res->hint = pg_hint_for_situation(PG_HINT_TOO_LARGE_LOCAL, 0);
+        err = PIGEON_ERR_TOO_LARGE;
     }
     if (err == PIGEON_OK)
         return 1;
-    pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "mail", "cannot compose the message: %s",
-                 it->src.msg != NULL ? pigeon_message_error(it->src.msg) : "no message");
-    batch_finish(b, k);
+    if (s->res->fail_class == PIGEON_FAIL_NONE)
+        pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "mail", "cannot compose the message: %s",
+                     it->src.msg != NULL ? pigeon_message_error(it->src.msg)
+                                         : pigeon_strerror(err));
+    batch_finish(b, it, 0);
     return 0;
 }
 
-/* The first message from k on that can be sent (preparing it), or n. */
-static size_t batch_next_ready(batch *b, size_t k)
+/* Pulls messages into it until one can be sent (prepared). Returns it, or NULL when the
+ * source has no more. */
+static batch_item *batch_next_ready(batch *b, batch_item *it)
 {
-    while (k < b->n && !batch_prepare(b, k))
-        k++;
-    return k;
+    while (b->from->pull(b, it)) {
+        if (batch_prepare(b, it))
+            return it;
+    }
+    return NULL;
 }
 
 static void batch_append_group(pigeon_smtp *s, void *ctx)
 {
     batch_next *bn = ctx;
-    s->res = &bn->b->results[bn->nxt];
-    txn_group(s, &bn->b->items[bn->nxt].env, &bn->b->items[bn->nxt].t);
-    s->res = &bn->b->results[bn->cur];
+    s->res = bn->nxt->res;
+    txn_group(s, &bn->nxt->env, &bn->nxt->t);
+    s->res = bn->cur->res;
 }
 
-/* Runs the pipelined batch; returns on the first session failure. */
+/* Runs the pipelined batch; returns on the first session failure, finishing the message
+ * pulled but not tried with that failure. */
 static void batch_run(batch *b)
 {
     pigeon_smtp *s = b->s;
-    size_t cur = batch_next_ready(b, 0);
+    batch_item *cur = batch_next_ready(b, &b->slot[0]);
     pigeon_err err = PIGEON_OK;
-    if (cur < b->n) {
-        txn_group(s, &b->items[cur].env, &b->items[cur].t);
+    if (cur != NULL) {
+        txn_group(s, &cur->env, &cur->t);
         err = pg_smtp_flush(s, s->t.mail, "mail");
     }
-    while (cur < b->n && err == PIGEON_OK) {
-        batch_item *it = &b->items[cur];
-        s->res = &b->results[cur];
-        if ((err = txn_group_replies(s, &it->env, &it->t)) != PIGEON_OK)
+    while (cur != NULL && err == PIGEON_OK) {
+        s->res = cur->res;
+        if ((err = txn_group_replies(s, &cur->env, &cur->t)) != PIGEON_OK)
             break;
-        size_t nxt = batch_next_ready(b, cur + 1);
-        s->res = &b->results[cur];
-        batch_next bn = {b, cur, nxt};
+        cur->replied = 1;
+        batch_item *nxt = batch_next_ready(b, cur == &b->slot[0] ? &b->slot[1] : &b->slot[0]);
+        if (nxt != NULL)
+            nxt->behind = 1;
+        s->res = cur->res;
+        batch_next bn = {cur, nxt};
         next_group ng = {batch_append_group, &bn};
-        err = txn_data(s, &it->env, &it->src, &it->t, nxt < b->n ? &ng : NULL);
-        if (err == PIGEON_OK && nxt < b->n && !it->t.sent_next) {
+        err = txn_data(s, &cur->env, &cur->src, &cur->t, nxt != NULL ? &ng : NULL);
+        if (err == PIGEON_OK && nxt != NULL && !cur->t.sent_next) {
             batch_append_group(s, &bn);
-            s->res = &b->results[nxt];
+            s->res = nxt->res;
             err = pg_smtp_flush(s, s->t.mail, "mail");
         }
-        batch_finish(b, cur);
+        pigeon_send_result *broke = s->res;
+        batch_finish(b, cur, 0);
+        s->res = broke;
         cur = nxt;
     }
+    if (cur == NULL)
+        return;
+    /* The session failed before cur's data began, during an earlier message or its own
+     * group's replies: nothing of it can have been delivered. Pipelined behind an earlier
+     * message, it is reported as skipped (the first message of a call never is, so that a
+     * caller sending skipped ones again at once always makes progress). */
+    pigeon_send_result *broke = s->res;
+    int skipped = cur->behind && !cur->replied;
+    s->res = cur->res;
+    if (broke != cur->res)
+        pg_smtp_fail(
+            s, broke->fail_class != PIGEON_FAIL_NONE ? broke->fail_class : PIGEON_FAIL_NETWORK,
+            broke->err != PIGEON_OK ? broke->err : PIGEON_ERR_NETWORK, "mail",
+            "not sent: the connection failed during an earlier message");
+    batch_finish(b, cur, skipped);
+    s->res = broke;
 }
+
+/* Allocates the data buffer; checks the session can send. */
+static pigeon_err batch_ready(pigeon_smtp *s)
+{
+    pigeon_err err = check_ready(s);
+    if (err == PIGEON_OK && s->chunk == NULL && (s->chunk = malloc(PG_SMTP_CHUNK)) == NULL)
+        err = PIGEON_ERR_NOMEM;
+    return err;
+}
+
+/* ---- fixed batches of composed messages ---- */
+
+static int fixed_pull(batch *b, batch_item *it)
+{
+    if (b->k >= b->n)
+        return 0;
+    it->res = &b->results[b->k];
+    it->src.msg = b->msgs[b->k];
+    b->k++;
+    return 1;
+}
+
+static void fixed_done(batch *b, batch_item *it, int skipped)
+{
+    (void)b;
+    (void)it;
+    (void)skipped;
+}
+
+static const batch_source fixed_source = {fixed_pull, fixed_done};
 
 pigeon_err pigeon_smtp_send_batch(pigeon_smtp *s, pigeon_message *const *msgs, size_t n,
                                   pigeon_send_result *results)
@@ -979,39 +1090,107 @@ pigeon_err pigeon_smtp_send_batch(pigeon_smtp *s, pigeon_message *const *msgs, s
         }
         return first;
     }
-    batch b = {s, msgs, results, NULL, n};
+    batch b = {.s = s, .from = &fixed_source, .msgs = msgs, .results = results, .n = n};
     pigeon_err first = PIGEON_OK;
     for (size_t k = 0; k < n; k++) {
         pg_smtp_begin(s, &results[k]);
         if (check_ready(s) != PIGEON_OK)
             first = PIGEON_ERR_STATE;
     }
-    if (first == PIGEON_OK && s->chunk == NULL && (s->chunk = malloc(PG_SMTP_CHUNK)) == NULL)
-        first = PIGEON_ERR_NOMEM;
-    if (first == PIGEON_OK && (b.items = calloc(n, sizeof *b.items)) == NULL)
-        first = PIGEON_ERR_NOMEM;
+    if (first == PIGEON_OK && n > 0)
+        first = batch_ready(s);
     if (first != PIGEON_OK || n == 0)
         return first;
     s->deadline = s->o.total_timeout_ms > 0 ? pg_now_ms() + s->o.total_timeout_ms : 0;
     batch_run(&b);
+    /* After a session failure the messages not pulled are not sent either. */
     pigeon_send_result *broke = s->res;
-    for (size_t k = 0; k < n; k++) {
-        if (b.items[k].done)
-            continue;
-        s->res = &results[k];
-        if (b.items[k].started == 0)
-            b.items[k].started = pg_now_ms();
+    for (; b.k < n; b.k++) {
+        s->res = &results[b.k];
         pg_smtp_fail(
             s, broke->fail_class != PIGEON_FAIL_NONE ? broke->fail_class : PIGEON_FAIL_NETWORK,
             broke->err != PIGEON_OK ? broke->err : PIGEON_ERR_NETWORK, "mail",
             "not sent: the connection failed during an earlier message");
-        batch_finish(&b, k);
+        s->res->status = pigeon_fail_class_is_temporary(s->res->fail_class) ? PIGEON_SEND_DEFERRED
+                                                                            : PIGEON_SEND_FAILED;
+        s->res = broke;
     }
     if (s->state != PG_ST_BROKEN)
         pg_smtp_set_state(s, PG_ST_READY);
     s->deadline = 0;
-    free(b.items);
     for (size_t k = 0; k < n && first == PIGEON_OK; k++)
         first = results[k].err;
     return first;
+}
+
+/* ---- pulled batches of raw messages ---- */
+
+static int raw_pull(batch *b, batch_item *it)
+{
+    memset(&it->raw, 0, sizeof it->raw);
+    it->raw.size = -1;
+    if (b->s->state == PG_ST_BROKEN || !b->next(b->ctx, &it->raw))
+        return 0;
+    if (it->raw.res == NULL) {
+        b->first = PIGEON_ERR_INVALID;
+        return 0;
+    }
+    it->res = it->raw.res;
+    return 1;
+}
+
+static void raw_done(batch *b, batch_item *it, int skipped)
+{
+    b->done(b->ctx, &it->raw, skipped);
+}
+
+static const batch_source raw_source = {raw_pull, raw_done};
+
+/* Without PIPELINING: one message at a time, each as by pigeon_smtp_send_stream. */
+static pigeon_err raw_one_by_one(pigeon_smtp *s, pigeon_smtp_next_fn next, pigeon_smtp_done_fn done,
+                                 void *ctx)
+{
+    pigeon_err first = PIGEON_OK;
+    pigeon_smtp_raw m;
+    for (;;) {
+        memset(&m, 0, sizeof m);
+        m.size = -1;
+        if (!pigeon_smtp_is_ready(s) || !next(ctx, &m))
+            return first;
+        pigeon_err err = PIGEON_ERR_INVALID;
+        if (m.res == NULL)
+            return PIGEON_ERR_INVALID;
+        if (m.read != NULL && m.from != NULL && m.rcpts != NULL && m.rcpt_count > 0)
+            err = pigeon_smtp_send_stream(s, m.from, m.rcpts, m.rcpt_count, m.read, m.read_ctx,
+                                          m.size, m.is_8bit, m.res);
+        else {
+            pg_smtp_begin(s, m.res);
+            pg_smtp_fail(s, PIGEON_FAIL_CONFIG, err, "mail",
+                         "the message has no sender, no recipients or no reader");
+            m.res->status = PIGEON_SEND_FAILED;
+        }
+        if (first == PIGEON_OK)
+            first = err;
+        done(ctx, &m, 0);
+    }
+}
+
+pigeon_err pigeon_smtp_send_pipelined(pigeon_smtp *s, pigeon_smtp_next_fn next,
+                                      pigeon_smtp_done_fn done, void *ctx)
+{
+    if (s == NULL || next == NULL || done == NULL)
+        return PIGEON_ERR_INVALID;
+    pg_smtp_begin(s, NULL);
+    pigeon_err err = batch_ready(s);
+    if (err != PIGEON_OK)
+        return err;
+    if (!s->caps.pipelining || s->o.no_pipelining)
+        return raw_one_by_one(s, next, done, ctx);
+    batch b = {.s = s, .from = &raw_source, .next = next, .done = done, .ctx = ctx};
+    s->deadline = 0; /* each message has its own deadlines; a pulled batch has no end */
+    batch_run(&b);
+    if (s->state != PG_ST_BROKEN)
+        pg_smtp_set_state(s, PG_ST_READY);
+    s->res = &s->scratch;
+    return b.first;
 }

@@ -219,6 +219,31 @@ def connection_is_reused_with_rset():
 
 
 @test
+def batch_is_pipelined_one_round_trip_per_message():
+    """The server answers each final dot only once the next message's RSET, MAIL, RCPT and
+    DATA have arrived: only a client pipelining across messages (RFC 2920 3.1) gets
+    through; one waiting for each dot's reply times out."""
+    group = [("expect", rb"^MAIL FROM:"), ("expect", rb"^RCPT TO:"), ("expect", rb"^DATA")]
+    ok = [("send", b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"), ("recv_data",)]
+    script = [servers.greet(), ("expect", rb"^EHLO "), ("send", servers.ehlo_reply())]
+    script += group + ok
+    for _ in range(2):
+        script += [("expect", rb"^RSET")] + group
+        script += [("send", b"250 2.0.0 queued\r\n250 2.0.0 ok\r\n")] + ok
+    script += [("send", b"250 2.0.0 queued\r\n"), ("expect", rb"^QUIT"),
+               ("send", b"221 bye\r\n"), ("close",)]
+    with servers.ScriptedServer(scripts=[script]) as srv:
+        env = make_env(srv.port)
+        for i in range(3):
+            enqueue(env, "r%d@example.org" % i)
+        events = daemon_once(env)
+        srv.wait_done(1)
+        srv.check()
+        assert [e["result"] for e in events] == ["delivered"] * 3, events
+        assert len(srv.connections) == 1 and len(srv.data) == 3
+
+
+@test
 def sigterm_finishes_the_message_in_flight():
     """SIGTERM while the server is slow to answer the final dot: the daemon waits for the
     reply, records the recipient delivered, does not start the next message, exits 0."""

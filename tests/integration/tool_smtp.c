@@ -7,12 +7,17 @@
  *             [--raw FILE | --subject S --text T] [--count N] [--no-pipelining] [--8bit]
  *             [--timeout STEP=MS ...] [--total-ms MS] [--size N] [--8bit]
  *             [--dsn-notify N] [--dsn-ret R] [--dsn-envid E] [--debug] [--batch]
+ *             [--pipelined [--msg-to I=ADDR ...]]
  *
  * The password comes from the environment variable TOOL_PASSWORD, an OAuth token from
  * TOOL_TOKEN (never argv). --raw sends the file's bytes as they are (pigeon_smtp_send_stream,
  * the envelope from --from/--to); otherwise a message is composed (From, To, Subject, text)
  * and sent with pigeon_smtp_send_message. --count sends it N times over one connection;
- * with --batch the N composed messages go in one pigeon_smtp_send_batch call.
+ * with --batch the N composed messages go in one pigeon_smtp_send_batch call; with
+ * --pipelined the N raw messages (each led by an "X-Seq: i" header line; --msg-to sends
+ * message I to ADDR alone) are pulled by one pigeon_smtp_send_pipelined call, and the
+ * JSON lists them in the order their done calls came ("pipelined": index, skipped,
+ * result) and the order of the next and done calls ("events": "next 0", "done 0"...).
  * Prints one JSON object on stdout (connect result, per-message results, capabilities) and
  * the masked transcript on stderr ("C: ", "S: ", "*: " lines with timestamps). Exits 0
  * whatever the outcome (2 for a usage error): the tests judge the JSON.
@@ -28,17 +33,21 @@
 #define MAX_RCPTS 64
 
 struct tool_args {
-    pigeon_smtp_opts o;           /* library options */
-    const char *from;             /* envelope sender */
-    const char *rcpts[MAX_RCPTS]; /* recipients */
-    size_t nrcpts;                /* number of rcpts */
-    const char *raw;              /* raw message file, or NULL */
-    const char *subject;          /* composed message subject */
-    const char *text;             /* composed message text */
-    long count;                   /* messages to send over the connection */
-    long long size;               /* declared size for raw (-2: the file's size) */
-    int is_8bit;                  /* raw message is 8-bit */
-    int batch;                    /* send the composed messages with send_batch */
+    pigeon_smtp_opts o;            /* library options */
+    const char *from;              /* envelope sender */
+    const char *rcpts[MAX_RCPTS];  /* recipients */
+    size_t nrcpts;                 /* number of rcpts */
+    const char *raw;               /* raw message file, or NULL */
+    const char *subject;           /* composed message subject */
+    const char *text;              /* composed message text */
+    long count;                    /* messages to send over the connection */
+    long long size;                /* declared size for raw (-2: the file's size) */
+    int is_8bit;                   /* raw message is 8-bit */
+    int batch;                     /* send the composed messages with send_batch */
+    int pipelined;                 /* send the raw messages with send_pipelined */
+    long msg_to_index[MAX_RCPTS];  /* --msg-to: message index */
+    const char *msg_to[MAX_RCPTS]; /* --msg-to: its only recipient */
+    size_t nmsg_to;                /* number of --msg-to */
 };
 
 /* A raw message file read in small pieces, like a pipe would be. */
@@ -204,6 +213,8 @@ static int parse_args(int argc, char **argv, struct tool_args *a)
             a->o.transcript_debug = 1;
         else if (strcmp(k, "--batch") == 0)
             a->batch = 1;
+        else if (strcmp(k, "--pipelined") == 0)
+            a->pipelined = 1;
         else
             flag = 0;
         if (flag)
@@ -237,7 +248,10 @@ static int parse_args(int argc, char **argv, struct tool_args *a)
             a->rcpts[a->nrcpts++] = v;
         else if (strcmp(k, "--raw") == 0)
             a->raw = v;
-        else if (strcmp(k, "--subject") == 0)
+        else if (strcmp(k, "--msg-to") == 0 && strchr(v, '=') != NULL && a->nmsg_to < MAX_RCPTS) {
+            a->msg_to_index[a->nmsg_to] = strtol(v, NULL, 10);
+            a->msg_to[a->nmsg_to++] = strchr(v, '=') + 1;
+        } else if (strcmp(k, "--subject") == 0)
             a->subject = v;
         else if (strcmp(k, "--text") == 0)
             a->text = v;
@@ -326,6 +340,103 @@ out:
     free(rs);
 }
 
+/* --pipelined: one message being pulled or in flight. */
+struct pl_msg {
+    char seq[32];           /* its "X-Seq: i" line */
+    size_t seq_off;         /* how much of seq was read */
+    struct file_reader fr;  /* the raw file */
+    const char *to[1];      /* its --msg-to recipient */
+    long index;             /* its number */
+    pigeon_send_result res; /* its result */
+};
+
+/* --pipelined: the source and what happened. */
+struct pl_state {
+    const struct tool_args *a; /* the arguments */
+    long pulled;               /* messages pulled */
+    char events[8192];         /* "next i" / "done i" in order, as JSON strings */
+    size_t ev_len;             /* used of events */
+    int printed;               /* messages printed */
+};
+
+static void pl_event(struct pl_state *st, const char *what, long i)
+{
+    if (st->ev_len + 40 < sizeof st->events)
+        st->ev_len += (size_t)snprintf(st->events + st->ev_len, sizeof st->events - st->ev_len,
+                                       "%s\"%s %ld\"", st->ev_len ? "," : "", what, i);
+}
+
+static int pl_read(void *ctx, void *buf, size_t cap, size_t *n)
+{
+    struct pl_msg *m = ctx;
+    size_t left = strlen(m->seq) - m->seq_off;
+    if (left > 0) {
+        *n = left < cap ? left : cap;
+        memcpy(buf, m->seq + m->seq_off, *n);
+        m->seq_off += *n;
+        return 0;
+    }
+    return file_read(&m->fr, buf, cap, n);
+}
+
+static int pl_next(void *ctx, pigeon_smtp_raw *msg)
+{
+    struct pl_state *st = ctx;
+    const struct tool_args *a = st->a;
+    if (st->pulled >= a->count)
+        return 0;
+    struct pl_msg *m = calloc(1, sizeof *m);
+    if (m == NULL || (m->fr.f = fopen(a->raw, "rb")) == NULL) {
+        free(m);
+        return 0;
+    }
+    m->index = st->pulled++;
+    snprintf(m->seq, sizeof m->seq, "X-Seq: %ld\r\n", m->index);
+    pigeon_send_result_init(&m->res);
+    msg->from = a->from;
+    msg->rcpts = a->rcpts;
+    msg->rcpt_count = a->nrcpts;
+    for (size_t i = 0; i < a->nmsg_to; i++) {
+        if (a->msg_to_index[i] == m->index) {
+            m->to[0] = a->msg_to[i];
+            msg->rcpts = m->to;
+            msg->rcpt_count = 1;
+        }
+    }
+    msg->read = pl_read;
+    msg->read_ctx = m;
+    msg->is_8bit = a->is_8bit;
+    msg->res = &m->res;
+    msg->user = m;
+    pl_event(st, "next", m->index);
+    return 1;
+}
+
+static void pl_done(void *ctx, const pigeon_smtp_raw *msg, int skipped)
+{
+    struct pl_state *st = ctx;
+    struct pl_msg *m = msg->user;
+    pl_event(st, "done", m->index);
+    printf("%s{\"index\":%ld,\"skipped\":%d,\"result\":", st->printed++ ? "," : "", m->index,
+           skipped);
+    json_result(&m->res, m->res.err);
+    printf("}");
+    pigeon_send_result_cleanup(&m->res);
+    fclose(m->fr.f);
+    free(m);
+}
+
+static void send_pipelined(pigeon_smtp *s, const struct tool_args *a)
+{
+    static struct pl_state st;
+    st.a = a;
+    printf(",\"pipelined\":[");
+    pigeon_err err = pigeon_smtp_send_pipelined(s, pl_next, pl_done, &st);
+    printf("],\"pipelined_rc\":");
+    json_str(pigeon_err_name(err));
+    printf(",\"events\":[%s]", st.events);
+}
+
 int main(int argc, char **argv)
 {
     struct tool_args a;
@@ -362,10 +473,12 @@ int main(int argc, char **argv)
         } else {
             printf("null");
         }
+        if (rc == PIGEON_OK && a.pipelined && a.raw != NULL)
+            send_pipelined(s, &a);
         printf(",\"messages\":[");
         if (rc == PIGEON_OK && a.batch && a.raw == NULL && a.count > 0)
             send_batch(s, &a);
-        for (long i = 0; rc == PIGEON_OK && !a.batch && i < a.count; i++) {
+        for (long i = 0; rc == PIGEON_OK && !a.batch && !a.pipelined && i < a.count; i++) {
             pigeon_err e = a.raw != NULL ? send_raw(s, &a, &r) : send_composed(s, &a, &r);
             printf("%s", i ? "," : "");
             json_result(&r, e);
