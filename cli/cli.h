@@ -107,6 +107,10 @@ const char *cli_base_name(const char *path);
  * it holds more than cap bytes, PIGEON_ERR_NOMEM. */
 pigeon_err cli_read_input(const char *path, size_t cap, char **out, size_t *len);
 
+/* An unlinked temporary file in $TMPDIR (else /tmp) named after what, mode 0600 (mkstemp):
+ * it disappears with the process whatever happens. Returns the fd, or -1 with errno set. */
+int cli_temp_file(const char *what);
+
 /* ---- composing (compose.c) ---- */
 
 /* getopt_long values of the message options, beyond any single character. */

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "dkim.h"
+#include "util/fdio.h"
 
 /* The message stream copied to a file as it is read (the signer's pass). */
 typedef struct tee {
@@ -27,15 +28,7 @@ static int tee_read(void *ctx, void *buf, size_t cap, size_t *n)
     tee *t = ctx;
     if (pigeon_message_stream_read(t->stream, buf, cap, n) != PIGEON_OK)
         return -1;
-    for (size_t off = 0; off < *n;) {
-        ssize_t w = write(t->fd, (char *)buf + off, *n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        off += (size_t)w;
-    }
-    return 0;
+    return pg_write_all(t->fd, buf, *n);
 }
 
 static int fd_read(void *ctx, void *buf, size_t cap, size_t *n)
@@ -52,41 +45,15 @@ static int fd_read(void *ctx, void *buf, size_t cap, size_t *n)
     }
 }
 
-/* An unlinked temporary file ($TMPDIR, else /tmp), or -1. */
-static int temp_file(void)
-{
-    const char *dir = getenv("TMPDIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/pigeon-dkim-XXXXXX", dir != NULL && dir[0] ? dir : "/tmp");
-    int fd = mkstemp(path);
-    if (fd >= 0)
-        unlink(path);
-    return fd;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The signed message on standard output (--dry-run). */
 static int dry_run_out(const char *fields, size_t len, int fd)
 {
     char buf[65536];
     size_t n = 0;
-    if (write_all(STDOUT_FILENO, fields, len) != 0)
+    if (pg_write_all(STDOUT_FILENO, fields, len) != 0)
         return EX_IOERR;
     while (fd_read(&fd, buf, sizeof buf, &n) == 0 && n > 0)
-        if (write_all(STDOUT_FILENO, buf, n) != 0)
+        if (pg_write_all(STDOUT_FILENO, buf, n) != 0)
             return EX_IOERR;
     return 0;
 }
@@ -155,7 +122,7 @@ int cli_dkim_send(cfg_settings *cfg, pigeon_message *msg, const deliver_opts *o,
         status = EX_DATAERR;
         goto done;
     }
-    if ((fd = temp_file()) < 0) {
+    if ((fd = cli_temp_file("dkim")) < 0) {
         cli_error("cannot create a temporary file to sign the message: %s", strerror(errno));
         status = EX_CANTCREAT;
         goto done;

@@ -15,6 +15,7 @@
  */
 #include "eventlog.h"
 #include "util/utf8.h"
+#include "util/fdio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -418,16 +419,7 @@ fail:
 
 static pigeon_err write_all(int fd, const char *p, size_t n)
 {
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return PIGEON_ERR_IO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return PIGEON_OK;
+    return pg_write_all(fd, p, n) == 0 ? PIGEON_OK : PIGEON_ERR_IO;
 }
 
 static int syslog_priority(eventlog_level level)

@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "json.h"
 #include "lint.h"
+#include "util/fdio.h"
 
 /* Largest message read (bodies of that size are never sensible to lint past this). */
 #define LINT_MAX ((size_t)256 * 1024 * 1024)
@@ -49,29 +50,13 @@ typedef struct sa_result {
     char rules[4096]; /* tests=, comma-separated */
 } sa_result;
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Runs spamassassin with the message (a temporary file) on stdin; its output in *out. */
 static int run_spamassassin(const char *msg, size_t len, char **out, size_t *outlen)
 {
-    char path[] = "/tmp/pigeon-lint-XXXXXX";
-    int in = mkstemp(path), pipefd[2] = {-1, -1};
+    int in = cli_temp_file("lint"), pipefd[2] = {-1, -1};
     if (in < 0)
         return -1;
-    unlink(path);
-    if (write_all(in, msg, len) != 0 || lseek(in, 0, SEEK_SET) != 0 || pipe(pipefd) != 0) {
+    if (pg_write_all(in, msg, len) != 0 || lseek(in, 0, SEEK_SET) != 0 || pipe(pipefd) != 0) {
         close(in);
         return -1;
     }

@@ -47,6 +47,7 @@
 #include "queue.h"
 #include "mime/rawmsg.h"
 #include "sendmail.h"
+#include "util/fdio.h"
 
 /* Bytes read from standard input at a time. */
 #define READ_CHUNK ((size_t)64 * 1024)
@@ -281,36 +282,16 @@ static int parse_args(int argc, char **argv, sendmail_args *a)
 
 /* ---- reading the message ---- */
 
-/* Writes all of buf to fd; returns 0 or -1 (errno set). */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* An unlinked temporary file for the body: it disappears with the process, whatever
  * happens, and only we can read it (mkstemp creates it 0600). */
 static int open_body_file(void)
 {
-    const char *dir = getenv("TMPDIR");
-    char path[4096];
-    if (dir == NULL || dir[0] == '\0')
-        dir = "/tmp";
-    int n = snprintf(path, sizeof path, "%s/pigeon-sendmail-XXXXXX", dir);
-    int fd = n > 0 && (size_t)n < sizeof path ? mkstemp(path) : -1;
+    int fd = cli_temp_file("sendmail");
     if (fd < 0) {
-        cli_error("cannot create a temporary file in %s: %s", dir, strerror(errno));
-        return -1;
+        const char *dir = getenv("TMPDIR");
+        cli_error("cannot create a temporary file in %s: %s", dir != NULL && dir[0] ? dir : "/tmp",
+                  strerror(errno));
     }
-    unlink(path);
     return fd;
 }
 
@@ -319,7 +300,7 @@ static int store_body(spooled_msg *m, pg_buf *body)
 {
     if (body->len == 0)
         return 0;
-    if (write_all(m->body_fd, body->data, body->len) != 0) {
+    if (pg_write_all(m->body_fd, body->data, body->len) != 0) {
         cli_error("cannot store the message in a temporary file: %s", strerror(errno));
         return EX_IOERR;
     }

@@ -235,3 +235,16 @@ const char *cli_typed_option(char **argv, char *out, size_t n)
     }
     return cli_shorten(optind > 0 ? argv[optind - 1] : "?", out, n);
 }
+
+int cli_temp_file(const char *what)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    int n = snprintf(path, sizeof path, "%s/pigeon-%s-XXXXXX", dir, what);
+    int fd = n > 0 && (size_t)n < sizeof path ? mkstemp(path) : -1;
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}

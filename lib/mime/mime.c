@@ -21,6 +21,7 @@
  * reserved at its exact size. The message header block is lib/mime/mime_header.c.
  */
 #include "mime/mime.h"
+#include "util/fdio.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1012,21 +1013,6 @@ pigeon_err pigeon_message_write_buffer(pigeon_message *msg, const pigeon_write_o
     return err;
 }
 
-/* Writes all of p[0..n) to fd, retrying on EINTR and short writes. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 pigeon_err pigeon_message_write_fd(pigeon_message *msg, const pigeon_write_opts *opts, int fd)
 {
     pigeon_message_stream *s = NULL;
@@ -1042,7 +1028,7 @@ pigeon_err pigeon_message_write_fd(pigeon_message *msg, const pigeon_write_opts 
         size_t n;
         if ((err = pigeon_message_stream_read(s, block, CHUNK, &n)) != PIGEON_OK || n == 0)
             break;
-        if (write_all(fd, block, n) != 0) {
+        if (pg_write_all(fd, block, n) != 0) {
             err = pg_message_fail(msg, PIGEON_ERR_IO, "write: %s", strerror(errno));
             break;
         }
