@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,84 @@ static int split2(const char *v, char *out[2])
     return n;
 }
 
+/*
+ * Parsed keys, by file: the daemon loads the settings for every message it signs (so that
+ * a rotated key applies at once), and reading and parsing a PEM costs more than the
+ * signature itself. An entry is used only while the file is the same one, unchanged: same
+ * path, device, inode, size, modification and change times (a key written in place, one
+ * renamed over it, or a chmod each miss). Each caller gets its own handle on the key.
+ */
+#define KEY_CACHE_SLOTS 4
+
+typedef struct key_slot {
+    char *path;           /* as configured, malloc'd; NULL for a free slot */
+    dev_t dev;            /* the file's identity and state when parsed */
+    ino_t ino;            /* ... */
+    off_t size;           /* ... */
+    struct timespec mtim; /* ... */
+    struct timespec ctim; /* ... */
+    pigeon_dkim_key *key; /* the cache's handle */
+} key_slot;
+
+static key_slot key_cache[KEY_CACHE_SLOTS];
+static unsigned key_cache_next; /* the slot replaced next (round robin) */
+static pthread_mutex_t key_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int same_file(const key_slot *k, const char *path, const struct stat *st)
+{
+    return k->path != NULL && strcmp(k->path, path) == 0 && k->dev == st->st_dev &&
+           k->ino == st->st_ino && k->size == st->st_size && k->mtim.tv_sec == st->st_mtim.tv_sec &&
+           k->mtim.tv_nsec == st->st_mtim.tv_nsec && k->ctim.tv_sec == st->st_ctim.tv_sec &&
+           k->ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* A handle on the cached key of path as st describes it, or NULL. */
+static pigeon_dkim_key *cache_get(const char *path, const struct stat *st)
+{
+    pigeon_dkim_key *key = NULL;
+    pthread_mutex_lock(&key_cache_lock);
+    for (int i = 0; i < KEY_CACHE_SLOTS && key == NULL; i++)
+        if (same_file(&key_cache[i], path, st) &&
+            pigeon_dkim_key_dup(key_cache[i].key, &key) != PIGEON_OK)
+            key = NULL;
+    pthread_mutex_unlock(&key_cache_lock);
+    return key;
+}
+
+/* Remembers key (parsed from path, st) in place of an older entry for path, or the next
+ * slot. Best effort: out of memory only means no caching. */
+static void cache_put(const char *path, const struct stat *st, const pigeon_dkim_key *key)
+{
+    /* A file written in the last two seconds may be written again within the same
+     * timestamp tick (file times are coarse), unseen: it is cached once it has settled. */
+    if ((int64_t)st->st_mtim.tv_sec >= (int64_t)time(NULL) - 2)
+        return;
+    pigeon_dkim_key *mine = NULL;
+    char *p = strdup(path);
+    if (p == NULL || pigeon_dkim_key_dup(key, &mine) != PIGEON_OK) {
+        free(p);
+        return;
+    }
+    pthread_mutex_lock(&key_cache_lock);
+    int slot = -1;
+    for (int i = 0; i < KEY_CACHE_SLOTS && slot < 0; i++)
+        if (key_cache[i].path != NULL && strcmp(key_cache[i].path, path) == 0)
+            slot = i;
+    if (slot < 0)
+        slot = (int)(key_cache_next++ % KEY_CACHE_SLOTS);
+    key_slot *k = &key_cache[slot];
+    free(k->path);
+    pigeon_dkim_key_free(k->key);
+    k->path = p;
+    k->dev = st->st_dev;
+    k->ino = st->st_ino;
+    k->size = st->st_size;
+    k->mtim = st->st_mtim;
+    k->ctim = st->st_ctim;
+    k->key = mine;
+    pthread_mutex_unlock(&key_cache_lock);
+}
+
 /* Reads and parses one key file, refusing one that group or others can read. */
 static int load_key(const char *path, pigeon_dkim_key **out, char *err, size_t errlen)
 {
@@ -101,6 +180,8 @@ static int load_key(const char *path, pigeon_dkim_key **out, char *err, size_t e
                  path, (unsigned)(st.st_mode & 0777), path);
         return EX_CONFIG;
     }
+    if ((*out = cache_get(path, &st)) != NULL)
+        return 0;
     pigeon_err e = cli_read_input(path, KEY_FILE_MAX, &data, &len);
     if (e != PIGEON_OK) {
         snprintf(err, errlen, "cannot read the DKIM key %s: %s", path, pigeon_strerror(e));
@@ -113,6 +194,7 @@ static int load_key(const char *path, pigeon_dkim_key **out, char *err, size_t e
         snprintf(err, errlen, "the DKIM key %s is not usable: %s", path, why);
         return e == PIGEON_ERR_NOMEM ? EX_OSERR : EX_CONFIG;
     }
+    cache_put(path, &st, *out);
     return 0;
 }
 

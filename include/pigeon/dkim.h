@@ -63,6 +63,9 @@ unsigned pigeon_dkim_key_bits(const pigeon_dkim_key *key);
 const char *pigeon_dkim_alg_name(pigeon_dkim_alg alg);
 /* NULL is a no-op. The key material is wiped. */
 void pigeon_dkim_key_free(pigeon_dkim_key *key);
+/* A second handle on the same key (the key material is shared, not copied, and lives until
+ * both handles are freed): for a cache that hands each user its own to free. Thread-safe. */
+pigeon_err pigeon_dkim_key_dup(const pigeon_dkim_key *key, pigeon_dkim_key **out);
 
 /* ---- signing ---- */
 

@@ -9,6 +9,9 @@
  */
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "dkim/canon.h"
 
@@ -64,20 +67,33 @@ void pg_dkim_body_init(pg_dkim_body *b, pigeon_dkim_canon canon, pg_dkim_sink si
     b->sink_ctx = ctx;
 }
 
-/* Nonzero if one of the 8 bytes at p is CR or LF, or (wsp) SP or HTAB: a word-at-a-time
- * test (a byte of v is zero iff (b - 1) & ~b has its high bit set), so that the common
- * case, text, is skipped 8 bytes per step. */
-static int has_special(const unsigned char *p, int wsp)
+/* Word-at-a-time byte tests on 8 bytes: zero_bytes(v) has the high bit of exactly the
+ * bytes of v that are zero (no borrow between bytes, so the flags can be combined with
+ * their neighbours' below). */
+#define ONES 0x0101010101010101ULL
+#define LOWS 0x7f7f7f7f7f7f7f7fULL
+static uint64_t zero_bytes(uint64_t v)
 {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t w, m;
+    return ~(((v & LOWS) + LOWS) | v | LOWS);
+}
+
+/* Nonzero unless the 8 bytes at p can be copied as they are: no CR or LF, and for relaxed
+ * (wsp) no HTAB, no two SP in a row and no SP as the last byte (whose successor is not
+ * known here). A single SP between text is the common case of prose, so it must not leave
+ * the fast path. The byte before p is text (the caller's run invariant), so an SP as the
+ * first byte is fine. */
+static uint64_t has_special(const unsigned char *p, int wsp)
+{
+    uint64_t w;
     memcpy(&w, p, 8);
-#define ZERO_BYTE(v) (((v)-ones) & ~(v)&highs)
-    m = ZERO_BYTE(w ^ (ones * '\r')) | ZERO_BYTE(w ^ (ones * '\n'));
-    if (wsp)
-        m |= ZERO_BYTE(w ^ (ones * ' ')) | ZERO_BYTE(w ^ (ones * '\t'));
-#undef ZERO_BYTE
-    return m != 0;
+    uint64_t m = zero_bytes(w ^ (ONES * '\r')) | zero_bytes(w ^ (ONES * '\n'));
+    if (wsp) {
+        uint64_t sp = zero_bytes(w ^ (ONES * ' '));
+        uint64_t last = 0;
+        memcpy(&last, (const unsigned char[8]){0, 0, 0, 0, 0, 0, 0, 0x80}, 8);
+        m |= zero_bytes(w ^ (ONES * '\t')) | (sp & (sp << 8)) | (sp & last);
+    }
+    return m;
 }
 
 /* A run of text bytes (no WSP for relaxed, no CR or LF) at p. */
@@ -101,11 +117,88 @@ static void line_break(pg_dkim_body *b)
     b->line_open = 0;
 }
 
+/* Nonzero if the line content c[0..n) (no line break) canonicalizes to itself: non-empty,
+ * no CR or LF, and for relaxed (3.4.4) no HTAB, no two SP in a row and no SP at the end.
+ * Checked 8 bytes at a time, carrying whether the previous word ended in SP. */
+static int clean_line(const unsigned char *c, size_t n, int wsp)
+{
+    if (n == 0 || (wsp && c[n - 1] == ' '))
+        return 0;
+    size_t i = 0;
+    uint64_t prev_sp = 0;
+#ifdef __SSE2__
+    /* 16 bytes a step: one bit per byte for CR/LF (and HTAB), one for SP. */
+    const __m128i vcr = _mm_set1_epi8('\r'), vlf = _mm_set1_epi8('\n'), vtab = _mm_set1_epi8('\t'),
+                  vsp = _mm_set1_epi8(' ');
+    unsigned bad = 0, carry = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(c + i));
+        __m128i e = _mm_or_si128(_mm_cmpeq_epi8(v, vcr), _mm_cmpeq_epi8(v, vlf));
+        if (wsp) {
+            unsigned s = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vsp));
+            e = _mm_or_si128(e, _mm_cmpeq_epi8(v, vtab));
+            bad |= s & ((s << 1) | carry); /* an SP right after an SP */
+            carry = (s >> 15) & 1;
+        }
+        bad |= (unsigned)_mm_movemask_epi8(e);
+    }
+    if (bad != 0)
+        return 0;
+    prev_sp = carry;
+#endif
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, c + i, 8);
+        uint64_t m = zero_bytes(w ^ (ONES * '\r')) | zero_bytes(w ^ (ONES * '\n'));
+        if (wsp) {
+            uint64_t sp = zero_bytes(w ^ (ONES * ' '));
+            m |= zero_bytes(w ^ (ONES * '\t')) | (sp & (sp << 8)) | (prev_sp && c[i] == ' ');
+            prev_sp = c[i + 7] == ' ';
+        }
+        if (m != 0)
+            return 0;
+    }
+    for (; i < n; i++) {
+        unsigned cls = byte_class[c[i]];
+        if (cls == C_CR || cls == C_LF ||
+            (wsp && cls == C_WSP && (c[i] == '\t' || (i > 0 && c[i - 1] == ' '))))
+            return 0;
+    }
+    return 1;
+}
+
+/* At the start of a line, the longest run of whole lines ending in CRLF whose content is
+ * clean (clean_line): their canonical form is the input itself, so they are written as
+ * one span (the last line's CRLF held back as usual, it may be trailing). Returns the
+ * bytes consumed; the general scanner takes the rest. This is the common case of a body
+ * (base64 and quoted-printable lines, plain prose). */
+static size_t clean_lines(pg_dkim_body *b, const unsigned char *p, const unsigned char *end)
+{
+    const unsigned char *r = p, *nl;
+    int wsp = b->canon == PIGEON_DKIM_RELAXED;
+    while (r < end && (nl = memchr(r, '\n', (size_t)(end - r))) != NULL && nl - r >= 2 &&
+           nl[-1] == '\r' && clean_line(r, (size_t)(nl - 1 - r), wsp))
+        r = nl + 1;
+    if (r == p)
+        return 0;
+    release_lines(b);
+    put(b, p, (size_t)(r - 2 - p));
+    b->empty_lines = 1;
+    b->line_open = 0;
+    b->wrote = 1;
+    return (size_t)(r - p);
+}
+
 void pg_dkim_body_feed(pg_dkim_body *b, const void *buf, size_t len)
 {
     const unsigned char *p = buf, *end = p + len;
     int relaxed = b->canon == PIGEON_DKIM_RELAXED;
     while (p < end) {
+        if (!b->line_open && !b->pending_wsp && !b->saw_cr) {
+            p += clean_lines(b, p, end);
+            if (p == end)
+                break;
+        }
         unsigned cls = byte_class[*p];
         if (cls == C_LF && b->saw_cr) { /* the LF of a CRLF split or not */
             b->saw_cr = 0;
@@ -230,12 +323,15 @@ void pg_dkim_header_canon(pg_buf *out, pigeon_dkim_canon canon, const char *raw,
         size_t name_len = colon != NULL ? (size_t)(colon - raw) : len;
         while (name_len > 0 && is_wsp(raw[name_len - 1]))
             name_len--;
-        pg_buf_reserve(out, len + 3);
+        /* The result is never longer than the input: written in place after one reserve. */
+        if (pg_buf_reserve(out, len + 3) != PIGEON_OK)
+            return;
+        char *d = out->data + out->len;
         for (size_t i = 0; i < name_len; i++) {
             char c = raw[i];
-            pg_buf_putc(out, c >= 'A' && c <= 'Z' ? (char)(c + 32) : c);
+            *d++ = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
         }
-        pg_buf_putc(out, ':');
+        *d++ = ':';
         /* The value: unfolded (CR and LF dropped), WSP runs one SP, none leading or
          * trailing. */
         int wsp = 0, any = 0;
@@ -248,11 +344,13 @@ void pg_dkim_header_canon(pg_buf *out, pigeon_dkim_canon canon, const char *raw,
                 continue;
             }
             if (wsp && any)
-                pg_buf_putc(out, ' ');
+                *d++ = ' ';
             wsp = 0;
             any = 1;
-            pg_buf_putc(out, c);
+            *d++ = c;
         }
+        out->len = (size_t)(d - out->data);
+        out->data[out->len] = '\0';
     }
     if (crlf)
         pg_buf_append(out, "\r\n", 2);

@@ -226,6 +226,25 @@ void pigeon_dkim_key_free(pigeon_dkim_key *key)
     OPENSSL_clear_free(key, sizeof *key);
 }
 
+pigeon_err pigeon_dkim_key_dup(const pigeon_dkim_key *key, pigeon_dkim_key **out)
+{
+    if (out == NULL)
+        return PIGEON_ERR_INVALID;
+    *out = NULL;
+    if (key == NULL)
+        return PIGEON_ERR_INVALID;
+    pigeon_dkim_key *k = malloc(sizeof *k);
+    if (k == NULL)
+        return PIGEON_ERR_NOMEM;
+    *k = *key;
+    if (EVP_PKEY_up_ref(k->pkey) != 1) {
+        free(k);
+        return PIGEON_ERR_NOMEM;
+    }
+    *out = k;
+    return PIGEON_OK;
+}
+
 int pigeon_dkim_domain_covers(const char *parent, const char *child)
 {
     if (parent == NULL || child == NULL || parent[0] == '\0')

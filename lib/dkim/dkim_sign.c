@@ -251,16 +251,21 @@ static size_t header_feed(pigeon_dkim_signer *s, const unsigned char *p, size_t 
 {
     size_t i = 0;
     while (i < len && s->state == IN_HEADER) {
-        unsigned char c = p[i++];
-        if (c == '\n' && s->saw_cr) {
+        if (s->saw_cr && p[i] == '\n') {
             s->saw_cr = 0;
+            i++;
             continue;
         }
-        s->saw_cr = c == '\r';
-        if (c != '\r' && c != '\n') {
-            pg_buf_putc(&s->header, (char)c);
+        s->saw_cr = 0;
+        size_t j = i;
+        while (j < len && p[j] != '\r' && p[j] != '\n')
+            j++;
+        if (j > i) { /* a run of field text, kept as it is */
+            pg_buf_append(&s->header, p + i, j - i);
+            i = j;
             continue;
         }
+        s->saw_cr = p[i++] == '\r';
         if (s->header.len == s->line_start) {
             s->state = IN_BODY; /* RFC 5322 2.1: the empty line; its CRLF is not the body's */
             if (s->saw_cr && i < len && p[i] == '\n') {

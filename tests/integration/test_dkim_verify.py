@@ -17,6 +17,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -286,6 +287,52 @@ def daemon_signs_at_delivery_with_the_current_key():
         content = srv.messages[0].content
     assert b"s=rsa2;" in content and b"s=ed1;" in content and b"s=rsa1;" not in content
     both_verify({"daemon": content})
+
+
+@test(timeout=120)
+def running_daemon_signs_with_a_key_rewritten_in_place():
+    """The daemon keeps parsed keys between messages (by path, inode, size and times): a
+    key file rewritten in place while it runs signs the next message at once."""
+    k = keys()
+    path = os.path.join(harness.tmpdir("pigeon-dkim-inplace-"), "k.pem")
+    with open(k["rsa1"], "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read())
+    os.chmod(path, 0o600)
+    old = time.time() - 3600  # settled: the daemon may cache it
+    os.utime(path, (old, old))
+    with servers.AioSmtpd() as srv:
+        env = account_config(srv.port, path, "rsa1")
+        log = os.path.join(harness.tmpdir("log"), "events.json")
+        proc = harness.spawn([harness.pigeon_path(), "daemon", "--workers", "1", "--log-file",
+                              log], env={a: b for a, b in env.items() if b is not None})
+        try:
+            for i in (1, 2):
+                rc, out, err = harness.pigeon("send", "--queue", "--to", "x@example.net",
+                                              "--subject", "m%d" % i, "--text", "hi\n", env=env)
+                assert rc == 0, err
+                srv.wait_messages(i, timeout=30)
+            with open(k["rsa2"], "rb") as src, open(path, "r+b") as dst:  # same inode
+                dst.write(src.read())
+                dst.truncate()
+            rc, out, err = harness.pigeon("send", "--queue", "--to", "x@example.net",
+                                          "--subject", "m3", "--text", "hi\n", env=env)
+            assert rc == 0, err
+            srv.wait_messages(3, timeout=30)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        msgs = [m.content for m in srv.messages]
+    assert all(b"s=rsa1;" in m for m in msgs), msgs
+    records = keys()["records"]
+    sel = "rsa1._domainkey.%s" % DOMAIN
+
+    def verify(msg, record):
+        try:
+            return bool(dkim.DKIM(msg).verify(dnsfunc=lambda n, timeout=5: record.encode()))
+        except dkim.ValidationError:
+            return False
+    assert [verify(m, records[sel]) for m in msgs] == [True, True, False]
+    assert verify(msgs[2], records["rsa2._domainkey.%s" % DOMAIN])
 
 
 @test(timeout=120)

@@ -94,6 +94,33 @@ static void test_body_edges(void **state)
     check_body(PIGEON_DKIM_RELAXED, "x\r\n\r\n\r\ny", "x\r\n\r\n\r\ny\r\n");
 }
 
+/* Long lines, which go through the whole-line and word-at-a-time scanners: an SP pair, a
+ * trailing SP, an HTAB or a bare CR at each offset of a 16- and 8-byte word (and across
+ * their boundaries) must still be folded; plain lines and single SPs pass as they are. */
+static void test_body_long_lines(void **state)
+{
+    (void)state;
+    const char *plain =
+        "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ+/abcdefghijk";
+    char in[512], want_r[512], want_s[512];
+    for (size_t at = 0; at < 40; at++) {
+        static const char *const bad[] = {"  ", " \t", "\t", " \r\n", "\r"};
+        static const char *const fixed[] = {" ", " ", " ", "\r\n", "\r\n"};
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            /* line 1 plain with single SPs; line 2 with the defect at offset at; line 3 plain */
+            snprintf(in, sizeof in, "%.20s %.20s %.20s\r\n%.*s%s%s\r\n%s\r\n", plain, plain + 20,
+                     plain + 40, (int)at + 1, plain, bad[k], plain + at + 1, plain);
+            snprintf(want_r, sizeof want_r, "%.20s %.20s %.20s\r\n%.*s%s%s\r\n%s\r\n", plain,
+                     plain + 20, plain + 40, (int)at + 1, plain, fixed[k], plain + at + 1, plain);
+            snprintf(want_s, sizeof want_s, "%.20s %.20s %.20s\r\n%.*s%s%s\r\n%s\r\n", plain,
+                     plain + 20, plain + 40, (int)at + 1, plain, k == 4 ? "\r\n" : bad[k],
+                     plain + at + 1, plain);
+            check_body(PIGEON_DKIM_RELAXED, in, want_r);
+            check_body(PIGEON_DKIM_SIMPLE, in, want_s);
+        }
+    }
+}
+
 /* Folded fields and their names; a line without a colon. */
 static void test_fields_split(void **state)
 {
@@ -232,7 +259,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc6376_example),    cmocka_unit_test(test_body_edges),
         cmocka_unit_test(test_fields_split),       cmocka_unit_test(test_rfc8463_body_hash),
-        cmocka_unit_test(test_rfc8463_signatures),
+        cmocka_unit_test(test_rfc8463_signatures), cmocka_unit_test(test_body_long_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
