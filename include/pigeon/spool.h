@@ -258,6 +258,13 @@ pigeon_err pigeon_spool_throttle(pigeon_spool *spool, const char *account, int64
  * nothing. PIGEON_ERR_IO or PIGEON_ERR_NOSPACE when the flush fails. */
 pigeon_err pigeon_spool_sync(pigeon_spool *spool);
 
+/* pigeon_spool_sync() without the flush: applies what the handle journaled to the spool
+ * (one commit, written to the log but not flushed). For a caller that flushes the log
+ * file itself (fdatasync of "SPOOL-wal") outside the lock it shares the handle under,
+ * so that other threads keep writing during the flush; the commits are durable once that
+ * flush returns. A process killed in between loses nothing (the kernel has the log). */
+pigeon_err pigeon_spool_apply(pigeon_spool *spool);
+
 /*
  * Gives back at once the leases of processes that no longer exist: every recipient in
  * flight under a lease taken by a process of this host (same host name and pid

@@ -639,7 +639,16 @@ pigeon_err pigeon_spool_sync(pigeon_spool *spool)
         return PIGEON_ERR_INVALID;
     spool->diag.text[0] = '\0';
     pigeon_err err = not_in_batch(spool);
-    return err != PIGEON_OK ? err : spool->ops->sync(spool->be);
+    return err != PIGEON_OK ? err : spool->ops->sync(spool->be, 1);
+}
+
+pigeon_err pigeon_spool_apply(pigeon_spool *spool)
+{
+    if (spool == NULL)
+        return PIGEON_ERR_INVALID;
+    spool->diag.text[0] = '\0';
+    pigeon_err err = not_in_batch(spool);
+    return err != PIGEON_OK ? err : spool->ops->sync(spool->be, 0);
 }
 
 /* ---- leases of processes that are gone ---- */

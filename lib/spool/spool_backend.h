@@ -71,8 +71,9 @@ typedef struct pg_spool_ops {
     pigeon_err (*set_busy_timeout)(void *be, int ms);
     pigeon_err (*check)(void *be, int full);
     /* Makes every commit of this handle so far durable (power loss included). A no-op
-     * unless the handle was opened with PIGEON_SPOOL_DEFER_SYNC. */
-    pigeon_err (*sync)(void *be);
+     * unless the handle was opened with PIGEON_SPOOL_DEFER_SYNC. flush 0: only applies
+     * the journal (pigeon_spool_apply), the caller flushes. */
+    pigeon_err (*sync)(void *be, int flush);
 
     /* Batches. */
     pigeon_err (*begin)(void *be);

@@ -191,7 +191,7 @@ static pigeon_err initialize(pg_spool_sq *q, const char *path);
 static pigeon_err run_check(pg_spool_sq *q, int full);
 static pigeon_err upgrade(pg_spool_sq *q);
 static pigeon_err flush_wal(pg_spool_sq *q);
-static pigeon_err sq_sync(void *be);
+static pigeon_err sq_sync(void *be, int flush);
 static pigeon_err set_pragmas(pg_spool_sq *q, unsigned flags);
 static void sq_msg_abort(void *be);
 
@@ -511,7 +511,7 @@ static void sq_close(void *be)
     if (q == NULL)
         return;
     if (q->journal_rows > 0 && q->db != NULL)
-        sq_sync(q); /* best effort: else the next daemon's reclaim applies them */
+        sq_sync(q, 1); /* best effort: else the next daemon's reclaim applies them */
     pg_spool_sq_journal_close(q);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(q->stmt[i]);
@@ -605,7 +605,7 @@ static pigeon_err sq_check(void *be, int full)
 /* Applies the outcomes journaled since the last sync (spool_sqlite_journal.c) in one
  * commit, flushes the WAL (where synchronous=NORMAL left this handle's commits unflushed),
  * and only then forgets the journaled rows. */
-static pigeon_err sq_sync(void *be)
+static pigeon_err sq_sync(void *be, int flush)
 {
     pg_spool_sq *q = be;
     if (!q->defer_sync)
@@ -619,7 +619,11 @@ static pigeon_err sq_sync(void *be)
         if (err != PIGEON_OK)
             return err;
     }
-    pigeon_err err = flush_wal(q);
+    /* Without the flush (flush 0), the journal is emptied before the caller flushes the
+     * log: a kill meanwhile loses nothing (the kernel holds both), and a power cut loses
+     * at most the commits since the caller's last flush, as the journal was not flushed
+     * either. */
+    pigeon_err err = flush ? flush_wal(q) : PIGEON_OK;
     if (err == PIGEON_OK && upto > 0)
         err = pg_spool_sq_journal_forget(q, q->holder_id, upto);
     return err;

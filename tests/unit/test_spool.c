@@ -745,6 +745,39 @@ static void test_reclaim_dead_holder_applies_its_journal(void **state)
     pigeon_spool_close(s);
 }
 
+/* pigeon_spool_apply(): the journaled outcome reaches the spool (seen by another handle:
+ * the delivered message is gone) without pigeon_spool_sync(); the caller flushes the log. */
+static void test_apply_without_flush(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    const char *rcpts[] = {"a@x.example"};
+    enqueue(s, "acct", rcpts, 1, T0, id);
+    pigeon_spool *c = NULL;
+    assert_int_equal(
+        pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0),
+        PIGEON_OK);
+    pigeon_spool_entry **jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(pigeon_spool_claim_batch(c, "w", NULL, T0 + 10, 600000, 1, 0, &jobs, &n),
+                     PIGEON_OK);
+    assert_int_equal(n, 1);
+    pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
+    pigeon_spool_record_item item = {jobs[0], &o, 1, 0};
+    assert_int_equal(pigeon_spool_record_batch(c, &item, 1, T0 + 20), PIGEON_OK);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + 30, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 1); /* journaled only */
+    assert_int_equal(pigeon_spool_apply(c), PIGEON_OK);
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + 30, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 0);
+    assert_int_equal(pigeon_spool_apply(NULL), PIGEON_ERR_INVALID);
+    pigeon_spool_jobs_free(jobs, n);
+    pigeon_spool_close(c);
+    pigeon_spool_close(s);
+}
+
 /* A version 1 spool (before lease holders) is upgraded when opened for writing: its
  * messages are kept, claimed, and their leases recorded with their holder. */
 static void test_version_1_spool_is_upgraded(void **state)
@@ -1252,6 +1285,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_batch_one_account_one_lease, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_batch_inline_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_apply_without_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renew_and_release_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_racing_batches, setup, teardown),
     };
