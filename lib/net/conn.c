@@ -78,24 +78,6 @@ static pigeon_err fill(pg_conn *c, int64_t deadline);
 static pigeon_err check_leftover_plaintext(pg_conn *c);
 static void probe_version(pg_conn *c, const pg_tls_opts *opts, int64_t deadline);
 
-static void set_error(pg_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void errno_text(int err, char *buf, size_t len);
-static void trace_line(pg_conn_trace_fn trace, void *ctx, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int64_t attempt_deadline(int connect_timeout_ms, int64_t deadline);
-static pigeon_err open_socket(const struct addrinfo *ai, int *fd, char *reason, size_t len);
-static pigeon_err connect_addr(const struct sockaddr *sa, socklen_t salen, int family,
-                               int64_t deadline, int *out_fd, char *reason, size_t len);
-static void log_attempt(struct attempt_log *log, const char *addr, const char *reason,
-                        pigeon_err err);
-static pigeon_err try_addresses(pg_conn *c, const struct addrinfo *res, uint16_t port,
-                                int connect_timeout_ms, int64_t deadline, pg_conn_trace_fn trace,
-                                void *trace_ctx, struct attempt_log *log);
-static pigeon_err plain_read(pg_conn *c, void *buf, size_t cap, size_t *got, int64_t deadline);
-static pigeon_err fill(pg_conn *c, int64_t deadline);
-static pigeon_err check_leftover_plaintext(pg_conn *c);
-static void probe_version(pg_conn *c, const pg_tls_opts *opts, int64_t deadline);
-
 static void set_error(pg_conn *c, const char *fmt, ...)
 {
     va_list ap;
