@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "json.h"
 #include "queue.h"
+#include "queue_transfer.h"
 
 /* getopt_long values of queue's options. */
 enum queue_opt {
@@ -107,7 +108,8 @@ static int parse_args(int argc, char **argv, queue_args *a)
         }
     }
     if (optind >= argc) {
-        cli_error("queue: missing subcommand: list, show, retry, delete, purge or stats");
+        cli_error("queue: missing subcommand: list, show, retry, delete, purge, stats, export "
+                  "or import");
         return EX_USAGE;
     }
     a->sub = argv[optind++];
@@ -421,6 +423,10 @@ static const struct {
 
 static int run_sub(const queue_args *a)
 {
+    if (strcmp(a->sub, "export") == 0) /* queue_transfer.c: two handles, or creates */
+        return cli_queue_export(a->spool, a->account, a->id);
+    if (strcmp(a->sub, "import") == 0)
+        return cli_queue_import(a->spool, a->id, a->json);
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if (strcmp(subs[i].name, a->sub) != 0)
             continue;
@@ -434,7 +440,8 @@ static int run_sub(const queue_args *a)
         return status;
     }
     char quoted[256];
-    cli_error("queue: unknown subcommand \"%s\" (list, show, retry, delete, purge, stats)",
+    cli_error("queue: unknown subcommand \"%s\" (list, show, retry, delete, purge, stats, "
+              "export, import)",
               cli_shorten(a->sub, quoted, sizeof quoted));
     return EX_USAGE;
 }
@@ -447,11 +454,15 @@ void cli_queue_usage(FILE *out)
           "       pigeon queue delete ID\n"
           "       pigeon queue purge --failed\n"
           "       pigeon queue stats\n"
+          "       pigeon queue export [FILE] [--account NAME]\n"
+          "       pigeon queue import [FILE]\n"
           "\n"
           "Looks at and manages the spool that `pigeon send --queue` and `pigeon sendmail`\n"
           "fill and `pigeon daemon` drains. retry makes deferred recipients due now (the\n"
           "daemon's next pass, or `pigeon daemon --once`, tries them); delivered\n"
-          "recipients are never sent again.\n"
+          "recipients are never sent again. export writes the spool (bodies and each\n"
+          "recipient's state) as JSON Lines to FILE or stdout; import reads it into this\n"
+          "spool, skipping queue ids already present (safe to run again).\n"
           "\n"
           "Options:\n"
           "  --spool PATH       the spool file (default $XDG_STATE_HOME/pigeon/spool.db,\n"
@@ -459,7 +470,7 @@ void cli_queue_usage(FILE *out)
           "  --json             machine-readable output (one JSON value)\n"
           "  -h, --help         show this help\n"
           "\n"
-          "Exit status: 0 done, 64 usage error, 66 no such message or no spool, 74 the\n"
-          "spool cannot be read or written, 75 the spool stayed locked.\n",
+          "Exit status: 0 done, 64 usage error, 65 bad import input, 66 no such message or\n"
+          "no spool, 74 the spool cannot be read or written, 75 the spool stayed locked.\n",
           out);
 }

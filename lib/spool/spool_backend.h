@@ -144,6 +144,10 @@ typedef struct pg_spool_ops {
 
     /* The submission service's keys and message owners (spool/spool_api.h), or NULL. */
     const struct pg_spool_api_ops *api;
+    /* Storing exported messages with their state (spool/spool_import.h), or NULL. */
+    const struct pg_spool_import_ops *import;
+    /* Shared sending limits (spool/spool_limits.h), or NULL: daemons count in memory. */
+    const struct pg_spool_limits_ops *limits;
 } pg_spool_ops;
 
 /* The backend of a handle, and its ops (for spool_api.c). */

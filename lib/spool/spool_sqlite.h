@@ -165,5 +165,8 @@ void pg_spool_sq_body_close(void *be, void *reader);
 
 /* Keys and message owners (spool_sqlite_api.c). */
 extern const struct pg_spool_api_ops pg_spool_sq_api_ops;
+/* Imports (spool_sqlite_import.c) and shared limits (spool_sqlite_limits.c). */
+extern const struct pg_spool_import_ops pg_spool_sq_import_ops;
+extern const struct pg_spool_limits_ops pg_spool_sq_limits_ops;
 
 #endif
