@@ -66,6 +66,9 @@ typedef struct daemon_account {
     int64_t next_slot_ms;        /* rate limit: the earliest start of the next message */
     int64_t day;                 /* the UTC day (days since the epoch) sent_today counts */
     long sent_today;             /* messages begun on that day */
+    long pool;                   /* shared limits: tokens taken from the spool, not yet used */
+    int64_t pool_at_ms;          /* shared limits: when the next of them is valid */
+    int64_t pool_interval_ms;    /* shared limits: the spacing of the following ones */
     struct daemon_account *next; /* the next in the daemon's list */
 } daemon_account;
 
@@ -102,6 +105,15 @@ daemon_account *daemon_account_get(daemon_state *d, const char *account);
 
 /* The current configuration generation (under the lock). */
 unsigned daemon_generation(daemon_state *d);
+
+/* Shared limits (daemon_limits.c), under d->lock: whether the account's rate and daily
+ * limits are kept in the spool for every daemon; take gives the next message's start
+ * slot (0), or -1 (wait: give the batch back; with no_wait, the slot is not now) or -2
+ * (the daily limit is reached); untake gives back a token taken but not used. */
+int daemon_limits_shared(daemon_state *d, const daemon_account *a);
+int daemon_limits_take(daemon_state *d, daemon_account *a, int64_t now, int no_wait,
+                       int64_t *slot_ms);
+void daemon_limits_untake(daemon_account *a);
 
 /* A worker thread's body; arg is the daemon. */
 void *daemon_worker_main(void *arg);

@@ -284,15 +284,20 @@ static int take_limits(worker *w, daemon_account *a, int need_conn, int no_wait,
     int64_t day = now / DAY_MS;
     int verdict = 0;
     pthread_mutex_lock(&d->lock);
-    if (a->day != day) {
+    int shared = daemon_limits_shared(d, a); /* every daemon on the spool counts together */
+    if (!shared && a->day != day) {
         a->day = day;
         a->sent_today = 0;
     }
-    if (a->daily_limit > 0 && a->sent_today >= a->daily_limit)
+    if (!shared && a->daily_limit > 0 && a->sent_today >= a->daily_limit)
         verdict = no_wait ? -1 : -2;
     else if (need_conn && a->max_connections > 0 && a->connections >= a->max_connections)
         verdict = -1;
-    else if (no_wait && a->rate_per_second > 0 && a->next_slot_ms > now)
+    else if (shared) {
+        verdict = daemon_limits_take(d, a, now, no_wait, slot_ms);
+        if (verdict == 0 && need_conn)
+            a->connections++;
+    } else if (no_wait && a->rate_per_second > 0 && a->next_slot_ms > now)
         verdict = -1;
     else {
         if (need_conn)
@@ -642,7 +647,9 @@ static int can_follow(run *r, size_t i)
 static void uncount(worker *w, daemon_account *acct)
 {
     pthread_mutex_lock(&w->d->lock);
-    if (acct->sent_today > 0)
+    if (daemon_limits_shared(w->d, acct))
+        daemon_limits_untake(acct);
+    else if (acct->sent_today > 0)
         acct->sent_today--;
     pthread_mutex_unlock(&w->d->lock);
 }
