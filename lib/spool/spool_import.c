@@ -196,6 +196,13 @@ pigeon_err pg_spool_import(pigeon_spool *spool, const pg_spool_import_msg *msg, 
         return err;
     if (size < 0)
         return say(&im, PIGEON_ERR_INVALID, "negative size");
+    size_t delivered = 0;
+    for (size_t i = 0; i < msg->rcpt_count; i++)
+        delivered += msg->rcpts[i].state == PIGEON_SPOOL_DELIVERED;
+    if (delivered == msg->rcpt_count) { /* nothing left to send: the spool keeps no such */
+        *present = 2;
+        return PIGEON_OK;
+    }
     rcpts = map_rcpts(msg);
     md = EVP_MD_CTX_new();
     if (rcpts == NULL || md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {

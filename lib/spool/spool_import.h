@@ -49,8 +49,9 @@ typedef struct pg_spool_import_msg {
 /*
  * Stores msg with the body read from read/ctx until it reports 0 bytes (streamed in
  * chunks: bounded memory whatever the size), checked against size and sha256 (the
- * exported ones) before anything is committed. *present is set nonzero, and nothing is
- * written, when a message with this queue id is already in the spool. Inside a batch
+ * exported ones) before anything is committed. Nothing is written and *present is set
+ * to 1 when a message with this queue id is already in the spool, to 2 when every
+ * recipient was delivered (the spool keeps no finished message); else it is 0. Inside a batch
  * (pigeon_spool_begin) the message is part of it, and a failure undoes only this
  * message. Errors: PIGEON_ERR_INVALID (a bad field, or a body that does not match its
  * size or SHA-256, or that read reported as PIGEON_ERR_INVALID), PIGEON_ERR_IO

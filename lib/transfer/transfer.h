@@ -83,6 +83,7 @@ typedef struct pg_transfer_body {
     unsigned char carry[3]; /* bytes of a decoded group not handed out yet */
     size_t ncarry;          /* how many */
     size_t carry_at;        /* the next of them */
+    int bad;                /* nonzero once the text proved not to be base64 */
 } pg_transfer_body;
 /* Returns 0, or PIGEON_ERR_INVALID when the text is not base64 (RFC 4648 4: padding only
  * at the end, where it may also be left out; no whitespace). */

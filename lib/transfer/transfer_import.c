@@ -122,34 +122,23 @@ static pigeon_err commit(importer *im)
     return PIGEON_OK;
 }
 
-/* Nonzero when every recipient was delivered (the spool would have removed it). */
-static int all_delivered(const pg_spool_import_msg *m)
-{
-    for (size_t i = 0; i < m->rcpt_count; i++)
-        if (m->rcpts[i].state != PIGEON_SPOOL_DELIVERED)
-            return 0;
-    return 1;
-}
-
 static pigeon_err store(importer *im, const pg_transfer_line *l)
 {
     char why[300];
     int present = 0;
-    if (all_delivered(&l->msg)) {
-        im->stats->finished++;
-        return PIGEON_OK;
-    }
     if (!im->in_batch) {
         pigeon_err err = pigeon_spool_begin(im->spool);
         if (err != PIGEON_OK)
             return say(im, err, "%s", pigeon_spool_error(im->spool));
         im->in_batch = 1;
     }
-    pg_transfer_body body = {l->body, l->body_len, {0}, 0, 0};
+    pg_transfer_body body = {l->body, l->body_len, {0}, 0, 0, 0};
     pigeon_err err = pg_spool_import(im->spool, &l->msg, pg_transfer_body_read, &body, l->size,
                                      l->sha256, &present, why, sizeof why);
     if (err != PIGEON_OK) {
-        const char *reason = why[0] != '\0' ? why : pigeon_spool_error(im->spool);
+        const char *reason = body.bad         ? "the body is not valid base64 (RFC 4648 4)"
+                             : why[0] != '\0' ? why
+                                              : pigeon_spool_error(im->spool);
         if (err == PIGEON_ERR_ADDRESS || err == PIGEON_ERR_HEADER)
             err = PIGEON_ERR_INVALID;
         say(im, err, "message %s: %s", l->msg.queue_id, reason);
@@ -161,7 +150,9 @@ static pigeon_err store(importer *im, const pg_transfer_line *l)
         snprintf(im->err, im->errlen, "%s", keep);
         return err;
     }
-    if (present)
+    if (present == 2)
+        im->stats->finished++;
+    else if (present)
         im->batch_present++;
     else {
         im->batch_messages++;

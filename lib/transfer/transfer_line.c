@@ -613,13 +613,13 @@ int pg_transfer_body_read(void *ctx, void *buf, size_t cap, size_t *n)
         if (cap - *n >= 3) { /* straight into the caller's buffer */
             int got = next_group(b, out + *n);
             if (got < 0)
-                return PIGEON_ERR_INVALID;
+                return b->bad = 1, PIGEON_ERR_INVALID;
             *n += (size_t)got;
             continue;
         }
         int got = next_group(b, b->carry);
         if (got < 0)
-            return PIGEON_ERR_INVALID;
+            return b->bad = 1, PIGEON_ERR_INVALID;
         b->ncarry = (size_t)got;
         b->carry_at = 0;
     }
