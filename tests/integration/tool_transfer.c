@@ -88,8 +88,21 @@ int main(int argc, char **argv)
     unsigned char *big = malloc(big_len);
     if (big == NULL)
         die("malloc");
-    for (size_t i = 0; i < big_len; i++)
-        big[i] = (unsigned char)(i * 7 + (i >> 13)); /* every byte value, binary */
+    /* Lines of 78 octets and CRLF, every octet value but NUL, CR and LF (8-bit data,
+     * RFC 6152), after a header: a message that goes over SMTP unchanged. */
+    static const char head[] = "Subject: big\r\n\r\n";
+    memcpy(big, head, sizeof head - 1);
+    for (size_t i = sizeof head - 1, col = 0; i < big_len - 2; i++, col++) {
+        unsigned char c = (unsigned char)(i * 7 + (i >> 13));
+        big[i] = c == 0 || c == '\r' || c == '\n' || c == '.' ? 'x' : c;
+        if (col == 78 && i + 1 < big_len - 2) {
+            big[i] = '\r';
+            big[++i] = '\n';
+            col = (size_t)-1;
+        }
+    }
+    big[big_len - 2] = '\r';
+    big[big_len - 1] = '\n';
     const char *b[] = {"big@example.net"};
     put("main", "sender@example.org", b, 1, NULL, big, big_len, T0 + 1);
     free(big);
