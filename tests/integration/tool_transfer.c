@@ -2,14 +2,14 @@
  * tool_transfer.c - fills a spool with messages in every recipient state, for
  * tests/integration/test_queue_transfer.py (export, import, round trip).
  *
- *   tool_transfer fill PATH
+ *   tool_transfer fill PATH [small]
  *       Enqueues, through the public API, with times in the past so nothing depends on
  *       the clock: a message never tried (queued), one with a deferred recipient (451
  *       4.3.0, next attempt in an hour) beside a delivered one, one failed (550 5.1.1)
  *       beside a deferred one, one in flight (claimed, not recorded), one of 5 MB, one
  *       with a Message-ID, an SMTPUTF8 recipient and a reply text with quotes,
  *       backslashes and non-ASCII characters, and one of another account. Prints the
- *       number of messages stored.
+ *       number of messages stored. With "small", the 5 MB one is 5 KB.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +50,8 @@ static void settle(const char *account, int64_t at, const pigeon_spool_outcome *
 int main(int argc, char **argv)
 {
     char err[256];
-    if (argc != 3 || strcmp(argv[1], "fill") != 0) {
-        fprintf(stderr, "usage: tool_transfer fill PATH\n");
+    if (argc < 3 || argc > 4 || strcmp(argv[1], "fill") != 0) {
+        fprintf(stderr, "usage: tool_transfer fill PATH [small]\n");
         return 2;
     }
     if (pigeon_spool_open(argv[2], PIGEON_SPOOL_CREATE, &spool, err, sizeof err) != PIGEON_OK) {
@@ -84,7 +84,7 @@ int main(int argc, char **argv)
                                           "ser@b\xc3\xbc"
                                           "cher.example"};
     put("main", "sender@example.org", q, 2, "<id-1@example.org>", small, sizeof small - 1, T0);
-    size_t big_len = 5 * 1024 * 1024 + 17;
+    size_t big_len = argc == 4 ? 5 * 1024 + 17 : 5 * 1024 * 1024 + 17;
     unsigned char *big = malloc(big_len);
     if (big == NULL)
         die("malloc");
