@@ -40,6 +40,13 @@ void serve_committer_push(serve_ctx *ctx, serve_job *job)
     if (com->stopping) {
         /* Shutting down: nobody will store it; say so rather than leave it hanging. */
         pthread_mutex_unlock(&com->lock);
+        if (job->done != NULL) {
+            job->items[0].problem.status = 503;
+            snprintf(job->items[0].problem.detail, sizeof job->items[0].problem.detail,
+                     "the server is shutting down");
+            serve_job_done(ctx, job);
+            return;
+        }
         serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 503,
                               "the server is shutting down", 1);
         serve_job_free(job);

@@ -226,7 +226,7 @@ static int add_tags(pigeon_message *msg, const pg_json_value *v, const char *pre
 }
 
 /* The key's From domains ("" = any), comma-separated, compared without case. */
-static int domain_allowed(const pg_spool_key *key, const char *domain)
+int serve_domain_allowed(const pg_spool_key *key, const char *domain)
 {
     if (key == NULL || key->domains[0] == '\0')
         return 1;
@@ -258,7 +258,8 @@ static int finish(pigeon_message *msg, const serve_compose_opts *opts, const cha
     size_t n = pigeon_message_rcpt_count(msg);
     if (n == 0)
         return problem(item, 400, prefix, "/to", "at least one recipient (to, cc or bcc)");
-    if (!domain_allowed(opts->key, from->domain) && !domain_allowed(opts->key, from->domain_ascii))
+    if (!serve_domain_allowed(opts->key, from->domain) &&
+        !serve_domain_allowed(opts->key, from->domain_ascii))
         return problem(item, 403, prefix, "/from", "this key may not send from %s", from->domain);
     item->rcpts = calloc(n, sizeof *item->rcpts);
     item->mail_from = addr_of(from);
