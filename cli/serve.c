@@ -41,6 +41,7 @@ enum {
     OPT_SMTP_MAX_CONNS,
     OPT_SMTP_TIMEOUT,
     OPT_SMTP_HOSTNAME,
+    OPT_SMTP_LOCAL_PLAIN_AUTH,
 };
 
 static const struct option longopts[] = {
@@ -60,6 +61,7 @@ static const struct option longopts[] = {
     {"smtp-max-connections", required_argument, NULL, OPT_SMTP_MAX_CONNS},
     {"smtp-timeout", required_argument, NULL, OPT_SMTP_TIMEOUT},
     {"smtp-hostname", required_argument, NULL, OPT_SMTP_HOSTNAME},
+    {"smtp-local-plain-auth", no_argument, NULL, OPT_SMTP_LOCAL_PLAIN_AUTH},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -137,6 +139,9 @@ static int parse_args(int argc, char **argv, serve_opts *o)
             break;
         case OPT_SMTP_TRUST_LOCAL:
             o->smtp.trust_local = 1;
+            break;
+        case OPT_SMTP_LOCAL_PLAIN_AUTH:
+            o->smtp.local_plain_auth = 1;
             break;
         case OPT_SMTP_HOSTNAME:
             o->smtp.hostname = optarg;
@@ -367,6 +372,8 @@ void cli_serve_usage(FILE *out)
           "  --smtps-listen ADDR:PORT the same with implicit TLS (port 465 style)\n"
           "  --smtp-trust-local       loopback SMTP clients may send without AUTH\n"
           "                          (through --account)\n"
+          "  --smtp-local-plain-auth  loopback SMTP clients may AUTH without TLS\n"
+          "                          (otherwise AUTH needs STARTTLS or --smtps-listen)\n"
           "  --smtp-max-recipients N  recipients per message (100): 452 beyond\n"
           "  --smtp-max-connections N open SMTP connections at most (1000): 421 beyond\n"
           "  --smtp-timeout SECONDS   idle time before 421 and close (60)\n"

@@ -164,6 +164,7 @@ typedef struct serve_smtp_opts {
     const char *tls_key;    /* --tls-key */
     const char *hostname;   /* the name we greet with */
     int trust_local;        /* --smtp-trust-local: loopback clients need no AUTH */
+    int local_plain_auth;   /* --smtp-local-plain-auth: AUTH without TLS on loopback */
     unsigned max_rcpts;     /* --smtp-max-recipients */
     unsigned max_conns;     /* --smtp-max-connections */
     unsigned timeout_s;     /* --smtp-timeout: idle seconds before 421 */

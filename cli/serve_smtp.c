@@ -228,7 +228,7 @@ static void accept_all(serve_smtp *srv, smtp_listener *l)
             .max_rcpts = srv->o.max_rcpts,
             .tls_available = srv->tls != NULL,
             .tls_active = l->implicit,
-            .auth_plaintext_ok = c->loopback,
+            .auth_plaintext_ok = c->loopback && srv->o.local_plain_auth,
             .auth_required = !(srv->o.trust_local && c->loopback),
         };
         c->sm = pg_smtpd_new(&so);
