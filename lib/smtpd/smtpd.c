@@ -579,8 +579,8 @@ static int mail_params(pg_smtpd *s, const char *p, unsigned long long *size, int
                 v = v * 10 + (unsigned)(p[i] - '0');
             }
             *size = v;
-        } else if ((n == 10 && strncasecmp(p, "BODY=7BIT", 9) == 0) ||
-                   (n == 14 && strncasecmp(p, "BODY=8BITMIME", 13) == 0)) {
+        } else if ((n == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) ||
+                   (n == 13 && strncasecmp(p, "BODY=8BITMIME", 13) == 0)) {
             /* Both are stored as they come; the delivery side converts if it must. */
         } else if (n == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0) {
             *utf8 = 1;
