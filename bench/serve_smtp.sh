@@ -8,9 +8,9 @@
 #
 # All three are fed by Postfix's `smtp-source` (-s SESSIONS parallel sessions, default 10,
 # MESSAGES messages of 2 KB each, default 5000). Postfix is a private instance set up
-# here as root (queue in a temporary folder, every chroot off, qmgr and pickup disabled
-# so that messages stay in its incoming queue: its cleanup fsyncs each one, as it always
-# does). Reports messages/s for each and the ratio pigeon/Postfix, and checks that
+# here as root (queue in a temporary folder, every chroot off, every client's mail put on
+# hold by an access rule, so that messages stay in its hold queue: its cleanup fsyncs
+# each one, as it always does). Reports messages/s for each and the ratio pigeon/Postfix, and checks that
 # pigeon's spool holds every message smtp-source sent.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,13 +31,13 @@ pid= sink= pf=
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null
   [ -n "$sink" ] && kill "$sink" 2>/dev/null
-  [ -n "$pf" ] && postfix -c "$dir/pf/etc" stop >/dev/null 2>&1
+  [ -n "$pf" ] && { postfix -c "$dir/pf/etc" stop >/dev/null 2>&1; kill "$pf" 2>/dev/null; }
   wait 2>/dev/null
   rm -rf "$dir"
 }
 trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+wait_port() { for _ in $(seq 600); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 # smtp-source -s N -m M -l 2000: the messages/s of one run against 127.0.0.1:$1.
 feed() {
   local t0 t1
@@ -66,6 +66,7 @@ stored=$("$build/pigeon" queue stats --json | sed -n 's/.*"messages": *\([0-9]*\
 # ---- Postfix smtpd into its own queue ----
 pfport=$(free_port)
 mkdir -p "$dir/pf/etc" "$dir/pf/queue" "$dir/pf/data"
+chown postfix "$dir/pf/data"
 cat > "$dir/pf/etc/main.cf" <<EOF
 compatibility_level = 3.6
 queue_directory = $dir/pf/queue
@@ -81,22 +82,22 @@ smtpd_relay_restrictions = permit_mynetworks, reject
 smtpd_recipient_restrictions = permit_mynetworks, reject
 smtpd_client_connection_count_limit = 0
 smtpd_client_message_rate_limit = 0
+smtpd_client_restrictions = check_client_access static:HOLD
 default_process_limit = 200
-maillog_file = $dir/pf/maillog
+maillog_file = /dev/stdout
 EOF
-# Debian's master.cf with every chroot off, smtpd on our port, qmgr and pickup gone.
+# Debian's master.cf with every chroot off and smtpd on our port.
 awk -v port="$pfport" '
   /^smtp[ \t]+inet/ { print "127.0.0.1:" port " inet n - n - - smtpd"; next }
-  /^(qmgr|pickup)[ \t]/ { next }
   /^[a-z0-9]/ && NF >= 8 { $5 = "n" }
   { print }' /etc/postfix/master.cf > "$dir/pf/etc/master.cf"
-echo "postlog   unix-dgram n  -       n       -       1       postlogd" >> "$dir/pf/etc/master.cf"
-postfix -c "$dir/pf/etc" set-permissions >/dev/null 2>&1 || true
-postfix -c "$dir/pf/etc" start >/dev/null 2>&1 && pf=1
-if [ -n "$pf" ] && wait_port "$pfport"; then
+postfix -c "$dir/pf/etc" start-fg > "$dir/pf/log" 2>&1 &
+pf=$!
+if wait_port "$pfport"; then
   postfix_rate=$(feed "$pfport")
-  held=$(find "$dir/pf/queue/incoming" "$dir/pf/queue/active" -type f 2>/dev/null | wc -l)
-  postfix -c "$dir/pf/etc" stop >/dev/null 2>&1 || true; pf=
+  held=$(find "$dir/pf/queue/hold" -type f 2>/dev/null | wc -l)
+  postfix -c "$dir/pf/etc" stop >/dev/null 2>&1 || true
+  wait "$pf" 2>/dev/null || true; pf=
 else
   postfix_rate=0 held=0
   echo "serve_smtp.sh: Postfix did not start (needs root); its figure is missing" >&2
@@ -104,7 +105,7 @@ fi
 
 # ---- smtp-sink: the ceiling ----
 sinkport=$(free_port)
-smtp-sink -c 127.0.0.1:"$sinkport" 1024 &
+smtp-sink -u nobody -c 127.0.0.1:"$sinkport" 1024 > /dev/null &
 sink=$!
 wait_port "$sinkport"
 sink_rate=$(feed "$sinkport")
