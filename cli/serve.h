@@ -43,6 +43,7 @@ typedef struct serve_item {
     char id[PIGEON_SPOOL_ID_LEN + 1]; /* out: the queue id */
     serve_problem problem;            /* set: not stored, answer this */
     int replayed;                     /* out: an earlier request with the same key stored it */
+    int64_t send_at_ms;               /* not due before this (ms since the epoch), 0: now */
 } serve_item;
 
 /* Limits and defaults for composing. */
