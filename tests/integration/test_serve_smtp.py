@@ -232,6 +232,50 @@ def pigeon_send_and_implicit_tls_submit_with_a_key():
         s.stop()
 
 
+NODEMAILER = r"""
+const fs = require("fs");
+const nodemailer = require("nodemailer");
+const t = nodemailer.createTransport({
+  host: "127.0.0.1", port: Number(process.argv[2]), secure: false, requireTLS: true,
+  auth: {user: "app", pass: process.env.PIGEON_TEST_KEY},
+  tls: {ca: [fs.readFileSync(process.argv[3])], servername: "localhost"}});
+t.sendMail({from: "App <app@shop.test>", to: "ann@example.org", subject: "from nodemailer",
+            text: "hello \u00e9t\u00e9", attachments: [{filename: "a.txt", content: "x"}]})
+  .then(info => console.log(info.response))
+  .catch(e => { console.error(String(e)); process.exit(1); });
+"""
+
+
+@test(timeout=300)
+def nodemailer_submits_through_starttls_and_auth():
+    rc, out, err = harness.run_cmd([os.path.join(harness.source_dir(), "scripts",
+                                                 "npm-deps.sh")], timeout=280)
+    if rc != 0:
+        raise harness.Skip("npm packages unavailable: %s" % err.decode()[-200:])
+    modules = out.decode().strip().splitlines()[-1]
+    env = make_env()
+    key = new_key(env, "--account", "main", "--from-domain", "shop.test")
+    s = SmtpServe(env)
+    try:
+        script = os.path.join(harness.tmpdir("nodemailer-"), "send.js")
+        with open(script, "w") as f:
+            f.write(NODEMAILER)
+        node_env = dict(os.environ, NODE_PATH=modules, PIGEON_TEST_KEY=key)
+        rc, out, err = harness.run_cmd(["node", script, str(s.port), pki.get().ca],
+                                       env=node_env, timeout=60)
+        assert rc == 0, (out, err)
+        m = re.search(rb"250 2\.0\.0 Ok: queued as ([0-9A-Z]{26})", out)
+        assert m, out
+        msg = email.message_from_bytes(stored(env, m.group(1).decode()),
+                                       policy=email.policy.default)
+        assert msg["Subject"] == "from nodemailer"
+        assert msg.get_body(("plain",)).get_content().strip() == "hello \u00e9t\u00e9"
+        assert [p.get_filename() for p in msg.iter_attachments()] == ["a.txt"]
+        assert "with ESMTPSA" in str(msg["Received"])
+    finally:
+        s.stop()
+
+
 @test(timeout=90)
 def key_domains_scope_and_trust_local():
     env = make_env()
