@@ -18,6 +18,7 @@
 #include <sysexits.h>
 
 #include "cli.h"
+#include "config.h"
 #include "queue.h"
 #include "sdnotify.h"
 #include "serve.h"
@@ -91,6 +92,29 @@ static int parse_size(const char *arg, const char *option, size_t *out)
         return EX_USAGE;
     }
     *out = (size_t)v;
+    return 0;
+}
+
+/* smtp_listen = ADDR:PORT at the top of the configuration file, when the command line
+ * names no listener (pigeon.conf(5)). 0, or an exit status. */
+static int config_listen(serve_opts *o)
+{
+    static char value[256];
+    char path[4096], err[512];
+    int found = cfg_find_file(path, sizeof path);
+    if (found < 0) {
+        cli_error("serve: PIGEON_CONFIG names a file that does not exist: %s", path);
+        return EX_CONFIG;
+    }
+    if (found == 0)
+        return 0;
+    int r = cfg_top_value(path, "smtp_listen", value, sizeof value, err, sizeof err);
+    if (r < 0) {
+        cli_error("serve: %s", err);
+        return EX_CONFIG;
+    }
+    if (r > 0 && value[0] != '\0')
+        o->smtp.listen = value;
     return 0;
 }
 
@@ -191,6 +215,9 @@ static int parse_args(int argc, char **argv, serve_opts *o)
             }
         }
     }
+    if (o->listen == NULL && o->smtp.listen == NULL && o->smtp.tls_listen == NULL &&
+        (rc = config_listen(o)) != 0)
+        return rc;
     if (o->listen == NULL && o->smtp.listen == NULL && o->smtp.tls_listen == NULL) {
         cli_error("serve: --http-listen or --smtp-listen ADDRESS:PORT is required");
         return EX_USAGE;
@@ -366,7 +393,8 @@ void cli_serve_usage(FILE *out)
           "  --account NAME           account for requests that name none (with --no-auth)\n"
           "  --no-auth                no API keys (only on a loopback address)\n"
           "  --spool PATH             the spool file (as for pigeon queue)\n"
-          "  --smtp-listen ADDR:PORT  also (or only) take mail over SMTP submission:\n"
+          "  --smtp-listen ADDR:PORT  also (or only) take mail over SMTP submission\n"
+          "                          (or smtp_listen in the configuration file):\n"
           "                          EHLO, STARTTLS (with --tls-cert), AUTH PLAIN/LOGIN\n"
           "                          with an API key as the password; 250 once on disk\n"
           "  --smtps-listen ADDR:PORT the same with implicit TLS (port 465 style)\n"

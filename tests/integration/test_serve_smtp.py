@@ -43,14 +43,15 @@ MSG = (b"From: App <app@shop.test>\r\nTo: Ann <ann@example.org>\r\nSubject: Orde
 class SmtpServe:
     """`pigeon serve` with an SMTP listener; ports parsed from its first lines."""
 
-    def __init__(self, env, *args, tls=True, smtps=False):
+    def __init__(self, env, *args, tls=True, smtps=False, listen=True):
         full = dict(os.environ)
         full.update({k: v for k, v in env.items() if v is not None})
         for k, v in env.items():
             if v is None:
                 full.pop(k, None)
-        argv = [harness.pigeon_path(), "serve", "--smtp-listen", "127.0.0.1:0",
-                "--smtp-hostname", "mx.pigeon.test"]
+        argv = [harness.pigeon_path(), "serve", "--smtp-hostname", "mx.pigeon.test"]
+        if listen:
+            argv += ["--smtp-listen", "127.0.0.1:0"]
         if tls or smtps:
             leaf = pki.get().localhost
             argv += ["--tls-cert", leaf.cert, "--tls-key", leaf.key]
@@ -306,8 +307,16 @@ def key_domains_scope_and_trust_local():
         assert queue_ids(env) == []
     finally:
         s.stop()
-    # --smtp-trust-local: loopback clients send through --account without AUTH.
-    s = SmtpServe(env, "--smtp-trust-local", "--account", "other", tls=False)
+    # --smtp-trust-local: loopback clients send through --account without AUTH; the
+    # listener comes from smtp_listen in the configuration file, which send still reads.
+    with open(env["PIGEON_CONFIG"]) as f:
+        config = f.read()
+    with open(env["PIGEON_CONFIG"], "w") as f:
+        f.write("smtp_listen = 127.0.0.1:0\n" + config)
+    rc, out, err = harness.pigeon("send", "--dry-run", "--from", "a@shop.test", "--to",
+                                  "b@example.org", "--subject", "x", "--text", "y", env=env)
+    assert rc == 0, err
+    s = SmtpServe(env, "--smtp-trust-local", "--account", "other", tls=False, listen=False)
     try:
         with smtplib.SMTP("127.0.0.1", s.port, timeout=20) as c:
             c.sendmail("cron@host.test", ["root@example.org"], b"Subject: cron\r\n\r\nok\r\n")
