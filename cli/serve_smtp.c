@@ -117,14 +117,18 @@ static int64_t now_ms(void)
 /* One logfmt line per message or refusal on standard error, as the HTTP side logs. */
 static void log_line(const smtp_conn *c, int code, const char *what)
 {
-    char when[32], line[512];
+    char when[32], line[512], quoted[256];
+    size_t i = 0;
+    for (; what[i] != '\0' && i + 1 < sizeof quoted; i++)
+        quoted[i] = what[i] == '"' || what[i] == '\\' ? '\'' : what[i];
+    quoted[i] = '\0';
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     int n = snprintf(line, sizeof line, "time=%s smtp=%s status=%d key=%s id=%s what=\"%s\"\n",
                      when, c->peer, code, c->has_key ? c->key.id : "-",
-                     c->queue_id[0] ? c->queue_id : "-", what);
+                     c->queue_id[0] ? c->queue_id : "-", quoted);
     if (n > 0)
         fwrite(line, 1, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, stderr);
 }
@@ -429,7 +433,12 @@ static int check_header(smtp_conn *c, const char *data, size_t len, serve_item *
     pigeon_mailbox from;
     char why[512];
     memset(&m, 0, sizeof m);
+    int restricted = c->has_key && c->key.domains[0] != '\0';
     if (pg_rawmsg_parse(&m, data, len, NULL, 0) != PIGEON_OK) {
+        /* Kept as sent (Postfix takes such messages too), unless a key's From domains
+         * must be checked in a header section that cannot be read. */
+        if (!restricted)
+            return 0;
         pg_smtpd_decide(c->sm, 554, "5.6.0", "Error: the header section does not parse");
         return -1;
     }
@@ -438,7 +447,7 @@ static int check_header(smtp_conn *c, const char *data, size_t len, serve_item *
         strchr(mid->value, ' ') == NULL)
         item->message_id = strdup(mid->value);
     int ok = 1;
-    if (c->has_key && c->key.domains[0] != '\0') {
+    if (restricted) {
         memset(&from, 0, sizeof from);
         ok = pg_rawmsg_from(&m, &from, NULL, 0) == PIGEON_OK &&
              (serve_domain_allowed(&c->key, from.domain) ||
