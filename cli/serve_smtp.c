@@ -106,6 +106,7 @@ static void conn_close(smtp_conn *c);
 static void conn_flush(smtp_conn *c);
 static void conn_process(smtp_conn *c);
 static void conn_update(smtp_conn *c);
+static void conn_readable(smtp_conn *c);
 
 static int64_t now_ms(void)
 {
@@ -567,6 +568,9 @@ static void drain_completions(serve_smtp *srv)
             continue;
         pg_smtpd_decide(c->sm, c->done_code, c->done_enh, c->done_text);
         conn_process(c);
+        /* Decrypted octets TLS already holds raise no epoll event: read them now. */
+        if (c->fd >= 0 && !c->waiting && c->tls != NULL && pg_http_tls_pending(c->tls) > 0)
+            conn_readable(c);
     }
 }
 
@@ -607,7 +611,9 @@ static void conn_process(smtp_conn *c)
 static void conn_readable(smtp_conn *c)
 {
     char buf[READ_CHUNK];
-    for (int rounds = 0; rounds < 8 && c->fd >= 0; rounds++) {
+    for (int rounds = 0;
+         c->fd >= 0 && (rounds < 8 || (c->tls != NULL && pg_http_tls_pending(c->tls) > 0));
+         rounds++) {
         ssize_t n;
         int ww = 0;
         c->read_wants_write = 0;
