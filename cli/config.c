@@ -331,6 +331,32 @@ static int scan_accounts(const char *path, struct scan_ctx *sc, char *err, size_
     return ini_read(path, scan_line, sc, err, errlen);
 }
 
+struct top_ctx {
+    const char *key; /* the key looked for */
+    char *out;       /* where its value goes */
+    size_t outlen;   /* room there */
+    int found;       /* it was seen */
+};
+
+static int top_line(void *ctx, const struct ini_line *l, char *err, size_t errlen)
+{
+    struct top_ctx *tc = ctx;
+    (void)err;
+    (void)errlen;
+    if (l->key != NULL && l->section[0] == '\0' && strcmp(l->key, tc->key) == 0)
+        tc->found = copy_str(tc->out, tc->outlen, l->value) == 0;
+    return 0;
+}
+
+int cfg_top_value(const char *path, const char *key, char *out, size_t outlen, char *err,
+                  size_t errlen)
+{
+    struct top_ctx tc = {key, out, outlen, 0};
+    if (ini_read(path, top_line, &tc, err, errlen) != 0)
+        return -1;
+    return tc.found;
+}
+
 int cfg_list_accounts(const char *path, char *out, size_t outlen)
 {
     struct scan_ctx *sc = malloc(sizeof *sc);
@@ -370,8 +396,9 @@ static int load_line(void *ctx, const struct ini_line *l, char *err, size_t errl
         lc->found |= strcmp(l->section + 8, lc->wanted) == 0;
         return 0;
     }
-    if (l->section[0] == '\0' && strcmp(l->key, "default_account") == 0)
-        return 0;
+    if (l->section[0] == '\0' &&
+        (strcmp(l->key, "default_account") == 0 || strcmp(l->key, "smtp_listen") == 0))
+        return 0; /* not account settings: smtp_listen is pigeon serve's (cfg_top_value) */
     int k = cfg_key_lookup(l->key);
     if (k < 0) {
         snprintf(err, errlen, "%s:%d: unknown key \"%s\"", lc->path, l->lineno, l->key);

@@ -110,6 +110,12 @@ int cfg_find_file(char *out, size_t outlen);
  */
 int cfg_load(cfg_settings *s, const char *path, const char *account, char *err, size_t errlen);
 
+/* The value of a top-level key that is not an account setting (`smtp_listen` of pigeon
+ * serve), NUL-terminated in out: 1 when set, 0 when not, -1 when the file cannot be read
+ * (the reason in err). */
+int cfg_top_value(const char *path, const char *key, char *out, size_t outlen, char *err,
+                  size_t errlen);
+
 /* Lists the account names in the file (for help and errors), comma-separated, into out. */
 int cfg_list_accounts(const char *path, char *out, size_t outlen);
 

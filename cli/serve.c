@@ -18,6 +18,7 @@
 #include <sysexits.h>
 
 #include "cli.h"
+#include "config.h"
 #include "queue.h"
 #include "sdnotify.h"
 #include "serve.h"
@@ -34,6 +35,14 @@ enum {
     OPT_ACCOUNT,
     OPT_NO_AUTH,
     OPT_SPOOL,
+    OPT_SMTP_LISTEN,
+    OPT_SMTPS_LISTEN,
+    OPT_SMTP_TRUST_LOCAL,
+    OPT_SMTP_MAX_RCPTS,
+    OPT_SMTP_MAX_CONNS,
+    OPT_SMTP_TIMEOUT,
+    OPT_SMTP_HOSTNAME,
+    OPT_SMTP_LOCAL_PLAIN_AUTH,
 };
 
 static const struct option longopts[] = {
@@ -46,6 +55,14 @@ static const struct option longopts[] = {
     {"account", required_argument, NULL, OPT_ACCOUNT},
     {"no-auth", no_argument, NULL, OPT_NO_AUTH},
     {"spool", required_argument, NULL, OPT_SPOOL},
+    {"smtp-listen", required_argument, NULL, OPT_SMTP_LISTEN},
+    {"smtps-listen", required_argument, NULL, OPT_SMTPS_LISTEN},
+    {"smtp-trust-local", no_argument, NULL, OPT_SMTP_TRUST_LOCAL},
+    {"smtp-max-recipients", required_argument, NULL, OPT_SMTP_MAX_RCPTS},
+    {"smtp-max-connections", required_argument, NULL, OPT_SMTP_MAX_CONNS},
+    {"smtp-timeout", required_argument, NULL, OPT_SMTP_TIMEOUT},
+    {"smtp-hostname", required_argument, NULL, OPT_SMTP_HOSTNAME},
+    {"smtp-local-plain-auth", no_argument, NULL, OPT_SMTP_LOCAL_PLAIN_AUTH},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -61,6 +78,7 @@ typedef struct serve_opts {
     size_t max_queued;    /* --max-queued */
     unsigned max_conns;   /* --max-connections */
     int no_auth;          /* --no-auth */
+    serve_smtp_opts smtp; /* --smtp-* */
 } serve_opts;
 
 void serve_handle(void *arg, pg_http_exchange *ex);
@@ -74,6 +92,29 @@ static int parse_size(const char *arg, const char *option, size_t *out)
         return EX_USAGE;
     }
     *out = (size_t)v;
+    return 0;
+}
+
+/* smtp_listen = ADDR:PORT at the top of the configuration file, when the command line
+ * names no listener (pigeon.conf(5)). 0, or an exit status. */
+static int config_listen(serve_opts *o)
+{
+    static char value[256];
+    char path[4096], err[512];
+    int found = cfg_find_file(path, sizeof path);
+    if (found < 0) {
+        cli_error("serve: PIGEON_CONFIG names a file that does not exist: %s", path);
+        return EX_CONFIG;
+    }
+    if (found == 0)
+        return 0;
+    int r = cfg_top_value(path, "smtp_listen", value, sizeof value, err, sizeof err);
+    if (r < 0) {
+        cli_error("serve: %s", err);
+        return EX_CONFIG;
+    }
+    if (r > 0 && value[0] != '\0')
+        o->smtp.listen = value;
     return 0;
 }
 
@@ -114,6 +155,38 @@ static int parse_args(int argc, char **argv, serve_opts *o)
             rc = parse_size(optarg, "--max-connections", &conns);
             o->max_conns = conns > 1000000 ? 1000000 : (unsigned)conns;
             break;
+        case OPT_SMTP_LISTEN:
+            o->smtp.listen = optarg;
+            break;
+        case OPT_SMTPS_LISTEN:
+            o->smtp.tls_listen = optarg;
+            break;
+        case OPT_SMTP_TRUST_LOCAL:
+            o->smtp.trust_local = 1;
+            break;
+        case OPT_SMTP_LOCAL_PLAIN_AUTH:
+            o->smtp.local_plain_auth = 1;
+            break;
+        case OPT_SMTP_HOSTNAME:
+            o->smtp.hostname = optarg;
+            break;
+        case OPT_SMTP_MAX_RCPTS:
+        case OPT_SMTP_MAX_CONNS:
+        case OPT_SMTP_TIMEOUT:
+            rc = parse_size(optarg,
+                            opt == OPT_SMTP_MAX_RCPTS   ? "--smtp-max-recipients"
+                            : opt == OPT_SMTP_MAX_CONNS ? "--smtp-max-connections"
+                                                        : "--smtp-timeout",
+                            &conns);
+            if (conns > 1000000)
+                conns = 1000000;
+            if (opt == OPT_SMTP_MAX_RCPTS)
+                o->smtp.max_rcpts = (unsigned)conns;
+            else if (opt == OPT_SMTP_MAX_CONNS)
+                o->smtp.max_conns = (unsigned)conns;
+            else
+                o->smtp.timeout_s = (unsigned)conns;
+            break;
         case 'h':
             cli_serve_usage(stdout);
             return -1;
@@ -134,8 +207,19 @@ static int parse_args(int argc, char **argv, serve_opts *o)
                   cli_shorten(argv[optind], quoted, sizeof quoted));
         return EX_USAGE;
     }
-    if (o->listen == NULL) {
-        cli_error("serve: --http-listen ADDRESS:PORT is required");
+    if (o->smtp.hostname != NULL) {
+        for (const char *p = o->smtp.hostname; *p; p++) {
+            if (*p <= ' ' || *p >= 0x7f || *p == ';' || *p == '(' || *p == ')') {
+                cli_error("serve: --smtp-hostname: not a host name");
+                return EX_USAGE;
+            }
+        }
+    }
+    if (o->listen == NULL && o->smtp.listen == NULL && o->smtp.tls_listen == NULL &&
+        (rc = config_listen(o)) != 0)
+        return rc;
+    if (o->listen == NULL && o->smtp.listen == NULL && o->smtp.tls_listen == NULL) {
+        cli_error("serve: --http-listen or --smtp-listen ADDRESS:PORT is required");
         return EX_USAGE;
     }
     if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
@@ -143,7 +227,8 @@ static int parse_args(int argc, char **argv, serve_opts *o)
         return EX_USAGE;
     }
     /* Without keys anyone who can connect may send: only on loopback. */
-    if (o->no_auth && strncmp(o->listen, "127.", 4) != 0 && strncmp(o->listen, "[::1]:", 6) != 0) {
+    if (o->no_auth && o->listen != NULL && strncmp(o->listen, "127.", 4) != 0 &&
+        strncmp(o->listen, "[::1]:", 6) != 0) {
         cli_error("serve: --no-auth is allowed only on a loopback address (127.0.0.0/8, [::1])");
         return EX_USAGE;
     }
@@ -202,7 +287,7 @@ static int run(serve_ctx *ctx, const serve_opts *o)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    pigeon_err e = pg_http_server_new(&ho, &ctx->http, err, sizeof err);
+    pigeon_err e = o->listen ? pg_http_server_new(&ho, &ctx->http, err, sizeof err) : PIGEON_OK;
     if (e != PIGEON_OK) {
         cli_error("serve: %s", err);
         return e == PIGEON_ERR_INVALID ? EX_USAGE
@@ -210,12 +295,32 @@ static int run(serve_ctx *ctx, const serve_opts *o)
                                        : EX_UNAVAILABLE;
     }
     serve_keys_reload(ctx);
-    if (serve_committer_start(ctx) != 0 || pg_http_server_start(ctx->http) != PIGEON_OK) {
+    if (o->smtp.listen != NULL || o->smtp.tls_listen != NULL) {
+        serve_smtp_opts so = o->smtp;
+        so.tls_cert = o->tls_cert;
+        so.tls_key = o->tls_key;
+        int rc = serve_smtp_start(ctx, &so);
+        if (rc != 0) {
+            serve_smtp_stop(ctx);
+            pg_http_server_free(ctx->http);
+            ctx->http = NULL;
+            return rc;
+        }
+    }
+    if (serve_committer_start(ctx) != 0 ||
+        (ctx->http != NULL && pg_http_server_start(ctx->http) != PIGEON_OK)) {
         cli_error("serve: cannot start threads");
         return EX_OSERR;
     }
-    fprintf(stderr, "pigeon: serving HTTP on %s (port %u)%s\n", o->listen,
-            pg_http_server_port(ctx->http), o->tls_cert ? " with TLS" : "");
+    if (ctx->http != NULL)
+        fprintf(stderr, "pigeon: serving HTTP on %s (port %u)%s\n", o->listen,
+                pg_http_server_port(ctx->http), o->tls_cert ? " with TLS" : "");
+    if (o->smtp.listen != NULL)
+        fprintf(stderr, "pigeon: serving SMTP on %s (smtp port %u)%s\n", o->smtp.listen,
+                serve_smtp_port(ctx, 0), o->tls_cert ? " with STARTTLS" : "");
+    if (o->smtp.tls_listen != NULL)
+        fprintf(stderr, "pigeon: serving SMTP with implicit TLS on %s (smtps port %u)\n",
+                o->smtp.tls_listen, serve_smtp_port(ctx, 1));
     sdnotify_send("READY=1\nSTATUS=accepting messages");
     int sig;
     do {
@@ -226,7 +331,9 @@ static int run(serve_ctx *ctx, const serve_opts *o)
     } while (sig != SIGTERM && sig != SIGINT);
     sdnotify_send("STOPPING=1\nSTATUS=storing and answering what was taken");
     /* Stop taking requests, store and answer what was taken, then close. */
+    serve_smtp_quiesce(ctx);
     serve_committer_stop(ctx);
+    serve_smtp_stop(ctx);
     pg_http_server_free(ctx->http);
     ctx->http = NULL;
     pthread_cond_destroy(&ctx->com.wake);
@@ -268,7 +375,8 @@ done:
 
 void cli_serve_usage(FILE *out)
 {
-    fputs("usage: pigeon serve --http-listen ADDRESS:PORT [OPTIONS]\n"
+    fputs("usage: pigeon serve [--http-listen ADDRESS:PORT] [--smtp-listen ADDRESS:PORT]\n"
+          "                    [OPTIONS]\n"
           "\n"
           "Takes messages over HTTP and stores them in the spool, answering only once they\n"
           "are on disk; `pigeon daemon` delivers them. Concurrent requests share one spool\n"
@@ -285,6 +393,19 @@ void cli_serve_usage(FILE *out)
           "  --account NAME           account for requests that name none (with --no-auth)\n"
           "  --no-auth                no API keys (only on a loopback address)\n"
           "  --spool PATH             the spool file (as for pigeon queue)\n"
+          "  --smtp-listen ADDR:PORT  also (or only) take mail over SMTP submission\n"
+          "                          (or smtp_listen in the configuration file):\n"
+          "                          EHLO, STARTTLS (with --tls-cert), AUTH PLAIN/LOGIN\n"
+          "                          with an API key as the password; 250 once on disk\n"
+          "  --smtps-listen ADDR:PORT the same with implicit TLS (port 465 style)\n"
+          "  --smtp-trust-local       loopback SMTP clients may send without AUTH\n"
+          "                          (through --account)\n"
+          "  --smtp-local-plain-auth  loopback SMTP clients may AUTH without TLS\n"
+          "                          (otherwise AUTH needs STARTTLS or --smtps-listen)\n"
+          "  --smtp-max-recipients N  recipients per message (100): 452 beyond\n"
+          "  --smtp-max-connections N open SMTP connections at most (1000): 421 beyond\n"
+          "  --smtp-timeout SECONDS   idle time before 421 and close (60)\n"
+          "  --smtp-hostname NAME     the name in the greeting and Received (host name)\n"
           "  -h, --help               show this help\n"
           "\n"
           "Requests carry \"Authorization: Bearer KEY\" with a key from `pigeon key create`.\n"

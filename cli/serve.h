@@ -43,6 +43,7 @@ typedef struct serve_item {
     char id[PIGEON_SPOOL_ID_LEN + 1]; /* out: the queue id */
     serve_problem problem;            /* set: not stored, answer this */
     int replayed;                     /* out: an earlier request with the same key stored it */
+    int64_t send_at_ms;               /* not due before this (ms since the epoch), 0: now */
 } serve_item;
 
 /* Limits and defaults for composing. */
@@ -82,6 +83,8 @@ struct serve_job {
     int route;                              /* for metrics */
     int64_t start_ns;                       /* when the request was dispatched (monotonic) */
     serve_job *next;                        /* the committer's queue */
+    serve_done_fn done;                     /* not NULL: answers it instead of ex (SMTP) */
+    void *done_arg;                         /* its argument (the SMTP connection) */
 };
 
 /* The committer: a thread, its spool handle and its queue. */
@@ -113,6 +116,7 @@ struct serve_ctx {
     size_t nkeys;              /* how many */
     double *tokens;            /* per key: rate-limit tokens left (token bucket) */
     int64_t *tokens_ms;        /* per key: when tokens were last topped up */
+    struct serve_smtp *smtp;   /* the SMTP listener (serve_smtp.c), or NULL */
 };
 
 /* Starts the committer thread on ctx->spool. */
@@ -142,5 +146,37 @@ void serve_job_json(serve_ctx *ctx, const serve_job *job, int status, const char
                     const char *msg_id);
 
 int64_t serve_now_ns(void);
+
+/* Keys (serve_http.c), shared with the SMTP listener. The key whose "pgk_..." token this
+ * is (0), or -1 for none or revoked; no rate is taken. */
+int serve_key_lookup(serve_ctx *ctx, const char *token, pg_spool_key *key);
+/* Takes one request from the live key's token bucket: 0, -1 over its rate, -2 when the
+ * key is gone (revoked). */
+int serve_key_take(serve_ctx *ctx, const char *key_id);
+int serve_scope_has(const pg_spool_key *key, const char *scope);
+/* serve_message.c: may the key send From this domain? (NULL key: yes) */
+int serve_domain_allowed(const pg_spool_key *key, const char *domain);
+
+/* The SMTP listener (serve_smtp.c). */
+typedef struct serve_smtp_opts {
+    const char *listen;     /* --smtp-listen ADDR:PORT, or NULL */
+    const char *tls_listen; /* --smtps-listen ADDR:PORT (implicit TLS), or NULL */
+    const char *tls_cert;   /* --tls-cert: STARTTLS and implicit TLS */
+    const char *tls_key;    /* --tls-key */
+    const char *hostname;   /* the name we greet with */
+    int trust_local;        /* --smtp-trust-local: loopback clients need no AUTH */
+    int local_plain_auth;   /* --smtp-local-plain-auth: AUTH without TLS on loopback */
+    unsigned max_rcpts;     /* --smtp-max-recipients */
+    unsigned max_conns;     /* --smtp-max-connections */
+    unsigned timeout_s;     /* --smtp-timeout: idle seconds before 421 */
+} serve_smtp_opts;
+/* Binds and starts the listener thread. 0, or an exit status with the reason printed. */
+int serve_smtp_start(serve_ctx *ctx, const serve_smtp_opts *o);
+/* The bound ports (0 when not listening). */
+unsigned serve_smtp_port(const serve_ctx *ctx, int implicit_tls);
+/* Stops accepting (first step of a shutdown). */
+void serve_smtp_quiesce(serve_ctx *ctx);
+/* Sends the answers the committer gave, closes everything, joins and frees. */
+void serve_smtp_stop(serve_ctx *ctx);
 
 #endif

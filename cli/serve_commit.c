@@ -40,6 +40,13 @@ void serve_committer_push(serve_ctx *ctx, serve_job *job)
     if (com->stopping) {
         /* Shutting down: nobody will store it; say so rather than leave it hanging. */
         pthread_mutex_unlock(&com->lock);
+        if (job->done != NULL) {
+            job->items[0].problem.status = 503;
+            snprintf(job->items[0].problem.detail, sizeof job->items[0].problem.detail,
+                     "the server is shutting down");
+            serve_job_done(ctx, job);
+            return;
+        }
         serve_problem_respond(ctx, job->ex, job->route, job->start_ns, 503,
                               "the server is shutting down", 1);
         serve_job_free(job);
@@ -110,7 +117,10 @@ static int store_item(serve_ctx *ctx, const serve_job *job, serve_item *item, in
     }
     pigeon_spool_envelope env = {item->account, item->mail_from, (const char *const *)item->rcpts,
                                  item->nrcpts, item->message_id};
-    pigeon_err e = pigeon_spool_enqueue(ctx->spool, &env, item->data, item->len, now, item->id);
+    /* send_at: the message is stored as of then, so it is not due before (its queue id
+     * and created time say so too). */
+    int64_t due = item->send_at_ms > now ? item->send_at_ms : now;
+    pigeon_err e = pigeon_spool_enqueue(ctx->spool, &env, item->data, item->len, due, item->id);
     if (e == PIGEON_OK)
         e = pg_spool_owner_add(ctx->spool, item->id, job->key_id, item->idem, item->sha, now);
     else {

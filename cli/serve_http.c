@@ -138,7 +138,7 @@ void serve_job_problem(serve_ctx *ctx, const serve_job *job, int status, const c
 
 /* ---- keys ---- */
 
-static int scope_has(const pg_spool_key *key, const char *scope)
+int serve_scope_has(const pg_spool_key *key, const char *scope)
 {
     size_t n = strlen(scope);
     for (const char *p = key->scopes; *p != '\0';) {
@@ -210,6 +210,57 @@ void serve_keys_reload(serve_ctx *ctx)
     pthread_mutex_unlock(&ctx->keys_lock);
 }
 
+int serve_key_lookup(serve_ctx *ctx, const char *token, pg_spool_key *key)
+{
+    if (strncmp(token, KEY_PREFIX, 4) != 0 || strlen(token) < 4 + PG_SPOOL_KEY_ID_LEN + 2 ||
+        token[4 + PG_SPOOL_KEY_ID_LEN] != '_')
+        return -1;
+    char id[PG_SPOOL_KEY_ID_LEN + 1];
+    memcpy(id, token + 4, PG_SPOOL_KEY_ID_LEN);
+    id[PG_SPOOL_KEY_ID_LEN] = '\0';
+    const char *secret = token + 5 + PG_SPOOL_KEY_ID_LEN;
+    unsigned char hash[32];
+    unsigned int hlen = 0;
+    EVP_Digest(secret, strlen(secret), hash, &hlen, EVP_sha256(), NULL);
+    int found = -1;
+    pthread_mutex_lock(&ctx->keys_lock);
+    for (size_t i = 0; i < ctx->nkeys; i++) {
+        if (strcmp(ctx->keys[i].id, id) == 0 && CRYPTO_memcmp(ctx->keys[i].hash, hash, 32) == 0) {
+            *key = ctx->keys[i];
+            found = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ctx->keys_lock);
+    return found;
+}
+
+int serve_key_take(serve_ctx *ctx, const char *key_id)
+{
+    int status = -2;
+    pthread_mutex_lock(&ctx->keys_lock);
+    for (size_t i = 0; i < ctx->nkeys; i++) {
+        if (strcmp(ctx->keys[i].id, key_id) != 0)
+            continue;
+        status = 0;
+        double rate = ctx->keys[i].rate;
+        if (rate > 0) {
+            /* A token bucket of one second's worth of requests. */
+            int64_t now = pigeon_spool_now_ms();
+            double t = ctx->tokens[i] + (double)(now - ctx->tokens_ms[i]) * rate / 1000.0;
+            ctx->tokens[i] = t > rate ? rate : t;
+            ctx->tokens_ms[i] = now;
+            if (ctx->tokens[i] < 1.0)
+                status = -1;
+            else
+                ctx->tokens[i] -= 1.0;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&ctx->keys_lock);
+    return status;
+}
+
 /* Checks the Authorization header. Returns 0 and fills *key, or an HTTP status (401, 429)
  * with the detail (and *retry for 429). */
 static int authenticate(serve_ctx *ctx, pg_http_exchange *ex, pg_spool_key *key, char *detail,
@@ -226,39 +277,17 @@ static int authenticate(serve_ctx *ctx, pg_http_exchange *ex, pg_spool_key *key,
         snprintf(detail, size, "not a pigeon API key");
         return 401;
     }
-    char id[PG_SPOOL_KEY_ID_LEN + 1];
-    memcpy(id, token + 4, PG_SPOOL_KEY_ID_LEN);
-    id[PG_SPOOL_KEY_ID_LEN] = '\0';
-    const char *secret = token + 5 + PG_SPOOL_KEY_ID_LEN;
-    unsigned char hash[32];
-    unsigned int hlen = 0;
-    EVP_Digest(secret, strlen(secret), hash, &hlen, EVP_sha256(), NULL);
-    int status = 401;
-    snprintf(detail, size, "unknown or revoked API key");
-    pthread_mutex_lock(&ctx->keys_lock);
-    for (size_t i = 0; i < ctx->nkeys; i++) {
-        if (strcmp(ctx->keys[i].id, id) != 0 || CRYPTO_memcmp(ctx->keys[i].hash, hash, 32) != 0)
-            continue;
-        *key = ctx->keys[i];
-        status = 0;
-        if (key->rate > 0) {
-            /* A token bucket of one second's worth of requests. */
-            int64_t now = pigeon_spool_now_ms();
-            double t = ctx->tokens[i] + (double)(now - ctx->tokens_ms[i]) * key->rate / 1000.0;
-            ctx->tokens[i] = t > key->rate ? key->rate : t;
-            ctx->tokens_ms[i] = now;
-            if (ctx->tokens[i] < 1.0) {
-                status = 429;
-                *retry = 1;
-                snprintf(detail, size, "over this key's rate of %g requests a second", key->rate);
-            } else {
-                ctx->tokens[i] -= 1.0;
-            }
-        }
-        break;
+    int taken = serve_key_lookup(ctx, token, key) == 0 ? serve_key_take(ctx, key->id) : -2;
+    if (taken == -2) {
+        snprintf(detail, size, "unknown or revoked API key");
+        return 401;
     }
-    pthread_mutex_unlock(&ctx->keys_lock);
-    return status;
+    if (taken == -1) {
+        *retry = 1;
+        snprintf(detail, size, "over this key's rate of %g requests a second", key->rate);
+        return 429;
+    }
+    return 0;
 }
 
 /* ---- handlers ---- */
@@ -475,7 +504,7 @@ void serve_handle(void *arg, pg_http_exchange *ex)
         }
         keyp = &key;
         const char *scope = route == R_GET ? "read" : route == R_CANCEL ? "cancel" : "send";
-        if (!scope_has(keyp, scope)) {
+        if (!serve_scope_has(keyp, scope)) {
             snprintf(detail, sizeof detail, "this key lacks the %s scope", scope);
             problem_respond(ctx, ex, route, start, 403, detail, 0, keyp->id, NULL);
             return;

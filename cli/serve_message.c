@@ -8,8 +8,13 @@
  * The message object: from (required), to, cc, bcc, reply_to (a string or an array of
  * strings, each an RFC 5322 address list), subject, text, html, headers (an object of
  * name: value), attachments (an array of {content: base64, filename, type, content_id}),
- * account, tags (an array of strings, carried in an X-Pigeon-Tags header). Unknown
- * members are refused, so that a misspelt "bc" is not silently dropped.
+ * account, tags (an array of strings, carried in an X-Pigeon-Tags header), markdown (the
+ * body from Markdown, as `pigeon send --markdown-file`: rendered to HTML with its CSS
+ * inlined, the Markdown itself the text part unless text is given), vars (an object:
+ * subject, text, html and markdown are then Mustache templates, as with `pigeon send
+ * --vars`; HTML-escaped in html, refused with CR or LF in the subject), send_at (RFC 3339:
+ * the message is due no earlier). Unknown members are refused, so that a misspelt "bc"
+ * is not silently dropped.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,8 +24,11 @@
 #include <openssl/evp.h>
 
 #include "codec/encode.h"
+#include "json.h"
 #include "pigeon/address.h"
+#include "pigeon/html.h"
 #include "pigeon/message.h"
+#include "pigeon/template.h"
 #include "serve.h"
 #include "util/buf.h"
 
@@ -46,9 +54,9 @@ static int problem(serve_item *item, int status, const char *prefix, const char 
     return -1;
 }
 
-static const char *const known[] = {"from",    "to",   "cc",   "bcc",     "reply_to",
-                                    "subject", "text", "html", "headers", "attachments",
-                                    "account", "tags", NULL};
+static const char *const known[] = {
+    "from",    "to",          "cc",      "bcc",  "reply_to", "subject", "text",    "html",
+    "headers", "attachments", "account", "tags", "markdown", "vars",    "send_at", NULL};
 
 static int check_members(const pg_json_value *v, const char *prefix, serve_item *item)
 {
@@ -226,7 +234,7 @@ static int add_tags(pigeon_message *msg, const pg_json_value *v, const char *pre
 }
 
 /* The key's From domains ("" = any), comma-separated, compared without case. */
-static int domain_allowed(const pg_spool_key *key, const char *domain)
+int serve_domain_allowed(const pg_spool_key *key, const char *domain)
 {
     if (key == NULL || key->domains[0] == '\0')
         return 1;
@@ -258,7 +266,8 @@ static int finish(pigeon_message *msg, const serve_compose_opts *opts, const cha
     size_t n = pigeon_message_rcpt_count(msg);
     if (n == 0)
         return problem(item, 400, prefix, "/to", "at least one recipient (to, cc or bcc)");
-    if (!domain_allowed(opts->key, from->domain) && !domain_allowed(opts->key, from->domain_ascii))
+    if (!serve_domain_allowed(opts->key, from->domain) &&
+        !serve_domain_allowed(opts->key, from->domain_ascii))
         return problem(item, 403, prefix, "/from", "this key may not send from %s", from->domain);
     item->rcpts = calloc(n, sizeof *item->rcpts);
     item->mail_from = addr_of(from);
@@ -285,16 +294,177 @@ static int finish(pigeon_message *msg, const serve_compose_opts *opts, const cha
     return 0;
 }
 
-static int compose(pigeon_message *msg, const pg_json_value *v, const char *prefix,
-                   const serve_compose_opts *opts, serve_item *item)
+/* Writes a JSON value back as text (for pigeon_vars_parse_json). */
+static void write_value(json_writer *w, const pg_json_value *v)
+{
+    switch (v->type) {
+    case PG_JSON_OBJECT:
+        json_object_begin(w);
+        for (const pg_json_value *m = v->head; m != NULL; m = m->next) {
+            json_key(w, m->key);
+            write_value(w, m);
+        }
+        json_object_end(w);
+        break;
+    case PG_JSON_ARRAY:
+        json_array_begin(w);
+        for (const pg_json_value *m = v->head; m != NULL; m = m->next)
+            write_value(w, m);
+        json_array_end(w);
+        break;
+    case PG_JSON_STRING:
+        json_string(w, v->str);
+        break;
+    case PG_JSON_NUMBER:
+        json_double(w, v->num);
+        break;
+    case PG_JSON_TRUE:
+    case PG_JSON_FALSE:
+        json_bool(w, v->type == PG_JSON_TRUE);
+        break;
+    default:
+        json_null(w);
+        break;
+    }
+}
+
+/* The "vars" object as template variables; *out stays NULL without it. */
+static int read_vars(const pg_json_value *v, const char *prefix, serve_item *item,
+                     pigeon_vars **out)
+{
+    const pg_json_value *m = pg_json_get(v, "vars");
+    *out = NULL;
+    if (m == NULL || m->type == PG_JSON_NULL)
+        return 0;
+    if (m->type != PG_JSON_OBJECT)
+        return problem(item, 400, prefix, "/vars", "must be an object");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return problem(item, 503, prefix, "", "out of memory");
+    json_writer w;
+    json_init(&w, f);
+    write_value(&w, m);
+    json_finish(&w);
+    fclose(f);
+    pigeon_json_error jerr;
+    pigeon_err e = pigeon_vars_parse_json(text, len, NULL, out, &jerr);
+    free(text);
+    if (e != PIGEON_OK)
+        return problem(item, 400, prefix, "/vars", "not usable: %s", jerr.message);
+    return 0;
+}
+
+/* Expands *field (a template) with vars into *owned; *field then points there. */
+static int expand(const pigeon_vars *vars, const char *name, pigeon_template_mode mode,
+                  const char **field, char **owned, const char *prefix, serve_item *item)
+{
+    pigeon_template *t = NULL;
+    pigeon_template_error terr;
+    size_t len = 0;
+    char where[32];
+    if (vars == NULL || *field == NULL)
+        return 0;
+    snprintf(where, sizeof where, "/%s", name);
+    if (pigeon_template_compile(*field, strlen(*field), &t, &terr) != PIGEON_OK)
+        return problem(item, 400, prefix, where, "%s", terr.message);
+    const pigeon_vars *scopes[1] = {vars};
+    pigeon_err e = pigeon_template_render(t, scopes, 1, mode, 0, owned, &len, &terr);
+    pigeon_template_free(t);
+    if (e != PIGEON_OK)
+        return problem(item, 400, prefix, where, "%s", terr.message);
+    *field = *owned;
+    return 0;
+}
+
+/* "markdown": rendered to HTML with the default stylesheet inlined (no image files are
+ * read: a server has none to attach); the Markdown is the text part unless text is set. */
+static int add_markdown(pigeon_message *msg, const char *md, int has_text, const char *prefix,
+                        serve_item *item)
+{
+    char *html = NULL;
+    size_t html_len = 0;
+    pigeon_html_result res;
+    pigeon_html_opts ho = {.no_text = 1, .no_images = 1};
+    memset(&res, 0, sizeof res);
+    pigeon_err e = pigeon_html_from_markdown(md, strlen(md), NULL, &html, &html_len);
+    if (e == PIGEON_OK)
+        e = pigeon_html_prepare(html, html_len, &ho, &res);
+    free(html);
+    if (e != PIGEON_OK)
+        return problem(item, 400, prefix, "/markdown", "cannot render: %s", pigeon_strerror(e));
+    int rc = 0;
+    if (pigeon_message_set_html(msg, res.html, res.html_len) != PIGEON_OK ||
+        (!has_text && pigeon_message_set_text(msg, md, strlen(md)) != PIGEON_OK))
+        rc = problem(item, 400, prefix, "/markdown", "refused: %s", pigeon_message_error(msg));
+    pigeon_html_result_cleanup(&res);
+    return rc;
+}
+
+/* RFC 3339 5.6: "2026-12-02T15:04:05Z" or with "+01:00"; fractions ignored. */
+static int parse_send_at(const char *s, int64_t *out_ms)
+{
+    int y, mo, d, h, mi, sec, n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
+        n != 19 || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+        mi > 59 || sec < 0 || sec > 60)
+        return -1;
+    const char *p = s + n;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return -1;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    long off = 0;
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
+        off = 0;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        int oh = 0, om = 0;
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || oh < 0 || oh > 23 || om < 0 || om > 59)
+            return -1;
+        off = (*p == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
+    } else {
+        return -1;
+    }
+    /* Days from the civil date (proleptic Gregorian), without the local time zone. */
+    int64_t yy = y - (mo <= 2), era = yy / 400;
+    int64_t yoe = yy - era * 400, mp = (mo + 9) % 12;
+    int64_t doy = (153 * mp + 2) / 5 + d - 1, doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468;
+    int64_t secs = days * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec) - off;
+    if (secs < 0)
+        return -1;
+    *out_ms = secs * 1000;
+    return 0;
+}
+
+static int read_send_at(const pg_json_value *v, const char *prefix, serve_item *item)
+{
+    const char *when = NULL;
+    if (get_string(v, "send_at", prefix, item, &when) != 0)
+        return -1;
+    if (when != NULL && parse_send_at(when, &item->send_at_ms) != 0)
+        return problem(item, 400, prefix, "/send_at",
+                       "not an RFC 3339 date-time (2026-12-24T09:00:00Z)");
+    return 0;
+}
+
+static int compose_fields(pigeon_message *msg, const pg_json_value *v, const char *prefix,
+                          const serve_compose_opts *opts, serve_item *item, const pigeon_vars *vars,
+                          const char *markdown, char *owned[4])
 {
     const char *from = NULL, *subject = NULL, *text = NULL, *html = NULL, *account = NULL;
-    if (v->type != PG_JSON_OBJECT)
-        return problem(item, 400, prefix, "", "a message must be a JSON object");
-    if (check_members(v, prefix, item) || get_string(v, "from", prefix, item, &from) ||
+    if (get_string(v, "from", prefix, item, &from) ||
         get_string(v, "subject", prefix, item, &subject) ||
         get_string(v, "text", prefix, item, &text) || get_string(v, "html", prefix, item, &html) ||
-        get_string(v, "account", prefix, item, &account))
+        get_string(v, "account", prefix, item, &account) ||
+        expand(vars, "subject", PIGEON_TEMPLATE_HEADER, &subject, &owned[0], prefix, item) ||
+        expand(vars, "text", PIGEON_TEMPLATE_TEXT, &text, &owned[1], prefix, item) ||
+        expand(vars, "html", PIGEON_TEMPLATE_HTML, &html, &owned[2], prefix, item) ||
+        expand(vars, "markdown", PIGEON_TEMPLATE_TEXT, &markdown, &owned[3], prefix, item))
         return -1;
     if (from == NULL)
         return problem(item, 400, prefix, "/from", "required");
@@ -311,6 +481,8 @@ static int compose(pigeon_message *msg, const pg_json_value *v, const char *pref
         return problem(item, 400, prefix, "/text", "refused: %s", pigeon_message_error(msg));
     if (html != NULL && pigeon_message_set_html(msg, html, strlen(html)) != PIGEON_OK)
         return problem(item, 400, prefix, "/html", "refused: %s", pigeon_message_error(msg));
+    if (markdown != NULL && add_markdown(msg, markdown, text != NULL, prefix, item) != 0)
+        return -1;
     if (add_headers(msg, v, prefix, item) || add_attachments(msg, v, prefix, item) ||
         add_tags(msg, v, prefix, item))
         return -1;
@@ -324,6 +496,28 @@ static int compose(pigeon_message *msg, const pg_json_value *v, const char *pref
     if ((item->account = strdup(acct)) == NULL)
         return problem(item, 503, prefix, "", "out of memory");
     return finish(msg, opts, prefix, item);
+}
+
+static int compose(pigeon_message *msg, const pg_json_value *v, const char *prefix,
+                   const serve_compose_opts *opts, serve_item *item)
+{
+    const char *markdown = NULL, *html = NULL;
+    pigeon_vars *vars = NULL;
+    char *owned[4] = {NULL, NULL, NULL, NULL};
+    if (v->type != PG_JSON_OBJECT)
+        return problem(item, 400, prefix, "", "a message must be a JSON object");
+    if (check_members(v, prefix, item) || get_string(v, "markdown", prefix, item, &markdown) ||
+        get_string(v, "html", prefix, item, &html) || read_send_at(v, prefix, item))
+        return -1;
+    if (markdown != NULL && html != NULL)
+        return problem(item, 400, prefix, "/markdown", "give html or markdown, not both");
+    if (read_vars(v, prefix, item, &vars) != 0)
+        return -1;
+    int rc = compose_fields(msg, v, prefix, opts, item, vars, markdown, owned);
+    pigeon_vars_free(vars);
+    for (size_t i = 0; i < 4; i++)
+        free(owned[i]);
+    return rc;
 }
 
 void serve_compose(const pg_json_value *v, const char *prefix, const serve_compose_opts *opts,

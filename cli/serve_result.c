@@ -208,6 +208,11 @@ static void done_cancel(serve_ctx *ctx, serve_job *job)
 
 void serve_job_done(serve_ctx *ctx, serve_job *job)
 {
+    if (job->done != NULL) { /* an SMTP message: its session answers */
+        job->done(ctx, job);
+        serve_job_free(job);
+        return;
+    }
     switch (job->kind) {
     case SERVE_JOB_STORE:
         done_store(ctx, job);

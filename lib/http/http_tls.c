@@ -143,6 +143,11 @@ size_t pg_http_tls_pending(const pg_http_tls *t)
     return (size_t)SSL_pending(t->ssl);
 }
 
+void pg_http_tls_describe(const pg_http_tls *t, char *out, size_t size)
+{
+    snprintf(out, size, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
+}
+
 void pg_http_tls_free(pg_http_tls *t)
 {
     if (t == NULL)

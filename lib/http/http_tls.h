@@ -38,6 +38,10 @@ int pg_http_tls_ready(const pg_http_tls *t);
 /* Decrypted octets buffered in the session, not yet read. */
 size_t pg_http_tls_pending(const pg_http_tls *t);
 
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384": the protocol and cipher once the handshake is done
+ * (for a Received field), NUL-terminated in out. */
+void pg_http_tls_describe(const pg_http_tls *t, char *out, size_t size);
+
 /* Frees the session (without waiting for close_notify). NULL does nothing. */
 void pg_http_tls_free(pg_http_tls *t);
 
