@@ -341,4 +341,6 @@ def html_body():
 
 
 if __name__ == "__main__":
-    harness.run()
+    # Each test runs a few hundred `pigeon send --dry-run`s: ~10 ms each on a quiet
+    # machine, up to a second each when the machine is loaded.
+    harness.run(timeout=240)
