@@ -144,6 +144,8 @@ typedef struct pg_spool_ops {
 
     /* The submission service's keys and message owners (spool/spool_api.h), or NULL. */
     const struct pg_spool_api_ops *api;
+    /* The webhook outbox (spool/spool_hooks.h), or NULL. */
+    const struct pg_spool_hooks_ops *hooks;
 } pg_spool_ops;
 
 /* The backend of a handle, and its ops (for spool_api.c). */

@@ -165,5 +165,7 @@ void pg_spool_sq_body_close(void *be, void *reader);
 
 /* Keys and message owners (spool_sqlite_api.c). */
 extern const struct pg_spool_api_ops pg_spool_sq_api_ops;
+/* The webhook outbox (spool_sqlite_hooks.c). */
+extern const struct pg_spool_hooks_ops pg_spool_sq_hooks_ops;
 
 #endif

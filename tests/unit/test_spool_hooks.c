@@ -1,0 +1,273 @@
+/*
+ * test_spool_hooks.c - the webhook outbox: the queue's outcomes become events in the
+ * transaction that stores them (queued, deferred, delivered, failed; none for a lease
+ * given back or a retry), events added from outside (bounced, suppressed) get the
+ * message's account, key and Message-ID, sinks read in id order with a key and type
+ * filter, cursors, backoff and give-up, trimming, and nothing at all while disabled.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <unistd.h>
+
+#include "pigeon/spool.h"
+#include "spool/spool_api.h"
+#include "spool/spool_hooks.h"
+
+#define T0 1795000000000LL
+
+static char dir[256];
+static char path[300];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/pigeon-hooks-test-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(path, sizeof path, "%s/spool.db", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char p[320];
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    return 0;
+}
+
+static pigeon_spool *open_new(void)
+{
+    pigeon_spool *s = NULL;
+    char err[256];
+    if (pigeon_spool_open(path, PIGEON_SPOOL_CREATE, &s, err, sizeof err) != PIGEON_OK)
+        fail_msg("open: %s", err);
+    return s;
+}
+
+static const char sample[] = "From: a@example.org\r\nTo: b@example.net\r\n"
+                             "Message-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n";
+
+static void enqueue(pigeon_spool *s, const char *const *rcpts, size_t n, int64_t now,
+                    char id[PIGEON_SPOOL_ID_LEN + 1])
+{
+    pigeon_spool_envelope env = {"main", "a@example.org", rcpts, n, "m1@example.org"};
+    if (pigeon_spool_enqueue(s, &env, sample, sizeof sample - 1, now, id) != PIGEON_OK)
+        fail_msg("enqueue: %s", pigeon_spool_error(s));
+}
+
+/* What a sink saw, one line per event: "type rcpt key code attempts". */
+typedef struct seen {
+    char lines[32][160];
+    int64_t ids[32];
+    size_t n;
+} seen;
+
+static int collect(void *ctx, const pg_spool_hook_event *ev)
+{
+    seen *sn = ctx;
+    if (sn->n < 32) {
+        snprintf(sn->lines[sn->n], sizeof sn->lines[0], "%s %s %s %d %d %s %s",
+                 pg_hook_type_name(ev->type), ev->rcpt, ev->key_id[0] ? ev->key_id : "-",
+                 ev->smtp_code, ev->attempts, ev->account ? ev->account : "?",
+                 ev->message_id ? ev->message_id : "?");
+        sn->ids[sn->n] = ev->id;
+    }
+    sn->n++;
+    return 0;
+}
+
+static void fetch(pigeon_spool *s, const pg_spool_hook_sink *sink, seen *sn, int64_t *upto)
+{
+    memset(sn, 0, sizeof *sn);
+    assert_int_equal(pg_spool_hook_fetch(s, sink, 32, collect, sn, upto), PIGEON_OK);
+}
+
+static void test_outcomes_become_events(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"x@example.net", "y@example.net", "z@example.net"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    int on = 1;
+    /* Disabled: nothing is recorded, and an added event is dropped without error. */
+    assert_int_equal(pg_spool_hooks_enabled(s, &on), PIGEON_OK);
+    assert_int_equal(on, 0);
+    enqueue(s, rcpts, 1, T0, id);
+    pg_spool_hook_event ev = {.type = PG_HOOK_SUPPRESSED, .rcpt = "q@example.net", .at_ms = T0};
+    assert_int_equal(pg_spool_hook_add(s, &ev), PIGEON_OK);
+    assert_int_equal(pg_spool_hooks_enable(s, 1), PIGEON_OK);
+    assert_int_equal(pg_spool_hooks_enabled(s, &on), PIGEON_OK);
+    assert_int_equal(on, 1);
+    int64_t total = -1, oldest = -1;
+    assert_int_equal(pg_spool_hook_count(s, &total, &oldest), PIGEON_OK);
+    assert_int_equal(total, 0);
+
+    /* A message submitted over the API: its key is stored after it, in the same batch. */
+    unsigned char sha[32] = {0};
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    enqueue(s, rcpts, 3, T0 + 1, id);
+    assert_int_equal(pg_spool_owner_add(s, id, "00112233aabbccdd", NULL, sha, T0 + 1), PIGEON_OK);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+
+    /* Claim (no event), then one delivered, one deferred, one failed. */
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 10, 60000, &job), PIGEON_OK);
+    assert_non_null(job);
+    if (strcmp(job->queue_id, id) != 0) { /* the first (pre-enable) message came first */
+        pigeon_spool_outcome ok = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, "ok"};
+        assert_int_equal(pigeon_spool_record(s, job, &ok, 1, T0 + 11), PIGEON_OK);
+        pigeon_spool_entry_free(job);
+        job = NULL;
+        assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 12, 60000, &job), PIGEON_OK);
+    }
+    assert_string_equal(job->queue_id, id);
+    assert_int_equal(job->rcpt_count, 3);
+    pigeon_spool_outcome out[3] = {
+        {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "queued as 1"},
+        {1, PIGEON_SPOOL_DEFERRED, T0 + 1000, PIGEON_ERR_DEFERRED, 451, "4.7.1", "later"},
+        {2, PIGEON_SPOOL_FAILED, 0, PIGEON_ERR_REJECTED, 550, "5.1.1", "no such user"},
+    };
+    assert_int_equal(pigeon_spool_record(s, job, out, 3, T0 + 20), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+    /* A retry is not an outcome; a lease given back unused neither. */
+    size_t count = 0;
+    assert_int_equal(pigeon_spool_retry(s, id, 1, T0 + 30, &count), PIGEON_OK);
+    job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 40, 60000, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_int_equal(pigeon_spool_release(s, job, T0 + 41), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+    /* From outside: a bounce about y, after the fact. */
+    pg_spool_hook_event b = {.type = PG_HOOK_BOUNCED,
+                             .queue_id = id,
+                             .rcpt = "y@example.net",
+                             .smtp_code = 550,
+                             .enhanced = "5.2.2",
+                             .text = "mailbox full",
+                             .at_ms = T0 + 50};
+    assert_int_equal(pg_spool_hook_add(s, &b), PIGEON_OK);
+
+    pg_spool_hook_sink all = {"url:http://a", NULL, PG_HOOK_ALL};
+    seen sn;
+    int64_t upto = 0;
+    fetch(s, &all, &sn, &upto);
+    assert_int_equal(sn.n, 8);
+    assert_string_equal(sn.lines[0],
+                        "queued x@example.net 00112233aabbccdd 0 0 main m1@example.org");
+    assert_string_equal(sn.lines[1],
+                        "queued y@example.net 00112233aabbccdd 0 0 main m1@example.org");
+    assert_string_equal(sn.lines[2],
+                        "queued z@example.net 00112233aabbccdd 0 0 main m1@example.org");
+    assert_string_equal(sn.lines[3], "delivered x@example.net - 250 1 main m1@example.org");
+    assert_string_equal(sn.lines[4],
+                        "delivered x@example.net 00112233aabbccdd 250 1 main m1@example.org");
+    assert_string_equal(sn.lines[5],
+                        "deferred y@example.net 00112233aabbccdd 451 1 main m1@example.org");
+    assert_string_equal(sn.lines[6],
+                        "failed z@example.net 00112233aabbccdd 550 1 main m1@example.org");
+    assert_string_equal(sn.lines[7],
+                        "bounced y@example.net 00112233aabbccdd 550 0 main m1@example.org");
+    for (size_t i = 1; i < sn.n; i++)
+        assert_true(sn.ids[i] > sn.ids[i - 1]);
+    assert_int_equal(upto, sn.ids[7]);
+
+    /* A key's sink sees only its key's events; a type filter only its types. */
+    pg_spool_hook_sink mine = {"key:00112233aabbccdd", "00112233aabbccdd",
+                               (1u << PG_HOOK_DELIVERED) | (1u << PG_HOOK_BOUNCED)};
+    fetch(s, &mine, &sn, &upto);
+    assert_int_equal(sn.n, 2);
+    assert_string_equal(sn.lines[1],
+                        "bounced y@example.net 00112233aabbccdd 550 0 main m1@example.org");
+    assert_string_equal(sn.lines[0],
+                        "delivered x@example.net 00112233aabbccdd 250 1 main m1@example.org");
+    pg_spool_hook_sink other = {"key:ffff", "ffff", PG_HOOK_ALL};
+    fetch(s, &other, &sn, &upto);
+    assert_int_equal(sn.n, 0);
+
+    /* Failure: the cursor stays; success moves it; trim deletes what all are done with. */
+    assert_int_equal(pg_spool_hook_done(s, "url:http://a", 0, 0, upto, 8, T0 + 5000, "HTTP 500"),
+                     PIGEON_OK);
+    pg_spool_hook_state st;
+    assert_int_equal(pg_spool_hook_state_get(s, &all, &st), PIGEON_OK);
+    assert_int_equal(st.failures, 1);
+    assert_int_equal(st.pending, 8);
+    assert_int_equal(st.next_ms, T0 + 5000);
+    assert_string_equal(st.last_error, "HTTP 500");
+    fetch(s, &all, &sn, &upto);
+    assert_int_equal(sn.n, 8);
+    assert_int_equal(pg_spool_hook_done(s, "url:http://a", 1, 0, upto, 8, 0, NULL), PIGEON_OK);
+    assert_int_equal(pg_spool_hook_state_get(s, &all, &st), PIGEON_OK);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.delivered, 8);
+    assert_int_equal(st.failures, 0);
+    const char *sinks[] = {"url:http://a", "key:00112233aabbccdd"};
+    assert_int_equal(pg_spool_hook_trim(s, sinks, 2, &count), PIGEON_OK);
+    assert_int_equal(count, 0); /* the key's sink has not moved */
+    fetch(s, &mine, &sn, &upto);
+    assert_int_equal(pg_spool_hook_done(s, sinks[1], 0, 1, upto, sn.n, T0, "gave up"), PIGEON_OK);
+    assert_int_equal(pg_spool_hook_state_get(s, &mine, &st), PIGEON_OK);
+    assert_int_equal(st.given_up, 2);
+    assert_int_equal(pg_spool_hook_trim(s, sinks, 2, &count), PIGEON_OK);
+    assert_int_equal(count, 8);
+    assert_int_equal(pg_spool_hook_count(s, &total, &oldest), PIGEON_OK);
+    assert_int_equal(total, 0);
+    /* Ids go on after a trim of everything: a cursor never sees an id twice. */
+    assert_int_equal(pg_spool_hook_add(s, &b), PIGEON_OK);
+    fetch(s, &all, &sn, &upto);
+    assert_int_equal(sn.n, 1);
+    assert_true(sn.ids[0] > 8);
+
+    /* Off again: the queue's outcomes are no longer recorded. */
+    assert_int_equal(pg_spool_hooks_enable(s, 0), PIGEON_OK);
+    enqueue(s, rcpts, 1, T0 + 100, id);
+    assert_int_equal(pg_spool_hook_count(s, &total, &oldest), PIGEON_OK);
+    assert_int_equal(total, 1);
+    pigeon_spool_close(s);
+}
+
+static void test_invalid_and_keys(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    pg_spool_hook_event bad = {.type = PG_HOOK_BOUNCED, .rcpt = "a\r\nb@example.net"};
+    assert_int_equal(pg_spool_hook_add(s, &bad), PIGEON_ERR_INVALID);
+    bad.rcpt = "";
+    assert_int_equal(pg_spool_hook_add(s, &bad), PIGEON_ERR_INVALID);
+    bad.rcpt = "a@example.net";
+    bad.type = (pg_hook_type)99;
+    assert_int_equal(pg_spool_hook_add(s, &bad), PIGEON_ERR_INVALID);
+    unsigned mask = 0;
+    char word[80];
+    assert_int_equal(pg_hook_types_parse("delivered, bounced", &mask, word, sizeof word), 0);
+    assert_int_equal(mask, (1u << PG_HOOK_DELIVERED) | (1u << PG_HOOK_BOUNCED));
+    assert_int_equal(pg_hook_types_parse("delivered,bouncd", &mask, word, sizeof word), -1);
+    assert_string_equal(word, "bouncd");
+    assert_int_equal(pg_hook_types_parse("all", &mask, word, sizeof word), 0);
+    assert_int_equal(mask, PG_HOOK_ALL);
+
+    pg_spool_hook_key k = {"0011", "https://h.example/x", "s3cret", PG_HOOK_ALL};
+    assert_int_equal(pg_spool_hook_key_set(s, &k), PIGEON_OK);
+    pigeon_spool_close(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_outcomes_become_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_and_keys, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
