@@ -29,11 +29,17 @@ def verify(secret, header, body, now=None):
     return hmac.compare_digest(mac, sig)
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        pass   # a sender killed mid-request (the kill -9 tests) resets its connection
+
+
 class Receiver:
-    def __init__(self, secret, port=0, verify_json=True):
+    def __init__(self, secret, port=0, tls=None):
         self.secret = secret
         self.port = port
-        self.verify_json = verify_json
+        self.tls = tls            # an ssl.SSLContext for https, or None
+        self.chunked = False      # answer with Transfer-Encoding: chunked
         self.delay = 0.0
         self.fail_next = 0
         self.fail_status = 500
@@ -56,6 +62,9 @@ class Receiver:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
+                if len(body) < n:   # the sender died mid-request: nothing to answer
+                    self.close_connection = True
+                    return
                 if recv.delay:
                     time.sleep(recv.delay)
                 with recv.lock:
@@ -66,7 +75,7 @@ class Receiver:
                     elif not verify(recv.secret, self.headers.get("Pigeon-Signature", ""), body):
                         recv.bad_signatures += 1
                         status = 401
-                    events = json.loads(body) if recv.verify_json or status == 200 else []
+                    events = json.loads(body) if status == 200 else []
                     if status == 200:
                         assert isinstance(events, list) and events, body[:200]
                         assert self.headers["Pigeon-Event-Id"] == events[0]["id"]
@@ -76,14 +85,24 @@ class Receiver:
                 reply = b'{"ok":true}' if status == 200 else b'{"error":"try later"}'
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
+                if recv.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    half = len(reply) // 2
+                    for part in (reply[:half], reply[half:]):
+                        self.wfile.write(b"%x;ext=1\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\nX-Trailer: yes\r\n\r\n")
+                else:
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
 
         return Handler
 
     def start(self):
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self.server = _Server(("127.0.0.1", self.port), self._handler())
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -104,6 +123,8 @@ class Receiver:
 
     @property
     def url(self):
+        if self.tls is not None:
+            return "https://localhost:%d/hook" % self.port
         return "http://127.0.0.1:%d/hook" % self.port
 
     def unique_ids(self):

@@ -19,6 +19,7 @@ import time
 
 import harness
 import hookrecv
+import pki
 import servers
 from harness import test
 
@@ -122,6 +123,21 @@ def webhook_test_command():
         os.chmod(bad, 0o600)
         rc, out, err = pg("webhook", "test", recv.url, "--secret-file", bad, env=env)
         assert rc == 69 and out.startswith("HTTP 401") and recv.bad_signatures == 1, (rc, out)
+        # A chunked answer with an extension and a trailer, on the kept connection.
+        recv.chunked = True
+        rc, out, err = pg("webhook", "test", recv.url, env=env)
+        assert rc == 0 and '{"ok":true}' in out, (rc, out, err)
+    # https: verified against the configured CA; refused without it.
+    leaf = pki.get().localhost
+    with hookrecv.Receiver(SECRET, tls=servers.server_context(leaf)) as recv:
+        env, secret = make_env(1, recv.url, extra="webhook_ca_file = %s\n" % leaf.ca)
+        rc, out, err = pg("webhook", "test", recv.url, env=env)
+        assert rc == 0 and out.startswith("HTTP 200"), (rc, out, err)
+        assert len(recv.events) == 1 and recv.bad_signatures == 0
+        env, secret = make_env(1, recv.url)
+        rc, out, err = pg("webhook", "test", recv.url, env=env)
+        assert rc == 69 and "certif" in err, (rc, out, err)
+        assert len(recv.events) == 1
     # Bad input: a clear error and a sysexits code, never a crash.
     for url, code in (("ftp://x.example/", 64), ("http://user:pw@x.example/", 64),
                       ("http://x.example/a b", 64)):
