@@ -269,19 +269,18 @@ static pigeon_err read_response(pg_http_client *c, pg_http_response *r, int64_t 
     return body_to_close(c, r, deadline, err, errlen);
 }
 
-/* One try: connect if needed, send, read. *fresh says the connection was new. */
+/* One try: connect if needed, send the request (head and body in head), read. */
 static pigeon_err attempt(pg_http_client *c, const pg_http_url *url, const pg_buf *head,
-                          const void *body, size_t len, pg_http_response *r, int64_t deadline,
-                          char *err, size_t errlen)
+                          pg_http_response *r, int64_t deadline, char *err, size_t errlen)
 {
     int keep_alive = 0;
     pigeon_err e = connect_to(c, url, deadline, err, errlen);
     if (e != PIGEON_OK)
         return e;
     c->in_len = 0;
+    /* One write for head and body: two would meet Nagle's algorithm on one side and the
+     * delayed ACK on the other (tens of milliseconds per request). */
     e = pg_conn_write(c->conn, head->data, head->len, deadline);
-    if (e == PIGEON_OK && len > 0)
-        e = pg_conn_write(c->conn, body, len, deadline);
     if (e != PIGEON_OK)
         return say(err, errlen, e, "%s", pg_conn_error(c->conn));
     e = read_response(c, r, deadline, &keep_alive, err, errlen);
@@ -302,16 +301,18 @@ pigeon_err pg_http_client_post(pg_http_client *c, const pg_http_url *url,
     pg_buf_init(&head);
     int64_t deadline = pg_now_ms() + c->o.timeout_ms;
     pigeon_err e = build_head(&head, url, fields, nfields, len, err, errlen);
+    if (e == PIGEON_OK && len > 0 && pg_buf_append(&head, body, len) != PIGEON_OK)
+        e = say(err, errlen, PIGEON_ERR_NOMEM, "out of memory%s", NULL);
     if (e == PIGEON_OK) {
         int reused = c->conn != NULL;
-        e = attempt(c, url, &head, body, len, resp, deadline, err, errlen);
+        e = attempt(c, url, &head, resp, deadline, err, errlen);
         /* A kept connection the server closed while idle fails before any answer: the
          * request is sent again once on a new connection (RFC 9112 9.3.1 allows it for a
          * request the server never answered). */
         if (reused && (e == PIGEON_ERR_NETWORK) && resp->status == 0) {
             pg_http_response_cleanup(resp);
             drop(c);
-            e = attempt(c, url, &head, body, len, resp, deadline, err, errlen);
+            e = attempt(c, url, &head, resp, deadline, err, errlen);
         } else
             resp->reused = reused;
     }

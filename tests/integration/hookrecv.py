@@ -47,6 +47,9 @@ class Receiver:
         self.events = []          # every event accepted, in order of arrival
         self.posts = []           # (status answered, number of events, headers) per POST
         self.bad_signatures = 0
+        self.ids = set()          # the unique event ids accepted
+        self.first_new = None     # when the first event arrived (time.monotonic())
+        self.last_new = None      # when the last new (not duplicate) event arrived
         self.server = None
         self.thread = None
 
@@ -55,6 +58,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True   # headers and body are two writes
 
             def log_message(self, *args):
                 pass
@@ -81,6 +85,12 @@ class Receiver:
                         assert self.headers["Pigeon-Event-Id"] == events[0]["id"]
                         assert int(self.headers["Pigeon-Event-Count"]) == len(events)
                         recv.events.extend(events)
+                        before = len(recv.ids)
+                        recv.ids.update(e["id"] for e in events)
+                        if len(recv.ids) > before:
+                            recv.last_new = time.monotonic()
+                            if recv.first_new is None:
+                                recv.first_new = recv.last_new
                     recv.posts.append((status, len(events), dict(self.headers)))
                 reply = b'{"ok":true}' if status == 200 else b'{"error":"try later"}'
                 self.send_response(status)
@@ -129,7 +139,11 @@ class Receiver:
 
     def unique_ids(self):
         with self.lock:
-            return {e["id"] for e in self.events}
+            return set(self.ids)
+
+    def unique_count(self):
+        with self.lock:
+            return len(self.ids)
 
     def snapshot(self):
         with self.lock:
