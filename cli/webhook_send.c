@@ -343,8 +343,8 @@ static int serve_sink(sender *s, webhook_sink *k)
         if (e != PIGEON_OK)
             snprintf(why, sizeof why, "%s", err);
         else if (resp.status >= 300 && resp.status < 400)
-            snprintf(why, sizeof why, "HTTP %d %.100s (redirect to %.200s not followed)", resp.status,
-                     resp.reason, resp.location);
+            snprintf(why, sizeof why, "HTTP %d %.100s (redirect to %.200s not followed)",
+                     resp.status, resp.reason, resp.location);
         else
             snprintf(why, sizeof why, "HTTP %d %.100s", resp.status, resp.reason);
         failed(s, k, &b, upto, e == PIGEON_OK ? resp.status : 0, why);
