@@ -32,6 +32,7 @@ typedef struct webhook_sink {
     int batch;            /* events per POST now (sender only; halved on 413) */
     int64_t cursor;       /* the cursor as this sender last moved it (sender only) */
     int64_t idle_ms;      /* when it last moved it past others' events (sender only) */
+    int64_t failures;     /* consecutive failed POSTs (sender only) */
 } webhook_sink;
 
 /* The settings of every webhook. */

@@ -239,6 +239,7 @@ static void reload(sender *s)
                 to->batch = s->sinks[k].batch;
                 to->cursor = s->sinks[k].cursor;
                 to->idle_ms = s->sinks[k].idle_ms;
+                to->failures = s->sinks[k].failures;
                 s->sinks[k].http = NULL;
             }
         }
@@ -291,12 +292,11 @@ static void failed(sender *s, webhook_sink *k, const batch *b, int64_t upto, int
                    const char *why)
 {
     const webhook_conf *wc = &s->r->conf;
-    pg_spool_hook_sink view = {k->name, k->key_id[0] ? k->key_id : NULL, k->types};
-    pg_spool_hook_state st;
     int64_t now = daemon_now_ms();
     int give_up = b->oldest_ms > 0 && now - b->oldest_ms > wc->max_age_ms;
-    pg_spool_hook_state_get(s->spool, &view, &st);
-    int64_t wait = backoff_ms(wc, st.failures + 1);
+    int64_t wait = backoff_ms(wc, ++k->failures);
+    if (give_up)
+        k->failures = 0;
     k->next_ms = give_up ? 0 : now + wait;
     if (status == 413 && k->batch > 1)
         k->batch /= 2; /* too large for the receiver: smaller batches */
@@ -338,6 +338,7 @@ static int serve_sink(sender *s, webhook_sink *k)
             k->batch = k->batch * 2 < wc->batch ? k->batch * 2 : wc->batch;
         if (pg_spool_hook_done(s->spool, k->name, 1, 0, upto, b.count, 0, NULL) == PIGEON_OK)
             k->cursor = upto;
+        k->failures = 0;
     } else {
         char why[400];
         if (e != PIGEON_OK)

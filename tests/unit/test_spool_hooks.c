@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pigeon/spool.h"
@@ -238,6 +239,85 @@ static void test_outcomes_become_events(void **state)
     pigeon_spool_close(s);
 }
 
+/* Counts the events of each type in the outbox (through a fresh sink). */
+static void count_types(pigeon_spool *s, const char *sink, size_t counts[PG_HOOK_NTYPES])
+{
+    pg_spool_hook_sink all = {sink, NULL, PG_HOOK_ALL};
+    seen sn;
+    int64_t upto = 0;
+    fetch(s, &all, &sn, &upto);
+    memset(counts, 0, PG_HOOK_NTYPES * sizeof counts[0]);
+    for (size_t i = 0; i < sn.n && i < 32; i++) {
+        char type[32];
+        sscanf(sn.lines[i], "%31s", type);
+        counts[pg_hook_type_lookup(type)]++;
+    }
+}
+
+/* A daemon records an outcome in its journal and dies before applying it: the event
+ * appears when the journal is applied by the reclaim, once, as the outcome does. */
+static void test_journaled_outcome_event_survives_kill(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    const char *rcpts[] = {"a@x.example"};
+    assert_int_equal(pg_spool_hooks_enable(s, 1), PIGEON_OK);
+    enqueue(s, rcpts, 1, T0, id);
+    enqueue(s, rcpts, 1, T0 + 1, id);
+    pigeon_spool_close(s); /* an SQLite connection must not cross a fork */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pigeon_spool *c = NULL;
+        pigeon_spool_entry **jobs = NULL;
+        size_t n = 0;
+        if (pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0) !=
+                PIGEON_OK ||
+            pigeon_spool_claim_batch(c, "child", NULL, T0 + 10, 600000, 2, 0, &jobs, &n) !=
+                PIGEON_OK ||
+            n != 2)
+            _exit(3);
+        pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
+        pigeon_spool_record_item item = {jobs[0], &o, 1, 0};
+        if (pigeon_spool_record_batch(c, &item, 1, T0 + 20) != PIGEON_OK)
+            _exit(4);
+        _exit(0); /* killed, as it were: no sync, no close */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    s = open_new();
+    size_t counts[PG_HOOK_NTYPES];
+    count_types(s, "url:a", counts);
+    assert_int_equal(counts[PG_HOOK_QUEUED], 2);
+    assert_int_equal(counts[PG_HOOK_DELIVERED], 0); /* only in the dead one's journal */
+    size_t n = 0;
+    assert_int_equal(pigeon_spool_reclaim(s, T0 + 40, &n), PIGEON_OK);
+    count_types(s, "url:b", counts);
+    assert_int_equal(counts[PG_HOOK_QUEUED], 2);
+    assert_int_equal(counts[PG_HOOK_DELIVERED], 1);
+    assert_int_equal(pigeon_spool_reclaim(s, T0 + 50, &n), PIGEON_OK);
+    count_types(s, "url:c", counts);
+    assert_int_equal(counts[PG_HOOK_DELIVERED], 1);
+
+    /* An event added inside a batch is stored with it, or not at all. */
+    pg_spool_hook_event ev = {
+        .type = PG_HOOK_COMPLAINED, .queue_id = id, .rcpt = "a@x.example", .at_ms = T0 + 60};
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    assert_int_equal(pg_spool_hook_add(s, &ev), PIGEON_OK);
+    assert_int_equal(pigeon_spool_rollback(s), PIGEON_OK);
+    count_types(s, "url:d", counts);
+    assert_int_equal(counts[PG_HOOK_COMPLAINED], 0);
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    assert_int_equal(pg_spool_hook_add(s, &ev), PIGEON_OK);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    count_types(s, "url:e", counts);
+    assert_int_equal(counts[PG_HOOK_COMPLAINED], 1);
+    pigeon_spool_close(s);
+}
+
 static void test_invalid_and_keys(void **state)
 {
     (void)state;
@@ -267,6 +347,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_outcomes_become_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journaled_outcome_event_survives_kill, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_invalid_and_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
