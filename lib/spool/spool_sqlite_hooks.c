@@ -1,10 +1,10 @@
 /*
  * spool_sqlite_hooks.c - the webhook outbox in the SQLite spool (see spool/spool_hooks.h).
  *
- * Three tables beside the queue's, created on first use: hook_events (the outbox, ids
- * from AUTOINCREMENT so that an id is never given twice even after the newest events were
- * deleted: sinks' cursors rely on it), hook_sinks (each receiver's cursor and backoff) and
- * hook_keys (the webhooks of API keys).
+ * Three tables beside the queue's, created on first use: hook_events (the outbox; ids
+ * only grow, because trimming always keeps the newest event, so that SQLite never hands
+ * out an id again: sinks' cursors rely on it), hook_sinks (each receiver's cursor and
+ * backoff) and hook_keys (the webhooks of API keys).
  *
  * Why triggers: the queue stores an outcome on several paths (a direct record, a batch,
  * and the outcome journal applied at sync or by the daemon reclaiming a dead one's leases;
@@ -30,12 +30,13 @@
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS hook_events ("
-    " id INTEGER PRIMARY KEY AUTOINCREMENT, type INTEGER NOT NULL, queue_id TEXT,"
+    " id INTEGER PRIMARY KEY, type INTEGER NOT NULL, queue_id TEXT,"
     " rcpt TEXT NOT NULL, account TEXT, key_id TEXT, message_id TEXT,"
     " code INTEGER NOT NULL DEFAULT 0, enhanced TEXT, text TEXT,"
     " attempts INTEGER NOT NULL DEFAULT 0, at_ms INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS hook_events_key ON hook_events(key_id, id);"
-    "CREATE INDEX IF NOT EXISTS hook_events_qid ON hook_events(queue_id);"
+    /* Only "queued" events are looked up by message (their key, an undone enqueue): one
+     * small index, instead of one per event written in the daemon's hot path. */
+    "CREATE INDEX IF NOT EXISTS hook_events_queued ON hook_events(queue_id) WHERE type = 0;"
     "CREATE TABLE IF NOT EXISTS hook_sinks ("
     " name TEXT PRIMARY KEY, cursor INTEGER NOT NULL, failures INTEGER NOT NULL DEFAULT 0,"
     " next_ms INTEGER NOT NULL DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0,"
@@ -69,23 +70,12 @@ static const char triggers[] =
                                         "CREATE TRIGGER IF NOT EXISTS hook_api_owner AFTER INSERT "
                                         "ON api_messages BEGIN"
                                         " UPDATE hook_events SET key_id = NEW.key_id WHERE "
-                                        "queue_id = NEW.queue_id"
-                                        " AND key_id IS NULL; END;"
-                                        /* A message taken back before anything happened to it (an
-                                         * enqueue undone inside a batch, a `queue delete` of a
-                                         * message never tried) was never really queued. */
-                                        "CREATE TRIGGER IF NOT EXISTS hook_msg_gone AFTER DELETE "
-                                        "ON message BEGIN"
-                                        " DELETE FROM hook_events WHERE queue_id = OLD.queue_id "
-                                        "AND type = 0"
-                                        " AND NOT EXISTS (SELECT 1 FROM hook_events e WHERE "
-                                        "e.queue_id = OLD.queue_id"
-                                        " AND e.type <> 0); END;";
+                                        "queue_id = NEW.queue_id AND type = 0"
+                                        " AND key_id IS NULL; END;";
 
 static const char drop_triggers[] = "DROP TRIGGER IF EXISTS hook_rcpt_queued;"
                                     "DROP TRIGGER IF EXISTS hook_rcpt_outcome;"
-                                    "DROP TRIGGER IF EXISTS hook_api_owner;"
-                                    "DROP TRIGGER IF EXISTS hook_msg_gone;";
+                                    "DROP TRIGGER IF EXISTS hook_api_owner;";
 
 static int stop_at_once(void *ctx, const pg_spool_key *key)
 {
@@ -207,8 +197,7 @@ static pigeon_err sink_row(pg_spool_sq *q, const char *name)
     sqlite3_stmt *st = NULL;
     pigeon_err err = prepare(q,
                              "INSERT OR IGNORE INTO hook_sinks(name, cursor) VALUES (?1,"
-                             " coalesce((SELECT min(id) - 1 FROM hook_events),"
-                             " (SELECT seq FROM sqlite_sequence WHERE name = 'hook_events'), 0))",
+                             " coalesce((SELECT min(id) - 1 FROM hook_events), 0))",
                              &st);
     if (err != PIGEON_OK)
         return err;
@@ -393,7 +382,10 @@ static pigeon_err sq_trim(void *be, const char *const *sinks, size_t n, size_t *
             least = c;
     }
     if (err == PIGEON_OK && least > 0 &&
-        (err = prepare(q, "DELETE FROM hook_events WHERE id <= ?1", &st)) == PIGEON_OK) {
+        (err = prepare(q,
+                       "DELETE FROM hook_events WHERE id <= ?1"
+                       " AND id < (SELECT max(id) FROM hook_events)",
+                       &st)) == PIGEON_OK) {
         sqlite3_bind_int64(st, 1, least);
         err = run(q, st, "trimming webhook events");
         *count = err == PIGEON_OK ? (size_t)sqlite3_changes(q->db) : 0;
@@ -469,6 +461,22 @@ static pigeon_err sq_key_list(void *be, int (*fn)(void *ctx, const pg_spool_hook
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, "listing key webhooks");
+}
+
+void pg_spool_sq_hooks_undo(pg_spool_sq *q, int64_t msg)
+{
+    sqlite3_stmt *st = NULL;
+    /* No outbox (no such table): nothing to undo. */
+    if (sqlite3_prepare_v2(q->db,
+                           "DELETE FROM hook_events WHERE type = 0 AND queue_id ="
+                           " (SELECT queue_id FROM message WHERE id = ?1)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return;
+    }
+    sqlite3_bind_int64(st, 1, msg);
+    sqlite3_step(st);
+    sqlite3_finalize(st);
 }
 
 const pg_spool_hooks_ops pg_spool_sq_hooks_ops = {
