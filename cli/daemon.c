@@ -607,6 +607,10 @@ void cli_daemon_usage(FILE *out)
           "Account limits (pigeon.conf(5)): rate_per_second, daily_limit (messages per UTC\n"
           "day, counted by this process), max_connections.\n"
           "\n"
+          "Webhooks (webhook = URL in pigeon.conf, pigeon key create --webhook URL): every\n"
+          "recipient's outcome is POSTed as signed JSON from an outbox in the spool, retried\n"
+          "until answered 2xx (see pigeon webhook; read at start, not on SIGHUP).\n"
+          "\n"
           "Signals: SIGTERM/SIGINT finish the message in flight, record every outcome and\n"
           "exit (unsent claimed messages are given back); SIGHUP reopens\n"
           "the log file and reads the configuration again.\n",
