@@ -223,7 +223,7 @@ def kill_9_loses_no_event():
     """Messages are enqueued while a daemon delivers them and posts their events to a slow
     receiver; the daemon is SIGKILLed at random moments and restarted. Every event arrives
     (duplicates allowed and counted), in order per recipient."""
-    n = 200
+    n = 120
     rnd = random.Random(13)
     tool = harness.build_tool("enqueue")
     with hookrecv.Receiver(SECRET) as recv, servers.AioSmtpd() as srv:
