@@ -55,6 +55,8 @@ int cli_serve_run(int argc, char **argv);
 void cli_serve_usage(FILE *out);
 int cli_key_run(int argc, char **argv);
 void cli_key_usage(FILE *out);
+int cli_webhook_run(int argc, char **argv);
+void cli_webhook_usage(FILE *out);
 int cli_dkim_run(int argc, char **argv);
 void cli_dkim_usage_cmd(FILE *out);
 int cli_lint_run(int argc, char **argv);

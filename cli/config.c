@@ -228,14 +228,18 @@ static int ini_read(const char *path, ini_fn fn, void *ctx, char *err, size_t er
             }
             *end = '\0';
             char *name = trim(s + 1);
-            if (strncmp(name, "account", 7) != 0 || (name[7] != ' ' && name[7] != '\t') ||
-                *trim(name + 7) == '\0') {
-                snprintf(err, errlen, "%s:%d: unknown section [%s] (expected [account NAME])", path,
-                         il.lineno, name);
+            /* [webhook NAME]: read by cli/webhook_conf.c through cfg_read_file. */
+            size_t kw = strncmp(name, "webhook", 7) == 0 ? 7 : 0;
+            if (kw == 0 && strncmp(name, "account", 7) == 0)
+                kw = 7;
+            if (kw == 0 || (name[kw] != ' ' && name[kw] != '\t') || *trim(name + kw) == '\0') {
+                snprintf(err, errlen,
+                         "%s:%d: unknown section [%s] (expected [account NAME] or [webhook NAME])",
+                         path, il.lineno, name);
                 rc = -1;
                 break;
             }
-            snprintf(il.section, sizeof il.section, "account %s", trim(name + 7));
+            snprintf(il.section, sizeof il.section, "%.7s %s", name, trim(name + kw));
             il.key = il.value = NULL;
             if ((rc = fn(ctx, &il, err, errlen)) != 0)
                 break;
@@ -314,9 +318,20 @@ static int scan_section(struct scan_ctx *sc, const struct ini_line *l, char *err
     return 0;
 }
 
+/* Nonzero for a line of a [webhook NAME] section, or a top-level webhook* key: the
+ * webhook settings (cli/webhook_conf.c), which no send uses. */
+static int webhook_line(const struct ini_line *l)
+{
+    if (strncmp(l->section, "webhook ", 8) == 0)
+        return 1;
+    return l->section[0] == '\0' && l->key != NULL && strncmp(l->key, "webhook", 7) == 0;
+}
+
 static int scan_line(void *ctx, const struct ini_line *l, char *err, size_t errlen)
 {
     struct scan_ctx *sc = ctx;
+    if (webhook_line(l))
+        return 0;
     if (l->key == NULL)
         return scan_section(sc, l, err, errlen);
     if (l->section[0] == '\0' && strcmp(l->key, "default_account") == 0)
@@ -392,6 +407,11 @@ static int load_line(void *ctx, const struct ini_line *l, char *err, size_t errl
 {
     struct load_ctx *lc = ctx;
     char why[200];
+    if (webhook_line(l)) {
+        if (l->key != NULL && (strstr(l->key, "secret") != NULL && !strstr(l->key, "_file")))
+            lc->has_secret = 1; /* secret, secret_command, webhook_secret... */
+        return 0;
+    }
     if (l->key == NULL) {
         lc->found |= strcmp(l->section + 8, lc->wanted) == 0;
         return 0;
@@ -517,4 +537,22 @@ int cfg_load(cfg_settings *s, const char *path, const char *account, char *err, 
 done:
     free(sc);
     return rc;
+}
+
+/* Adapts ini_read's lines to cfg_read_file's callback. */
+struct read_ctx {
+    cfg_line_fn fn; /* the caller's callback */
+    void *ctx;      /* its context */
+};
+
+static int read_line_cb(void *ctx, const struct ini_line *l, char *err, size_t errlen)
+{
+    struct read_ctx *rc = ctx;
+    return rc->fn(rc->ctx, l->section, l->key, l->value, l->lineno, err, errlen);
+}
+
+int cfg_read_file(const char *path, cfg_line_fn fn, void *ctx, char *err, size_t errlen)
+{
+    struct read_ctx rc = {fn, ctx};
+    return ini_read(path, read_line_cb, &rc, err, errlen);
 }

@@ -119,6 +119,13 @@ int cfg_top_value(const char *path, const char *key, char *out, size_t outlen, c
 /* Lists the account names in the file (for help and errors), comma-separated, into out. */
 int cfg_list_accounts(const char *path, char *out, size_t outlen);
 
+/* Calls fn for every line of the file: a section header ("account NAME", "webhook NAME";
+ * key and value NULL) or a key = value (value unquoted; section "" before any). fn
+ * returning nonzero stops with that result. Returns 0, or -1 with the reason in err. */
+typedef int (*cfg_line_fn)(void *ctx, const char *section, const char *key, const char *value,
+                           int lineno, char *err, size_t errlen);
+int cfg_read_file(const char *path, cfg_line_fn fn, void *ctx, char *err, size_t errlen);
+
 /* Frees every value (wiping the password) and zeroes the settings. */
 void cfg_cleanup(cfg_settings *s);
 

@@ -39,6 +39,7 @@
 #include "queue.h"
 #include "sdnotify.h"
 #include "secret.h"
+#include "webhook.h"
 
 /* getopt_long values of the daemon's options. */
 enum daemon_opt {
@@ -520,6 +521,7 @@ static int run(daemon_state *d)
 {
     pthread_t threads[MAX_WORKERS];
     pigeon_metrics_server *server = NULL;
+    webhook_runner *hooks = NULL;
     metrics_ctx m = {.d = d, .lock = PTHREAD_MUTEX_INITIALIZER};
     sigset_t set;
     int started = 0;
@@ -535,6 +537,11 @@ static int run(daemon_state *d)
     int status = prepare(d, &set);
     if (status == 0)
         status = metrics_start(d, &m, &server);
+    if (status != 0)
+        goto done;
+    /* Webhooks first: the outbox records every outcome of the workers (cli/webhook.h). */
+    if (status == 0)
+        status = webhook_start(d, &hooks);
     if (status != 0)
         goto done;
     log_lifecycle(d, "start", EVENTLOG_INFO, d->o.once ? "once" : NULL);
@@ -557,6 +564,7 @@ static int run(daemon_state *d)
         pthread_join(threads[i], NULL);
     log_lifecycle(d, "stop", EVENTLOG_INFO, NULL);
 done:
+    webhook_stop(hooks);
     pigeon_metrics_server_stop(server);
     pigeon_spool_close(m.spool);
     pthread_mutex_destroy(&m.lock);
@@ -598,6 +606,10 @@ void cli_daemon_usage(FILE *out)
           "\n"
           "Account limits (pigeon.conf(5)): rate_per_second and daily_limit (messages per\n"
           "UTC day), shared by every daemon on the spool; max_connections, per process.\n"
+          "\n"
+          "Webhooks (webhook = URL in pigeon.conf, pigeon key create --webhook URL): every\n"
+          "recipient's outcome is POSTed as signed JSON from an outbox in the spool, retried\n"
+          "until answered 2xx (see pigeon webhook; read at start, not on SIGHUP).\n"
           "\n"
           "Signals: SIGTERM/SIGINT finish the message in flight, record every outcome and\n"
           "exit (unsent claimed messages are given back); SIGHUP reopens\n"

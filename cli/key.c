@@ -19,9 +19,20 @@
 #include "cli.h"
 #include "queue.h"
 #include "spool/spool_api.h"
+#include "secret.h"
 #include "util/random.h"
+#include "webhook.h"
 
-enum { OPT_ACCOUNT = 0x400, OPT_DOMAIN, OPT_SCOPE, OPT_RATE, OPT_SPOOL };
+enum {
+    OPT_ACCOUNT = 0x400,
+    OPT_DOMAIN,
+    OPT_SCOPE,
+    OPT_RATE,
+    OPT_SPOOL,
+    OPT_WEBHOOK,
+    OPT_WEBHOOK_SECRET_FILE,
+    OPT_WEBHOOK_EVENTS
+};
 
 static const struct option longopts[] = {
     {"account", required_argument, NULL, OPT_ACCOUNT},
@@ -29,6 +40,9 @@ static const struct option longopts[] = {
     {"scope", required_argument, NULL, OPT_SCOPE},
     {"rate", required_argument, NULL, OPT_RATE},
     {"spool", required_argument, NULL, OPT_SPOOL},
+    {"webhook", required_argument, NULL, OPT_WEBHOOK},
+    {"webhook-secret-file", required_argument, NULL, OPT_WEBHOOK_SECRET_FILE},
+    {"webhook-events", required_argument, NULL, OPT_WEBHOOK_EVENTS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -90,6 +104,8 @@ static int key_create(int argc, char **argv)
 {
     pg_spool_key k;
     const char *spool_opt = NULL, *scopes = "send,read,cancel";
+    const char *hook[3] = {NULL, NULL, NULL}; /* --webhook, its secret file, its events */
+    char *hook_secret = NULL;
     char quoted[256];
     int opt;
     memset(&k, 0, sizeof k);
@@ -123,6 +139,11 @@ static int key_create(int argc, char **argv)
         case OPT_SPOOL:
             spool_opt = optarg;
             break;
+        case OPT_WEBHOOK:
+        case OPT_WEBHOOK_SECRET_FILE:
+        case OPT_WEBHOOK_EVENTS:
+            hook[opt - OPT_WEBHOOK] = optarg;
+            break;
         case 'h':
             cli_key_usage(stdout);
             return 0;
@@ -155,9 +176,15 @@ static int key_create(int argc, char **argv)
         cli_error("key: cannot store the key: %s", pigeon_spool_error(spool));
         status = EX_IOERR;
     }
+    /* Its webhook (cli/webhook.c): the key's events go there. */
+    if (status == 0 && hook[0] != NULL)
+        status = webhook_key_attach(spool, k.id, hook[0], hook[1], hook[2], &hook_secret);
     pigeon_spool_close(spool);
     if (status == 0)
         printf("pgk_%s_%s\n", k.id, secret_hex);
+    if (status == 0 && hook_secret != NULL)
+        printf("%s\n", hook_secret); /* the webhook's signing secret, shown once */
+    secret_free(hook_secret);
     OPENSSL_cleanse(secret, sizeof secret);
     OPENSSL_cleanse(secret_hex, sizeof secret_hex);
     return status;
@@ -264,12 +291,17 @@ void cli_key_usage(FILE *out)
 {
     fputs("usage: pigeon key create --account NAME [--from-domain D]... [--scope LIST]\n"
           "                         [--rate N/s] [--spool PATH]\n"
+          "                         [--webhook URL [--webhook-secret-file F]\n"
+          "                          [--webhook-events LIST]]\n"
           "       pigeon key list [--spool PATH]\n"
           "       pigeon key revoke ID [--spool PATH]\n"
           "\n"
           "API keys for `pigeon serve`. create prints the new key once (the spool keeps\n"
           "only its hash); a key sends only through its account, only From its domains\n"
           "(all when none given), within its scopes (send,read,cancel: all by default) and\n"
-          "its rate; it sees and cancels only its own messages.\n",
+          "its rate; it sees and cancels only its own messages. With --webhook, the events\n"
+          "of its messages (those of --webhook-events, default all) are POSTed to URL, signed\n"
+          "with the secret of --webhook-secret-file, else a new one printed once on the\n"
+          "line after the key (see pigeon webhook).\n",
           out);
 }

@@ -32,6 +32,8 @@ static const cli_command commands[] = {
     {"serve", "take messages over HTTP into the spool (JSON API, keys, group commit)",
      cli_serve_run, cli_serve_usage},
     {"key", "create, list or revoke the API keys of pigeon serve", cli_key_run, cli_key_usage},
+    {"webhook", "test a webhook receiver; list the webhooks and their pending events",
+     cli_webhook_run, cli_webhook_usage},
     {"dkim", "make a DKIM key and print the DNS record to publish", cli_dkim_run,
      cli_dkim_usage_cmd},
     {"lint", "check a message for what spam filters and mail clients dislike", cli_lint_run,

@@ -387,6 +387,14 @@ size_t pg_conn_pending(const pg_conn *c)
     return n;
 }
 
+pigeon_err pg_conn_read(pg_conn *c, void *buf, size_t cap, size_t *n, int64_t deadline)
+{
+    pigeon_err err = pg_conn_peek(c, buf, cap, n, deadline);
+    if (err == PIGEON_OK)
+        c->rstart += *n;
+    return err;
+}
+
 pigeon_err pg_conn_peek(pg_conn *c, void *buf, size_t cap, size_t *n, int64_t deadline)
 {
     if (c == NULL || buf == NULL || n == NULL)

@@ -148,6 +148,8 @@ typedef struct pg_spool_ops {
     const struct pg_spool_import_ops *import;
     /* Shared sending limits (spool/spool_limits.h), or NULL: daemons count in memory. */
     const struct pg_spool_limits_ops *limits;
+    /* The webhook outbox (spool/spool_hooks.h), or NULL. */
+    const struct pg_spool_hooks_ops *hooks;
 } pg_spool_ops;
 
 /* The backend of a handle, and its ops (for spool_api.c). */

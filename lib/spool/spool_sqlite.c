@@ -758,7 +758,8 @@ static void sq_msg_abort(void *be)
         return;
     }
     if (q->msg_rowid == 0)
-        return; /* the message row was never inserted */
+        return;                              /* the message row was never inserted */
+    pg_spool_sq_hooks_undo(q, q->msg_rowid); /* its "queued" webhook events */
     pigeon_err err = pg_spool_sq_prep(q, ST_UNDO_MSG, &st);
     if (err == PIGEON_OK) {
         sqlite3_bind_int64(st, 1, q->msg_rowid);
@@ -828,4 +829,5 @@ const pg_spool_ops pg_spool_sqlite_ops = {
     .api = &pg_spool_sq_api_ops,
     .import = &pg_spool_sq_import_ops,
     .limits = &pg_spool_sq_limits_ops,
+    .hooks = &pg_spool_sq_hooks_ops,
 };

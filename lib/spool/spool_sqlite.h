@@ -168,5 +168,10 @@ extern const struct pg_spool_api_ops pg_spool_sq_api_ops;
 /* Imports (spool_sqlite_import.c) and shared limits (spool_sqlite_limits.c). */
 extern const struct pg_spool_import_ops pg_spool_sq_import_ops;
 extern const struct pg_spool_limits_ops pg_spool_sq_limits_ops;
+/* The webhook outbox (spool_sqlite_hooks.c). */
+extern const struct pg_spool_hooks_ops pg_spool_sq_hooks_ops;
+/* Deletes the "queued" events of message row msg, whose enqueue is being undone inside a
+ * batch (before its row goes). Nothing when the spool has no outbox. */
+void pg_spool_sq_hooks_undo(pg_spool_sq *q, int64_t msg);
 
 #endif
