@@ -50,6 +50,18 @@ static pigeon_err prepare(pg_spool_sq *q, const char *sql, sqlite3_stmt **st)
                            : pg_spool_sq_err(q, rc, "preparing a suppression statement");
 }
 
+/* Prepares a read: *st stays NULL when the tables do not exist yet (nothing was ever
+ * listed), without creating them, so that a read-only handle can check. */
+static pigeon_err prepare_read(pg_spool_sq *q, const char *sql, sqlite3_stmt **st)
+{
+    *st = NULL;
+    int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
+    if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(q->db), "no such table") != NULL)
+        return PIGEON_OK;
+    return rc == SQLITE_OK ? PIGEON_OK
+                           : pg_spool_sq_err(q, rc, "preparing a suppression statement");
+}
+
 /* Runs a statement that returns no rows and finalizes it. */
 static pigeon_err run(pg_spool_sq *q, sqlite3_stmt *st, const char *what)
 {
@@ -225,12 +237,12 @@ static pigeon_err sq_check(void *be, const char *account, const char *const *key
     pg_spool_sq *q = be;
     sqlite3_stmt *st = NULL;
     /* The account's own entry first ('*' sorts after a name only by this ORDER BY). */
-    pigeon_err err = prepare(q,
-                             "SELECT reason, account, status, created_ms FROM suppression"
-                             " WHERE key = ?1 AND account IN (?2, '*') AND"
-                             " (?3 IS NULL OR address = ?3) ORDER BY account = '*' LIMIT 1",
-                             &st);
-    if (err != PIGEON_OK)
+    pigeon_err err = prepare_read(q,
+                                  "SELECT reason, account, status, created_ms FROM suppression"
+                                  " WHERE key = ?1 AND account IN (?2, '*') AND"
+                                  " (?3 IS NULL OR address = ?3) ORDER BY account = '*' LIMIT 1",
+                                  &st);
+    if (err != PIGEON_OK || st == NULL)
         return err;
     pg_spool_sq_bind_text(st, 2, account);
     int own = n > 1;
@@ -250,12 +262,12 @@ static pigeon_err sq_list(void *be, const char *account, pigeon_suppress_reason 
 {
     pg_spool_sq *q = be;
     sqlite3_stmt *st = NULL;
-    pigeon_err err = prepare(q,
-                             "SELECT account, address, reason, status, diagnostic, queue_id,"
-                             " created_ms FROM suppression WHERE (?1 IS NULL OR account = ?1)"
-                             " AND (?2 = 0 OR reason = ?2) ORDER BY account, key",
-                             &st);
-    if (err != PIGEON_OK)
+    pigeon_err err = prepare_read(q,
+                                  "SELECT account, address, reason, status, diagnostic, queue_id,"
+                                  " created_ms FROM suppression WHERE (?1 IS NULL OR account = ?1)"
+                                  " AND (?2 = 0 OR reason = ?2) ORDER BY account, key",
+                                  &st);
+    if (err != PIGEON_OK || st == NULL)
         return err;
     pg_spool_sq_bind_text(st, 1, account);
     sqlite3_bind_int(st, 2, (int)reason);
