@@ -39,6 +39,29 @@ void cli_suppress_warn(const char *who, const char *address, const pigeon_suppre
 int cli_suppress_lookup(const char *spool_opt, const char *account, const char *const *rcpts,
                         size_t n, pigeon_suppress_hit *hits, size_t *count);
 
+/* A handle for many checks (the mail merge): the spool opened once. */
+typedef struct cli_suppressor {
+    pigeon_spool *spool; /* the spool, or NULL when there is none (nothing suppressed) */
+    int own;             /* the handle was opened here (closed by cli_suppressor_close) */
+    const char *account; /* the account checked (borrowed) */
+} cli_suppressor;
+
+/* Opens the checks of account: through shared (borrowed; e.g. the merge's batch) when not
+ * NULL, else by opening the spool at spool_opt read-only. Returns 0 or a sysexits code
+ * (printed). */
+int cli_suppressor_open(cli_suppressor *s, const char *spool_opt, pigeon_spool *shared,
+                        const char *account);
+void cli_suppressor_close(cli_suppressor *s);
+
+/*
+ * Takes the suppressed recipients out of msg's envelope (each warned about as who, unless
+ * quiet), and writes "ADDRESS is suppressed (WHY)" of the first into why (may be NULL).
+ * Returns 0, or a sysexits code (printed). *dropped the number taken out; when it equals
+ * the count before, the envelope was left untouched and nothing may be sent.
+ */
+int cli_suppressor_filter(cli_suppressor *s, pigeon_message *msg, const char *who, int quiet,
+                          size_t *dropped, char *why, size_t whylen);
+
 /*
  * Takes the suppressed recipients out of msg's envelope, printing one warning line for
  * each (who: "send"). Returns 0, EX_DATAERR when every recipient is suppressed (printed:
