@@ -35,16 +35,16 @@ enum send_opt {
 
 /* How to send, beyond what the message is. */
 typedef struct send_opts {
-    int dry_run;          /* --dry-run: write the message to stdout, send nothing */
-    int queue;            /* --queue: store in the spool for `pigeon daemon` */
-    int lint;             /* --lint: check the message (cli/lint.c), send nothing */
+    int dry_run;            /* --dry-run: write the message to stdout, send nothing */
+    int queue;              /* --queue: store in the spool for `pigeon daemon` */
+    int lint;               /* --lint: check the message (cli/lint.c), send nothing */
     int ignore_suppression; /* --ignore-suppression: mail suppressed recipients too */
-    const char *spool;    /* --spool PATH, or NULL for the default */
-    cfg_settings cfg;     /* connection settings: command line, then file, preset, defaults */
-    const char *account;  /* --account NAME, or NULL for the default account */
-    deliver_opts deliver; /* reporting and secret options */
-    cli_tpl tpl;          /* templates: --var, --vars, --unsubscribe (tpl.h) */
-    merge_opts merge;     /* mail merge: --to-file and its options (merge.h) */
+    const char *spool;      /* --spool PATH, or NULL for the default */
+    cfg_settings cfg;       /* connection settings: command line, then file, preset, defaults */
+    const char *account;    /* --account NAME, or NULL for the default account */
+    deliver_opts deliver;   /* reporting and secret options */
+    cli_tpl tpl;            /* templates: --var, --vars, --unsubscribe (tpl.h) */
+    merge_opts merge;       /* mail merge: --to-file and its options (merge.h) */
 } send_opts;
 
 /* Returned by parse_args when the command should go on. */
@@ -90,8 +90,8 @@ int cli_send_run(int argc, char **argv)
     if (c.from == NULL)
         c.from = cfg_get(&so.cfg, K_FROM);
     if (so.merge.to_file != NULL) {
-        merge_env env = {&c, &so.tpl, &so.cfg, &so.deliver, so.spool, so.queue, so.dry_run,
-                       so.ignore_suppression};
+        merge_env env = {&c,       &so.tpl,  &so.cfg,    &so.deliver,
+                         so.spool, so.queue, so.dry_run, so.ignore_suppression};
         status = merge_run(&so.merge, &env);
         goto done;
     }
@@ -173,8 +173,8 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
                   cli_shorten(argv[optind], quoted, sizeof quoted));
         return EX_USAGE;
     }
-    merge_env env = {c, &so->tpl, &so->cfg, &so->deliver, so->spool, so->queue, so->dry_run,
-                   so->ignore_suppression};
+    merge_env env = {c,         &so->tpl,  &so->cfg,    &so->deliver,
+                     so->spool, so->queue, so->dry_run, so->ignore_suppression};
     int status = merge_check(&so->merge, &env);
     return status != 0 ? status : CONTINUE;
 }

@@ -710,8 +710,8 @@ static int drop_suppressed(sendmail_args *a, envelope *env)
     size_t count = 0, kept = 0;
     if (hits == NULL)
         return EX_OSERR;
-    int status = cli_suppress_lookup(a->spool, a->cfg.account,
-                                     (const char *const *)env->rcpt_paths, env->nrcpt, hits, &count);
+    int status = cli_suppress_lookup(a->spool, a->cfg.account, (const char *const *)env->rcpt_paths,
+                                     env->nrcpt, hits, &count);
     for (size_t i = 0; status == 0 && count > 0 && count < env->nrcpt && i < env->nrcpt; i++) {
         if (hits[i].reason == PIGEON_SUPPRESS_NONE) {
             env->rcpt_paths[kept++] = env->rcpt_paths[i];
