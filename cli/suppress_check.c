@@ -76,6 +76,10 @@ static int check_with(pigeon_spool *spool, const char *account, const char *cons
     pigeon_err err = pigeon_suppress_check_many(spool, account, rcpts, n, 0, hits, count);
     if (err == PIGEON_OK)
         return 0;
+    if (err == PIGEON_ERR_UNSUPPORTED) { /* a backend without the list: nothing on it */
+        cli_error("warning: %s; recipients are not checked", pigeon_spool_error(spool));
+        return 0;
+    }
     cli_error("cannot check the suppression list: %s", pigeon_spool_error(spool));
     return err == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(err);
 }

@@ -100,30 +100,44 @@ static void parse_lines(const uint8_t *data, size_t size)
     free(scratch);
 }
 
+static pigeon_spool *s; /* the scratch spool, opened once */
+static char path[64];   /* its file */
+
+/* The scratch spool goes with the process. */
+static void remove_spool(void)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char p[80];
+    pigeon_spool_close(s);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+}
+
 static pigeon_spool *scratch_spool(void)
 {
-    static pigeon_spool *s;
-    static char path[64];
     if (s == NULL) {
         snprintf(path, sizeof path, "/tmp/fuzz-suppress-%d.db", (int)getpid());
-        if (pigeon_spool_open(path, PIGEON_SPOOL_CREATE | PIGEON_SPOOL_NO_CHECK |
-                                        PIGEON_SPOOL_DEFER_SYNC,
+        if (pigeon_spool_open(path,
+                              PIGEON_SPOOL_CREATE | PIGEON_SPOOL_NO_CHECK | PIGEON_SPOOL_DEFER_SYNC,
                               &s, NULL, 0) != PIGEON_OK)
             abort();
+        atexit(remove_spool);
     }
     return s;
 }
 
 static void import(const uint8_t *data, size_t size, size_t step)
 {
-    pigeon_spool *s = scratch_spool();
+    pigeon_spool *spool = scratch_spool();
     feed f = {data, size, 0, step};
     size_t count = 0, bad = 0, lines = 1;
     char why[256];
     for (size_t i = 0; i < size; i++)
         lines += data[i] == '\n';
     pigeon_suppress_entry d = {"fuzz", NULL, PIGEON_SUPPRESS_NONE, NULL, NULL, NULL, 1};
-    pigeon_err e = pigeon_suppress_import(s, feed_read, &f, &d, &count, &bad, why, sizeof why);
+    pigeon_err e = pigeon_suppress_import(spool, feed_read, &f, &d, &count, &bad, why, sizeof why);
     if (e != PIGEON_OK && (count != 0 || bad > lines || why[0] == '\0'))
         abort();
 }
