@@ -69,7 +69,10 @@ static int open_ro(const char *spool_opt, pigeon_spool **spool)
     if (e == PIGEON_ERR_NOTFOUND)
         return 0;
     if (e != PIGEON_OK) {
-        cli_error("cannot open the spool %s to check the suppression list: %s", path, err);
+        cli_error("cannot open the spool %s to check the suppression list: %s%s", path, err,
+                  e == PIGEON_ERR_NOSPACE ? "; nothing was sent or queued: free some space and "
+                                            "try again"
+                                          : "");
         return e == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(e);
     }
     return 0;
