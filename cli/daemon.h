@@ -114,6 +114,12 @@ int daemon_limits_shared(daemon_state *d, const daemon_account *a);
 int daemon_limits_take(daemon_state *d, daemon_account *a, int64_t now, int no_wait,
                        int64_t *slot_ms);
 void daemon_limits_untake(daemon_account *a);
+/* Fails the claimed recipients that are on the suppression list (daemon_suppress.c):
+ * checked through own, recorded through d->spool, logged, and taken out of the jobs;
+ * jobs left with nobody are freed and removed (*count updated). Returns the number of
+ * recipients suppressed. */
+size_t daemon_suppress_batch(daemon_state *d, pigeon_spool *own, const char *worker,
+                             pigeon_spool_entry **jobs, size_t *count);
 
 /* A worker thread's body; arg is the daemon. */
 void *daemon_worker_main(void *arg);

@@ -38,6 +38,8 @@ static const cli_command commands[] = {
      cli_dkim_usage_cmd},
     {"lint", "check a message for what spam filters and mail clients dislike", cli_lint_run,
      cli_lint_usage},
+    {"suppress", "list, add, remove, import or export suppressed addresses", cli_suppress_run,
+     cli_suppress_usage},
     {"help", "show the usage of pigeon or of one command", cli_help_run, cli_help_usage},
 };
 

@@ -830,4 +830,5 @@ const pg_spool_ops pg_spool_sqlite_ops = {
     .import = &pg_spool_sq_import_ops,
     .limits = &pg_spool_sq_limits_ops,
     .hooks = &pg_spool_sq_hooks_ops,
+    .suppress = &pg_spool_sq_suppress_ops,
 };

@@ -64,6 +64,7 @@ enum {
     ST_RECLAIM,
     ST_HOLDER_DEL,
     ST_LEASE_HELD,
+    ST_SUPPRESS_CHECK, /* prepared by spool_sqlite_suppress.c (its table may not exist) */
     ST_COUNT
 };
 
@@ -173,5 +174,7 @@ extern const struct pg_spool_hooks_ops pg_spool_sq_hooks_ops;
 /* Deletes the "queued" events of message row msg, whose enqueue is being undone inside a
  * batch (before its row goes). Nothing when the spool has no outbox. */
 void pg_spool_sq_hooks_undo(pg_spool_sq *q, int64_t msg);
+/* The suppression list (spool_sqlite_suppress.c). */
+extern const struct pg_spool_suppress_ops pg_spool_sq_suppress_ops;
 
 #endif
