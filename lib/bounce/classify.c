@@ -81,6 +81,8 @@ static const keyword keywords[] = {
     {"invalid recipient", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
     {"invalid mailbox", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
     {"address not found", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
+    {"couldn't be found", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
+    {"could not be found", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
     {"address rejected: access denied", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
     {"addressee unknown", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
     {"unrouteable address", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
@@ -330,4 +332,83 @@ int pigeon_bounce_msgid_ours(const char *msgid, const char *const *domains, size
             return 1;
     }
     return 0;
+}
+
+static int status_at(const char *s, size_t i, char status[16])
+{
+    /* [245] "." 1*3DIGIT "." 1*3DIGIT, not inside a longer number or dotted run. */
+    if ((s[i] != '2' && s[i] != '4' && s[i] != '5') || s[i + 1] != '.')
+        return 0;
+    if (i > 0 && (isdigit((unsigned char)s[i - 1]) || s[i - 1] == '.'))
+        return 0;
+    size_t j = i + 2, a = 0, b = 0;
+    while (isdigit((unsigned char)s[j]) && a < 4)
+        j++, a++;
+    if (a == 0 || a > 3 || s[j] != '.')
+        return 0;
+    j++;
+    while (isdigit((unsigned char)s[j]) && b < 4)
+        j++, b++;
+    if (b == 0 || b > 3 || s[j] == '.' || isdigit((unsigned char)s[j]))
+        return 0;
+    snprintf(status, 16, "%.*s", (int)(j - i), s + i);
+    return 1;
+}
+
+static int code_at(const char *s, size_t i)
+{
+    if ((s[i] != '4' && s[i] != '5') || !isdigit((unsigned char)s[i + 1]) ||
+        !isdigit((unsigned char)s[i + 2]))
+        return 0;
+    if (i > 0 && (isalnum((unsigned char)s[i - 1]) || s[i - 1] == '.' || s[i - 1] == '-'))
+        return 0;
+    char after = s[i + 3];
+    if (after != ' ' && after != '-' && after != '\0' && after != '\'' && after != '"')
+        return 0;
+    return (s[i] - '0') * 100 + (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
+}
+
+void pg_bounce_codes(const char *text, char status[16], int *code)
+{
+    status[0] = '\0';
+    *code = 0;
+    for (size_t i = 0; text != NULL && text[i] != '\0' && i < TEXT_MAX; i++) {
+        if (status[0] == '\0' && status_at(text, i, status))
+            continue;
+        if (*code == 0)
+            *code = code_at(text, i);
+        if (*code != 0 && status[0] != '\0')
+            break;
+    }
+}
+
+void pg_bounce_rcpt_classify(pigeon_bounce_rcpt *rc)
+{
+    char status[16];
+    int code;
+    const char *action = rc->action != NULL ? rc->action : "";
+    pg_bounce_codes(rc->diagnostic, status, &code);
+    if (rc->smtp_code == 0)
+        rc->smtp_code = code;
+    /* RFC 3463 3.1: X.0.0 says only "other"; a specific code in the reply says more. */
+    size_t sl = strlen(rc->status);
+    if (rc->status[0] == '\0' ||
+        (sl >= 5 && strcmp(rc->status + 1, ".0.0") == 0 && status[0] == rc->status[0]))
+        if (status[0] != '\0')
+            memcpy(rc->status, status, sizeof status);
+    if (strcmp(action, "delivered") == 0 || strcmp(action, "relayed") == 0 ||
+        strcmp(action, "expanded") == 0) {
+        rc->cls = PIGEON_BOUNCE_NONE;
+        rc->reason = "not_a_bounce";
+        return;
+    }
+    if (strcmp(action, "delayed") == 0) {
+        rc->cls = PIGEON_BOUNCE_SOFT;
+        rc->reason = "delayed";
+        return;
+    }
+    rc->cls = pigeon_bounce_classify(rc->status, rc->smtp_code, rc->diagnostic, &rc->reason);
+    /* A failure with a 2.x.x status is still a failure. */
+    if (rc->cls == PIGEON_BOUNCE_NONE)
+        rc->cls = pigeon_bounce_classify(NULL, rc->smtp_code, rc->diagnostic, &rc->reason);
 }
