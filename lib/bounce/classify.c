@@ -85,7 +85,7 @@ static const keyword keywords[] = {
     {"could not be found", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
     {"address rejected: access denied", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
     {"addressee unknown", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
-    {"unrouteable address", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
+    {"unrouteable address", PIGEON_BOUNCE_HARD, "domain_unknown"},
     {"undeliverable address", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
     {"recipnotfound", PIGEON_BOUNCE_HARD, "mailbox_unknown"},
     {"doesn't have a", PIGEON_BOUNCE_HARD, "mailbox_unknown"},

@@ -70,7 +70,7 @@ int pg_bhdr_next(pg_bhdr_iter *it, pg_bhdr_field *f)
         f->value = colon + 1;
         f->vlen = (size_t)(it->in + end - (colon + 1));
         if (++it->fields > PG_BHDR_FIELDS_MAX) {
-            it->done = 1; /* bounded: the rest of the block is not read */
+            it->done = 2; /* bounded: the rest of the block is not read */
             return 0;
         }
         return 1;
@@ -86,7 +86,7 @@ size_t pg_bhdr_body(const char *in, size_t len)
     while (pg_bhdr_next(&it, &f))
         ;
     /* Past the field bound, skip to the empty line all the same. */
-    while (it.pos < it.len) {
+    while (it.done == 2 && it.pos < it.len) {
         size_t next, end = line_end(in, len, it.pos, &next);
         if (end == it.pos) {
             it.pos = next;
@@ -176,10 +176,19 @@ void pg_bhdr_mediatype(const char *value, char *out, size_t cap)
     out[o] = '\0';
 }
 
-/* RFC 5322 3.4.1 addr-spec characters (dot-atom, with a few bounce-text extras). */
+/* RFC 5322 3.4.1 addr-spec characters (dot-atom), RFC 6532 UTF-8 included. */
 static int addr_char(unsigned char c)
 {
     return isalnum(c) || c >= 0x80 || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~.@", c) != NULL);
+}
+
+/* Whether a CJK or full-width punctuation mark (U+3000..U+303F, U+FF00..U+FF65: "：",
+ * "，", "（") starts at s: Chinese notices write "收件人：addr" without a space. */
+static int cjk_punct(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    return n >= 3 &&
+           ((u[0] == 0xe3 && u[1] == 0x80) || (u[0] == 0xef && (u[1] == 0xbc || u[1] == 0xbd)));
 }
 
 char *pg_bhdr_addr(const char *text, size_t n)
@@ -200,9 +209,11 @@ char *pg_bhdr_addr(const char *text, size_t n)
         if (text[i] != '@')
             continue;
         size_t s = i, e = i + 1;
-        while (s > 0 && i - s < 256 && addr_char((unsigned char)text[s - 1]))
+        while (s > 0 && i - s < 256 && addr_char((unsigned char)text[s - 1]) &&
+               !(s >= 3 && cjk_punct(text + s - 3, 3)))
             s--;
-        while (e < n && e - i < 256 && addr_char((unsigned char)text[e]) && text[e] != '@')
+        while (e < n && e - i < 256 && addr_char((unsigned char)text[e]) && text[e] != '@' &&
+               !cjk_punct(text + e, n - e))
             e++;
         while (e > i + 1 && (text[e - 1] == '.' || text[e - 1] == '-'))
             e--;

@@ -30,7 +30,7 @@ typedef struct pg_bhdr_iter {
     size_t len;     /* its length */
     size_t pos;     /* where the next line starts */
     size_t fields;  /* fields returned so far */
-    int done;       /* the empty line (or the end) was reached */
+    int done;       /* 1: the empty line (or the end) was reached; 2: the field bound */
 } pg_bhdr_iter;
 
 /* Starts reading the header block at in[0..len). */

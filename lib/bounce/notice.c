@@ -260,6 +260,11 @@ static char *lone_address(const char *line, size_t n)
     for (size_t i = 0; i < wl; i++) {
         if (w[i] == '<' || w[i] == '>' || w[i] == '"' || w[i] == ',' || w[i] == ';')
             return NULL;
+        /* A full-width mark ("收件人：a@b") makes it a labelled address, not a lone one. */
+        if (i + 1 < wl &&
+            (((unsigned char)w[i] == 0xef && ((unsigned char)w[i + 1] & 0xfe) == 0xbc) ||
+             ((unsigned char)w[i] == 0xe3 && (unsigned char)w[i + 1] == 0x80)))
+            return NULL;
     }
     if (memchr(at, '.', (size_t)(w + wl - at)) == NULL)
         return NULL;
@@ -424,6 +429,10 @@ size_t pg_bounce_notice(pigeon_bounce_report *r, const char *text, size_t n, int
             if (b != NULL)
                 add_line(b, line + lead, len - lead);
             lines_for_cur++;
+            /* Exim: "host mx.example.net [192.0.2.1]" names the remote MTA. */
+            if (len - lead > 5 && strncmp(line + lead, "host ", 5) == 0)
+                *nomem |= pg_bounce_set(&r->rcpts[cur].remote_mta, line + lead + 5,
+                                        strcspn(line + lead + 5, " \r\n"), 0);
         } else if (want_next_global || reason_line(line, len)) {
             if (rs.global.len < LINE_MAX)
                 add_line(&rs.global, line + lead, len - lead);
@@ -436,6 +445,9 @@ size_t pg_bounce_notice(pigeon_bounce_report *r, const char *text, size_t n, int
     }
     if (rs.global.err != PIGEON_OK)
         *nomem = 1;
+    /* A notice that gives a reason but names nobody still reports the failure. */
+    if (!*nomem && r->count == first && rs.global.len > 0 && pg_bounce_rcpt_add(r, nomem) != NULL)
+        reason_of(&rs, first, nomem);
     if (!*nomem)
         finish(r, first, &rs, nomem);
     for (size_t i = 0; i < rs.cap; i++)
