@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <iconv.h>
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -223,6 +224,25 @@ static int is_utf8_compatible(const char *cs)
            strcmp(cs, "us-ascii") == 0 || strcmp(cs, "ascii") == 0;
 }
 
+/* glibc loads a converter module on iconv_open() and unloads it on the last
+ * iconv_close(): a dlopen and dlclose per message. One descriptor per common mail
+ * charset, opened once per process and never closed, keeps those modules loaded (for the
+ * RFC 2047 decoder too). Thread-safe through pthread_once. */
+static pthread_once_t pins_once = PTHREAD_ONCE_INIT;
+
+static void pin_converters(void)
+{
+    static const char *const common[] = {"GB18030",   "BIG5",   "ISO-8859-1",  "WINDOWS-1252",
+                                         "SHIFT_JIS", "EUC-KR", "ISO-2022-JP", "KOI8-R"};
+    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
+        (void)iconv_open("UTF-8", common[i]); /* kept open on purpose */
+}
+
+void pg_bwalk_pin_converters(void)
+{
+    pthread_once(&pins_once, pin_converters);
+}
+
 pigeon_err pg_bwalk_to_utf8(pg_buf *out, const char *charset, const char *in, size_t n, size_t max)
 {
     char cs[40];
@@ -233,6 +253,8 @@ pigeon_err pg_bwalk_to_utf8(pg_buf *out, const char *charset, const char *in, si
     if (strcmp(cs, "gb2312") == 0 || strcmp(cs, "gbk") == 0 || strcmp(cs, "x-gbk") == 0 ||
         strcmp(cs, "cp936") == 0)
         snprintf(cs, sizeof cs, "gb18030");
+    if (!is_utf8_compatible(cs))
+        pg_bwalk_pin_converters();
     iconv_t cd = is_utf8_compatible(cs) ? (iconv_t)-1 : iconv_open("UTF-8", cs);
     if (cd == (iconv_t)-1) {
         size_t room = out->len < max ? max - out->len : 0;
