@@ -230,12 +230,18 @@ static int is_utf8_compatible(const char *cs)
  * RFC 2047 decoder too). Thread-safe through pthread_once. */
 static pthread_once_t pins_once = PTHREAD_ONCE_INIT;
 
+/* The pinned descriptors, kept reachable (they are not a leak: they live as long as the
+ * process by design). */
+static iconv_t pins[10];
+
 static void pin_converters(void)
 {
-    static const char *const common[] = {"GB18030",   "BIG5",   "ISO-8859-1",  "WINDOWS-1252",
-                                         "SHIFT_JIS", "EUC-KR", "ISO-2022-JP", "KOI8-R"};
-    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
-        (void)iconv_open("UTF-8", common[i]); /* kept open on purpose */
+    static const char *const common[] = {"GB18030",     "GB2312",       "GBK",       "BIG5",
+                                         "ISO-8859-1",  "WINDOWS-1252", "SHIFT_JIS", "EUC-KR",
+                                         "ISO-2022-JP", "KOI8-R"};
+    for (size_t i = 0; i < sizeof common / sizeof common[0] && i < sizeof pins / sizeof pins[0];
+         i++)
+        pins[i] = iconv_open("UTF-8", common[i]);
 }
 
 void pg_bwalk_pin_converters(void)
