@@ -156,6 +156,44 @@ def mbox_and_maildir_read_message_by_message():
         assert len({r["source"] for r in rows}) == len(files), target
 
 
+def verp_tag(key, payload, domain):
+    """The documented token tag (pigeon/bounce.h), computed here independently."""
+    import base64
+    import hashlib
+    import hmac
+    msg = b"pigeon-verp1\0" + payload.lower().encode() + b"\0" + domain.lower().encode()
+    mac = hmac.new(key, msg, hashlib.sha256).digest()
+    return base64.b32encode(mac).decode().lower()[:10]
+
+
+@test
+def verp_tokens_checked_with_the_key():
+    tmp = harness.tmpdir("pigeon-verp-")
+    key = b"pigeon-integration-verp-key-42"
+    keyfile = os.path.join(tmp, "verp.key")
+    with open(keyfile, "wb") as f:
+        f.write(key + b"\n")
+    os.chmod(keyfile, 0o600)
+    with open(os.path.join(CORPUS, "postfix_user_unknown.eml"), "rb") as f:
+        bounce = f.read()
+    good = "bounces+ann=example.net-%s@news.example.com" % verp_tag(key, "ann=example.net",
+                                                                  "news.example.com")
+    forged = "bounces+ceo=example.net-%s@news.example.com" % verp_tag(key, "ann=example.net",
+                                                                    "news.example.com")
+    for to, state, rcpt in ((good, "valid", "ann@example.net"), (forged, "forged", None),
+                            (good.upper().replace("@NEWS.EXAMPLE.COM", "@news.example.com"),
+                             "valid", "ANN@example.net")):
+        msg = bounce.replace(b"To: news@news.example.com", ("To: " + to).encode(), 1)
+        rc, out, err = harness.pigeon("bounces", "parse", "--json", "--verp-key-file", keyfile,
+                                      "-", input=msg, env=NOCONF)
+        assert rc == 0, err
+        row = json.loads(out.decode().splitlines()[0])
+        assert row["verp_state"] == state and row["verp_rcpt"] == rcpt, (to, row)
+    rc, out, err = harness.pigeon("bounces", "parse", "--verp-key-file", "/nonexistent/key", "-",
+                                  input=bounce, env=NOCONF)
+    assert rc == 66, (rc, err)
+
+
 @test
 def stdin_table_and_errors():
     path = os.path.join(CORPUS, "qmail.eml")
