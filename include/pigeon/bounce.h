@@ -41,9 +41,12 @@
  *
  * Bounds: input over opts->max_size (default 32 MiB) is read only up to that size; MIME
  * nesting deeper than opts->max_depth (default 32) and more than 1000 parts are not
- * descended into; at most 1000 recipients per report; bad base64 or quoted-printable is
- * decoded as far as it goes. Time is linear in the input. Pure: no I/O, no global state,
- * thread-safe.
+ * descended into, and the boundary search stops after eight passes over the input; at
+ * most 1000 recipients per report; 256 KiB of decoded text per kind (plain, HTML) and
+ * 1 MiB per report part are read; bad base64 or quoted-printable is decoded as far as it
+ * goes. Time is linear in the input. Pure: no I/O; thread-safe. The only process state is
+ * a few iconv descriptors (GB18030, GBK, Big5...) opened once and kept, so that glibc does
+ * not load and unload its converter modules for every message.
  */
 #ifndef PIGEON_BOUNCE_H
 #define PIGEON_BOUNCE_H
@@ -79,8 +82,10 @@ typedef enum pigeon_bounce_class {
 /* One affected recipient. Strings are UTF-8, NUL-terminated, owned by the report; NULL
  * when not found. */
 typedef struct pigeon_bounce_rcpt {
-    char *rcpt;              /* the recipient address (Final-Recipient, else the address
-                                named in the text, else ARF Original-Rcpt-To) */
+    char *rcpt;              /* the recipient address: Final-Recipient (else
+                                Original-Recipient) of a DSN, the address a notice names
+                                (or X-Failed-Recipients), ARF Original-Rcpt-To (else the
+                                original's To) of a complaint */
     char *original_rcpt;     /* RFC 3464 2.3.1 Original-Recipient, when given */
     pigeon_bounce_class cls; /* the class (see the top of this file) */
     const char *reason;      /* a finer, stable, static identifier: "mailbox_unknown",
