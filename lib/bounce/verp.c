@@ -31,6 +31,7 @@ static int atext(int c);
 static int dot_atom(const char *s, size_t n);
 static void make_tag(const void *key, size_t keylen, const char *payload, size_t n,
                      const char *domain, char out[TAG_LEN + 1], int *ok);
+static int domain_valid(const char *s);
 static int ref_valid(const char *ref);
 
 /* RFC 5322 3.2.3 atext, ASCII only. */
@@ -48,6 +49,28 @@ static int dot_atom(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '.' ? s[i + 1] == '.' : !atext((unsigned char)s[i]))
             return 0;
+    }
+    return 1;
+}
+
+/* RFC 5321 4.1.2 Domain: sub-domains of letters, digits and inner hyphens, separated by
+ * single dots (no address literals). The inline form splits at the last '=', which a
+ * domain never holds. */
+static int domain_valid(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253)
+        return 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || s[i] == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return 0;
+            label = 0;
+        } else if (isalnum((unsigned char)s[i]) || (s[i] == '-' && label > 0)) {
+            label++;
+        } else {
+            return 0;
+        }
     }
     return 1;
 }
@@ -105,15 +128,13 @@ pigeon_err pigeon_bounce_verp_encode(const char *from, const char *rcpt, const c
         (ref != NULL && !ref_valid(ref)))
         return PIGEON_ERR_INVALID;
     const char *at = strrchr(from, '@');
-    if (at == NULL || !dot_atom(from, (size_t)(at - from)) || at[1] == '\0' ||
-        !dot_atom(at + 1, strlen(at + 1)))
+    if (at == NULL || !dot_atom(from, (size_t)(at - from)) || !domain_valid(at + 1))
         return PIGEON_ERR_INVALID;
     size_t flocal = (size_t)(at - from);
     pg_buf_init(&payload);
     pg_buf_init(&addr);
     const char *rat = rcpt != NULL ? strrchr(rcpt, '@') : NULL;
-    int inline_ok =
-        rat != NULL && dot_atom(rcpt, (size_t)(rat - rcpt)) && dot_atom(rat + 1, strlen(rat + 1));
+    int inline_ok = rat != NULL && dot_atom(rcpt, (size_t)(rat - rcpt)) && domain_valid(rat + 1);
     if (inline_ok) {
         pg_buf_append(&payload, rcpt, (size_t)(rat - rcpt));
         pg_buf_putc(&payload, '=');

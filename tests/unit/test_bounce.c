@@ -273,6 +273,21 @@ static void test_verp(void **state)
     assert_int_equal(pigeon_bounce_verp_decode(token, "other.example", verp_key, kl, &rcpt, &ref),
                      PIGEON_ERR_AUTH);
     free(addr);
+    /* A "domain" that holds '=' (found by the fuzzer: the decoder splits at the last '=')
+     * or an address literal cannot be inline either; every inline token decodes. */
+    assert_int_equal(pigeon_bounce_verp_encode("bounces@news.example.com", "Fr?m2news@n====", NULL,
+                                               verp_key, kl, &addr),
+                     PIGEON_ERR_TOO_LARGE);
+    assert_int_equal(pigeon_bounce_verp_encode("bounces@news.example.com", "a@[192.0.2.1]", NULL,
+                                               verp_key, kl, &addr),
+                     PIGEON_ERR_TOO_LARGE);
+    assert_int_equal(pigeon_bounce_verp_encode("bounces@news.example.com", "a=b@x-1.example", NULL,
+                                               verp_key, kl, &addr),
+                     PIGEON_OK);
+    assert_int_equal(pigeon_bounce_verp_decode(addr, NULL, verp_key, kl, &rcpt, &ref), PIGEON_OK);
+    assert_string_equal(rcpt, "a=b@x-1.example");
+    free(rcpt);
+    free(addr);
     /* Quoted or non-ASCII recipients cannot be inline. */
     assert_int_equal(pigeon_bounce_verp_encode("bounces@news.example.com", "\"a b\"@example.org",
                                                NULL, verp_key, kl, &addr),
