@@ -22,5 +22,6 @@
 #include "pigeon/dkim.h"
 #include "pigeon/lint.h"
 #include "pigeon/html.h"
+#include "pigeon/bounce.h"
 
 #endif
