@@ -189,6 +189,43 @@ def server_crash_mid_enqueue():
     print("server_crash_mid_enqueue: %d stored, %d refused with 75" % (len(ok), len(failed)))
 
 
+@test(timeout=120)
+def api_answers_503_while_the_server_is_down():
+    """pigeon serve on PostgreSQL: 503 with Retry-After while the database is down (nothing
+    stored, the client retries with its Idempotency-Key), 202 again once it is back; the
+    retried request is stored once."""
+    from servetool import MSG, Serve, new_key
+    env = make_env(1)
+    env = {k: v for k, v in env.items() if k in ("PIGEON_CONFIG", "XDG_STATE_HOME", "HOME",
+                                                    "PIGEON_SPOOL", "PGPASSFILE")}
+    with open(env["PIGEON_CONFIG"], "a") as f:
+        f.write("from = App <app@shop.test>\n")
+    key = new_key(env, "--account", "main", "--from-domain", "shop.test")
+    s = Serve(env)
+    try:
+        code, _, doc = s.request("POST", "/v1/messages", MSG, key,
+                                 headers={"Idempotency-Key": "k1"})
+        assert code == 202, (code, doc)
+        server().stop("fast")
+        try:
+            code, hdrs, doc = s.request("POST", "/v1/messages", dict(MSG, subject="two"), key,
+                                        headers={"Idempotency-Key": "k2"})
+            assert code == 503 and int(hdrs["Retry-After"]) >= 1, (code, doc)
+        finally:
+            server().pg_ctl("start")
+        def stored():
+            c, _, d = s.request("POST", "/v1/messages", dict(MSG, subject="two"), key,
+                                headers={"Idempotency-Key": "k2"})
+            return c == 202
+        harness.wait_for(stored, 30, what="202 once PostgreSQL is back")
+        code, _, doc = s.request("POST", "/v1/messages", dict(MSG, subject="two"), key,
+                                 headers={"Idempotency-Key": "k2"})
+        assert code == 202, (code, doc)
+    finally:
+        s.stop()
+    assert stats(dict(os.environ, **env))["messages"] == 2
+
+
 @test(timeout=60)
 def newer_schema_refused_and_password_kept_off_argv():
     env = make_env(1)
