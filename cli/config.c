@@ -420,8 +420,10 @@ static int load_line(void *ctx, const struct ini_line *l, char *err, size_t errl
         return 0;
     }
     if (l->section[0] == '\0' &&
-        (strcmp(l->key, "default_account") == 0 || strcmp(l->key, "smtp_listen") == 0))
-        return 0; /* not account settings: smtp_listen is pigeon serve's (cfg_top_value) */
+        (strcmp(l->key, "default_account") == 0 || strcmp(l->key, "smtp_listen") == 0 ||
+         strcmp(l->key, "spool") == 0))
+        return 0; /* not account settings: smtp_listen is pigeon serve's (cfg_top_value),
+                   * spool is read by queue_spool_path() (cli/spoolpath.c) */
     int k = cfg_key_lookup(l->key);
     if (k < 0) {
         snprintf(err, errlen, "%s:%d: unknown key \"%s\"", lc->path, l->lineno, l->key);

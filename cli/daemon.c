@@ -419,9 +419,10 @@ static void log_lifecycle(daemon_state *d, const char *name, eventlog_level leve
 }
 
 /* Opens the daemon's spool handle. When the spool cannot be written for now (the disk is
- * full, another process holds the lock) the daemon waits and tries again every poll
- * interval, logging why, instead of exiting: mail already queued must still go out once
- * room comes back. SIGTERM/SIGINT end the wait. Returns 0 or an exit status (printed). */
+ * full, another process holds the lock, the PostgreSQL server is unreachable) the daemon waits and
+ * tries again every poll interval, logging why, instead of exiting: mail already queued must still
+ * go out once room comes back. SIGTERM/SIGINT end the wait. Returns 0 or an exit status (printed).
+ */
 static int open_spool(daemon_state *d, const sigset_t *set)
 {
     char err[512];
@@ -431,7 +432,8 @@ static int open_spool(daemon_state *d, const sigset_t *set)
                               &d->spool, err, sizeof err);
         if (e == PIGEON_OK)
             return 0;
-        if ((e != PIGEON_ERR_NOSPACE && e != PIGEON_ERR_TIMEOUT) || d->o.once) {
+        if ((e != PIGEON_ERR_NOSPACE && e != PIGEON_ERR_TIMEOUT && e != PIGEON_ERR_NETWORK) ||
+            d->o.once) {
             cli_error("cannot open the spool %s: %s", d->spool_path, err);
             return cli_exit_status(e);
         }

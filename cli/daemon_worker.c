@@ -48,6 +48,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -878,6 +879,26 @@ static pigeon_err claim(worker *w, batch *b)
     return e;
 }
 
+/* Waits for work for up to the poll interval: on PostgreSQL until an enqueue's NOTIFY
+ * arrives on the worker's own connection (pigeon_spool_wait_fd), so that new mail goes out
+ * at once; the poll stays for what falls due by time (retries) and for SQLite. */
+static void idle_wait(worker *w)
+{
+    daemon_state *d = w->d;
+    int fd = pigeon_spool_wait_fd(w->spool);
+    if (fd < 0) {
+        nap(d, d->o.poll_ms);
+        return;
+    }
+    for (int64_t left = d->o.poll_ms; left > 0 && !atomic_load(&d->stopping); left -= 100) {
+        if (pigeon_spool_notified(w->spool) > 0)
+            return;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, left < 100 ? (int)left : 100) > 0 && pigeon_spool_notified(w->spool) > 0)
+            return;
+    }
+}
+
 static void log_error(worker *w, const char *what)
 {
     eventlog_event e;
@@ -920,7 +941,7 @@ static void loop(worker *w)
             break;
         if (w->smtp != NULL && daemon_now_ms() - w->last_used_ms >= d->o.idle_ms)
             close_conn(w);
-        nap(d, d->o.poll_ms);
+        idle_wait(w);
     }
 }
 
@@ -935,8 +956,9 @@ void *daemon_worker_main(void *arg)
     snprintf(w.owner, sizeof w.owner, "%s/w%d", w.d->owner, atomic_fetch_add(&worker_count, 1) + 1);
     pigeon_err opened;
     /* A full disk can keep even the open from working (the WAL index is a file): wait. */
-    while ((opened = pigeon_spool_open(w.d->spool_path, PIGEON_SPOOL_NO_CHECK, &w.spool, err,
-                                       sizeof err)) == PIGEON_ERR_NOSPACE &&
+    while (((opened = pigeon_spool_open(w.d->spool_path, PIGEON_SPOOL_NO_CHECK, &w.spool, err,
+                                        sizeof err)) == PIGEON_ERR_NOSPACE ||
+            opened == PIGEON_ERR_NETWORK) &&
            !atomic_load(&w.d->stopping))
         nap(w.d, w.d->o.poll_ms);
     if (opened == PIGEON_OK)

@@ -410,6 +410,18 @@ static int q_stats(pigeon_spool *spool, const queue_args *a)
     return 0;
 }
 
+/* Opening with PIGEON_SPOOL_CREATE created the spool or brought its schema to this
+ * pigeon's version (a newer one was refused before): nothing is left to do. */
+static int q_migrate(pigeon_spool *spool, const queue_args *a)
+{
+    (void)spool;
+    if (a->json)
+        printf("{\"status\":\"current\"}\n");
+    else
+        printf("the spool's schema is current\n");
+    return 0;
+}
+
 /* ---- dispatch ---- */
 
 static const struct {
@@ -417,8 +429,9 @@ static const struct {
     queue_fn fn;      /* its implementation */
     int writes;       /* opens the spool for writing */
 } subs[] = {
-    {"list", q_list, 0},   {"show", q_show, 0},     {"stats", q_stats, 0},
-    {"retry", q_retry, 1}, {"delete", q_delete, 1}, {"purge", q_purge, 1},
+    {"list", q_list, 0},       {"show", q_show, 0},     {"stats", q_stats, 0},
+    {"retry", q_retry, 1},     {"delete", q_delete, 1}, {"purge", q_purge, 1},
+    {"migrate", q_migrate, 2},
 };
 
 static int run_sub(const queue_args *a)
@@ -431,7 +444,8 @@ static int run_sub(const queue_args *a)
         if (strcmp(subs[i].name, a->sub) != 0)
             continue;
         pigeon_spool *spool = NULL;
-        unsigned flags = PIGEON_SPOOL_NO_CHECK | (subs[i].writes ? 0 : PIGEON_SPOOL_READONLY);
+        unsigned flags = PIGEON_SPOOL_NO_CHECK | (subs[i].writes ? 0 : PIGEON_SPOOL_READONLY) |
+                         (subs[i].writes == 2 ? PIGEON_SPOOL_CREATE : 0);
         int status = queue_spool_open(a->spool, flags, &spool);
         if (status != 0)
             return status;
@@ -441,7 +455,7 @@ static int run_sub(const queue_args *a)
     }
     char quoted[256];
     cli_error("queue: unknown subcommand \"%s\" (list, show, retry, delete, purge, stats, "
-              "export, import)",
+              "export, import, migrate)",
               cli_shorten(a->sub, quoted, sizeof quoted));
     return EX_USAGE;
 }
@@ -456,17 +470,22 @@ void cli_queue_usage(FILE *out)
           "       pigeon queue stats\n"
           "       pigeon queue export [FILE] [--account NAME]\n"
           "       pigeon queue import [FILE]\n"
+          "       pigeon queue migrate\n"
           "\n"
           "Looks at and manages the spool that `pigeon send --queue` and `pigeon sendmail`\n"
           "fill and `pigeon daemon` drains. retry makes deferred recipients due now (the\n"
           "daemon's next pass, or `pigeon daemon --once`, tries them); delivered\n"
           "recipients are never sent again. export writes the spool (bodies and each\n"
           "recipient's state) as JSON Lines to FILE or stdout; import reads it into this\n"
-          "spool, skipping queue ids already present (safe to run again).\n"
+          "spool, skipping queue ids already present (safe to run again). migrate creates\n"
+          "the spool, or brings its schema up to this pigeon's version (done on open by\n"
+          "send, serve and daemon too).\n"
           "\n"
           "Options:\n"
-          "  --spool PATH       the spool file (default $XDG_STATE_HOME/pigeon/spool.db,\n"
-          "                     else ~/.local/state/pigeon/spool.db)\n"
+          "  --spool PATH|URL   the spool file (default $PIGEON_SPOOL, else `spool =` in the\n"
+          "                     configuration, else $XDG_STATE_HOME/pigeon/spool.db), or\n"
+          "                     a PostgreSQL URL postgresql://user@host:port/db (the\n"
+          "                     password from ~/.pgpass or $PGPASSFILE)\n"
           "  --json             machine-readable output (one JSON value)\n"
           "  -h, --help         show this help\n"
           "\n"

@@ -6,6 +6,12 @@
  * (it should survive reboots but is not configuration), so $XDG_STATE_HOME/pigeon/spool.db,
  * else ~/.local/state/pigeon/spool.db. Directories we create are 0700: queued mail is
  * private.
+ *
+ * The spool may also be a PostgreSQL database, named by a URL
+ * (postgresql://user@host:port/db?...), for several hosts sharing one queue. Where it is:
+ * --spool, else $PIGEON_SPOOL, else `spool = ...` in the defaults section of the
+ * configuration file, else the default file. A URL on the command line may not carry a
+ * password (ps shows argv to every user): libpq reads it from ~/.pgpass or $PGPASSFILE.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +29,26 @@
 #define MSGID_MAX 1000
 
 static int make_dirs(char *path);
+static int config_spool(char *out, size_t n);
+
+/* Nonzero for a PostgreSQL URL. */
+static int is_url(const char *s)
+{
+    return strncmp(s, "postgresql://", 13) == 0 || strncmp(s, "postgres://", 11) == 0;
+}
+
+/* Nonzero when a URL carries a password ("user:secret@" or "password="). */
+static int url_has_password(const char *s)
+{
+    const char *auth = strstr(s, "://");
+    if (auth == NULL)
+        return 0;
+    auth += 3;
+    size_t end = strcspn(auth, "/?");
+    const char *at = memchr(auth, '@', end);
+    return (at != NULL && memchr(auth, ':', (size_t)(at - auth)) != NULL) ||
+           strstr(s, "password=") != NULL;
+}
 
 /* What to add to a spool error when the disk is full: the spool is as it was. */
 static const char *nospace_hint(pigeon_err e)
@@ -35,12 +61,27 @@ static const char *nospace_hint(pigeon_err e)
 int queue_spool_path(const char *opt, int create, char *out, size_t n)
 {
     if (opt != NULL && opt[0] != '\0') {
+        if (is_url(opt) && url_has_password(opt)) {
+            cli_error("--spool: no password on the command line (every user can read it with "
+                      "ps); put it in ~/.pgpass or the file $PGPASSFILE names");
+            return EX_USAGE;
+        }
         if (snprintf(out, n, "%s", opt) >= (int)n) {
             cli_error("--spool path too long");
             return EX_USAGE;
         }
         return 0;
     }
+    const char *env = getenv("PIGEON_SPOOL");
+    if (env != NULL && env[0] != '\0') {
+        if (snprintf(out, n, "%s", env) >= (int)n) {
+            cli_error("$PIGEON_SPOOL too long");
+            return EX_USAGE;
+        }
+        return 0;
+    }
+    if (config_spool(out, n))
+        return 0;
     const char *state = getenv("XDG_STATE_HOME");
     const char *home = getenv("HOME");
     int len;
@@ -70,6 +111,39 @@ int queue_spool_path(const char *opt, int create, char *out, size_t n)
     return 0;
 }
 
+/* The value of `spool = ...` before the first section of the configuration file (the
+ * file's other keys are checked by cfg_load; this one applies to every command). */
+static int config_spool(char *out, size_t n)
+{
+    char path[4096], line[4096];
+    if (cfg_find_file(path, sizeof path) != 1)
+        return 0;
+    FILE *f = fopen(path, "r");
+    int found = 0;
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        char *p = line + strspn(line, " \t");
+        if (*p == '[')
+            break;
+        if (strncmp(p, "spool", 5) != 0 || (p[5] != ' ' && p[5] != '\t' && p[5] != '='))
+            continue;
+        p += 5 + strspn(p + 5, " \t");
+        if (*p != '=')
+            continue;
+        p += 1 + strspn(p + 1, " \t");
+        size_t len = strcspn(p, "\r\n");
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len >= 2 && p[0] == '"' && p[len - 1] == '"')
+            p++, len -= 2;
+        found = len > 0 && len < n;
+        if (found)
+            snprintf(out, n, "%.*s", (int)len, p);
+    }
+    if (f != NULL)
+        fclose(f);
+    return found;
+}
+
 /* mkdir -p with mode 0700 for the directories it creates. */
 static int make_dirs(char *path)
 {
@@ -96,12 +170,14 @@ int queue_spool_open(const char *opt, unsigned flags, pigeon_spool **out)
     if (rc != 0)
         return rc;
     pigeon_err e = pigeon_spool_open(path, flags, out, err, sizeof err);
+    /* A URL is shown as the library shows it (its password, if any, masked). */
+    const char *shown = is_url(path) ? "(PostgreSQL)" : path;
     if (e == PIGEON_ERR_NOTFOUND) {
-        cli_error("no spool at %s (nothing was queued yet)", path);
+        cli_error("no spool at %s (nothing was queued yet)", is_url(path) ? err : path);
         return EX_NOINPUT;
     }
     if (e != PIGEON_OK) {
-        cli_error("cannot open the spool %s: %s%s", path, err, nospace_hint(e));
+        cli_error("cannot open the spool %s: %s%s", shown, err, nospace_hint(e));
         return e == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(e);
     }
     return 0;

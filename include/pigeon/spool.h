@@ -5,16 +5,20 @@
  * after the store is durable reports the queue id. Workers then claim due work under a
  * lease, try to deliver it, and record per-recipient outcomes.
  *
- * Storage: one SQLite file (the embedded backend; the storage sits behind an internal
- * backend interface so that others, e.g. PostgreSQL for several machines sharing one
- * queue, can be added). The file is in WAL mode with synchronous=FULL (a handle opened with
- * PIGEON_SPOOL_DEFER_SYNC defers the flush, see there): when an enqueue
- * (or pigeon_spool_commit()) returns PIGEON_OK the message is on disk and survives a crash
- * of the process or the machine. Message bodies are stored inside the database as BLOBs,
- * split into chunks of at most 256 KiB, with their size and SHA-256; one transaction
- * therefore holds a message, its envelope and its recipients, and no crash can leave a
- * recipient without a body or a body without its row. Bodies are read back in bounded
- * memory and checked against their SHA-256.
+ * Storage: one SQLite file (the embedded backend), or a PostgreSQL database for several
+ * machines sharing one queue, when path is a URL "postgresql://user@host:port/db?..." (or
+ * "postgres://"; any libpq connection parameter may follow; the password from libpq's
+ * PGPASSFILE or ~/.pgpass, never printed: diagnoses mask it). On PostgreSQL the schema is
+ * under versioned migrations (table schema_version), applied on open with
+ * PIGEON_SPOOL_CREATE (a database newer than the library is refused, PIGEON_ERR_CORRUPT);
+ * a server that cannot be reached is PIGEON_ERR_NETWORK (temporary: every call reconnects,
+ * with a bounded backoff). The SQLite file is in WAL mode with synchronous=FULL (a handle opened
+ * with PIGEON_SPOOL_DEFER_SYNC defers the flush, see there): when an enqueue (or
+ * pigeon_spool_commit()) returns PIGEON_OK the message is on disk and survives a crash of the
+ * process or the machine. Message bodies are stored inside the database as BLOBs, split into chunks
+ * of at most 256 KiB, with their size and SHA-256; one transaction therefore holds a message, its
+ * envelope and its recipients, and no crash can leave a recipient without a body or a body without
+ * its row. Bodies are read back in bounded memory and checked against their SHA-256.
  *
  * Queue ids are ULIDs: 26 characters of Crockford base32 ("01JDX8Q4ZB7M3K9V0T2C5R6N8P"),
  * the first 10 encoding the enqueue time in milliseconds and the last 16 eighty random
@@ -410,6 +414,26 @@ int pigeon_spool_body_read(void *body, void *buf, size_t cap, size_t *n);
 
 /* Closes the body. NULL is a no-op. */
 void pigeon_spool_body_close(pigeon_spool_body *body);
+
+/* ---- waiting for work ----
+ *
+ * On PostgreSQL every enqueue (and retry, release, reclaim) sends a notification in its
+ * own transaction (NOTIFY pigeon_spool: only once it committed). An idle worker waits on
+ * pigeon_spool_wait_fd() (poll() for POLLIN, with its usual poll interval as the timeout:
+ * deferred work falls due without a notification) and, when it is readable, calls
+ * pigeon_spool_notified() before claiming.
+ */
+
+/* A descriptor that becomes readable when work may have been enqueued: the handle's
+ * connection, which LISTENs from the first call on. -1 when the backend has no
+ * notifications (SQLite), inside a batch, or while the server is unreachable (poll
+ * instead, and ask again next time: a reconnect gives another descriptor). */
+int pigeon_spool_wait_fd(pigeon_spool *spool);
+
+/* Reads what arrived on the handle's connection and returns the number of notifications
+ * received since the last call (0: none; the descriptor was readable for another reason).
+ * Nonzero also when the connection broke (the next call reconnects). 0 for SQLite. */
+int pigeon_spool_notified(pigeon_spool *spool);
 
 #ifdef __cplusplus
 }

@@ -79,6 +79,9 @@ pigeon_err pigeon_spool_open(const char *path, unsigned flags, pigeon_spool **ou
     if (s == NULL)
         return PIGEON_ERR_NOMEM;
     s->ops = &pg_spool_sqlite_ops;
+    if (path != NULL &&
+        (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0))
+        s->ops = &pg_spool_pgsql_ops;
     if (path == NULL || path[0] == '\0' || (flags & ~15u) != 0) {
         pg_spool_fail(&s->diag, err, "spool: no path, or unknown flags");
         goto fail;
@@ -873,6 +876,20 @@ void pigeon_spool_body_close(pigeon_spool_body *body)
         body->spool->ops->body_close(body->spool->be, body->reader);
     EVP_MD_CTX_free(body->md);
     free(body);
+}
+
+int pigeon_spool_wait_fd(pigeon_spool *spool)
+{
+    if (spool == NULL || spool->in_batch || spool->ops->wait_fd == NULL)
+        return -1;
+    return spool->ops->wait_fd(spool->be);
+}
+
+int pigeon_spool_notified(pigeon_spool *spool)
+{
+    if (spool == NULL || spool->ops->notified == NULL)
+        return 0;
+    return spool->ops->notified(spool->be);
 }
 
 void *pg_spool_backend(pigeon_spool *spool, const pg_spool_ops **ops)

@@ -3,9 +3,9 @@
  *
  * lib/spool/spool.c is the generic layer: it validates arguments, makes queue ids and lease
  * tokens, hashes bodies, splits them into chunks, owns the result structs and the error
- * text. A backend only stores and finds rows. The one backend today is SQLite
- * (lib/spool/spool_sqlite.c); a PostgreSQL one for several machines sharing a queue would
- * implement the same table (compare OpenSMTPD queue_backend.c with queue_fs.c).
+ * text. A backend only stores and finds rows: SQLite (lib/spool/spool_sqlite.c) for one
+ * host, PostgreSQL (lib/spool/spool_pg.c) for several machines sharing a queue, chosen by
+ * the path (compare OpenSMTPD queue_backend.c with queue_fs.c).
  *
  * Contract for every backend:
  * - A call that returns PIGEON_OK outside a batch is durable (committed and flushed), or,
@@ -152,6 +152,12 @@ typedef struct pg_spool_ops {
     const struct pg_spool_hooks_ops *hooks;
     /* The suppression list (spool/spool_suppress.h), or NULL. */
     const struct pg_spool_suppress_ops *suppress;
+
+    /* Waiting for work (pigeon_spool_wait_fd), or NULL: a descriptor that becomes readable
+     * when work may have been enqueued (-1 for none now), and the number of notifications
+     * received since the last call (consumed). */
+    int (*wait_fd)(void *be);
+    int (*notified)(void *be);
 } pg_spool_ops;
 
 /* The backend of a handle, and its ops (for spool_api.c). */
@@ -161,6 +167,9 @@ pg_spool_diag *pg_spool_diag_of(pigeon_spool *spool);
 
 /* The SQLite backend (lib/spool/spool_sqlite.c). */
 extern const pg_spool_ops pg_spool_sqlite_ops;
+/* The PostgreSQL backend (lib/spool/spool_pg.c), for paths "postgresql://" and
+ * "postgres://". */
+extern const pg_spool_ops pg_spool_pgsql_ops;
 
 /* The chunk size bodies are split into (bytes). */
 #define PG_SPOOL_CHUNK (256 * 1024)

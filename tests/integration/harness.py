@@ -30,7 +30,7 @@ import traceback
 __all__ = [
     "Skip", "test", "run", "free_port", "wait_port", "spawn", "kill_all",
     "tmpdir", "pigeon", "build_tool", "source_dir", "build_dir", "parse",
-    "wait_for", "LOOPBACK",
+    "wait_for", "LOOPBACK", "pg_url", "with_spool", "pg_query",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -456,3 +456,40 @@ def run(tests=None, *, timeout=DEFAULT_TEST_TIMEOUT, file_timeout=None):
         _summary(state["passed"], state["failed"], state["skipped"])
         sys.stdout.flush()
         os._exit(0 if state["failed"] == 0 else 1)
+
+
+# ---- the spool's backend: SQLite (a file), or PostgreSQL under pgserver.py ----
+# A suite that runs against both (CMake's <name>_pg entries, started by pgserver.py with
+# PIGEON_TEST_PG set) builds its environments with with_spool(): every environment then
+# gets a fresh database of that server as $PIGEON_SPOOL, and the same test runs unchanged.
+
+PSQL = "/usr/lib/postgresql/15/bin/psql"
+
+
+def pg_url():
+    """The PostgreSQL server's base URL when the suite runs against it, else None."""
+    return os.environ.get("PIGEON_TEST_PG") or None
+
+
+def pg_query(url, sql):
+    """Runs sql on the database url (password from $PGPASSFILE); its rows as text."""
+    r = subprocess.run([PSQL, url, "-v", "ON_ERROR_STOP=1", "-At", "-c", sql],
+                       capture_output=True, timeout=60)
+    if r.returncode != 0:
+        raise AssertionError("psql: %s" % r.stderr.decode(errors="replace"))
+    return r.stdout.decode()
+
+
+_pg_count = [0]
+
+
+def with_spool(env):
+    """env with a fresh PostgreSQL database as its spool when the suite runs on one."""
+    base = pg_url()
+    if base is None:
+        return env
+    _pg_count[0] += 1
+    name = "it_%d_%d" % (os.getpid(), _pg_count[0])
+    pg_query(base, "CREATE DATABASE %s" % name)
+    env["PIGEON_SPOOL"] = base.rsplit("/", 1)[0] + "/" + name
+    return env

@@ -30,8 +30,8 @@ def make_env(port=1):
                 "from = Sender <sender@pigeon.test>\ntimeout = 5\n"
                 "[account other]\nhost = 127.0.0.1\nport = %d\ntls = none\n" % (port, port))
     os.chmod(cfg, 0o600)
-    return {"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"), "HOME": d,
-            "PIGEON_PASSWORD": None}
+    return harness.with_spool({"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"),
+                               "HOME": d, "PIGEON_PASSWORD": None})
 
 
 def new_key(env, *args):

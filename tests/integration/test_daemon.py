@@ -41,12 +41,13 @@ def make_env(port, extra="", head=""):
         f.write(head + "[account main]\nhost = 127.0.0.1\nport = %d\ntls = none\n"
                 "from = Sender <sender@pigeon.test>\ntimeout = 2\n%s" % (port, extra))
     os.chmod(cfg, 0o600)
-    return {"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"),
-            "HOME": d, "PIGEON_PASSWORD": None}
+    return harness.with_spool({"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"),
+                               "HOME": d, "PIGEON_PASSWORD": None})
 
 
 def spool_of(env):
-    return os.path.join(env["XDG_STATE_HOME"], "pigeon", "spool.db")
+    """The spool: the default file, or the PostgreSQL database of a _pg run."""
+    return env.get("PIGEON_SPOOL") or os.path.join(env["XDG_STATE_HOME"], "pigeon", "spool.db")
 
 
 def enqueue(env, *rcpts, subject="queued"):

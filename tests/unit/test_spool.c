@@ -4,6 +4,11 @@
  * refusal of foreign, damaged and newer files (byte-for-byte untouched), batches of claims
  * and outcomes (one lease, one commit), and two handles on one file never claiming the same
  * recipient.
+ *
+ * With PIGEON_TEST_PG set (a PostgreSQL server's URL: tests/integration/pgserver.py runs
+ * the second ctest entry, unit/test_spool_pg), every test runs against a fresh database
+ * of that server instead of a file; tests of the SQLite file itself are skipped there,
+ * and their PostgreSQL counterparts (newer schema, foreign tables) run instead.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +19,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -27,14 +33,38 @@
 
 static char dir[256];
 static char path[300];
+static const char *pg; /* PIGEON_TEST_PG: the PostgreSQL server's URL, or NULL */
+
+/* Runs sql on database url (PostgreSQL); fails the test on error. */
+static void pg_exec(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("%s: %s", url, PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
 
 static int setup(void **state)
 {
     (void)state;
+    static int n;
     snprintf(dir, sizeof dir, "/tmp/pigeon-spool-test-XXXXXX");
     if (mkdtemp(dir) == NULL)
         return -1;
     snprintf(path, sizeof path, "%s/spool.db", dir);
+    if (pg != NULL) {
+        /* A fresh database per test: the base URL with its database name replaced. */
+        char sql[96], db[64];
+        snprintf(db, sizeof db, "spool_%ld_%d", (long)getpid(), ++n);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+        pg_exec(pg, sql);
+        const char *slash = strrchr(pg, '/');
+        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - pg), pg, db);
+    }
     return 0;
 }
 
@@ -123,6 +153,10 @@ static void write_file(const char *p, const void *data, size_t len)
 
 static void exec_raw(const char *sql)
 {
+    if (pg != NULL) {
+        pg_exec(path, sql);
+        return;
+    }
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     char *msg = NULL;
@@ -236,8 +270,10 @@ static void test_tampered_body_detected(void **state)
     char id[PIGEON_SPOOL_ID_LEN + 1];
     enqueue(s, "work", rcpts, 1, T0, id);
     pigeon_spool_close(s);
-    exec_raw("UPDATE body SET data = CAST(replace(CAST(data AS TEXT), 'Hello', 'Hellx') "
-             "AS BLOB)");
+    exec_raw(pg != NULL ? "UPDATE body SET data = convert_to(replace(convert_from(data, 'UTF8'), "
+                          "'Hello', 'Hellx'), 'UTF8')"
+                        : "UPDATE body SET data = CAST(replace(CAST(data AS TEXT), 'Hello', "
+                          "'Hellx') AS BLOB)");
     s = open_new();
     unsigned char *bytes;
     size_t len;
@@ -290,6 +326,15 @@ static void test_failed_stream_stores_nothing(void **state)
     pigeon_spool_entry_free(e);
     pigeon_spool_close(s);
     /* No orphan body chunks either. */
+    if (pg != NULL) {
+        PGconn *c = PQconnectdb(path);
+        PGresult *r = PQexec(c, "SELECT count(*) FROM body");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), "1");
+        PQclear(r);
+        PQfinish(c);
+        return;
+    }
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -304,6 +349,8 @@ static void test_failed_stream_stores_nothing(void **state)
 static void test_file_format(void **state)
 {
     (void)state;
+    if (pg != NULL)
+        skip(); /* the SQLite file itself */
     pigeon_spool *s = open_new();
     pigeon_spool_close(s);
     struct stat sb;
@@ -643,9 +690,31 @@ static void test_list_delete(void **state)
 
 /* ---- files that are not ours ---- */
 
+/* PostgreSQL: refused with a message saying what, and the tables are as they were (the
+ * schema version has its one row, or none). */
+static void pg_expect_refused(const char *what)
+{
+    pigeon_spool *s = NULL;
+    char err[512];
+    assert_int_equal(pigeon_spool_open(path, PIGEON_SPOOL_CREATE, &s, err, sizeof err),
+                     PIGEON_ERR_CORRUPT);
+    assert_null(s);
+    if (strstr(err, what) == NULL)
+        fail_msg("message \"%s\" does not say \"%s\"", err, what);
+    PGconn *c = PQconnectdb(path);
+    PGresult *r = PQexec(c, "SELECT to_regclass('holder') IS NULL");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
 static void expect_refused_untouched(const char *what)
 {
     size_t before_len, after_len;
+    if (pg != NULL) {
+        pg_expect_refused(what);
+        return;
+    }
     unsigned char *before = read_file(path, &before_len);
     pigeon_spool *s = NULL;
     char err[512];
@@ -664,6 +733,8 @@ static void expect_refused_untouched(const char *what)
 static void test_garbage_file_refused_untouched(void **state)
 {
     (void)state;
+    if (pg != NULL)
+        skip(); /* the SQLite file itself */
     unsigned char junk[16384];
     uint32_t x = 99;
     for (size_t i = 0; i < sizeof junk; i++) {
@@ -681,7 +752,8 @@ static void test_garbage_file_refused_untouched(void **state)
 static void test_foreign_database_refused_untouched(void **state)
 {
     (void)state;
-    exec_raw("CREATE TABLE notes(t TEXT); INSERT INTO notes VALUES('mine');");
+    exec_raw(pg != NULL ? "CREATE TABLE message(t text); INSERT INTO message VALUES('mine');"
+                        : "CREATE TABLE notes(t TEXT); INSERT INTO notes VALUES('mine');");
     expect_refused_untouched("not a pigeon spool");
 }
 
@@ -724,7 +796,8 @@ static void test_reclaim_dead_holder_applies_its_journal(void **state)
     s = open_new();
     pigeon_spool_stats st;
     assert_int_equal(pigeon_spool_stats_get(s, T0 + 30, &st), PIGEON_OK);
-    assert_int_equal(st.rcpts[PIGEON_SPOOL_INFLIGHT], 2);
+    /* PostgreSQL keeps no journal: the outcome is in the spool at once. */
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_INFLIGHT], pg != NULL ? 1 : 2);
     pigeon_spool_entry *job = NULL;
     assert_int_equal(pigeon_spool_claim(s, "me", NULL, T0 + 30, 1000, &job), PIGEON_OK);
     assert_null(job);
@@ -768,7 +841,7 @@ static void test_apply_without_flush(void **state)
     assert_int_equal(pigeon_spool_record_batch(c, &item, 1, T0 + 20), PIGEON_OK);
     pigeon_spool_stats st;
     assert_int_equal(pigeon_spool_stats_get(s, T0 + 30, &st), PIGEON_OK);
-    assert_int_equal(st.messages, 1); /* journaled only */
+    assert_int_equal(st.messages, pg != NULL ? 0 : 1); /* journaled only (SQLite) */
     assert_int_equal(pigeon_spool_apply(c), PIGEON_OK);
     assert_int_equal(pigeon_spool_stats_get(s, T0 + 30, &st), PIGEON_OK);
     assert_int_equal(st.messages, 0);
@@ -783,6 +856,8 @@ static void test_apply_without_flush(void **state)
 static void test_version_1_spool_is_upgraded(void **state)
 {
     (void)state;
+    if (pg != NULL)
+        skip(); /* the SQLite file itself */
     pigeon_spool *s = open_new();
     const char *rcpts[] = {"a@x.example"};
     char id[PIGEON_SPOOL_ID_LEN + 1];
@@ -822,13 +897,15 @@ static void test_newer_version_refused_untouched(void **state)
     char id[PIGEON_SPOOL_ID_LEN + 1];
     enqueue(s, "work", rcpts, 1, T0, id);
     pigeon_spool_close(s);
-    exec_raw("PRAGMA user_version = 3;");
+    exec_raw(pg != NULL ? "INSERT INTO schema_version VALUES (99, 0)" : "PRAGMA user_version = 3;");
     expect_refused_untouched("newer");
 }
 
 static void test_damaged_spool_refused_untouched(void **state)
 {
     (void)state;
+    if (pg != NULL)
+        skip(); /* the SQLite file itself */
     pigeon_spool *s = open_new();
     const char *rcpts[] = {"a@x.example", "b@x.example", "c@x.example"};
     char id[PIGEON_SPOOL_ID_LEN + 1];
@@ -854,6 +931,17 @@ static void test_missing_and_empty_files(void **state)
     pigeon_spool *s = NULL;
     char err[256];
     assert_int_equal(pigeon_spool_open(path, 0, &s, err, sizeof err), PIGEON_ERR_NOTFOUND);
+    if (pg != NULL) {
+        /* An empty database is not a spool until it is created (migrated) once. */
+        assert_int_equal(pigeon_spool_open(path, PIGEON_SPOOL_READONLY, &s, err, sizeof err),
+                         PIGEON_ERR_NOTFOUND);
+        s = open_new();
+        pigeon_spool_close(s);
+        assert_int_equal(pigeon_spool_open(path, PIGEON_SPOOL_READONLY, &s, err, sizeof err),
+                         PIGEON_OK);
+        pigeon_spool_close(s);
+        return;
+    }
     assert_int_equal(access(path, F_OK), -1); /* not created */
     assert_int_equal(pigeon_spool_open(path, PIGEON_SPOOL_READONLY, &s, err, sizeof err),
                      PIGEON_ERR_NOTFOUND);
@@ -1259,6 +1347,9 @@ static void test_two_handles_racing_batches(void **state)
 
 int main(void)
 {
+    pg = getenv("PIGEON_TEST_PG");
+    if (pg != NULL && pg[0] == '\0')
+        pg = NULL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enqueue_show_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_large_message, setup, teardown),

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# bench/pg.sh BUILD_DIR [N] - the spool on PostgreSQL beside SQLite, in the same run
+# (bench/pg_bench.py does the work): a real PostgreSQL 15 (tests/integration/pgserver.py,
+# fsync on) on loopback, Postfix smtp-sink as the receiver.
+#   1. batched enqueue (bench_daemon: 1000 messages per commit) of N copies of the 7.4 KB
+#      sample, msgs/s on PostgreSQL and on SQLite (target: >= 20,000/s on PostgreSQL);
+#   2. `pigeon daemon --once --workers 4` draining N messages, PostgreSQL / SQLite
+#      (target: >= 0.8);
+#   3. 1, 2 and 3 daemons (--workers 2 each) draining one PostgreSQL queue: the curve;
+#   4. the 20 s outage: test_spool_pg_faults.py server_down_mid_drain with
+#      PIGEON_PG_OUTAGE_SECONDS=20 (make check runs it with 5 s).
+set -eu
+build=${1:?usage: bench/pg.sh BUILD_DIR [N]}
+here=$(cd "$(dirname "$0")" && pwd)
+/usr/bin/python3 "$here/pg_bench.py" "$build" "${2:-20000}"
+PIGEON="$build/pigeon" PIGEON_BUILD_DIR="$build" PIGEON_SOURCE_DIR="$here/.." \
+  PIGEON_PG_OUTAGE_SECONDS=20 /usr/bin/python3 "$here/../tests/integration/test_spool_pg_faults.py" \
+  server_down_mid_drain

@@ -1,0 +1,198 @@
+/*
+ * spool_pg.h - shared parts of the PostgreSQL spool backend (internal).
+ *
+ * The backend is four files: spool_pg.c (connection, reconnects, errors, statements,
+ * transactions, enqueue, waiting for notifications, the ops table), spool_pg_schema.c
+ * (versioned migrations), spool_pg_work.c (claims, outcomes, administration, bodies) and
+ * spool_pg_api.c (keys and message owners). This header is what they share.
+ *
+ * Parameters go as text except arrays and bytea, which go in PostgreSQL's binary format
+ * (pg_spool_pq_arr): a batch of claims, outcomes or messages is one statement with array
+ * parameters, one round trip whatever its size.
+ */
+#ifndef PG_SPOOL_PG_H
+#define PG_SPOOL_PG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "spool/spool_backend.h"
+
+/* Reply texts are stored cut to this many bytes (as on SQLite). */
+#define PG_SPOOL_PQ_MAX_TEXT 1000
+/* The schema version this code writes and reads (table schema_version). */
+#define PG_SPOOL_PQ_VERSION 1
+/* The channel enqueues notify and idle daemons listen on. */
+#define PG_SPOOL_PQ_CHANNEL "pigeon_spool"
+
+/* The prepared statements (SQL in spool_pg.c). */
+enum {
+    PQ_ENQUEUE,
+    PQ_CHUNK,
+    PQ_END_MSG,
+    PQ_UNDO_MSG,
+    PQ_HOLDER_ID,
+    PQ_CLAIM,
+    PQ_LOAD_MSGS,
+    PQ_LOAD_COUNTS,
+    PQ_LOAD_BODIES,
+    PQ_RECORD,
+    PQ_RENEW,
+    PQ_RELEASE,
+    PQ_RELEASE_TOKEN,
+    PQ_THROTTLE,
+    PQ_HOLDERS,
+    PQ_RECLAIM,
+    PQ_LIST,
+    PQ_MSG_BY_QID,
+    PQ_RCPTS_ALL,
+    PQ_RETRY,
+    PQ_DELETE,
+    PQ_PURGE,
+    PQ_STATS,
+    PQ_BODY_MSG,
+    PQ_BODY_CHUNK,
+    PQ_COUNT
+};
+
+/* A growing PostgreSQL binary array (one dimension), built element by element. */
+typedef struct pg_spool_pq_arr {
+    unsigned char *p; /* header (20 bytes) then elements; NULL until the first element */
+    size_t len;       /* bytes used */
+    size_t cap;       /* bytes allocated */
+    uint32_t oid;     /* the element type: 17 bytea, 20 int8, 23 int4, 25 text */
+    int32_t n;        /* elements */
+    int nomem;        /* sticky: an allocation failed */
+} pg_spool_pq_arr;
+
+/* Up to 16 statement parameters and their storage. */
+typedef struct pg_spool_pq_params {
+    int n;             /* parameters set */
+    const char *v[16]; /* values (NULL for SQL NULL) */
+    int len[16];       /* lengths of binary values */
+    int fmt[16];       /* 0 text, 1 binary */
+    char num[16][24];  /* room for numbers written as text */
+} pg_spool_pq_params;
+
+/* Messages of an enqueue waiting to be written (one statement for many messages). */
+typedef struct pg_spool_pq_pending {
+    pg_spool_pq_arr qid, msgid, account, from, size, sha, created; /* one per message */
+    pg_spool_pq_arr r_qid, r_addr, r_due;                          /* one per recipient */
+    pg_spool_pq_arr b_qid, b_seq, b_data;                          /* one per body chunk */
+    size_t bytes;                                                  /* body bytes held */
+} pg_spool_pq_pending;
+
+/* The backend's state for one handle. */
+typedef struct pg_spool_pq {
+    PGconn *conn;                     /* the connection, NULL while there is none */
+    char *conninfo;                   /* the URL (with its password, if any: never printed) */
+    char *shown;                      /* the URL with any password masked, for diagnoses */
+    pg_spool_diag *diag;              /* where diagnoses go (the generic handle's) */
+    unsigned flags;                   /* the open flags */
+    int lock_timeout_ms;              /* set_busy_timeout */
+    unsigned char prepared[PQ_COUNT]; /* statement prepared on this connection */
+    int64_t retry_at;                 /* monotonic ms before which no reconnect is tried */
+    int backoff_ms;                   /* the current reconnect backoff */
+    int in_tx;          /* an explicit transaction (batch, or a long enqueue) is open */
+    int in_batch;       /* pigeon_spool_begin() was called */
+    int deferred;       /* commits made with synchronous_commit off since the last sync */
+    int listening;      /* LISTEN was sent on this connection */
+    int64_t holder_id;  /* this process's holder row, 0 until known */
+    int64_t holder_pid; /* the pid holder_id is for (a fork needs its own) */
+    int64_t doubt[8];   /* lease tokens of claims whose commit outcome is unknown */
+    size_t ndoubt;      /* how many */
+    /* the enqueue in progress */
+    char cur_qid[PIGEON_SPOOL_ID_LEN + 1]; /* its queue id, "" when none */
+    int cur_flushed;          /* its row was already written (a body bigger than a buffer) */
+    int64_t cur_seq;          /* chunks so far */
+    pg_spool_new cur;         /* its message (borrowed from the generic layer until msg_end) */
+    size_t mark_len[3];       /* the body arrays' lengths before it, for msg_abort */
+    int32_t mark_n[3];        /* their element counts */
+    size_t mark_bytes;        /* pend.bytes before it */
+    pg_spool_pq_pending pend; /* messages not yet written */
+} pg_spool_pq;
+
+/* ---- spool_pg.c ---- */
+
+/* Makes sure there is a connection (reconnecting with a bounded backoff). PIGEON_OK or
+ * PIGEON_ERR_NETWORK with the diagnosis. */
+pigeon_err pg_spool_pq_ready(pg_spool_pq *q);
+/* Maps a failed result to our code, writes the diagnosis ("spool: <what>: ...") and
+ * drops a broken connection. */
+pigeon_err pg_spool_pq_err(pg_spool_pq *q, const PGresult *res, const char *what);
+/* Runs prepared statement id with params p; binary asks for binary results. On success
+ * *out is the result (PQclear it); else the error with its diagnosis. */
+pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, int binary,
+                           const char *what, PGresult **out);
+/* Runs plain SQL without parameters (simple protocol: several statements allowed). */
+pigeon_err pg_spool_pq_exec(pg_spool_pq *q, const char *sql, const char *what);
+
+void pg_spool_pq_p_text(pg_spool_pq_params *p, const char *s);
+void pg_spool_pq_p_i64(pg_spool_pq_params *p, int64_t v);
+void pg_spool_pq_p_bin(pg_spool_pq_params *p, const void *data, size_t len);
+void pg_spool_pq_p_arr(pg_spool_pq_params *p, pg_spool_pq_arr *a);
+
+void pg_spool_pq_arr_init(pg_spool_pq_arr *a, uint32_t oid);
+void pg_spool_pq_arr_add(pg_spool_pq_arr *a, const void *data, size_t len);
+void pg_spool_pq_arr_text(pg_spool_pq_arr *a, const char *s); /* NULL: SQL NULL */
+void pg_spool_pq_arr_i64(pg_spool_pq_arr *a, int64_t v);
+void pg_spool_pq_arr_i32(pg_spool_pq_arr *a, int32_t v);
+void pg_spool_pq_arr_free(pg_spool_pq_arr *a);
+
+/* A column as an integer (text or binary results), 0 for NULL. */
+int64_t pg_spool_pq_i64(const PGresult *res, int row, int col);
+/* A text column as a malloc'd string; NULL for SQL NULL (or no memory: *nomem set). */
+char *pg_spool_pq_dup(const PGresult *res, int row, int col, int *nomem);
+/* Decodes a bytea column of a text result ("\x...") into out (cap bytes); its length or -1. */
+long pg_spool_pq_bytea(const PGresult *res, int row, int col, unsigned char *out, size_t cap);
+
+/* ---- spool_pg_schema.c ---- */
+
+/* Reads the schema version and brings an older or empty database to PG_SPOOL_PQ_VERSION
+ * (unless READONLY), under an advisory lock so that two processes never migrate at once.
+ * A database newer than this code, or one holding another program's tables, is refused
+ * (PIGEON_ERR_CORRUPT) untouched. */
+pigeon_err pg_spool_pq_migrate(pg_spool_pq *q);
+
+/* ---- spool_pg_work.c (see pg_spool_ops) ---- */
+pigeon_err pg_spool_pq_claim(void *be, const pg_spool_claim_req *req, pigeon_spool_entry **job);
+pigeon_err pg_spool_pq_renew(void *be, const pigeon_spool_entry *job, int64_t until_ms);
+pigeon_err pg_spool_pq_record(void *be, const pigeon_spool_entry *job,
+                              const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
+                              size_t *lost);
+pigeon_err pg_spool_pq_release(void *be, const pigeon_spool_entry *job, int64_t now_ms);
+pigeon_err pg_spool_pq_claim_batch(void *be, const pg_spool_claim_req *req, size_t max,
+                                   pigeon_spool_entry **jobs, size_t *count);
+pigeon_err pg_spool_pq_renew_batch(void *be, pigeon_spool_entry *const *jobs, size_t n,
+                                   int64_t until_ms, unsigned char *held);
+pigeon_err pg_spool_pq_record_batch(void *be, pigeon_spool_record_item *items, size_t n,
+                                    int64_t now_ms);
+pigeon_err pg_spool_pq_release_batch(void *be, pigeon_spool_entry *const *jobs, size_t n,
+                                     int64_t now_ms);
+pigeon_err pg_spool_pq_holders(void *be, const char *host,
+                               int (*fn)(void *ctx, const pg_spool_holder *holder), void *ctx);
+pigeon_err pg_spool_pq_reclaim(void *be, int64_t holder_id, int64_t now_ms, size_t *count);
+pigeon_err pg_spool_pq_throttle(void *be, const char *account, int64_t until_ms,
+                                const char *reason);
+pigeon_err pg_spool_pq_list(void *be, const char *account,
+                            int (*fn)(void *ctx, const pigeon_spool_entry *entry), void *ctx);
+pigeon_err pg_spool_pq_show(void *be, const char *queue_id, pigeon_spool_entry **out);
+pigeon_err pg_spool_pq_retry(void *be, const char *queue_id, int include_failed, int64_t now_ms,
+                             size_t *count);
+pigeon_err pg_spool_pq_remove(void *be, const char *queue_id);
+pigeon_err pg_spool_pq_purge_failed(void *be, size_t *count);
+pigeon_err pg_spool_pq_stats(void *be, int64_t now_ms, pigeon_spool_stats *out);
+pigeon_err pg_spool_pq_body_open(void *be, const char *queue_id, void **reader, int64_t *size,
+                                 unsigned char sha256[32]);
+pigeon_err pg_spool_pq_body_read(void *be, void *reader, int64_t offset, void *buf, size_t cap,
+                                 size_t *n);
+void pg_spool_pq_body_close(void *be, void *reader);
+/* Gives back the recipients claimed under the in-doubt lease tokens (after a reconnect). */
+void pg_spool_pq_settle_doubts(pg_spool_pq *q);
+
+/* Keys and message owners (spool_pg_api.c). */
+extern const struct pg_spool_api_ops pg_spool_pq_api_ops;
+
+#endif
