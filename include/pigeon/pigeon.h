@@ -21,5 +21,6 @@
 #include "pigeon/dkim.h"
 #include "pigeon/lint.h"
 #include "pigeon/html.h"
+#include "pigeon/mailbox.h"
 
 #endif
