@@ -59,6 +59,8 @@ int cli_dkim_run(int argc, char **argv);
 void cli_dkim_usage_cmd(FILE *out);
 int cli_lint_run(int argc, char **argv);
 void cli_lint_usage(FILE *out);
+int cli_bounces_run(int argc, char **argv);
+void cli_bounces_usage(FILE *out);
 int cli_help_run(int argc, char **argv);
 void cli_help_usage(FILE *out);
 /* The overview printed by `pigeon --help` and `pigeon help`. */

@@ -36,6 +36,8 @@ static const cli_command commands[] = {
      cli_dkim_usage_cmd},
     {"lint", "check a message for what spam filters and mail clients dislike", cli_lint_run,
      cli_lint_usage},
+    {"bounces", "classify bounces, complaints and auto-replies (DSN, ARF, NDRs)", cli_bounces_run,
+     cli_bounces_usage},
     {"help", "show the usage of pigeon or of one command", cli_help_run, cli_help_usage},
 };
 

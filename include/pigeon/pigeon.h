@@ -22,5 +22,6 @@
 #include "pigeon/lint.h"
 #include "pigeon/html.h"
 #include "pigeon/mailbox.h"
+#include "pigeon/bounce.h"
 
 #endif
