@@ -61,6 +61,8 @@ int cli_lint_run(int argc, char **argv);
 void cli_lint_usage(FILE *out);
 int cli_bounces_run(int argc, char **argv);
 void cli_bounces_usage(FILE *out);
+int cli_suppress_run(int argc, char **argv);
+void cli_suppress_usage(FILE *out);
 int cli_help_run(int argc, char **argv);
 void cli_help_usage(FILE *out);
 /* The overview printed by `pigeon --help` and `pigeon help`. */

@@ -50,6 +50,9 @@ static const char *const key_names[K_COUNT] = {
     [K_DKIM_ALGORITHM] = "dkim_algorithm",
     [K_DKIM_CANONICALIZATION] = "dkim_canonicalization",
     [K_DKIM_EXPIRE] = "dkim_expire",
+    [K_SOFT_BOUNCE_LIMIT] = "soft_bounce_limit",
+    [K_SOFT_BOUNCE_DAYS] = "soft_bounce_days",
+    [K_SENDMAIL_SUPPRESSION] = "sendmail_suppression",
 };
 
 /* Most [account NAME] sections in one file. */

@@ -53,6 +53,9 @@ enum cfg_key {
     K_DKIM_ALGORITHM,
     K_DKIM_CANONICALIZATION,
     K_DKIM_EXPIRE,
+    K_SOFT_BOUNCE_LIMIT, /* the suppression list (cli/suppress.h) */
+    K_SOFT_BOUNCE_DAYS,
+    K_SENDMAIL_SUPPRESSION,
     K_COUNT
 };
 

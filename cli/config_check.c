@@ -179,6 +179,17 @@ int cfg_check(enum cfg_key k, const char *v, char *why, size_t whylen)
     case K_MAX_CONNECTIONS:
         expected = parse_long(v, 1, 1000) ? "expected 1-1000" : NULL;
         break;
+    case K_SOFT_BOUNCE_LIMIT:
+        expected = parse_long(v, 1, 1000) ? "expected a count (1-1000)" : NULL;
+        break;
+    case K_SOFT_BOUNCE_DAYS:
+        expected = parse_long(v, 1, 3650) ? "expected days (1-3650)" : NULL;
+        break;
+    case K_SENDMAIL_SUPPRESSION:
+        expected = one_of(v, (const char *const[]){"skip", "ignore", NULL})
+                       ? NULL
+                       : "expected skip or ignore";
+        break;
     case K_PROVIDER:
         expected = strpbrk(v, " \t") != NULL ? "expected a preset name (pigeon providers) "
                                                "or auto"

@@ -38,6 +38,8 @@ static const cli_command commands[] = {
      cli_lint_usage},
     {"bounces", "classify bounces, complaints and auto-replies (DSN, ARF, NDRs)", cli_bounces_run,
      cli_bounces_usage},
+    {"suppress", "list, add, remove, import or export suppressed addresses", cli_suppress_run,
+     cli_suppress_usage},
     {"help", "show the usage of pigeon or of one command", cli_help_run, cli_help_usage},
 };
 

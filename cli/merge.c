@@ -29,6 +29,7 @@
 #include "merge.h"
 #include "queue.h"
 #include "secret.h"
+#include "suppress.h"
 
 /* Connection failures in a row after which the run stops. */
 #define CONNECT_TRIES 3
@@ -57,6 +58,8 @@ typedef struct run {
     char to[2048];                          /* the row's To */
     char address[512];                      /* the row's bare address */
     char where[600];                        /* "FILE line N: " */
+    cli_suppressor sup;                     /* the suppression checks (suppress.h) */
+    unsigned long suppressed;               /* rows not sent: every recipient suppressed */
 } run;
 
 static void on_signal(int sig)
@@ -546,6 +549,24 @@ static int has_email_column(const pigeon_vars *row)
            pigeon_vars_get(row, "EMAIL") != NULL;
 }
 
+/* Takes the row's suppressed recipients out of its envelope; when none is left the row is
+ * reported "suppressed" (with who and why) and nonzero returned: nothing is sent. */
+static int suppressed_row(run *r, unsigned long num, unsigned long line, pigeon_message *msg)
+{
+    char why[600];
+    size_t n = pigeon_message_rcpt_count(msg), dropped = 0;
+    int status = cli_suppressor_filter(&r->sup, msg, "merge", 0, &dropped, why, sizeof why);
+    if (status != 0) {
+        r->fatal = status;
+        return 1;
+    }
+    if (dropped == 0 || dropped < n)
+        return 0;
+    r->suppressed++;
+    outcome(r, num, line, CLI_SUPPRESSED, 0, NULL, NULL, why);
+    return 1;
+}
+
 static void handle_row(run *r, const pigeon_vars *row, unsigned long num, unsigned long line)
 {
     char why[600];
@@ -577,6 +598,8 @@ static void handle_row(run *r, const pigeon_vars *row, unsigned long num, unsign
         } else {
             r->fatal = status;
         }
+    } else if (!r->env->ignore_suppression && suppressed_row(r, num, line, msg)) {
+        ;
     } else if (r->env->queue) {
         queue_row(r, num, line, msg);
     } else if (!pace(r)) {
@@ -686,6 +709,8 @@ static void summary(run *r)
         printf(", %lu bad row%s skipped", r->bad, r->bad == 1 ? "" : "s");
     if (r->skipped)
         printf(", %lu already done (--resume)", r->skipped);
+    if (r->suppressed)
+        printf(", %lu suppressed", r->suppressed);
     printf("\n");
     fflush(stdout);
 }
@@ -694,9 +719,11 @@ static int start(run *r)
 {
     if (r->env->dry_run)
         return merge_sink_open(&r->sink, r->m->dry_run_dir, r->m->mbox);
-    if (r->env->queue)
-        return queue_begin(r);
-    return send_begin(r);
+    int status = r->env->queue ? queue_begin(r) : send_begin(r);
+    if (status == 0 && !r->env->ignore_suppression)
+        status = cli_suppressor_open(&r->sup, r->env->spool, r->spool,
+                                     r->env->queue ? r->account : r->env->cfg->account);
+    return status;
 }
 
 int merge_run(const merge_opts *m, merge_env *env)
@@ -761,6 +788,7 @@ done:
         pigeon_spool_rollback(r->spool);
         pigeon_spool_close(r->spool);
     }
+    cli_suppressor_close(&r->sup);
     pigeon_smtp_free(r->smtp);
     secret_free(r->secret);
     merge_done_cleanup(&r->done);

@@ -64,6 +64,7 @@ typedef struct merge_env {
     const char *spool;           /* --spool, or NULL */
     int queue;                   /* --queue */
     int dry_run;                 /* --dry-run */
+    int ignore_suppression;      /* --ignore-suppression: mail suppressed rows too */
 } merge_env;
 
 /* Stores one getopt_long result. Returns -1 if not a merge option, 0, or an exit status

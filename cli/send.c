@@ -22,6 +22,7 @@
 #include "dkim.h"
 #include "lint.h"
 #include "queue.h"
+#include "suppress.h"
 #include "tpl.h"
 
 /* getopt_long values of send's own options. */
@@ -29,19 +30,21 @@ enum send_opt {
     OPT_DRY_RUN = CLI_OPT_CONN_END,
     OPT_QUEUE,
     OPT_LINT,
+    OPT_IGNORE_SUPPRESSION,
 };
 
 /* How to send, beyond what the message is. */
 typedef struct send_opts {
-    int dry_run;          /* --dry-run: write the message to stdout, send nothing */
-    int queue;            /* --queue: store in the spool for `pigeon daemon` */
-    int lint;             /* --lint: check the message (cli/lint.c), send nothing */
-    const char *spool;    /* --spool PATH, or NULL for the default */
-    cfg_settings cfg;     /* connection settings: command line, then file, preset, defaults */
-    const char *account;  /* --account NAME, or NULL for the default account */
-    deliver_opts deliver; /* reporting and secret options */
-    cli_tpl tpl;          /* templates: --var, --vars, --unsubscribe (tpl.h) */
-    merge_opts merge;     /* mail merge: --to-file and its options (merge.h) */
+    int dry_run;            /* --dry-run: write the message to stdout, send nothing */
+    int queue;              /* --queue: store in the spool for `pigeon daemon` */
+    int lint;               /* --lint: check the message (cli/lint.c), send nothing */
+    int ignore_suppression; /* --ignore-suppression: mail suppressed recipients too */
+    const char *spool;      /* --spool PATH, or NULL for the default */
+    cfg_settings cfg;       /* connection settings: command line, then file, preset, defaults */
+    const char *account;    /* --account NAME, or NULL for the default account */
+    deliver_opts deliver;   /* reporting and secret options */
+    cli_tpl tpl;            /* templates: --var, --vars, --unsubscribe (tpl.h) */
+    merge_opts merge;       /* mail merge: --to-file and its options (merge.h) */
 } send_opts;
 
 /* Returned by parse_args when the command should go on. */
@@ -55,6 +58,7 @@ static const struct option longopts[] = {
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"queue", no_argument, NULL, OPT_QUEUE},
     {"lint", no_argument, NULL, OPT_LINT},
+    {"ignore-suppression", no_argument, NULL, OPT_IGNORE_SUPPRESSION},
     {"spool", required_argument, NULL, CLI_OPT_SPOOL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -86,11 +90,16 @@ int cli_send_run(int argc, char **argv)
     if (c.from == NULL)
         c.from = cfg_get(&so.cfg, K_FROM);
     if (so.merge.to_file != NULL) {
-        merge_env env = {&c, &so.tpl, &so.cfg, &so.deliver, so.spool, so.queue, so.dry_run};
+        merge_env env = {&c,       &so.tpl,  &so.cfg,    &so.deliver,
+                         so.spool, so.queue, so.dry_run, so.ignore_suppression};
         status = merge_run(&so.merge, &env);
         goto done;
     }
     if ((status = cli_compose_build(&c, &msg)) != 0)
+        goto done;
+    /* Suppressed recipients leave the envelope, each named on stderr (suppress.h). */
+    if (!so.lint && !so.dry_run && !so.ignore_suppression &&
+        (status = cli_suppress_message(so.spool, so.cfg.account, msg, "send", NULL)) != 0)
         goto done;
     if (so.lint)
         status = cli_lint_send(msg, cfg_get(&so.cfg, K_DKIM_DOMAIN));
@@ -140,6 +149,9 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
         case OPT_LINT:
             so->lint = 1;
             break;
+        case OPT_IGNORE_SUPPRESSION:
+            so->ignore_suppression = 1;
+            break;
         case CLI_OPT_SPOOL:
             so->spool = optarg;
             break;
@@ -161,7 +173,8 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
                   cli_shorten(argv[optind], quoted, sizeof quoted));
         return EX_USAGE;
     }
-    merge_env env = {c, &so->tpl, &so->cfg, &so->deliver, so->spool, so->queue, so->dry_run};
+    merge_env env = {c,         &so->tpl,  &so->cfg,    &so->deliver,
+                     so->spool, so->queue, so->dry_run, so->ignore_suppression};
     int status = merge_check(&so->merge, &env);
     return status != 0 ? status : CONTINUE;
 }
@@ -238,6 +251,10 @@ void cli_send_usage(FILE *out)
           "                          is on disk); `pigeon daemon` sends it later with the\n"
           "                          account's settings (needs an account; no connection\n"
           "                          options besides --account)\n"
+          "  --ignore-suppression    mail recipients on the suppression list too (see\n"
+          "                          pigeon help suppress); without it each is left out\n"
+          "                          of the envelope with a warning, and when all are,\n"
+          "                          nothing is sent (exit 65)\n"
           "  --spool PATH            the spool file (default\n"
           "                          $XDG_STATE_HOME/pigeon/spool.db, ~/.local/state/...)\n"
           "  -h, --help              show this help\n"

@@ -47,6 +47,7 @@
 #include "queue.h"
 #include "mime/rawmsg.h"
 #include "sendmail.h"
+#include "suppress.h"
 #include "util/fdio.h"
 
 /* Bytes read from standard input at a time. */
@@ -698,9 +699,45 @@ static int queue_instead(sendmail_args *a, envelope *env, spooled_msg *m,
     return status;
 }
 
+/* sendmail_suppression = skip (the default): suppressed recipients leave the envelope,
+ * each named on stderr; when all are, nothing is sent (65). ignore: no check. */
+static int drop_suppressed(sendmail_args *a, envelope *env)
+{
+    const char *mode = cfg_get(&a->cfg, K_SENDMAIL_SUPPRESSION);
+    if (mode != NULL && strcasecmp(mode, "ignore") == 0)
+        return 0;
+    pigeon_suppress_hit *hits = calloc(env->nrcpt ? env->nrcpt : 1, sizeof *hits);
+    size_t count = 0, kept = 0;
+    if (hits == NULL)
+        return EX_OSERR;
+    int status = cli_suppress_lookup(a->spool, a->cfg.account, (const char *const *)env->rcpt_paths,
+                                     env->nrcpt, hits, &count);
+    for (size_t i = 0; status == 0 && count > 0 && count < env->nrcpt && i < env->nrcpt; i++) {
+        if (hits[i].reason == PIGEON_SUPPRESS_NONE) {
+            env->rcpt_paths[kept++] = env->rcpt_paths[i];
+            continue;
+        }
+        cli_suppress_warn("sendmail", env->rcpt_paths[i], &hits[i]);
+        free(env->rcpt_paths[i]);
+    }
+    if (status == 0 && count > 0 && count < env->nrcpt)
+        env->nrcpt = kept;
+    else if (status == 0 && count > 0) {
+        for (size_t i = 0; i < env->nrcpt; i++)
+            cli_suppress_warn("sendmail", env->rcpt_paths[i], &hits[i]);
+        cli_error("sendmail: every recipient is suppressed: nothing sent (pigeon suppress "
+                  "list; sendmail_suppression = ignore sends anyway)");
+        status = EX_DATAERR;
+    }
+    free(hits);
+    return status;
+}
+
 static int send_spooled(sendmail_args *a, envelope *env, spooled_msg *m)
 {
     int status = envelope_paths(env);
+    if (status == 0)
+        status = drop_suppressed(a, env);
     if (status != 0)
         return status;
     if (lseek(m->body_fd, 0, SEEK_SET) != 0) {
@@ -772,7 +809,9 @@ void cmd_sendmail_usage(FILE *out)
           "Exit status: 0 sent, 64 usage error or no recipients, 65 invalid message (a NUL,\n"
           "a body line over 998 octets) or address, 69 refused by the server, 73 no\n"
           "temporary file, 74 I/O error, 75 temporary failure (try again later), 76 protocol\n"
-          "error, 77 authentication failed, 78 configuration error. After a temporary\n"
+          "error, 77 authentication failed, 78 configuration error. Recipients on the\n"
+          "suppression list are left out, each named on stderr (65 when all are;\n"
+          "sendmail_suppression = ignore in pigeon.conf(5) turns this off). After a temporary\n"
           "failure the message is queued for `pigeon daemon` (and the exit status is 0)\n"
           "when the settings come from an account of the configuration file.\n",
           out);

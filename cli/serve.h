@@ -43,6 +43,8 @@ typedef struct serve_item {
     char id[PIGEON_SPOOL_ID_LEN + 1]; /* out: the queue id */
     serve_problem problem;            /* set: not stored, answer this */
     int replayed;                     /* out: an earlier request with the same key stored it */
+    char *suppressed;                 /* out: JSON array of the recipients left out as
+                                         suppressed (serve_suppress.c), or NULL */
 } serve_item;
 
 /* Limits and defaults for composing. */
@@ -114,6 +116,11 @@ struct serve_ctx {
     double *tokens;            /* per key: rate-limit tokens left (token bucket) */
     int64_t *tokens_ms;        /* per key: when tokens were last topped up */
 };
+
+/* Takes the item's suppressed recipients out of its envelope (committer thread, inside
+ * the group's batch), naming them in item->suppressed. Returns 1 when the item must not
+ * be stored (every recipient suppressed: 422; the check failed: 503), else 0. */
+int serve_suppress_item(serve_ctx *ctx, serve_item *item);
 
 /* Starts the committer thread on ctx->spool. */
 int serve_committer_start(serve_ctx *ctx);

@@ -99,7 +99,8 @@ static int idempotent(serve_ctx *ctx, const serve_job *job, serve_item *item, in
  * (the owner row failed after the message went in: all of it must roll back). */
 static int store_item(serve_ctx *ctx, const serve_job *job, serve_item *item, int64_t now)
 {
-    if (item->problem.status != 0 || idempotent(ctx, job, item, now))
+    if (item->problem.status != 0 || idempotent(ctx, job, item, now) ||
+        serve_suppress_item(ctx, item))
         return 0;
     if (ctx->max_queued != 0 && ctx->com.queued_estimate >= ctx->max_queued) {
         item->problem.status = 503;

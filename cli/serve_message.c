@@ -350,5 +350,6 @@ void serve_item_cleanup(serve_item *item)
     free(item->rcpts);
     free(item->message_id);
     free(item->idem);
+    free(item->suppressed);
     memset(item, 0, sizeof *item);
 }

@@ -55,7 +55,21 @@ static void done_store(serve_ctx *ctx, serve_job *job)
         }
         char body[64];
         int n = snprintf(body, sizeof body, "{\"id\":\"%s\"}\n", it->id);
-        serve_job_json(ctx, job, 202, body, (size_t)n, it->id);
+        if (it->suppressed == NULL) {
+            serve_job_json(ctx, job, 202, body, (size_t)n, it->id);
+            return;
+        }
+        /* {"id":"...","suppressed":[...]} */
+        size_t cap = strlen(it->suppressed) + 80;
+        char *full = malloc(cap);
+        int k = full != NULL ? snprintf(full, cap, "{\"id\":\"%s\",\"suppressed\":%s}\n", it->id,
+                                        it->suppressed)
+                             : -1;
+        if (k < 0)
+            serve_job_json(ctx, job, 202, body, (size_t)n, it->id);
+        else
+            serve_job_json(ctx, job, 202, full, (size_t)k, it->id);
+        free(full);
         return;
     }
     if (mem_open(&m) != 0) {
@@ -74,6 +88,11 @@ static void done_store(serve_ctx *ctx, serve_job *job)
             json_kv_string(&m.w, "detail", it->problem.detail);
         else
             json_kv_string(&m.w, "id", it->id);
+        if (it->suppressed != NULL) {
+            json_key(&m.w, "suppressed"); /* an array serve_suppress.c wrote */
+            m.w.after_key = 0;
+            fputs(it->suppressed, m.w.out);
+        }
         json_object_end(&m.w);
     }
     json_array_end(&m.w);

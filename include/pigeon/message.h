@@ -127,6 +127,10 @@ const pigeon_mailbox *pigeon_message_envelope_from(const pigeon_message *msg);
 /* Number of envelope recipients (To, Cc and Bcc, duplicates removed), and the i-th. */
 size_t pigeon_message_rcpt_count(const pigeon_message *msg);
 const pigeon_mailbox *pigeon_message_rcpt(const pigeon_message *msg, size_t i);
+/* Takes the i-th recipient out of the envelope only (the To and Cc headers are unchanged),
+ * e.g. a suppressed address (pigeon/suppress.h); later indexes shift down by one.
+ * PIGEON_ERR_INVALID when i is out of range. */
+pigeon_err pigeon_message_rcpt_remove(pigeon_message *msg, size_t i);
 
 /* ---- writing ---- */
 typedef struct pigeon_write_opts {

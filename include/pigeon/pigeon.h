@@ -15,6 +15,7 @@
 #include "pigeon/provider.h"
 #include "pigeon/smtp.h"
 #include "pigeon/spool.h"
+#include "pigeon/suppress.h"
 #include "pigeon/metrics.h"
 #include "pigeon/dns.h"
 #include "pigeon/template.h"

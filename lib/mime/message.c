@@ -268,6 +268,16 @@ const pigeon_mailbox *pigeon_message_rcpt(const pigeon_message *msg, size_t i)
     return &msg->rcpts[i];
 }
 
+pigeon_err pigeon_message_rcpt_remove(pigeon_message *msg, size_t i)
+{
+    if (msg == NULL || i >= msg->rcpt_count)
+        return PIGEON_ERR_INVALID;
+    pigeon_mailbox_cleanup(&msg->rcpts[i]);
+    memmove(&msg->rcpts[i], &msg->rcpts[i + 1], (msg->rcpt_count - i - 1) * sizeof *msg->rcpts);
+    msg->rcpt_count--;
+    return PIGEON_OK;
+}
+
 /* ---- other header fields ---- */
 
 /* Checks a UTF-8 header value: no CR, LF or NUL (header injection), valid UTF-8. */

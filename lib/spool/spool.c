@@ -880,3 +880,8 @@ void *pg_spool_backend(pigeon_spool *spool, const pg_spool_ops **ops)
     *ops = spool->ops;
     return spool->be;
 }
+
+pg_spool_diag *pg_spool_diag_of(pigeon_spool *spool)
+{
+    return &spool->diag;
+}

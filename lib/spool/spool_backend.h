@@ -144,10 +144,14 @@ typedef struct pg_spool_ops {
 
     /* The submission service's keys and message owners (spool/spool_api.h), or NULL. */
     const struct pg_spool_api_ops *api;
+    /* The suppression list (spool/spool_suppress.h), or NULL. */
+    const struct pg_spool_suppress_ops *suppress;
 } pg_spool_ops;
 
 /* The backend of a handle, and its ops (for spool_api.c). */
 void *pg_spool_backend(pigeon_spool *spool, const pg_spool_ops **ops);
+/* The handle's diagnosis, for the generic wrappers of side tables. */
+pg_spool_diag *pg_spool_diag_of(pigeon_spool *spool);
 
 /* The SQLite backend (lib/spool/spool_sqlite.c). */
 extern const pg_spool_ops pg_spool_sqlite_ops;

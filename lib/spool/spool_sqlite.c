@@ -826,4 +826,5 @@ const pg_spool_ops pg_spool_sqlite_ops = {
     .body_read = pg_spool_sq_body_read,
     .body_close = pg_spool_sq_body_close,
     .api = &pg_spool_sq_api_ops,
+    .suppress = &pg_spool_sq_suppress_ops,
 };

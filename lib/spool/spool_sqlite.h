@@ -165,5 +165,7 @@ void pg_spool_sq_body_close(void *be, void *reader);
 
 /* Keys and message owners (spool_sqlite_api.c). */
 extern const struct pg_spool_api_ops pg_spool_sq_api_ops;
+/* The suppression list (spool_sqlite_suppress.c). */
+extern const struct pg_spool_suppress_ops pg_spool_sq_suppress_ops;
 
 #endif
