@@ -56,6 +56,11 @@ enum cfg_key {
     K_SOFT_BOUNCE_LIMIT, /* the suppression list (cli/suppress.h) */
     K_SOFT_BOUNCE_DAYS,
     K_SENDMAIL_SUPPRESSION,
+    K_IMAP_HOST, /* the account's mailbox (cli/mailbox_conn.h) */
+    K_IMAP_PORT,
+    K_POP3_HOST,
+    K_POP3_PORT,
+    K_SAVE_SENT,
     K_COUNT
 };
 

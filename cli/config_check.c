@@ -138,9 +138,13 @@ int cfg_check(enum cfg_key k, const char *v, char *why, size_t whylen)
     }
     switch (k) {
     case K_HOST:
+    case K_IMAP_HOST:
+    case K_POP3_HOST:
         expected = host_valid(v) ? NULL : "expected a host name or address";
         break;
     case K_PORT:
+    case K_IMAP_PORT:
+    case K_POP3_PORT:
         expected = parse_long(v, 1, 65535) ? "expected 1-65535" : NULL;
         break;
     case K_TLS:
