@@ -129,6 +129,17 @@ pigeon_err pigeon_imap_select(pigeon_imap *m, const char *mailbox, int readonly,
  */
 pigeon_err pigeon_imap_uid_search(pigeon_imap *m, const char *criteria, uint32_t **uids, size_t *n);
 
+/* UID SEARCH HEADER field "value" (RFC 9051 6.4.4: messages whose field contains value),
+ * for finding a message by its Message-ID. field is a header name (RFC 5322 ftext), value
+ * printable ASCII (sent quoted); anything else is PIGEON_ERR_INVALID. Results as for
+ * pigeon_imap_uid_search. */
+pigeon_err pigeon_imap_uid_search_header(pigeon_imap *m, const char *field, const char *value,
+                                         uint32_t **uids, size_t *n);
+
+/* Adds flags (system flags or keywords such as "$PigeonRead", as for APPEND) to a message
+ * of the selected mailbox (UID STORE +FLAGS.SILENT). */
+pigeon_err pigeon_imap_uid_add_flags(pigeon_imap *m, uint32_t uid, const char *flags);
+
 /* Fetches the whole message with this UID (BODY.PEEK[]: the \Seen flag is not set) and
  * streams its exact bytes to sink. PIGEON_ERR_NOTFOUND when no such message. *size, if
  * not NULL, gets the length. */

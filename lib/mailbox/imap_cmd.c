@@ -306,7 +306,59 @@ pigeon_err pigeon_imap_uid_search(pigeon_imap *m, const char *criteria, uint32_t
         free(sc.uids);
         return err;
     }
-    qsort(sc.uids, sc.n, sizeof *sc.uids, cmp_u32);
+    if (sc.n > 1)
+        qsort(sc.uids, sc.n, sizeof *sc.uids, cmp_u32);
+    *uids = sc.uids;
+    *n = sc.n;
+    return PIGEON_OK;
+}
+
+static int header_name_valid(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 76)
+        return 0;
+    for (; *s != '\0'; s++)
+        if (*s <= 0x20 || *s >= 0x7f || *s == ':')
+            return 0;
+    return 1;
+}
+
+pigeon_err pigeon_imap_uid_search_header(pigeon_imap *m, const char *field, const char *value,
+                                         uint32_t **uids, size_t *n)
+{
+    if (uids == NULL || n == NULL)
+        return PIGEON_ERR_INVALID;
+    *uids = NULL;
+    *n = 0;
+    pigeon_err err = require_state(m, 1);
+    if (err != PIGEON_OK)
+        return err;
+    if (field == NULL || value == NULL || !header_name_valid(field) || strlen(value) > 998)
+        return pg_store_fail(&m->sc, PIGEON_ERR_INVALID, "invalid header search");
+    for (const char *p = value; *p != '\0'; p++)
+        if (*p < 0x20 || *p >= 0x7f)
+            return pg_store_fail(&m->sc, PIGEON_ERR_INVALID,
+                                 "header search values are printable ASCII");
+    struct search_ctx sc = {0};
+    pg_buf cmd;
+    pg_buf_init(&cmd);
+    pg_buf_printf(&cmd, "UID SEARCH HEADER %s \"", field);
+    for (const char *p = value; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            pg_buf_putc(&cmd, '\\');
+        pg_buf_putc(&cmd, *p);
+    }
+    pg_buf_putc(&cmd, '"');
+    if ((err = cmd.err) == PIGEON_OK &&
+        (err = pg_imap_send(m, NULL, cmd.data, cmd.len)) == PIGEON_OK)
+        err = pg_imap_wait(m, on_search, &sc, "UID SEARCH", PIGEON_ERR_REJECTED, NULL);
+    pg_buf_cleanup(&cmd);
+    if (err != PIGEON_OK) {
+        free(sc.uids);
+        return err;
+    }
+    if (sc.n > 1)
+        qsort(sc.uids, sc.n, sizeof *sc.uids, cmp_u32);
     *uids = sc.uids;
     *n = sc.n;
     return PIGEON_OK;
@@ -529,6 +581,21 @@ pigeon_err pigeon_imap_uid_move(pigeon_imap *m, uint32_t uid, const char *dest)
         return PIGEON_ERR_NOTFOUND;
     if (err == PIGEON_OK && !move)
         err = delete_uid(m, uid);
+    return err;
+}
+
+pigeon_err pigeon_imap_uid_add_flags(pigeon_imap *m, uint32_t uid, const char *flags)
+{
+    pigeon_err err = require_state(m, 1);
+    if (err != PIGEON_OK)
+        return err;
+    if (uid == 0 || flags == NULL || *flags == '\0' || !flags_valid(flags))
+        return pg_store_fail(&m->sc, PIGEON_ERR_INVALID, "invalid flags");
+    pg_buf cmd;
+    pg_buf_init(&cmd);
+    pg_buf_printf(&cmd, "UID STORE %u +FLAGS.SILENT (%s)", (unsigned)uid, flags);
+    err = simple(m, &cmd, "UID STORE", PIGEON_ERR_REJECTED);
+    pg_buf_cleanup(&cmd);
     return err;
 }
 
