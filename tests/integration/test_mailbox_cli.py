@@ -196,6 +196,35 @@ def the_whole_loop_send_bounce_fetch_suppress_skip():
 
 
 @test
+def a_bounce_of_a_queued_message_matches_by_the_spool():
+    dc = server()
+    # One recipient accepted (it bounces later), one deferred: the message stays in the
+    # spool (a message whose recipients are all done leaves it; then only the Sent folder
+    # can vouch for it).
+    with servers.AioSmtpd(reject_rcpt={"later@example.test": "451 4.3.0 try later"}) as smtp:
+        env, spool = config(smtp.port)
+        rc, out, err = harness.pigeon("send", "--account", "test", "--to", "queued@example.test",
+                                      "--to", "later@example.test",
+                                      "--subject", "queued-1", "--text", "x\n", "--queue",
+                                      "--spool", spool, env=env)
+        assert rc == 0, err
+        rc, out, err = harness.pigeon("daemon", "--once", "--spool", spool, env=env, timeout=60)
+        assert rc == 0, err
+        [m] = smtp.wait_messages(1)
+        dc.deliver(dsn_about(m.message["Message-ID"], "queued@example.test", dc.user))
+        rc, out, err = harness.pigeon("bounces", "fetch", "--account", "test", "--json",
+                                      "--spool", spool, env=env)
+        assert rc == 0, err
+        records = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        hit = [r for r in records if r["rcpt"] == "queued@example.test"]
+        assert hit and hit[0]["matched_by"] == "spool" and hit[0]["suppressed"], records
+        # Read once: a second fetch does not read it again.
+        rc, out, err = harness.pigeon("bounces", "fetch", "--account", "test", "--json",
+                                      "--spool", spool, env=env)
+        assert rc == 0 and b"queued@example.test" not in out, (out, err)
+
+
+@test
 def bounces_fetch_over_pop3_deletes_matched_bounces():
     dc = server()
     with servers.AioSmtpd() as smtp:
