@@ -16,6 +16,7 @@
 #include "mailbox/imap_parse.h"
 #include "mailbox/mutf7.h"
 #include "mailbox/pop3_parse.h"
+#include "pigeon/mailbox.h"
 
 static pg_imap_tok toks[256];
 
@@ -269,6 +270,25 @@ static void test_pop3_lines(void **state)
     assert_false(pg_pop3_is_terminator("..\r\n", 4));
 }
 
+/* The providers' mailbox servers (pigeon/mailbox.h presets). */
+static void test_presets(void **state)
+{
+    (void)state;
+    const pigeon_store_preset *p = pigeon_store_preset_lookup("QQ");
+    assert_non_null(p);
+    assert_string_equal(p->imap_host, "imap.qq.com");
+    assert_int_equal(p->imap_port, 993);
+    assert_string_equal(p->pop3_host, "pop.qq.com");
+    assert_int_equal(p->pop3_port, 995);
+    p = pigeon_store_preset_lookup("qq-exmail");
+    assert_string_equal(p->imap_host, "imap.exmail.qq.com");
+    assert_string_equal(pigeon_store_preset_lookup("163")->pop3_host, "pop.163.com");
+    assert_string_equal(pigeon_store_preset_lookup("outlook")->imap_host, "outlook.office365.com");
+    assert_null(pigeon_store_preset_lookup("icloud")->pop3_host);
+    assert_null(pigeon_store_preset_lookup("sendgrid"));
+    assert_null(pigeon_store_preset_lookup(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_line_literal),
         cmocka_unit_test(test_mutf7),
         cmocka_unit_test(test_pop3_lines),
+        cmocka_unit_test(test_presets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
