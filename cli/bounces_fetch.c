@@ -91,6 +91,7 @@ typedef struct fetch_ctx {
     int delete;                    /* --delete */
     char since[16];                /* --since as an IMAP date ("1-Dec-2026"), or "" */
     int all;                       /* --all: read messages already read too */
+    int quiet;                     /* the daemon's check: print nothing, count only */
     const char *spool_opt;         /* --spool */
     cfg_settings cfg;              /* the account's settings */
     deliver_opts o;                /* -v, --json, password options */
@@ -220,6 +221,8 @@ static void print_record(fetch_ctx *fc, const char *where, const pigeon_bounce_r
                          const pigeon_bounce_rcpt *rc, const char *matched_by, int suppressed,
                          const char *action)
 {
+    if (fc->quiet)
+        return;
     if (fc->o.json) {
         json_writer w;
         json_init(&w, stdout);
@@ -563,53 +566,84 @@ static int load_settings(fetch_ctx *fc)
     return status;
 }
 
-int cli_bounces_fetch(int argc, char **argv)
+/* Reads the mailbox of fc's account; returns a sysexits code (printed). */
+static int fetch_run(fetch_ctx *fc)
 {
-    fetch_ctx fc;
-    memset(&fc, 0, sizeof fc);
-    fc.folder = "INBOX";
     mailbox_plan plan;
     memset(&plan, 0, sizeof plan);
-    int status = parse_args(&fc, argc, argv);
-    if (status >= 0)
+    int status = load_settings(fc);
+    if (status != 0)
         goto done;
-    if ((status = load_settings(&fc)) != 0)
-        goto done;
-    if (fc.cfg.account[0] == '\0') {
+    if (fc->cfg.account[0] == '\0') {
         cli_error("bounces fetch: needs an account of the configuration file (--account NAME): "
                   "the suppression list is kept per account");
         status = EX_USAGE;
         goto done;
     }
-    cli_suppress_policy(&fc.cfg, &fc.policy);
-    if ((status = queue_spool_open(fc.spool_opt, PIGEON_SPOOL_CREATE, &fc.spool)) != 0)
+    cli_suppress_policy(&fc->cfg, &fc->policy);
+    if ((status = queue_spool_open(fc->spool_opt, PIGEON_SPOOL_CREATE, &fc->spool)) != 0)
         goto done;
-    if (pigeon_spool_list(fc.spool, fc.cfg.account, collect_id, &fc) != PIGEON_OK) {
-        cli_error("bounces fetch: cannot read the spool: %s", pigeon_spool_error(fc.spool));
+    if (pigeon_spool_list(fc->spool, fc->cfg.account, collect_id, fc) != PIGEON_OK) {
+        cli_error("bounces fetch: cannot read the spool: %s", pigeon_spool_error(fc->spool));
         status = EX_IOERR;
         goto done;
     }
-    if ((status = mailbox_plan_init(&plan, &fc.cfg, &fc.o, fc.pop3)) != 0)
+    if ((status = mailbox_plan_init(&plan, &fc->cfg, &fc->o, fc->pop3)) != 0)
         goto done;
-    status = fc.pop3 ? run_pop3(&fc, &plan) : run_imap(&fc, &plan);
-    if (status == 0 && !fc.o.json)
+    status = fc->pop3 ? run_pop3(fc, &plan) : run_imap(fc, &plan);
+    if (status == 0 && !fc->o.json && !fc->quiet)
         fprintf(stderr,
                 "pigeon: %lu message%s read, %lu bounce%s or complaint%s, %lu of ours, %lu "
                 "address%s suppressed\n",
-                fc.read, fc.read == 1 ? "" : "s", fc.bounces, fc.bounces == 1 ? "" : "s",
-                fc.bounces == 1 ? "" : "s", fc.matched, fc.suppressed,
-                fc.suppressed == 1 ? "" : "es");
+                fc->read, fc->read == 1 ? "" : "s", fc->bounces, fc->bounces == 1 ? "" : "s",
+                fc->bounces == 1 ? "" : "s", fc->matched, fc->suppressed,
+                fc->suppressed == 1 ? "" : "es");
 done:
-    if (fc.sent != NULL)
-        pigeon_imap_logout(fc.sent);
-    pigeon_imap_free(fc.sent);
-    mailbox_plan_cleanup(&fc.sent_plan);
+    if (fc->sent != NULL)
+        pigeon_imap_logout(fc->sent);
+    pigeon_imap_free(fc->sent);
+    fc->sent = NULL;
+    mailbox_plan_cleanup(&fc->sent_plan);
     mailbox_plan_cleanup(&plan);
-    for (size_t i = 0; i < fc.nids; i++)
-        free(fc.ids[i].message_id);
-    free(fc.ids);
-    pigeon_spool_close(fc.spool);
-    cfg_cleanup(&fc.cfg);
+    for (size_t i = 0; i < fc->nids; i++)
+        free(fc->ids[i].message_id);
+    free(fc->ids);
+    fc->ids = NULL;
+    fc->nids = 0;
+    pigeon_spool_close(fc->spool);
+    fc->spool = NULL;
+    cfg_cleanup(&fc->cfg);
+    return status;
+}
+
+int cli_bounces_fetch(int argc, char **argv)
+{
+    fetch_ctx fc;
+    memset(&fc, 0, sizeof fc);
+    fc.folder = "INBOX";
+    int status = parse_args(&fc, argc, argv);
+    if (status >= 0) {
+        cfg_cleanup(&fc.cfg);
+        return status;
+    }
+    return fetch_run(&fc);
+}
+
+int bounces_fetch_account(const char *account, const char *spool_path, bounces_fetch_counts *out)
+{
+    fetch_ctx fc;
+    memset(&fc, 0, sizeof fc);
+    fc.folder = "INBOX";
+    fc.account = account;
+    fc.spool_opt = spool_path;
+    fc.quiet = 1;
+    int status = fetch_run(&fc);
+    if (out != NULL) {
+        out->read = fc.read;
+        out->bounces = fc.bounces;
+        out->matched = fc.matched;
+        out->suppressed = fc.suppressed;
+    }
     return status;
 }
 

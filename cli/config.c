@@ -58,6 +58,7 @@ static const char *const key_names[K_COUNT] = {
     [K_POP3_HOST] = "pop3_host",
     [K_POP3_PORT] = "pop3_port",
     [K_SAVE_SENT] = "save_sent",
+    [K_BOUNCE_CHECK] = "bounce_check",
 };
 
 /* Most [account NAME] sections in one file. */

@@ -35,6 +35,7 @@
 
 #include "cli.h"
 #include "daemon.h"
+#include "daemon_bounces.h"
 #include "deliver.h"
 #include "queue.h"
 #include "sdnotify.h"
@@ -549,9 +550,13 @@ static int run(daemon_state *d)
             break;
         }
     }
+    pthread_t bounce_thread;
+    int bounce_check = status == 0 && !d->o.once && daemon_bounces_start(d, &bounce_thread) == 0;
     if (status == 0)
         sdnotify_send("READY=1\nSTATUS=delivering");
     supervise(d, &set);
+    if (bounce_check)
+        pthread_join(bounce_thread, NULL);
     sdnotify_send("STOPPING=1");
     for (int i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
@@ -597,7 +602,8 @@ void cli_daemon_usage(FILE *out)
           "  -h, --help              show this help\n"
           "\n"
           "Account limits (pigeon.conf(5)): rate_per_second, daily_limit (messages per UTC\n"
-          "day, counted by this process), max_connections.\n"
+          "day, counted by this process), max_connections. An account with bounce_check =\n"
+          "10m has its IMAP inbox read for bounces every 10 minutes (pigeon bounces fetch).\n"
           "\n"
           "Signals: SIGTERM/SIGINT finish the message in flight, record every outcome and\n"
           "exit (unsent claimed messages are given back); SIGHUP reopens\n"

@@ -244,5 +244,30 @@ def bounces_fetch_over_pop3_deletes_matched_bounces():
         assert left == [], left
 
 
+@test
+def the_daemon_checks_bounces_every_bounce_check():
+    dc = server()
+    with servers.AioSmtpd() as smtp:
+        env, spool = config(smtp.port, "save_sent = yes\nbounce_check = 1m")
+        rc, out, err = harness.pigeon("send", "--account", "test", "--to", "dmn@example.test",
+                                      "--subject", "daemon-loop", "--text", "x\n", env=env)
+        assert rc == 0, err
+        [m] = smtp.wait_messages(1)
+        dc.deliver(dsn_about(m.message["Message-ID"], "dmn@example.test", dc.user))
+        proc = harness.spawn([harness.pigeon_path(), "daemon", "--spool", spool], env=env)
+
+        def suppressed():
+            rc, out, err = harness.pigeon("suppress", "list", "--account", "test", "--spool",
+                                          spool, env=env)
+            return b"dmn@example.test" in out
+
+        try:
+            harness.wait_for(suppressed, timeout=30, what="the daemon's bounce check")
+        finally:
+            harness.stop(proc)
+        log = harness.read_log(proc)
+        assert '"bounces"' in log and '"suppressed":1' in log, log[-2000:]
+
+
 if __name__ == "__main__":
     harness.run()
