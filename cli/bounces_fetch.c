@@ -350,6 +350,11 @@ static int run_imap(fetch_ctx *fc, mailbox_plan *plan)
         } else if (err == PIGEON_OK) {
             /* Read once: a soft bounce read again must not count twice. */
             err = pigeon_imap_uid_add_flags(m, uids[i], READ_KEYWORD);
+            if (err == PIGEON_ERR_REJECTED) {
+                /* A server without keywords (PERMANENTFLAGS lacks \*): read again next
+                 * time, which only a soft bounce minds. */
+                err = PIGEON_OK;
+            }
         }
         if (err == PIGEON_OK &&
             (r.kind == PIGEON_BOUNCE_KIND_BOUNCE || r.kind == PIGEON_BOUNCE_KIND_COMPLAINT)) {

@@ -232,6 +232,9 @@ static int send_message(pigeon_message *msg, send_opts *so)
 /* Stores the message for `pigeon daemon`; the account's settings are read again then. */
 static int queue_message(pigeon_message *msg, send_opts *so)
 {
+    if (so->cfg.v[K_SAVE_SENT].source == CFG_CLI)
+        cli_error("warning: --save-sent applies to messages sent now, not to queued ones (the "
+                  "daemon files no copies)");
     char err[600];
     char account[sizeof so->cfg.account];
     if (so->deliver.password_file != NULL || so->deliver.password_command != NULL) {
