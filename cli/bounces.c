@@ -24,6 +24,8 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "bounces_fetch.h"
 #include "cli.h"
 #include "json.h"
@@ -51,22 +53,47 @@ static const struct {
 /* How to print. */
 typedef struct out_opts {
     int json;           /* JSON Lines */
+    char *verp_key;     /* the VERP key (--verp-key-file), or NULL: tokens are not checked */
+    size_t verp_keylen; /* its length */
     unsigned long msgs; /* messages read */
     unsigned long hits; /* recipients printed */
 } out_opts;
 
+static void free_key(out_opts *o);
+
 enum bounces_opt {
     OPT_JSON = 0x100,
+    OPT_VERP_KEY_FILE,
 };
 
 static const struct option parse_longopts[] = {
     {"json", no_argument, NULL, OPT_JSON},
+    {"verp-key-file", required_argument, NULL, OPT_VERP_KEY_FILE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
+/* What the VERP token of the notice's address says, checked with the key: "valid" with
+ * the recipient (or the reference), "forged", or "none" (no token, or no key). */
+typedef struct verp_check {
+    const char *state; /* "valid", "forged", "none" */
+    char *rcpt;        /* the recipient the token names (inline form), malloc'd */
+    char *ref;         /* the caller's reference (reference form), malloc'd */
+} verp_check;
+
+static verp_check check_verp(const pigeon_bounce_report *r, const out_opts *o)
+{
+    verp_check v = {"none", NULL, NULL};
+    if (o->verp_key == NULL || r->to == NULL || r->verp == NULL)
+        return v;
+    pigeon_err e =
+        pigeon_bounce_verp_decode(r->to, NULL, o->verp_key, o->verp_keylen, &v.rcpt, &v.ref);
+    v.state = e == PIGEON_OK ? "valid" : e == PIGEON_ERR_AUTH ? "forged" : "none";
+    return v;
+}
+
 static void print_json(const pigeon_bounce_report *r, const pigeon_bounce_rcpt *rc,
-                       const char *source)
+                       const char *source, const verp_check *v)
 {
     json_writer w;
     json_init(&w, stdout);
@@ -99,6 +126,9 @@ static void print_json(const pigeon_bounce_report *r, const pigeon_bounce_rcpt *
     json_kv_string(&w, "from", r->from);
     json_kv_string(&w, "to", r->to);
     json_kv_string(&w, "verp", r->verp);
+    json_kv_string(&w, "verp_state", v->state);
+    json_kv_string(&w, "verp_rcpt", v->rcpt);
+    json_kv_string(&w, "verp_ref", v->ref);
     json_kv_string(&w, "subject", r->subject);
     json_kv_bool(&w, "truncated", r->truncated);
     json_object_end(&w);
@@ -128,14 +158,17 @@ static int one_message(const char *msg, size_t len, const char *source, out_opts
         cli_error("bounces: %s: %s", source, pigeon_strerror(e));
         return cli_exit_status(e);
     }
+    verp_check v = check_verp(&r, o);
     for (size_t i = 0; i < r.count || (i == 0 && r.count == 0); i++) {
         const pigeon_bounce_rcpt *rc = r.count > 0 ? &r.rcpts[i] : NULL;
         if (o->json)
-            print_json(&r, rc, source);
+            print_json(&r, rc, source, &v);
         else
             print_row(&r, rc, source);
         o->hits++;
     }
+    free(v.rcpt);
+    free(v.ref);
     pigeon_bounce_report_cleanup(&r);
     return 0;
 }
@@ -279,6 +312,42 @@ static int read_input(const char *path, out_opts *o)
     return read_dir(path, o);
 }
 
+/* Reads the VERP key: the file's bytes, a final line break dropped; at least 16 octets.
+ * A key is never taken on the command line (it would show in ps). */
+static int read_key(const char *path, out_opts *o)
+{
+    char quoted[256];
+    char *key = NULL;
+    size_t len = 0;
+    pigeon_err e = cli_read_input(path, 4096, &key, &len);
+    if (e != PIGEON_OK) {
+        cli_error("bounces: cannot read the VERP key %s: %s",
+                  cli_shorten(path, quoted, sizeof quoted), pigeon_strerror(e));
+        return -1;
+    }
+    while (len > 0 && (key[len - 1] == '\n' || key[len - 1] == '\r'))
+        len--;
+    if (len < 16) {
+        OPENSSL_cleanse(key, len);
+        free(key);
+        cli_error("bounces: the VERP key in %s is shorter than 16 octets",
+                  cli_shorten(path, quoted, sizeof quoted));
+        return -1;
+    }
+    free_key(o);
+    o->verp_key = key;
+    o->verp_keylen = len;
+    return 0;
+}
+
+static void free_key(out_opts *o)
+{
+    if (o->verp_key != NULL)
+        OPENSSL_cleanse(o->verp_key, o->verp_keylen);
+    free(o->verp_key);
+    o->verp_key = NULL;
+}
+
 static int bounces_parse(int argc, char **argv)
 {
     out_opts o = {0};
@@ -291,16 +360,28 @@ static int bounces_parse(int argc, char **argv)
         case OPT_JSON:
             o.json = 1;
             break;
+        case OPT_VERP_KEY_FILE:
+            if (read_key(optarg, &o) != 0)
+                return EX_NOINPUT;
+            break;
         case 'h':
+            free_key(&o);
             cli_bounces_usage(stdout);
             return 0;
+        case ':':
+            free_key(&o);
+            cli_error("bounces parse: %s needs a value",
+                      cli_typed_option(argv, quoted, sizeof quoted));
+            return EX_USAGE;
         default:
+            free_key(&o);
             cli_error("bounces parse: unknown option %s (see pigeon help bounces)",
                       cli_typed_option(argv, quoted, sizeof quoted));
             return EX_USAGE;
         }
     }
     if (optind >= argc) {
+        free_key(&o);
         cli_error("bounces parse: give an mbox, a maildir, a directory or a message file "
                   "(\"-\" for standard input)");
         return EX_USAGE;
@@ -310,9 +391,12 @@ static int bounces_parse(int argc, char **argv)
                "RECIPIENT", "REASON", "DIAGNOSTIC");
     for (int i = optind; i < argc; i++) {
         int status = read_input(argv[i], &o);
-        if (status != 0)
+        if (status != 0) {
+            free_key(&o);
             return status;
+        }
     }
+    free_key(&o);
     fflush(stdout);
     return ferror(stdout) ? EX_IOERR : 0;
 }
@@ -335,7 +419,7 @@ int cli_bounces_run(int argc, char **argv)
 
 void cli_bounces_usage(FILE *out)
 {
-    fputs("usage: pigeon bounces parse [--json] FILE|DIR|-...\n"
+    fputs("usage: pigeon bounces parse [--json] [--verp-key-file F] FILE|DIR|-...\n"
           "\n"
           "Reads bounces (RFC 3464 DSNs and the non-standard notices of Postfix, Exim,\n"
           "qmail, Exchange, Gmail, Yahoo, QQ Mail and 163), complaints (RFC 5965 ARF), read\n"
@@ -346,6 +430,8 @@ void cli_bounces_usage(FILE *out)
           "directory of messages; \"-\" is standard input.\n"
           "\n"
           "  --json                  one JSON object per line (per recipient)\n"
+          "  --verp-key-file F       check the VERP token of each notice's address with the\n"
+          "                          key in F (JSON: verp_state valid|forged|none, verp_rcpt)\n"
           "\n"
           "Subcommands:\n",
           out);

@@ -85,6 +85,13 @@ static void write_escaped(FILE *out, const char *str)
         } else if (c < 0x20 || c == 0x7f) {
             fprintf(out, "\\u%04x", c);
             i++;
+        } else if (c < 0x80) {
+            /* A run of plain ASCII goes out in one call. */
+            size_t j = i + 1;
+            while (j < n && s[j] >= 0x20 && s[j] < 0x7f && s[j] != '"' && s[j] != '\\')
+                j++;
+            fwrite(s + i, 1, j - i, out);
+            i = j;
         } else {
             size_t len = pg_utf8_decode(s + i, n - i, NULL);
             if (len == 0) {

@@ -318,6 +318,7 @@ pigeon_err pigeon_bounce_parse(const char *in, size_t len, const pigeon_bounce_o
     pg_buf_init(&s.plain);
     pg_buf_init(&s.html);
     pg_buf_init(&s.part);
+    pg_bwalk_pin_converters();
     t = calloc(1, sizeof *t);
     if (t == NULL) {
         s.nomem = 1;

@@ -131,6 +131,8 @@ size_t pg_bounce_dsn(pigeon_bounce_report *r, const char *in, size_t n, int *nom
             break;
         pos += it.pos;
     }
+    if (pos < n && r->count >= PG_BOUNCE_RCPTS_MAX)
+        r->truncated = 1;
     return added;
 }
 

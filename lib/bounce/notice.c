@@ -128,9 +128,21 @@ static const char *const reason_labels[] = {
 static const char *find_ci(const char *s, size_t n, const char *needle)
 {
     size_t k = strlen(needle);
-    for (size_t i = 0; k <= n && i <= n - k; i++) {
-        if (strncasecmp(s + i, needle, k) == 0)
-            return s + i;
+    if (k == 0 || k > n)
+        return k == 0 ? s : NULL;
+    /* The needles are lower case: look for the first byte in either case with memchr,
+     * then compare the rest. */
+    unsigned char first = (unsigned char)needle[0];
+    unsigned char upper = first >= 'a' && first <= 'z' ? (unsigned char)(first - 32) : first;
+    for (size_t i = 0; i <= n - k;) {
+        const char *a = memchr(s + i, first, n - k + 1 - i);
+        const char *b = upper != first ? memchr(s + i, upper, n - k + 1 - i) : NULL;
+        const char *p = a == NULL ? b : b == NULL || a < b ? a : b;
+        if (p == NULL)
+            return NULL;
+        if (strncasecmp(p + 1, needle + 1, k - 1) == 0)
+            return p;
+        i = (size_t)(p - s) + 1;
     }
     return NULL;
 }

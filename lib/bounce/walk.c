@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <iconv.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -23,6 +25,8 @@ typedef struct walker {
     unsigned max_depth; /* deepest level descended into */
     size_t max_parts;   /* most parts visited */
     size_t parts;       /* parts visited so far */
+    size_t budget;      /* octets the boundary search may still scan: nested multiparts
+                           rescan their content, so a bound keeps the time linear */
     int truncated;      /* a bound was hit */
 } walker;
 
@@ -67,6 +71,11 @@ static void walk_multipart(walker *w, const char *body, size_t len, const char *
 {
     size_t blen = strlen(boundary), next;
     int close;
+    if (w->budget < len) {
+        w->truncated = 1;
+        return;
+    }
+    w->budget -= len; /* the delimiter searches below scan the content once */
     size_t d = find_delim(body, len, 0, boundary, blen, &close, &next);
     while (d < len && !close) {
         size_t start = next;
@@ -144,7 +153,10 @@ static void walk_part(walker *w, const char *in, size_t len, unsigned depth, con
 int pg_bwalk(const char *in, size_t len, unsigned max_depth, size_t max_parts, pg_bwalk_fn fn,
              void *ctx)
 {
-    walker w = {fn, ctx, max_depth, max_parts, 0, 0};
+    /* Eight passes over the input in all (and 1 MiB), whatever the nesting: real
+     * messages nest a few levels whose contents shrink inward. */
+    size_t budget = len <= SIZE_MAX / 8 - (1 << 20) ? len * 8 + (1 << 20) : SIZE_MAX;
+    walker w = {fn, ctx, max_depth, max_parts, 0, budget, 0};
     walk_part(&w, in, len, 0, "");
     return w.truncated;
 }
@@ -223,6 +235,31 @@ static int is_utf8_compatible(const char *cs)
            strcmp(cs, "us-ascii") == 0 || strcmp(cs, "ascii") == 0;
 }
 
+/* glibc loads a converter module on iconv_open() and unloads it on the last
+ * iconv_close(): a dlopen and dlclose per message. One descriptor per common mail
+ * charset, opened once per process and never closed, keeps those modules loaded (for the
+ * RFC 2047 decoder too). Thread-safe through pthread_once. */
+static pthread_once_t pins_once = PTHREAD_ONCE_INIT;
+
+/* The pinned descriptors, kept reachable (they are not a leak: they live as long as the
+ * process by design). */
+static iconv_t pins[10];
+
+static void pin_converters(void)
+{
+    static const char *const common[] = {"GB18030",     "GB2312",       "GBK",       "BIG5",
+                                         "ISO-8859-1",  "WINDOWS-1252", "SHIFT_JIS", "EUC-KR",
+                                         "ISO-2022-JP", "KOI8-R"};
+    for (size_t i = 0; i < sizeof common / sizeof common[0] && i < sizeof pins / sizeof pins[0];
+         i++)
+        pins[i] = iconv_open("UTF-8", common[i]);
+}
+
+void pg_bwalk_pin_converters(void)
+{
+    pthread_once(&pins_once, pin_converters);
+}
+
 pigeon_err pg_bwalk_to_utf8(pg_buf *out, const char *charset, const char *in, size_t n, size_t max)
 {
     char cs[40];
@@ -233,6 +270,8 @@ pigeon_err pg_bwalk_to_utf8(pg_buf *out, const char *charset, const char *in, si
     if (strcmp(cs, "gb2312") == 0 || strcmp(cs, "gbk") == 0 || strcmp(cs, "x-gbk") == 0 ||
         strcmp(cs, "cp936") == 0)
         snprintf(cs, sizeof cs, "gb18030");
+    if (!is_utf8_compatible(cs))
+        pg_bwalk_pin_converters();
     iconv_t cd = is_utf8_compatible(cs) ? (iconv_t)-1 : iconv_open("UTF-8", cs);
     if (cd == (iconv_t)-1) {
         size_t room = out->len < max ? max - out->len : 0;

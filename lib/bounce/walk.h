@@ -50,6 +50,10 @@ int pg_bwalk(const char *in, size_t len, unsigned max_depth, size_t max_parts, p
  * rest is dropped). Returns out->err. */
 pigeon_err pg_bwalk_decode(const pg_bwalk_part *part, pg_buf *out, size_t max, int utf8);
 
+/* Keeps the iconv converters of the common mail charsets loaded for the life of the
+ * process (glibc would load and unload one per conversion). Thread-safe, idempotent. */
+void pg_bwalk_pin_converters(void);
+
 /* Appends in[0..n) transcoded from charset (any iconv name; "" or unknown: copied as it
  * is) to UTF-8, at most max octets. */
 pigeon_err pg_bwalk_to_utf8(pg_buf *out, const char *charset, const char *in, size_t n, size_t max);
