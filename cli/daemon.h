@@ -103,6 +103,13 @@ daemon_account *daemon_account_get(daemon_state *d, const char *account);
 /* The current configuration generation (under the lock). */
 unsigned daemon_generation(daemon_state *d);
 
+/* Fails the claimed recipients that are on the suppression list (daemon_suppress.c):
+ * checked through own, recorded through d->spool, logged, and taken out of the jobs;
+ * jobs left with nobody are freed and removed (*count updated). Returns the number of
+ * recipients suppressed. */
+size_t daemon_suppress_batch(daemon_state *d, pigeon_spool *own, const char *worker,
+                             pigeon_spool_entry **jobs, size_t *count);
+
 /* A worker thread's body; arg is the daemon. */
 void *daemon_worker_main(void *arg);
 

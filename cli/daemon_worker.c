@@ -895,9 +895,17 @@ static void loop(worker *w)
             nap(d, d->o.poll_ms);
             continue;
         }
+        /* Recipients suppressed since they were queued fail here (daemon_suppress.c). */
+        if (b.count > 0 && daemon_suppress_batch(d, w->spool, w->owner, b.jobs, &b.count) > 0 &&
+            b.count == 0)
+            locked_sync(w);
         if (b.count > 0) {
             if (batch_prepare(w, &b) == 0)
                 run_batch(w, &b);
+            batch_free(&b);
+            continue;
+        }
+        if (b.jobs != NULL) {
             batch_free(&b);
             continue;
         }

@@ -58,7 +58,9 @@ int serve_suppress_item(serve_ctx *ctx, serve_item *item)
         goto unavailable;
     pigeon_err e = pigeon_suppress_check_many(
         ctx->spool, item->account, (const char *const *)item->rcpts, item->nrcpts, 0, hits, &count);
-    if (e != PIGEON_OK || (count > 0 && describe(item, hits) != 0))
+    if (e == PIGEON_ERR_UNSUPPORTED) /* a backend without the list: nothing on it */
+        count = 0;
+    else if (e != PIGEON_OK || (count > 0 && describe(item, hits) != 0))
         goto unavailable;
     if (count == 0) {
         free(hits);

@@ -59,10 +59,20 @@ static int open_ro(const char *spool_opt, pigeon_spool **spool)
 {
     char path[1024];
     *spool = NULL;
+    char err[512];
     int status = queue_spool_path(spool_opt, 0, path, sizeof path);
     if (status != 0 || access(path, F_OK) != 0)
         return status; /* no spool: nothing was ever suppressed */
-    return queue_spool_open(spool_opt, PIGEON_SPOOL_READONLY | PIGEON_SPOOL_NO_CHECK, spool);
+    pigeon_err e = pigeon_spool_open(path, PIGEON_SPOOL_READONLY | PIGEON_SPOOL_NO_CHECK, spool,
+                                     err, sizeof err);
+    /* A spool being created this moment (an empty file, a daemon starting) holds no list. */
+    if (e == PIGEON_ERR_NOTFOUND)
+        return 0;
+    if (e != PIGEON_OK) {
+        cli_error("cannot open the spool %s to check the suppression list: %s", path, err);
+        return e == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(e);
+    }
+    return 0;
 }
 
 /* Checks through an open handle (NULL: nothing suppressed). */
@@ -76,6 +86,10 @@ static int check_with(pigeon_spool *spool, const char *account, const char *cons
     pigeon_err err = pigeon_suppress_check_many(spool, account, rcpts, n, 0, hits, count);
     if (err == PIGEON_OK)
         return 0;
+    if (err == PIGEON_ERR_UNSUPPORTED) { /* a backend without the list: nothing on it */
+        cli_error("warning: %s; recipients are not checked", pigeon_spool_error(spool));
+        return 0;
+    }
     cli_error("cannot check the suppression list: %s", pigeon_spool_error(spool));
     return err == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(err);
 }

@@ -64,6 +64,7 @@ enum {
     ST_RECLAIM,
     ST_HOLDER_DEL,
     ST_LEASE_HELD,
+    ST_SUPPRESS_CHECK, /* prepared by spool_sqlite_suppress.c (its table may not exist) */
     ST_COUNT
 };
 

@@ -231,30 +231,48 @@ static pigeon_err check_one(pg_spool_sq *q, sqlite3_stmt *st, const char *key, c
     return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, "checking a suppression");
 }
 
+/* The check's statement, kept in the handle's cache (a check is the hot path of every
+ * send, merge row and claim; parsing it each time would cost more than the lookup).
+ * *st stays NULL, and nothing is cached, while the table does not exist. */
+static pigeon_err check_stmt(pg_spool_sq *q, sqlite3_stmt **st)
+{
+    /* The account's own entry first: the compound runs its parts in order and stops at
+     * the first row, two primary-key seeks and no sort (an ORDER BY would build a
+     * temporary b-tree, with its own pager, at every check). */
+    static const char sql[] =
+        "SELECT reason, account, status, created_ms FROM suppression WHERE key = ?1 AND"
+        " account = ?2 AND (?3 IS NULL OR address = ?3)"
+        " UNION ALL SELECT reason, account, status, created_ms FROM suppression WHERE"
+        " key = ?1 AND account = '*' AND (?3 IS NULL OR address = ?3) LIMIT 1";
+    *st = q->stmt[ST_SUPPRESS_CHECK];
+    if (*st != NULL)
+        return PIGEON_OK;
+    int rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(q->db), "no such table") != NULL)
+        return PIGEON_OK;
+    if (rc != SQLITE_OK)
+        return pg_spool_sq_err(q, rc, "preparing a suppression check");
+    q->stmt[ST_SUPPRESS_CHECK] = *st;
+    return PIGEON_OK;
+}
+
 static pigeon_err sq_check(void *be, const char *account, const char *const *keys,
                            const char *const *exact, size_t n, pigeon_suppress_hit *hits)
 {
     pg_spool_sq *q = be;
     sqlite3_stmt *st = NULL;
-    /* The account's own entry first ('*' sorts after a name only by this ORDER BY). */
-    pigeon_err err = prepare_read(q,
-                                  "SELECT reason, account, status, created_ms FROM suppression"
-                                  " WHERE key = ?1 AND account IN (?2, '*') AND"
-                                  " (?3 IS NULL OR address = ?3) ORDER BY account = '*' LIMIT 1",
-                                  &st);
+    pigeon_err err = check_stmt(q, &st);
     if (err != PIGEON_OK || st == NULL)
         return err;
     pg_spool_sq_bind_text(st, 2, account);
-    int own = n > 1;
-    if (own && (err = tx_begin(q, 0)) != PIGEON_OK) {
-        sqlite3_finalize(st);
+    int own = n > 1 && !q->in_batch;
+    if (own && (err = pg_spool_sq_tx_begin(q, 0)) != PIGEON_OK)
         return err;
-    }
     for (size_t i = 0; i < n && err == PIGEON_OK; i++)
         if (keys[i] != NULL)
             err = check_one(q, st, keys[i], exact != NULL ? exact[i] : NULL, &hits[i]);
-    sqlite3_finalize(st);
-    return own ? tx_end(q, err) : err;
+    sqlite3_clear_bindings(st);
+    return own ? pg_spool_sq_tx_end(q, err) : err;
 }
 
 static pigeon_err sq_list(void *be, const char *account, pigeon_suppress_reason reason,

@@ -395,25 +395,42 @@ typedef struct key_set {
     const char **exact; /* exact[i], likewise */
 } key_set;
 
-static pigeon_err key_set_make(key_set *ks, const char *const *addresses, size_t n)
+#define KEY_W         (PIGEON_SUPPRESS_ADDR_MAX + 1)
+#define KEY_SET_STACK 4 /* batches up to this many need no allocation (a send, a merge row) */
+
+static pigeon_err key_set_make(key_set *ks, const char *const *addresses, size_t n, char *stack,
+                               const char **stack_keys)
 {
-    const size_t w = PIGEON_SUPPRESS_ADDR_MAX + 1;
-    ks->mem = malloc(n * 2 * w);
-    ks->keys = calloc(n * 2, sizeof *ks->keys);
-    if (ks->mem == NULL || ks->keys == NULL)
-        return PIGEON_ERR_NOMEM;
+    if (n <= KEY_SET_STACK) {
+        ks->mem = stack;
+        ks->keys = stack_keys;
+        memset(stack_keys, 0, 2 * KEY_SET_STACK * sizeof *stack_keys);
+    } else {
+        ks->mem = malloc(n * 2 * KEY_W);
+        ks->keys = calloc(n * 2, sizeof *ks->keys);
+        if (ks->mem == NULL || ks->keys == NULL)
+            return PIGEON_ERR_NOMEM;
+    }
     ks->exact = ks->keys + n;
     for (size_t i = 0; i < n; i++) {
-        char *k = ks->mem + 2 * i * w, *e = k + w;
+        char *k = ks->mem + 2 * i * KEY_W, *e = k + KEY_W;
         if (addresses[i] == NULL ||
-            pigeon_suppress_normalize(addresses[i], 0, k, w, NULL, 0) != PIGEON_OK ||
-            pigeon_suppress_normalize(addresses[i], PIGEON_SUPPRESS_CASE_SENSITIVE, e, w, NULL,
+            pigeon_suppress_normalize(addresses[i], 0, k, KEY_W, NULL, 0) != PIGEON_OK ||
+            pigeon_suppress_normalize(addresses[i], PIGEON_SUPPRESS_CASE_SENSITIVE, e, KEY_W, NULL,
                                       0) != PIGEON_OK)
             continue;
         ks->keys[i] = k;
         ks->exact[i] = e;
     }
     return PIGEON_OK;
+}
+
+static void key_set_free(key_set *ks, const char *stack)
+{
+    if (ks->mem != stack) {
+        free(ks->mem);
+        free(ks->keys);
+    }
 }
 
 pigeon_err pigeon_suppress_check_many(pigeon_spool *spool, const char *account,
@@ -436,12 +453,13 @@ pigeon_err pigeon_suppress_check_many(pigeon_spool *spool, const char *account,
         return pg_spool_fail(pg_spool_diag_of(spool), PIGEON_ERR_INVALID,
                              "suppress: bad account name");
     key_set ks = {0};
-    pigeon_err err = key_set_make(&ks, addresses, n);
+    char stack[2 * KEY_SET_STACK * KEY_W];
+    const char *stack_keys[2 * KEY_SET_STACK];
+    pigeon_err err = key_set_make(&ks, addresses, n, stack, stack_keys);
     if (err == PIGEON_OK)
         err = t->check(be, acc, ks.keys, (flags & PIGEON_SUPPRESS_CASE_SENSITIVE) ? ks.exact : NULL,
                        n, hits);
-    free(ks.mem);
-    free(ks.keys);
+    key_set_free(&ks, stack);
     for (size_t i = 0; err == PIGEON_OK && count != NULL && i < n; i++)
         *count += hits[i].reason != PIGEON_SUPPRESS_NONE;
     return err;

@@ -76,7 +76,7 @@ static pigeon_err bare(const char *line, size_t len, size_t *i, char **out, char
         }
         *(*out)++ = (char)c;
     }
-    while (*out > start && ((*out)[-1] == ' ' || (*out)[-1] == '\t'))
+    while (*out > start && (*out)[-1] == ' ')
         (*out)--;
     *i = p;
     return PIGEON_OK;

@@ -326,6 +326,22 @@ def submitted_message_is_delivered_by_the_daemon():
 
 
 @test
+def every_recipient_suppressed_gives_422():
+    """The suppression list (tests/integration/test_suppress.py has the rest)."""
+    env = make_env()
+    key = new_key(env, "--account", "main")
+    rc, out, err = harness.pigeon("suppress", "add", "ann@example.org", "--account", "main",
+                                  env=env)
+    assert rc == 0, err
+    s = Serve(env)
+    try:
+        status, _, doc = s.request("POST", "/v1/messages", MSG, key)
+        assert status == 422 and "ann@example.org" in doc["detail"], (status, doc)
+    finally:
+        s.stop()
+
+
+@test
 def openapi_documents_exactly_what_was_seen():
     import yaml
     with open(os.path.join(harness.source_dir(), "docs", "openapi.yaml")) as f:
