@@ -27,6 +27,8 @@
 #include <sysexits.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "bounces_fetch.h"
 #include "cli.h"
 #include "deliver.h"
@@ -53,6 +55,7 @@ enum fetch_opt {
     OPT_IMAP_PORT,
     OPT_POP3_HOST,
     OPT_POP3_PORT,
+    OPT_VERP_KEY_FILE,
 };
 
 static const struct option longopts[] = {
@@ -69,6 +72,7 @@ static const struct option longopts[] = {
     {"imap-port", required_argument, NULL, OPT_IMAP_PORT},
     {"pop3-host", required_argument, NULL, OPT_POP3_HOST},
     {"pop3-port", required_argument, NULL, OPT_POP3_PORT},
+    {"verp-key-file", required_argument, NULL, OPT_VERP_KEY_FILE},
     {"password-file", required_argument, NULL, CLI_OPT_PASSWORD_FILE},
     {"password-command", required_argument, NULL, CLI_OPT_PASSWORD_COMMAND},
     {"verbose", no_argument, NULL, CLI_OPT_VERBOSE},
@@ -92,6 +96,9 @@ typedef struct fetch_ctx {
     char since[16];                /* --since as an IMAP date ("1-Dec-2026"), or "" */
     int all;                       /* --all: read messages already read too */
     int quiet;                     /* the daemon's check: print nothing, count only */
+    char *verp_key;                /* --verp-key-file's key, or NULL */
+    size_t verp_keylen;            /* its length */
+    char *verp_rcpt;               /* the recipient a valid VERP token of this message names */
     const char *spool_opt;         /* --spool */
     cfg_settings cfg;              /* the account's settings */
     deliver_opts o;                /* -v, --json, password options */
@@ -267,26 +274,47 @@ static int handle_message(fetch_ctx *fc, const struct msgbuf *b, pigeon_bounce_r
     fc->bounces++;
     const char *matched_by = NULL;
     const struct our_id *ours = NULL;
+    free(fc->verp_rcpt);
+    fc->verp_rcpt = NULL;
     if (r->orig_message_id != NULL) {
         if ((ours = in_spool(fc, r->orig_message_id)) != NULL)
             matched_by = "spool";
         else if (in_sent(fc, r->orig_message_id))
             matched_by = "sent";
     }
+    /* A VERP token whose tag verifies names the recipient even when the notice does not
+     * (pigeon/bounce.h); a forged one matches nothing. */
+    if (fc->verp_key != NULL && r->to != NULL && r->verp != NULL) {
+        char *rcpt = NULL, *ref = NULL;
+        if (pigeon_bounce_verp_decode(r->to, NULL, fc->verp_key, fc->verp_keylen, &rcpt, &ref) ==
+            PIGEON_OK) {
+            fc->verp_rcpt = rcpt;
+            rcpt = NULL;
+            if (matched_by == NULL)
+                matched_by = "verp";
+        }
+        free(rcpt);
+        free(ref);
+    }
     if (matched_by != NULL)
         fc->matched++;
-    return matched_by != NULL ? (ours != NULL ? 2 : 1) : 0;
+    if (matched_by == NULL)
+        return 0;
+    return ours != NULL ? 2 : strcmp(matched_by, "sent") == 0 ? 1 : 3;
 }
 
 /* Records the recipients of a matched report; prints every recipient. */
 static int record(fetch_ctx *fc, const char *where, const pigeon_bounce_report *r, int matched,
                   const char *queue_id, const char *action)
 {
-    const char *by = matched == 2 ? "spool" : matched == 1 ? "sent" : NULL;
+    const char *by = matched == 2 ? "spool" : matched == 1 ? "sent" : matched == 3 ? "verp" : NULL;
     if (r->count == 0)
         print_record(fc, where, r, NULL, by, 0, action);
     for (size_t i = 0; i < r->count; i++) {
-        const pigeon_bounce_rcpt *rc = &r->rcpts[i];
+        pigeon_bounce_rcpt named = r->rcpts[i];
+        if (fc->verp_rcpt != NULL && (named.rcpt == NULL || matched == 3))
+            named.rcpt = fc->verp_rcpt; /* the token is authenticated; the text is not */
+        const pigeon_bounce_rcpt *rc = &named;
         int suppressed = 0;
         pigeon_suppress_reason why = reason_of(rc->cls);
         if (by != NULL && rc->rcpt != NULL && why != PIGEON_SUPPRESS_NONE) {
@@ -437,6 +465,33 @@ static int run_pop3(fetch_ctx *fc, mailbox_plan *plan)
     return status;
 }
 
+/* The VERP key: the file's bytes without a final line break, at least 16 octets. */
+static int read_verp_key(fetch_ctx *fc, const char *path)
+{
+    char quoted[128];
+    char *key = NULL;
+    size_t len = 0;
+    pigeon_err e = cli_read_input(path, 4096, &key, &len);
+    if (e != PIGEON_OK) {
+        cli_error("bounces fetch: cannot read the VERP key %s: %s",
+                  cli_shorten(path, quoted, sizeof quoted), pigeon_strerror(e));
+        return -1;
+    }
+    while (len > 0 && (key[len - 1] == '\n' || key[len - 1] == '\r'))
+        len--;
+    if (len < 16) {
+        OPENSSL_cleanse(key, len);
+        free(key);
+        cli_error("bounces fetch: the VERP key in %s is shorter than 16 octets",
+                  cli_shorten(path, quoted, sizeof quoted));
+        return -1;
+    }
+    free(fc->verp_key);
+    fc->verp_key = key;
+    fc->verp_keylen = len;
+    return 0;
+}
+
 /* --since YYYY-MM-DD -> "D-Mon-YYYY" (RFC 9051 9 date). */
 static int since_date(const char *s, char *out, size_t n)
 {
@@ -500,6 +555,10 @@ static int parse_args(fetch_ctx *fc, int argc, char **argv)
         case CLI_OPT_VERBOSE:
         case 'v':
             fc->o.verbose++;
+            break;
+        case OPT_VERP_KEY_FILE:
+            if (read_verp_key(fc, optarg) != 0)
+                return EX_NOINPUT;
             break;
         case OPT_IMAP_HOST:
             k = K_IMAP_HOST;
@@ -618,6 +677,12 @@ done:
     pigeon_spool_close(fc->spool);
     fc->spool = NULL;
     cfg_cleanup(&fc->cfg);
+    if (fc->verp_key != NULL)
+        OPENSSL_cleanse(fc->verp_key, fc->verp_keylen);
+    free(fc->verp_key);
+    fc->verp_key = NULL;
+    free(fc->verp_rcpt);
+    fc->verp_rcpt = NULL;
     return status;
 }
 
@@ -672,6 +737,9 @@ void cli_bounces_fetch_usage(FILE *out)
           "  --since YYYY-MM-DD      only messages received since (IMAP)\n"
           "  --all                   read again messages already read (IMAP marks them\n"
           "                          $PigeonBounceRead; they are never marked \\Seen)\n"
+          "  --verp-key-file F       also match bounces by their VERP token (the HMAC key\n"
+          "                          in F, as for bounces parse): a valid token names the\n"
+          "                          recipient; a forged one matches nothing\n"
           "  --imap-host, --imap-port, --pop3-host, --pop3-port  override the account\n"
           "  --json                  one JSON object per recipient on stdout\n"
           "  -v                      the IMAP/POP3 transcript on stderr (password masked)\n"

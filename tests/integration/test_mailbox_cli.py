@@ -244,6 +244,41 @@ def bounces_fetch_over_pop3_deletes_matched_bounces():
         assert left == [], left
 
 
+def verp_tag(key, payload, domain):
+    """The token tag documented in pigeon/bounce.h, computed independently."""
+    import base64
+    import hashlib
+    import hmac
+    msg = b"pigeon-verp1\0" + payload.lower().encode() + b"\0" + domain.lower().encode()
+    return base64.b32encode(hmac.new(key, msg, hashlib.sha256).digest()).decode().lower()[:10]
+
+
+@test
+def a_valid_verp_token_matches_and_a_forged_one_does_not():
+    dc = server()
+    key = b"mailbox-test-verp-key-0123456789"
+    with servers.AioSmtpd() as smtp:
+        env, spool = config(smtp.port)
+        keyfile = os.path.join(harness.tmpdir("verp"), "verp.key")
+        with open(keyfile, "wb") as f:
+            f.write(key + b"\n")
+        good = "tester+vrp=example.test-%s@example.test" % verp_tag(key, "vrp=example.test",
+                                                                    "example.test")
+        forged = "tester+vrq=example.test-%s@example.test" % verp_tag(key, "vrp=example.test",
+                                                                      "example.test")
+        dc.deliver(dsn_about("<unknown-1@example.test>", "vrp@example.test", good))
+        dc.deliver(dsn_about("<unknown-2@example.test>", "vrq@example.test", forged))
+        rc, out, err = harness.pigeon("bounces", "fetch", "--account", "test", "--json",
+                                      "--spool", spool, "--verp-key-file", keyfile, env=env)
+        assert rc == 0, err
+        records = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        byrcpt = {r["rcpt"]: r for r in records}
+        assert byrcpt["vrp@example.test"]["matched_by"] == "verp", records
+        assert byrcpt["vrp@example.test"]["suppressed"] is True, records
+        assert byrcpt["vrq@example.test"]["matched"] is False, records
+        assert byrcpt["vrq@example.test"]["suppressed"] is False, records
+
+
 @test
 def the_daemon_checks_bounces_every_bounce_check():
     dc = server()
