@@ -26,6 +26,7 @@
 
 #include <openssl/crypto.h>
 
+#include "bounces_fetch.h"
 #include "cli.h"
 #include "json.h"
 #include "pigeon/bounce.h"
@@ -44,7 +45,7 @@ static const struct {
     int (*run)(int argc, char **argv); /* argv[0] is the subcommand's name */
 } subcommands[] = {
     {"parse", "classify bounces in an mbox, a maildir, a directory or a message", bounces_parse},
-    /* {"fetch", "read bounces from an account's mailbox (IMAP, POP3)", cli_bounces_fetch}, */
+    {"fetch", "read bounces from an account's mailbox (IMAP, POP3)", cli_bounces_fetch},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -436,5 +437,6 @@ void cli_bounces_usage(FILE *out)
           out);
     for (size_t i = 0; i < COUNT(subcommands); i++)
         fprintf(out, "  %-10s %s\n", subcommands[i].name, subcommands[i].summary);
-    fputs("\nExit status: 0 all inputs read, 64 usage error, 66 an input cannot be read.\n", out);
+    fputs("\nExit status: 0 all inputs read, 64 usage error, 66 an input cannot be read.\n\n", out);
+    cli_bounces_fetch_usage(out);
 }

@@ -53,6 +53,12 @@ static const char *const key_names[K_COUNT] = {
     [K_SOFT_BOUNCE_LIMIT] = "soft_bounce_limit",
     [K_SOFT_BOUNCE_DAYS] = "soft_bounce_days",
     [K_SENDMAIL_SUPPRESSION] = "sendmail_suppression",
+    [K_IMAP_HOST] = "imap_host",
+    [K_IMAP_PORT] = "imap_port",
+    [K_POP3_HOST] = "pop3_host",
+    [K_POP3_PORT] = "pop3_port",
+    [K_SAVE_SENT] = "save_sent",
+    [K_BOUNCE_CHECK] = "bounce_check",
 };
 
 /* Most [account NAME] sections in one file. */

@@ -56,6 +56,12 @@ enum cfg_key {
     K_SOFT_BOUNCE_LIMIT, /* the suppression list (cli/suppress.h) */
     K_SOFT_BOUNCE_DAYS,
     K_SENDMAIL_SUPPRESSION,
+    K_IMAP_HOST, /* the account's mailbox (cli/mailbox_conn.h) */
+    K_IMAP_PORT,
+    K_POP3_HOST,
+    K_POP3_PORT,
+    K_SAVE_SENT,
+    K_BOUNCE_CHECK,
     K_COUNT
 };
 
@@ -90,6 +96,10 @@ const char *cfg_get(const cfg_settings *s, enum cfg_key k);
  * was expected in why ("expected 1-65535").
  */
 int cfg_check(enum cfg_key k, const char *value, char *why, size_t whylen);
+
+/* Reads a duration "600", "600s", "10m" or "1h" (at most a day) into *out seconds;
+ * -1 for anything else. */
+int cfg_duration_s(const char *s, long *out);
 
 /* Reads yes/no, true/false, on/off, 1/0 (any case) into *out; -1 for anything else. */
 int cfg_bool(const char *value, int *out);

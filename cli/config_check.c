@@ -105,6 +105,24 @@ static int host_valid(const char *s)
     return *s != '\0' && strpbrk(s, " \t/") == NULL && !has_control(s, 0) && strlen(s) < 256;
 }
 
+int cfg_duration_s(const char *s, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    long unit = 1;
+    if (errno != 0 || end == s || v <= 0)
+        return -1;
+    if (*end == 's' || *end == 'm' || *end == 'h') {
+        unit = *end == 'm' ? 60 : *end == 'h' ? 3600 : 1;
+        end++;
+    }
+    if (*end != '\0' || v > 86400 / unit)
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
 int cfg_bool(const char *v, int *out)
 {
     static const char *const yes[] = {"yes", "true", "on", "1", NULL};
@@ -138,9 +156,13 @@ int cfg_check(enum cfg_key k, const char *v, char *why, size_t whylen)
     }
     switch (k) {
     case K_HOST:
+    case K_IMAP_HOST:
+    case K_POP3_HOST:
         expected = host_valid(v) ? NULL : "expected a host name or address";
         break;
     case K_PORT:
+    case K_IMAP_PORT:
+    case K_POP3_PORT:
         expected = parse_long(v, 1, 65535) ? "expected 1-65535" : NULL;
         break;
     case K_TLS:
@@ -167,6 +189,13 @@ int cfg_check(enum cfg_key k, const char *v, char *why, size_t whylen)
     case K_CONNECT_TIMEOUT:
         expected = parse_long(v, 1, 86400) ? "expected seconds (1-86400)" : NULL;
         break;
+    case K_BOUNCE_CHECK: {
+        long secs = 0;
+        expected = cfg_duration_s(v, &secs) != 0 || secs < 60
+                       ? "expected an interval such as 10m, 1h or 600 (60 s to 1 day)"
+                       : NULL;
+        break;
+    }
     case K_PASSWORD_COMMAND_TIMEOUT:
         expected = parse_long(v, 1, 3600) ? "expected seconds (1-3600)" : NULL;
         break;

@@ -35,6 +35,7 @@
 
 #include "cli.h"
 #include "daemon.h"
+#include "daemon_bounces.h"
 #include "deliver.h"
 #include "queue.h"
 #include "sdnotify.h"
@@ -558,9 +559,13 @@ static int run(daemon_state *d)
             break;
         }
     }
+    pthread_t bounce_thread;
+    int bounce_check = status == 0 && !d->o.once && daemon_bounces_start(d, &bounce_thread) == 0;
     if (status == 0)
         sdnotify_send("READY=1\nSTATUS=delivering");
     supervise(d, &set);
+    if (bounce_check)
+        pthread_join(bounce_thread, NULL);
     sdnotify_send("STOPPING=1");
     for (int i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
@@ -607,7 +612,9 @@ void cli_daemon_usage(FILE *out)
           "  -h, --help              show this help\n"
           "\n"
           "Account limits (pigeon.conf(5)): rate_per_second and daily_limit (messages per\n"
-          "UTC day), shared by every daemon on the spool; max_connections, per process.\n"
+          "UTC day), shared by every daemon on the spool; max_connections, per process. An\n"
+          "account with bounce_check = 10m has its IMAP inbox read for bounces every 10\n"
+          "minutes (pigeon bounces fetch).\n"
           "\n"
           "Webhooks (webhook = URL in pigeon.conf, pigeon key create --webhook URL): every\n"
           "recipient's outcome is POSTed as signed JSON from an outbox in the spool, retried\n"

@@ -39,6 +39,11 @@ static void list_json(void)
         json_array_end(&w);
         json_kv_string(&w, "login", p->login);
         json_kv_string(&w, "notes", p->notes);
+        const pigeon_store_preset *st = pigeon_store_preset_lookup(p->name);
+        json_kv_string(&w, "imap_host", st != NULL ? st->imap_host : NULL);
+        json_kv_int(&w, "imap_port", st != NULL && st->imap_host != NULL ? st->imap_port : 0);
+        json_kv_string(&w, "pop3_host", st != NULL ? st->pop3_host : NULL);
+        json_kv_int(&w, "pop3_port", st != NULL && st->pop3_host != NULL ? st->pop3_port : 0);
         json_object_end(&w);
     }
     json_array_end(&w);
@@ -54,6 +59,12 @@ static void list_text(int verbose)
                p->domains[0] ? p->domains : "-");
         if (verbose)
             printf("              login: %s\n              %s\n", p->login, p->notes);
+        const pigeon_store_preset *st = pigeon_store_preset_lookup(p->name);
+        if (verbose && st != NULL && st->pop3_host != NULL)
+            printf("              mailbox: IMAP %s:%u, POP3 %s:%u\n", st->imap_host,
+                   (unsigned)st->imap_port, st->pop3_host, (unsigned)st->pop3_port);
+        else if (verbose && st != NULL)
+            printf("              mailbox: IMAP %s:%u\n", st->imap_host, (unsigned)st->imap_port);
     }
     if (!verbose)
         printf("\n`pigeon providers -v` shows each preset's login and notes; "

@@ -22,6 +22,7 @@
 #include "dkim.h"
 #include "lint.h"
 #include "queue.h"
+#include "sent_copy.h"
 #include "suppress.h"
 #include "tpl.h"
 
@@ -31,20 +32,24 @@ enum send_opt {
     OPT_QUEUE,
     OPT_LINT,
     OPT_IGNORE_SUPPRESSION,
+    OPT_SAVE_SENT, /* --save-sent[=FOLDER], --imap-host, --imap-port (sent_copy.h) */
+    OPT_IMAP_HOST,
+    OPT_IMAP_PORT,
 };
 
 /* How to send, beyond what the message is. */
 typedef struct send_opts {
-    int dry_run;            /* --dry-run: write the message to stdout, send nothing */
-    int queue;              /* --queue: store in the spool for `pigeon daemon` */
-    int lint;               /* --lint: check the message (cli/lint.c), send nothing */
-    int ignore_suppression; /* --ignore-suppression: mail suppressed recipients too */
-    const char *spool;      /* --spool PATH, or NULL for the default */
-    cfg_settings cfg;       /* connection settings: command line, then file, preset, defaults */
-    const char *account;    /* --account NAME, or NULL for the default account */
-    deliver_opts deliver;   /* reporting and secret options */
-    cli_tpl tpl;            /* templates: --var, --vars, --unsubscribe (tpl.h) */
-    merge_opts merge;       /* mail merge: --to-file and its options (merge.h) */
+    int dry_run;                /* --dry-run: write the message to stdout, send nothing */
+    int queue;                  /* --queue: store in the spool for `pigeon daemon` */
+    int lint;                   /* --lint: check the message (cli/lint.c), send nothing */
+    int ignore_suppression;     /* --ignore-suppression: mail suppressed recipients too */
+    const char *spool;          /* --spool PATH, or NULL for the default */
+    cfg_settings cfg;           /* connection settings: command line, then file, preset, defaults */
+    const char *account;        /* --account NAME, or NULL for the default account */
+    deliver_opts deliver;       /* reporting and secret options */
+    cli_tpl tpl;                /* templates: --var, --vars, --unsubscribe (tpl.h) */
+    merge_opts merge;           /* mail merge: --to-file and its options (merge.h) */
+    const cli_compose *compose; /* the message options (Bcc for the sent copy) */
 } send_opts;
 
 /* Returned by parse_args when the command should go on. */
@@ -59,6 +64,9 @@ static const struct option longopts[] = {
     {"queue", no_argument, NULL, OPT_QUEUE},
     {"lint", no_argument, NULL, OPT_LINT},
     {"ignore-suppression", no_argument, NULL, OPT_IGNORE_SUPPRESSION},
+    {"save-sent", optional_argument, NULL, OPT_SAVE_SENT},
+    {"imap-host", required_argument, NULL, OPT_IMAP_HOST},
+    {"imap-port", required_argument, NULL, OPT_IMAP_PORT},
     {"spool", required_argument, NULL, CLI_OPT_SPOOL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -79,6 +87,7 @@ int cli_send_run(int argc, char **argv)
     cli_compose_init(&c);
     cli_tpl_init(&so.tpl);
     c.tpl = &so.tpl;
+    so.compose = &c;
     int status = parse_args(argc, argv, &c, &so);
     if (status != CONTINUE)
         goto done;
@@ -149,6 +158,16 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
         case OPT_LINT:
             so->lint = 1;
             break;
+        case OPT_SAVE_SENT:
+        case OPT_IMAP_HOST:
+        case OPT_IMAP_PORT:
+            if (sent_copy_option(&so->cfg,
+                                 opt == OPT_SAVE_SENT   ? K_SAVE_SENT
+                                 : opt == OPT_IMAP_HOST ? K_IMAP_HOST
+                                                        : K_IMAP_PORT,
+                                 optarg) != 0)
+                return EX_USAGE;
+            break;
         case OPT_IGNORE_SUPPRESSION:
             so->ignore_suppression = 1;
             break;
@@ -203,6 +222,9 @@ static int send_message(pigeon_message *msg, send_opts *so)
         cli_error("%s", err);
         return status;
     }
+    const char *folder = sent_copy_folder(&so->cfg);
+    if (folder != NULL)
+        return sent_copy_send(&so->cfg, msg, so->compose, &so->deliver, folder);
     status = cli_dkim_send(&so->cfg, msg, &so->deliver, 0); /* -1: no DKIM configured */
     return status >= 0 ? status : deliver_message(&so->cfg, msg, &so->deliver);
 }
@@ -210,6 +232,9 @@ static int send_message(pigeon_message *msg, send_opts *so)
 /* Stores the message for `pigeon daemon`; the account's settings are read again then. */
 static int queue_message(pigeon_message *msg, send_opts *so)
 {
+    if (so->cfg.v[K_SAVE_SENT].source == CFG_CLI)
+        cli_error("warning: --save-sent applies to messages sent now, not to queued ones (the "
+                  "daemon files no copies)");
     char err[600];
     char account[sizeof so->cfg.account];
     if (so->deliver.password_file != NULL || so->deliver.password_command != NULL) {
@@ -255,6 +280,14 @@ void cli_send_usage(FILE *out)
           "                          pigeon help suppress); without it each is left out\n"
           "                          of the envelope with a warning, and when all are,\n"
           "                          nothing is sent (exit 65)\n"
+          "  --save-sent[=FOLDER]    after delivery, put the exact bytes sent (with the\n"
+          "                          Bcc field, in this copy only) in the account's Sent\n"
+          "                          folder over IMAP, flagged \\Seen: the folder marked\n"
+          "                          \\Sent (RFC 6154), or FOLDER (save_sent = yes|FOLDER);\n"
+          "                          a failure to save is a warning, never a resend\n"
+          "  --imap-host HOST, --imap-port PORT\n"
+          "                          the account's IMAP server (default: the preset's,\n"
+          "                          port 993 implicit TLS, else STARTTLS)\n"
           "  --spool PATH            the spool file (default\n"
           "                          $XDG_STATE_HOME/pigeon/spool.db, ~/.local/state/...)\n"
           "  -h, --help              show this help\n"

@@ -22,6 +22,7 @@
 #include "pigeon/dkim.h"
 #include "pigeon/lint.h"
 #include "pigeon/html.h"
+#include "pigeon/mailbox.h"
 #include "pigeon/bounce.h"
 
 #endif

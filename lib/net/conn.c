@@ -370,6 +370,24 @@ pigeon_err pg_conn_read_line(pg_conn *c, char *line, size_t cap, size_t *len, in
     }
 }
 
+pigeon_err pg_conn_read(pg_conn *c, void *buf, size_t cap, size_t *got, int64_t deadline)
+{
+    if (got != NULL)
+        *got = 0;
+    if (c == NULL || buf == NULL || cap == 0 || got == NULL)
+        return PIGEON_ERR_INVALID;
+    if (c->rend == c->rstart) {
+        pigeon_err err = fill(c, deadline);
+        if (err != PIGEON_OK)
+            return err;
+    }
+    size_t avail = c->rend - c->rstart;
+    *got = avail < cap ? avail : cap;
+    memcpy(buf, c->rbuf + c->rstart, *got);
+    c->rstart += *got;
+    return PIGEON_OK;
+}
+
 size_t pg_conn_pending(const pg_conn *c)
 {
     if (c == NULL)
@@ -385,14 +403,6 @@ size_t pg_conn_pending(const pg_conn *c)
     if (c->fd >= 0 && ioctl(c->fd, FIONREAD, &queued) == 0 && queued > 0)
         n += (size_t)queued;
     return n;
-}
-
-pigeon_err pg_conn_read(pg_conn *c, void *buf, size_t cap, size_t *n, int64_t deadline)
-{
-    pigeon_err err = pg_conn_peek(c, buf, cap, n, deadline);
-    if (err == PIGEON_OK)
-        c->rstart += *n;
-    return err;
 }
 
 pigeon_err pg_conn_peek(pg_conn *c, void *buf, size_t cap, size_t *n, int64_t deadline)

@@ -85,10 +85,12 @@ const pg_tls_info *pg_conn_tls_info(const pg_conn *c);
  * NUL bytes: use *len, not strlen. */
 pigeon_err pg_conn_read_line(pg_conn *c, char *line, size_t cap, size_t *len, int64_t deadline);
 
-/* Reads up to cap bytes (what is buffered, else what one read brings) into buf; *n gets
- * the count (> 0 on success). EOF is PIGEON_ERR_NETWORK ("connection closed by server"),
- * the deadline PIGEON_ERR_TIMEOUT. For bodies framed by the caller (HTTP). */
-pigeon_err pg_conn_read(pg_conn *c, void *buf, size_t cap, size_t *n, int64_t deadline);
+/* Reads up to cap bytes (at least one: the buffered ones first, else waits for more),
+ * for protocols that frame data by counts (IMAP literals, RFC 9051 4.3; HTTP bodies) or
+ * need lines longer than the read buffer. *got gets the count. EOF is PIGEON_ERR_NETWORK
+ * ("connection closed by server"); the deadline PIGEON_ERR_TIMEOUT; PIGEON_ERR_INVALID for
+ * cap 0. */
+pigeon_err pg_conn_read(pg_conn *c, void *buf, size_t cap, size_t *got, int64_t deadline);
 
 /* Number of bytes received but not yet consumed by read_line: buffered here, decrypted
  * by TLS, and (plaintext only) waiting in the kernel. Used to detect data sent after the
