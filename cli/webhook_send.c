@@ -473,11 +473,31 @@ int webhook_start(daemon_state *d, webhook_runner **out)
     status = EX_OSERR;
     /* The outbox is turned on before the workers start, so that no outcome of this run
      * goes unrecorded. */
+    int outbox = 1;
     if (pigeon_spool_open(d->spool_path, PIGEON_SPOOL_NO_CHECK, &spool, path, sizeof path) ==
         PIGEON_OK) {
+        int on = 0;
         pigeon_spool_set_busy_timeout(spool, 10000);
-        enable(r, spool);
+        if (pg_spool_hooks_enabled(spool, &on) == PIGEON_ERR_UNSUPPORTED)
+            outbox = 0;
+        else
+            enable(r, spool);
         pigeon_spool_close(spool);
+    }
+    if (!outbox) {
+        /* A backend without an outbox (PostgreSQL, for now): webhooks in the configuration
+         * cannot be honoured, which must not pass silently; without them there is nothing
+         * to send and no lock file to take (the spool is not a file). */
+        if (r->conf.nsinks > 0) {
+            cli_error("daemon: %s: webhooks need the SQLite spool (this spool backend keeps no "
+                      "webhook outbox yet)",
+                      r->conf.path[0] ? r->conf.path : "configuration");
+            status = EX_CONFIG;
+            goto fail;
+        }
+        webhook_conf_cleanup(&r->conf);
+        free(r);
+        return 0;
     }
     snprintf(path, sizeof path, "%s-webhooks.lock", d->spool_path);
     r->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
