@@ -316,24 +316,10 @@ static int read_input(const char *path, out_opts *o)
  * A key is never taken on the command line (it would show in ps). */
 static int read_key(const char *path, out_opts *o)
 {
-    char quoted[256];
     char *key = NULL;
     size_t len = 0;
-    pigeon_err e = cli_read_input(path, 4096, &key, &len);
-    if (e != PIGEON_OK) {
-        cli_error("bounces: cannot read the VERP key %s: %s",
-                  cli_shorten(path, quoted, sizeof quoted), pigeon_strerror(e));
+    if (cli_secret_key_read("bounces", "VERP key", path, 16, &key, &len) != 0)
         return -1;
-    }
-    while (len > 0 && (key[len - 1] == '\n' || key[len - 1] == '\r'))
-        len--;
-    if (len < 16) {
-        OPENSSL_cleanse(key, len);
-        free(key);
-        cli_error("bounces: the VERP key in %s is shorter than 16 octets",
-                  cli_shorten(path, quoted, sizeof quoted));
-        return -1;
-    }
     free_key(o);
     o->verp_key = key;
     o->verp_keylen = len;

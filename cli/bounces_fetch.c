@@ -468,24 +468,10 @@ static int run_pop3(fetch_ctx *fc, mailbox_plan *plan)
 /* The VERP key: the file's bytes without a final line break, at least 16 octets. */
 static int read_verp_key(fetch_ctx *fc, const char *path)
 {
-    char quoted[128];
     char *key = NULL;
     size_t len = 0;
-    pigeon_err e = cli_read_input(path, 4096, &key, &len);
-    if (e != PIGEON_OK) {
-        cli_error("bounces fetch: cannot read the VERP key %s: %s",
-                  cli_shorten(path, quoted, sizeof quoted), pigeon_strerror(e));
+    if (cli_secret_key_read("bounces fetch", "VERP key", path, 16, &key, &len) != 0)
         return -1;
-    }
-    while (len > 0 && (key[len - 1] == '\n' || key[len - 1] == '\r'))
-        len--;
-    if (len < 16) {
-        OPENSSL_cleanse(key, len);
-        free(key);
-        cli_error("bounces fetch: the VERP key in %s is shorter than 16 octets",
-                  cli_shorten(path, quoted, sizeof quoted));
-        return -1;
-    }
     free(fc->verp_key);
     fc->verp_key = key;
     fc->verp_keylen = len;

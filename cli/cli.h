@@ -116,6 +116,11 @@ pigeon_err cli_read_input(const char *path, size_t cap, char **out, size_t *len)
 /* An unlinked temporary file in $TMPDIR (else /tmp) named after what, mode 0600 (mkstemp):
  * it disappears with the process whatever happens. Returns the fd, or -1 with errno set. */
 int cli_temp_file(const char *what);
+/* Reads a secret key from a file (never the command line, where ps shows it): the file's
+ * bytes without a final line break, at least min octets. 0 with *key (malloc'd; wipe it
+ * with OPENSSL_cleanse before free) and *len, or -1 after saying why ("WHO: ... the WHAT"). */
+int cli_secret_key_read(const char *who, const char *what, const char *path, size_t min, char **key,
+                        size_t *len);
 
 /* ---- composing (compose.c) ---- */
 

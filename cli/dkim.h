@@ -42,6 +42,16 @@ int cli_dkim_sign(cli_dkim *d, const char *from_domain, pigeon_read_fn read, voi
                   char **fields, size_t *len, char *err, size_t errlen);
 
 /* A reader of prefix, then of read(ctx): the signature fields in front of the message. */
+/* A composed message's stream copied to a file as it is read (the signer's pass reads
+ * it once; the send then reads the file): cli_tee_read is a reader on a cli_tee, and
+ * cli_fd_read one on an int * descriptor (EINTR retried). Both return 0 or -1. */
+typedef struct cli_tee {
+    pigeon_message_stream *stream; /* the composed message */
+    int fd;                        /* the temporary file */
+} cli_tee;
+int cli_tee_read(void *ctx, void *buf, size_t cap, size_t *n);
+int cli_fd_read(void *ctx, void *buf, size_t cap, size_t *n);
+
 typedef struct cli_dkim_reader {
     const char *prefix;  /* the DKIM-Signature fields (borrowed) */
     size_t len;          /* their length */

@@ -17,21 +17,15 @@
 #include "dkim.h"
 #include "util/fdio.h"
 
-/* The message stream copied to a file as it is read (the signer's pass). */
-typedef struct tee {
-    pigeon_message_stream *stream; /* the composed message */
-    int fd;                        /* the temporary file */
-} tee;
-
-static int tee_read(void *ctx, void *buf, size_t cap, size_t *n)
+int cli_tee_read(void *ctx, void *buf, size_t cap, size_t *n)
 {
-    tee *t = ctx;
+    cli_tee *t = ctx;
     if (pigeon_message_stream_read(t->stream, buf, cap, n) != PIGEON_OK)
         return -1;
     return pg_write_all(t->fd, buf, *n);
 }
 
-static int fd_read(void *ctx, void *buf, size_t cap, size_t *n)
+int cli_fd_read(void *ctx, void *buf, size_t cap, size_t *n)
 {
     int fd = *(int *)ctx;
     for (;;) {
@@ -52,7 +46,7 @@ static int dry_run_out(const char *fields, size_t len, int fd)
     size_t n = 0;
     if (pg_write_all(STDOUT_FILENO, fields, len) != 0)
         return EX_IOERR;
-    while (fd_read(&fd, buf, sizeof buf, &n) == 0 && n > 0)
+    while (cli_fd_read(&fd, buf, sizeof buf, &n) == 0 && n > 0)
         if (pg_write_all(STDOUT_FILENO, buf, n) != 0)
             return EX_IOERR;
     return 0;
@@ -88,7 +82,7 @@ static int send_signed(cfg_settings *cfg, pigeon_message *msg, const deliver_opt
         deliver_opts raw = *o;
         raw.raw_8bit = is_8bit;
         raw.message_id = mid != NULL ? id : NULL;
-        cli_dkim_reader r = {fields, len, 0, fd_read, &fd};
+        cli_dkim_reader r = {fields, len, 0, cli_fd_read, &fd};
         status = deliver_raw(cfg, from, (const char *const *)rcpts, n, cli_dkim_read, &r,
                              (int64_t)len + (int64_t)st.st_size, &raw);
     } else {
@@ -128,9 +122,9 @@ int cli_dkim_send(cfg_settings *cfg, pigeon_message *msg, const deliver_opts *o,
         goto done;
     }
     const pigeon_mailbox *from = pigeon_message_envelope_from(msg);
-    tee t = {stream, fd};
-    status = cli_dkim_sign(d, from != NULL ? from->domain_ascii : NULL, tee_read, &t, &fields, &len,
-                           err, sizeof err);
+    cli_tee t = {stream, fd};
+    status = cli_dkim_sign(d, from != NULL ? from->domain_ascii : NULL, cli_tee_read, &t, &fields,
+                           &len, err, sizeof err);
     if (status != 0) {
         cli_error("%s", err);
         goto done;

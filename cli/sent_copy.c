@@ -27,34 +27,6 @@
 #include "sent_copy.h"
 #include "util/fdio.h"
 
-/* The message's stream copied to the file. */
-struct tee {
-    pigeon_message_stream *stream; /* the composed message */
-    int fd;                        /* the temporary file */
-};
-
-static int tee_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    struct tee *t = ctx;
-    if (pigeon_message_stream_read(t->stream, buf, cap, n) != PIGEON_OK)
-        return -1;
-    return pg_write_all(t->fd, buf, *n);
-}
-
-static int fd_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    int fd = *(int *)ctx;
-    for (;;) {
-        ssize_t r = read(fd, buf, cap);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        *n = (size_t)r;
-        return 0;
-    }
-}
-
 /* The bytes of the copy: an optional prefix (Bcc, DKIM fields) then the file. */
 struct copy_reader {
     const char *prefix; /* bytes before the file */
@@ -73,7 +45,7 @@ static int copy_read(void *ctx, void *buf, size_t cap, size_t *n)
         *n = k;
         return 0;
     }
-    return fd_read(&r->fd, buf, cap, n);
+    return cli_fd_read(&r->fd, buf, cap, n);
 }
 
 const char *sent_copy_folder(const cfg_settings *cfg)
@@ -216,18 +188,18 @@ static int write_message(cfg_settings *cfg, pigeon_message *msg, int fd, char **
         cli_dkim_free(d);
         return EX_DATAERR;
     }
-    struct tee t = {stream, fd};
+    cli_tee t = {stream, fd};
     if (d != NULL) {
         const pigeon_mailbox *from = pigeon_message_envelope_from(msg);
-        status = cli_dkim_sign(d, from != NULL ? from->domain_ascii : NULL, tee_read, &t, fields,
-                               len, err, sizeof err);
+        status = cli_dkim_sign(d, from != NULL ? from->domain_ascii : NULL, cli_tee_read, &t,
+                               fields, len, err, sizeof err);
         if (status != 0)
             cli_error("%s", err);
     } else {
         char buf[65536];
         size_t n = 0;
         do {
-            if (tee_read(&t, buf, sizeof buf, &n) != 0) {
+            if (cli_tee_read(&t, buf, sizeof buf, &n) != 0) {
                 cli_error("cannot write the message: %s", strerror(errno));
                 status = EX_IOERR;
                 break;
@@ -267,9 +239,9 @@ int sent_copy_send(cfg_settings *cfg, pigeon_message *msg, const cli_compose *c,
     deliver_opts raw = *o;
     raw.raw_8bit = is_8bit;
     raw.message_id = mid != NULL ? id : NULL;
-    cli_dkim_reader r = {fields, flen, 0, fd_read, &fd};
+    cli_dkim_reader r = {fields, flen, 0, cli_fd_read, &fd};
     status = deliver_raw(
-        cfg, from, (const char *const *)rcpts, n, fields != NULL ? cli_dkim_read : fd_read,
+        cfg, from, (const char *const *)rcpts, n, fields != NULL ? cli_dkim_read : cli_fd_read,
         fields != NULL ? (void *)&r : (void *)&fd, (int64_t)flen + (int64_t)st.st_size, &raw);
     if (status != 0)
         goto done; /* not delivered: nothing to file */

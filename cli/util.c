@@ -12,6 +12,8 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cli.h"
 #include "util/utf8.h"
 
@@ -247,4 +249,30 @@ int cli_temp_file(const char *what)
     if (fd >= 0)
         unlink(path);
     return fd;
+}
+
+int cli_secret_key_read(const char *who, const char *what, const char *path, size_t min, char **key,
+                        size_t *len)
+{
+    char quoted[256];
+    char *k = NULL;
+    size_t n = 0;
+    pigeon_err e = cli_read_input(path, 4096, &k, &n);
+    if (e != PIGEON_OK) {
+        cli_error("%s: cannot read the %s %s: %s", who, what,
+                  cli_shorten(path, quoted, sizeof quoted), pigeon_strerror(e));
+        return -1;
+    }
+    while (n > 0 && (k[n - 1] == '\n' || k[n - 1] == '\r'))
+        n--;
+    if (n < min) {
+        OPENSSL_cleanse(k, n);
+        free(k);
+        cli_error("%s: the %s in %s is shorter than %zu octets", who, what,
+                  cli_shorten(path, quoted, sizeof quoted), min);
+        return -1;
+    }
+    *key = k;
+    *len = n;
+    return 0;
 }
