@@ -31,8 +31,9 @@ def make_env(port=1, extra=""):
                 "[account other]\nhost = 127.0.0.1\nport = %d\ntls = none\n"
                 "from = Other <other@pigeon.test>\n" % (port, extra, port))
     os.chmod(cfg, 0o600)
-    return {"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"), "HOME": d,
-            "PIGEON_PASSWORD": None, "TZ": "UTC"}, d
+    # On the PostgreSQL run (ctest integration/test_suppress_pg) a fresh database each.
+    return harness.with_spool({"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"),
+                               "HOME": d, "PIGEON_PASSWORD": None, "TZ": "UTC"}), d
 
 
 def sup(env, *args, input=None):
@@ -203,6 +204,8 @@ def sendmail_skips_unless_configured_to_ignore():
         # sendmail_suppression = ignore: delivered as before.
         env2 = sendmail_cfg(srv.port, "ignore")
         env2["XDG_STATE_HOME"] = env["XDG_STATE_HOME"]
+        if "PIGEON_SPOOL" in env:
+            env2["PIGEON_SPOOL"] = env["PIGEON_SPOOL"]
         rc, out, err = harness.pigeon("sendmail", "-i", "gone@example.com", input=msg, env=env2)
         assert rc == 0 and b"suppressed" not in err, (rc, err)
         srv.wait_messages(2)
