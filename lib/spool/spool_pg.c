@@ -975,6 +975,7 @@ const pg_spool_ops pg_spool_pgsql_ops = {
     .body_read = pg_spool_pq_body_read,
     .body_close = pg_spool_pq_body_close,
     .api = &pg_spool_pq_api_ops,
+    .limits = &pg_spool_pq_limits_ops,
     .suppress = &pg_spool_pq_suppress_ops,
     .wait_fd = pq_wait_fd,
     .notified = pq_notified,

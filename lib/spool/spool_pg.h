@@ -23,7 +23,7 @@
 /* Reply texts are stored cut to this many bytes (as on SQLite). */
 #define PG_SPOOL_PQ_MAX_TEXT 1000
 /* The schema version this code writes and reads (table schema_version). */
-#define PG_SPOOL_PQ_VERSION 2
+#define PG_SPOOL_PQ_VERSION 3
 /* The channel enqueues notify and idle daemons listen on. */
 #define PG_SPOOL_PQ_CHANNEL "pigeon_spool"
 
@@ -196,5 +196,7 @@ void pg_spool_pq_settle_doubts(pg_spool_pq *q);
 extern const struct pg_spool_api_ops pg_spool_pq_api_ops;
 /* The suppression list (spool_pg_suppress.c). */
 extern const struct pg_spool_suppress_ops pg_spool_pq_suppress_ops;
+/* Shared sending limits (spool_pg_limits.c). */
+extern const struct pg_spool_limits_ops pg_spool_pq_limits_ops;
 
 #endif

@@ -114,7 +114,14 @@ static const char migration_2[] =
     " queue_id text NOT NULL DEFAULT '');"
     "CREATE INDEX suppression_soft_key ON suppression_soft(key, account, at_ms);";
 
-static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2};
+/* Migration 3: shared sending limits (spool_pg_limits.c), one row per account: the token
+ * bucket (tokens left, when counted) and the UTC day's count, as on SQLite. */
+static const char migration_3[] =
+    "CREATE TABLE limits("
+    " account text PRIMARY KEY, tokens double precision NOT NULL,"
+    " at_ms bigint NOT NULL, day bigint NOT NULL, sent bigint NOT NULL);";
+
+static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2, migration_3};
 
 /* The schema version (0: none yet), or -1 with *foreign set when the database holds
  * tables of ours without schema_version (another program's, or damaged). */
