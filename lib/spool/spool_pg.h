@@ -126,6 +126,8 @@ pigeon_err pg_spool_pq_err(pg_spool_pq *q, const PGresult *res, const char *what
  * *out is the result (PQclear it); else the error with its diagnosis. */
 pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, int binary,
                            const char *what, PGresult **out);
+/* Writes the buffered enqueues (inside the open transaction, or as their own). */
+pigeon_err pg_spool_pq_flush(pg_spool_pq *q);
 /* Runs plain SQL without parameters (simple protocol: several statements allowed). */
 pigeon_err pg_spool_pq_exec(pg_spool_pq *q, const char *sql, const char *what);
 
@@ -198,5 +200,7 @@ extern const struct pg_spool_api_ops pg_spool_pq_api_ops;
 extern const struct pg_spool_suppress_ops pg_spool_pq_suppress_ops;
 /* Shared sending limits (spool_pg_limits.c). */
 extern const struct pg_spool_limits_ops pg_spool_pq_limits_ops;
+/* Storing exported messages with their state (spool_pg_import.c). */
+extern const struct pg_spool_import_ops pg_spool_pq_import_ops;
 
 #endif
