@@ -126,6 +126,10 @@ static int open_read(const sup_args *a, pigeon_spool **spool)
                                          err, sizeof err);
         if (e == PIGEON_OK || e == PIGEON_ERR_NOTFOUND)
             return 0;
+        if (e == PIGEON_ERR_STATE) { /* an older schema: no suppression tables yet */
+            cli_error("suppress: %s", err);
+            return 0;
+        }
         cli_error("cannot open the spool (PostgreSQL): %s", err);
         return e == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(e);
     }

@@ -69,6 +69,10 @@ static int open_ro(const char *spool_opt, pigeon_spool **spool)
     /* A spool being created this moment (an empty file, a daemon starting) holds no list. */
     if (e == PIGEON_ERR_NOTFOUND)
         return 0;
+    /* A PostgreSQL spool of an older schema (not migrated yet, which a read-only open
+     * never does) has no suppression tables: nothing suppressed, do not block sending. */
+    if (e == PIGEON_ERR_STATE && strstr(path, "://") != NULL)
+        return 0;
     if (e != PIGEON_OK) {
         cli_error("cannot open the spool %s to check the suppression list: %s%s", path, err,
                   e == PIGEON_ERR_NOSPACE ? "; nothing was sent or queued: free some space and "

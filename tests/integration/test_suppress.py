@@ -317,5 +317,26 @@ def daemon_fails_recipients_suppressed_after_enqueue():
         assert rc == 0 and len(srv.messages) == 1
 
 
+@test
+def older_postgresql_schema_reads_as_an_empty_list():
+    """A PostgreSQL spool an older pigeon left (schema 1, no suppression tables) is not
+    migrated by a read-only open: list and check say nothing is suppressed (exit 0)
+    instead of failing every send, and the first write migrates it."""
+    env, d = make_env()
+    if "PIGEON_SPOOL" not in env:
+        return  # the SQLite run: its tables are created on first use
+    assert sup(env, "add", "a@example.com")[0] == 0
+    url = env["PIGEON_SPOOL"]
+    harness.pg_query(url, "DROP TABLE suppression, suppression_soft, limits")
+    harness.pg_query(url, "DELETE FROM schema_version WHERE version > 1")
+    rc, out, err = sup(env, "list")
+    assert rc == 0 and "older than this pigeon" in err, (rc, out, err)
+    rc, out, err = sup(env, "check", "a@example.com")
+    assert rc == 0 and "a@example.com: ok" in out, (rc, out, err)
+    assert sup(env, "add", "b@example.com")[0] == 0
+    assert [r["address"] for r in listed(env)] == ["b@example.com"]
+    assert harness.pg_query(url, "SELECT max(version) FROM schema_version").strip() == "3"
+
+
 if __name__ == "__main__":
     harness.run()
