@@ -116,8 +116,25 @@ static int open_read(const sup_args *a, pigeon_spool **spool)
     char path[1024];
     *spool = NULL;
     int status = queue_spool_path(a->spool, 0, path, sizeof path);
-    if (status != 0 || access(path, F_OK) != 0)
+    if (status != 0)
         return status;
+    /* A PostgreSQL URL: no file to look for; a database without the spool's tables yet
+     * holds no list either. */
+    if (strstr(path, "://") != NULL) {
+        char err[512];
+        pigeon_err e = pigeon_spool_open(path, PIGEON_SPOOL_READONLY | PIGEON_SPOOL_NO_CHECK, spool,
+                                         err, sizeof err);
+        if (e == PIGEON_OK || e == PIGEON_ERR_NOTFOUND)
+            return 0;
+        if (e == PIGEON_ERR_STATE) { /* an older schema: no suppression tables yet */
+            cli_error("suppress: %s", err);
+            return 0;
+        }
+        cli_error("cannot open the spool (PostgreSQL): %s", err);
+        return e == PIGEON_ERR_TIMEOUT ? EX_TEMPFAIL : cli_exit_status(e);
+    }
+    if (access(path, F_OK) != 0)
+        return 0;
     return queue_spool_open(a->spool, PIGEON_SPOOL_READONLY | PIGEON_SPOOL_NO_CHECK, spool);
 }
 

@@ -61,12 +61,17 @@ static int open_ro(const char *spool_opt, pigeon_spool **spool)
     *spool = NULL;
     char err[512];
     int status = queue_spool_path(spool_opt, 0, path, sizeof path);
-    if (status != 0 || access(path, F_OK) != 0)
-        return status; /* no spool: nothing was ever suppressed */
+    /* No spool file: nothing was ever suppressed (a PostgreSQL URL names no file). */
+    if (status != 0 || (strstr(path, "://") == NULL && access(path, F_OK) != 0))
+        return status;
     pigeon_err e = pigeon_spool_open(path, PIGEON_SPOOL_READONLY | PIGEON_SPOOL_NO_CHECK, spool,
                                      err, sizeof err);
     /* A spool being created this moment (an empty file, a daemon starting) holds no list. */
     if (e == PIGEON_ERR_NOTFOUND)
+        return 0;
+    /* A PostgreSQL spool of an older schema (not migrated yet, which a read-only open
+     * never does) has no suppression tables: nothing suppressed, do not block sending. */
+    if (e == PIGEON_ERR_STATE && strstr(path, "://") != NULL)
         return 0;
     if (e != PIGEON_OK) {
         cli_error("cannot open the spool %s to check the suppression list: %s%s", path, err,

@@ -701,6 +701,11 @@ static pigeon_err pend_flush(pg_spool_pq *q)
     return err;
 }
 
+pigeon_err pg_spool_pq_flush(pg_spool_pq *q)
+{
+    return pend_flush(q);
+}
+
 /* Ends the open transaction: COMMIT, or ROLLBACK when a statement in it failed. */
 static pigeon_err tx_finish(pg_spool_pq *q)
 {
@@ -975,6 +980,9 @@ const pg_spool_ops pg_spool_pgsql_ops = {
     .body_read = pg_spool_pq_body_read,
     .body_close = pg_spool_pq_body_close,
     .api = &pg_spool_pq_api_ops,
+    .import = &pg_spool_pq_import_ops,
+    .limits = &pg_spool_pq_limits_ops,
+    .suppress = &pg_spool_pq_suppress_ops,
     .wait_fd = pq_wait_fd,
     .notified = pq_notified,
 };

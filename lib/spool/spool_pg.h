@@ -23,7 +23,7 @@
 /* Reply texts are stored cut to this many bytes (as on SQLite). */
 #define PG_SPOOL_PQ_MAX_TEXT 1000
 /* The schema version this code writes and reads (table schema_version). */
-#define PG_SPOOL_PQ_VERSION 1
+#define PG_SPOOL_PQ_VERSION 3
 /* The channel enqueues notify and idle daemons listen on. */
 #define PG_SPOOL_PQ_CHANNEL "pigeon_spool"
 
@@ -126,6 +126,8 @@ pigeon_err pg_spool_pq_err(pg_spool_pq *q, const PGresult *res, const char *what
  * *out is the result (PQclear it); else the error with its diagnosis. */
 pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, int binary,
                            const char *what, PGresult **out);
+/* Writes the buffered enqueues (inside the open transaction, or as their own). */
+pigeon_err pg_spool_pq_flush(pg_spool_pq *q);
 /* Runs plain SQL without parameters (simple protocol: several statements allowed). */
 pigeon_err pg_spool_pq_exec(pg_spool_pq *q, const char *sql, const char *what);
 
@@ -194,5 +196,11 @@ void pg_spool_pq_settle_doubts(pg_spool_pq *q);
 
 /* Keys and message owners (spool_pg_api.c). */
 extern const struct pg_spool_api_ops pg_spool_pq_api_ops;
+/* The suppression list (spool_pg_suppress.c). */
+extern const struct pg_spool_suppress_ops pg_spool_pq_suppress_ops;
+/* Shared sending limits (spool_pg_limits.c). */
+extern const struct pg_spool_limits_ops pg_spool_pq_limits_ops;
+/* Storing exported messages with their state (spool_pg_import.c). */
+extern const struct pg_spool_import_ops pg_spool_pq_import_ops;
 
 #endif

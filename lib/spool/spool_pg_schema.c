@@ -97,7 +97,31 @@ static const char migration_1[] =
     "  (SELECT 1 FROM rcpt x WHERE x.msg = m.id AND x.state <> 3);"
     "END $f$;";
 
-static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1};
+/* Migration 2: the suppression list (spool_pg_suppress.c), as on SQLite: entries keyed by
+ * (key, account) so that a check is one index seek for the account's entry and the
+ * global one, and the soft-bounce events indexed for the window count. */
+static const char migration_2[] =
+    "CREATE TABLE suppression("
+    " key text NOT NULL, account text NOT NULL, address text NOT NULL,"
+    " reason integer NOT NULL, status text NOT NULL DEFAULT '',"
+    " diagnostic text NOT NULL DEFAULT '', queue_id text NOT NULL DEFAULT '',"
+    " created_ms bigint NOT NULL, updated_ms bigint NOT NULL,"
+    " PRIMARY KEY(key, account));"
+    "CREATE INDEX suppression_account ON suppression(account, key);"
+    "CREATE TABLE suppression_soft("
+    " key text NOT NULL, account text NOT NULL, at_ms bigint NOT NULL,"
+    " status text NOT NULL DEFAULT '', diagnostic text NOT NULL DEFAULT '',"
+    " queue_id text NOT NULL DEFAULT '');"
+    "CREATE INDEX suppression_soft_key ON suppression_soft(key, account, at_ms);";
+
+/* Migration 3: shared sending limits (spool_pg_limits.c), one row per account: the token
+ * bucket (tokens left, when counted) and the UTC day's count, as on SQLite. */
+static const char migration_3[] =
+    "CREATE TABLE limits("
+    " account text PRIMARY KEY, tokens double precision NOT NULL,"
+    " at_ms bigint NOT NULL, day bigint NOT NULL, sent bigint NOT NULL);";
+
+static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2, migration_3};
 
 /* The schema version (0: none yet), or -1 with *foreign set when the database holds
  * tables of ours without schema_version (another program's, or damaged). */

@@ -29,10 +29,15 @@ def make_env(port, extra=""):
         f.write("[account main]\nhost = 127.0.0.1\nport = %d\ntls = none\n"
                 "from = Sender <sender@pigeon.test>\ntimeout = 5\n%s" % (port, extra))
     os.chmod(cfg, 0o600)
-    return {"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"), "HOME": d}
+    # On the PostgreSQL run (ctest integration/test_daemon_shared_limits_pg) a fresh
+    # database each: the daemons then share the limits table of spool_pg_limits.c.
+    return harness.with_spool({"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"),
+                               "HOME": d})
 
 
 def spool_of(env):
+    if "PIGEON_SPOOL" in env:
+        return env["PIGEON_SPOOL"]
     return os.path.join(env["XDG_STATE_HOME"], "pigeon", "spool.db")
 
 
@@ -56,7 +61,8 @@ class Timed(list):
 
 
 def fill(env, count):
-    os.makedirs(os.path.dirname(spool_of(env)), exist_ok=True)
+    if "PIGEON_SPOOL" not in env:
+        os.makedirs(os.path.dirname(spool_of(env)), exist_ok=True)
     rc, out, err = harness.run_cmd([harness.build_tool("enqueue"), spool_of(env), "main",
                                     str(count)])
     assert rc == 0, err

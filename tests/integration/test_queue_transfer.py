@@ -26,6 +26,12 @@ def fresh(name="spool.db"):
     return os.path.join(harness.tmpdir("pigeon-transfer-"), name)
 
 
+def dest():
+    """The spool to import into: a fresh PostgreSQL database on the PostgreSQL run (ctest
+    integration/test_queue_transfer_pg: SQLite to PostgreSQL), else a fresh file."""
+    return harness.with_spool({}).get("PIGEON_SPOOL") or fresh()
+
+
 def pigeon(*args, input=None):
     return harness.pigeon(*args, input=input, timeout=120)
 
@@ -40,7 +46,7 @@ def filled(small=False):
 
 
 def export(spool):
-    out = os.path.join(os.path.dirname(spool), "export.jsonl")
+    out = os.path.join(harness.tmpdir("pigeon-export-"), "export.jsonl")
     rc, _, err = pigeon("queue", "export", "--spool", spool, out)
     assert rc == 0, err
     with open(out, "rb") as f:
@@ -89,7 +95,7 @@ def round_trip_keeps_every_state_and_byte():
     addrs = {r["address"] for m in msgs for r in m["recipients"]}
     assert "üser@bücher.example" in addrs
 
-    dst = fresh()
+    dst = dest()
     rc, out, err = pigeon("queue", "import", "--spool", dst, path, "--json")
     assert rc == 0, err
     assert json.loads(out) == {"imported": 6, "present": 0, "finished": 0,
@@ -128,17 +134,18 @@ def imported_spool_delivers_what_was_left_and_nothing_else():
         for r in m["recipients"]:
             if r["state"] in ("queued", "deferred", "inflight"):
                 want[r["address"]] = base64.b64decode(m["body"])
-    dst = fresh()
+    dst = dest()
     rc, _, err = pigeon("queue", "import", "--spool", dst, path)
     assert rc == 0, err
     with servers.AioSmtpd() as srv:
-        cfg = os.path.join(os.path.dirname(dst), "config")
+        home = harness.tmpdir("pigeon-transfer-home-")
+        cfg = os.path.join(home, "config")
         with open(cfg, "w") as f:
             for account in ("a-deferred", "a-failed", "a-inflight", "main", "other"):
                 f.write("[account %s]\nhost = 127.0.0.1\nport = %d\ntls = none\n"
                         "from = s@pigeon.test\ntimeout = 10\n" % (account, srv.port))
         os.chmod(cfg, 0o600)
-        env = {"PIGEON_CONFIG": cfg, "HOME": os.path.dirname(dst), "PIGEON_PASSWORD": None}
+        env = {"PIGEON_CONFIG": cfg, "HOME": home, "PIGEON_PASSWORD": None}
         rc, out, err = harness.pigeon("daemon", "--once", "--spool", dst, "--log-file",
                                       os.devnull, env=env, timeout=60)
         assert rc == 0, err
@@ -161,7 +168,7 @@ def export_of_one_account_and_import_from_stdin():
     assert rc == 0, err
     rows = lines_of(out)
     assert [m["account"] for m in rows[1:-1]] == ["other"] and rows[-1]["messages"] == 1
-    dst = fresh()
+    dst = dest()
     rc, out2, err = pigeon("queue", "import", "--spool", dst, input=out)
     assert rc == 0, err
     assert [m["account"] for m in snapshot(dst)] == ["other"]
@@ -216,7 +223,7 @@ def bad_input_is_refused_with_65_and_nothing_is_lost():
     _, data = export(src)
     rows = lines_of(data)
     head = json.dumps(rows[0])
-    dst = fresh()
+    dst = dest()
     # Something already queued, that no bad import may touch.
     rc, _, err = pigeon("queue", "import", "--spool", dst,
                         input=(head + "\n" + json.dumps(rows[-2]) + '\n{"end":true,"messages":1}\n')
@@ -257,7 +264,7 @@ def a_cut_file_keeps_the_messages_before_the_cut():
     _, data = export(src)
     lines = data.split(b"\n")
     cut = b"\n".join(lines[:3]) + b"\n" + lines[3][:100]   # header, 2 messages, a cut one
-    dst = fresh()
+    dst = dest()
     rc, out, err = pigeon("queue", "import", "--spool", dst, input=cut)
     assert rc == 65 and b"line 4" in err, (rc, err)
     assert len(snapshot(dst)) == 2

@@ -31,8 +31,9 @@ def make_env(port=1, extra=""):
                 "[account other]\nhost = 127.0.0.1\nport = %d\ntls = none\n"
                 "from = Other <other@pigeon.test>\n" % (port, extra, port))
     os.chmod(cfg, 0o600)
-    return {"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"), "HOME": d,
-            "PIGEON_PASSWORD": None, "TZ": "UTC"}, d
+    # On the PostgreSQL run (ctest integration/test_suppress_pg) a fresh database each.
+    return harness.with_spool({"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"),
+                               "HOME": d, "PIGEON_PASSWORD": None, "TZ": "UTC"}), d
 
 
 def sup(env, *args, input=None):
@@ -203,6 +204,8 @@ def sendmail_skips_unless_configured_to_ignore():
         # sendmail_suppression = ignore: delivered as before.
         env2 = sendmail_cfg(srv.port, "ignore")
         env2["XDG_STATE_HOME"] = env["XDG_STATE_HOME"]
+        if "PIGEON_SPOOL" in env:
+            env2["PIGEON_SPOOL"] = env["PIGEON_SPOOL"]
         rc, out, err = harness.pigeon("sendmail", "-i", "gone@example.com", input=msg, env=env2)
         assert rc == 0 and b"suppressed" not in err, (rc, err)
         srv.wait_messages(2)
@@ -312,6 +315,27 @@ def daemon_fails_recipients_suppressed_after_enqueue():
         # Nothing is left to do: a second pass sends nothing.
         rc, out, err = harness.pigeon("daemon", "--once", "--workers", "1", env=env, timeout=60)
         assert rc == 0 and len(srv.messages) == 1
+
+
+@test
+def older_postgresql_schema_reads_as_an_empty_list():
+    """A PostgreSQL spool an older pigeon left (schema 1, no suppression tables) is not
+    migrated by a read-only open: list and check say nothing is suppressed (exit 0)
+    instead of failing every send, and the first write migrates it."""
+    env, d = make_env()
+    if "PIGEON_SPOOL" not in env:
+        return  # the SQLite run: its tables are created on first use
+    assert sup(env, "add", "a@example.com")[0] == 0
+    url = env["PIGEON_SPOOL"]
+    harness.pg_query(url, "DROP TABLE suppression, suppression_soft, limits")
+    harness.pg_query(url, "DELETE FROM schema_version WHERE version > 1")
+    rc, out, err = sup(env, "list")
+    assert rc == 0 and "older than this pigeon" in err, (rc, out, err)
+    rc, out, err = sup(env, "check", "a@example.com")
+    assert rc == 0 and "a@example.com: ok" in out, (rc, out, err)
+    assert sup(env, "add", "b@example.com")[0] == 0
+    assert [r["address"] for r in listed(env)] == ["b@example.com"]
+    assert harness.pg_query(url, "SELECT max(version) FROM schema_version").strip() == "3"
 
 
 if __name__ == "__main__":
