@@ -37,6 +37,7 @@
 #include "pigeon/bounce.h"
 #include "pigeon/suppress.h"
 #include "queue.h"
+#include "spool/spool_hooks.h"
 #include "suppress.h"
 
 /* Largest message read (the bounce parser reads 32 MiB at most). */
@@ -303,6 +304,28 @@ static int handle_message(fetch_ctx *fc, const struct msgbuf *b, pigeon_bounce_r
     return ours != NULL ? 2 : strcmp(matched_by, "sent") == 0 ? 1 : 3;
 }
 
+/* Tells the application (webhooks, cli/webhook.h): a "bounced" or "complained" event for
+ * a matched recipient, through the spool's outbox, which stores nothing when no webhook is
+ * configured. A backend without an outbox has no webhooks to tell. */
+static int hook_event(fetch_ctx *fc, const pigeon_bounce_rcpt *rc, const char *queue_id)
+{
+    pg_spool_hook_event ev = {
+        .type = rc->cls == PIGEON_BOUNCE_COMPLAINT ? PG_HOOK_COMPLAINED : PG_HOOK_BOUNCED,
+        .queue_id = queue_id,
+        .rcpt = rc->rcpt,
+        .account = fc->cfg.account,
+        .smtp_code = rc->smtp_code,
+        .enhanced = rc->status[0] ? rc->status : NULL,
+        .text = rc->diagnostic,
+        .at_ms = pigeon_spool_now_ms(),
+    };
+    pigeon_err err = pg_spool_hook_add(fc->spool, &ev);
+    if (err == PIGEON_OK || err == PIGEON_ERR_UNSUPPORTED)
+        return 0;
+    cli_error("cannot record the webhook event of %s: %s", rc->rcpt, pigeon_spool_error(fc->spool));
+    return cli_exit_status(err);
+}
+
 /* Records the recipients of a matched report; prints every recipient. */
 static int record(fetch_ctx *fc, const char *where, const pigeon_bounce_report *r, int matched,
                   const char *queue_id, const char *action)
@@ -336,6 +359,11 @@ static int record(fetch_ctx *fc, const char *where, const pigeon_bounce_report *
                 return cli_exit_status(err);
             }
             fc->suppressed += (unsigned long)suppressed;
+        }
+        if (by != NULL && rc->rcpt != NULL && rc->cls != PIGEON_BOUNCE_NONE) {
+            int status = hook_event(fc, rc, queue_id);
+            if (status != 0)
+                return status;
         }
         print_record(fc, where, r, rc, by, suppressed, action);
     }

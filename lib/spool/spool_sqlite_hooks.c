@@ -60,7 +60,11 @@ static const char triggers[] =
                       " WHEN NEW.state IN (2, 3, 4) AND NEW.attempts = OLD.attempts"
                       " AND (OLD.state = 1 OR (NEW.state = 3 AND OLD.state <> 3)) BEGIN"
                       " INSERT INTO hook_events(" EVENT_COLS ")"
-                      " SELECT CASE NEW.state WHEN 2 THEN 2 WHEN 3 THEN 1 ELSE 6 END, m.queue_id, "
+                      " SELECT CASE NEW.state WHEN 2 THEN 2 WHEN 3 THEN 1"
+                      /* failed: "suppressed" when the daemon skipped a suppressed address
+                       * (cli/daemon_suppress.c: no reply code, its own text) */
+                      " WHEN 4 THEN CASE WHEN coalesce(NEW.smtp_code, 0) = 0 AND NEW.text"
+                      " LIKE 'suppressed:%' THEN 5 ELSE 6 END ELSE 6 END, m.queue_id, "
                       "NEW.address,"
                       " m.account, coalesce(" KEY_OF(
                           "m.queue_id") ", ''), m.message_id, NEW.smtp_code,"

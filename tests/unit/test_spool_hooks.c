@@ -359,6 +359,42 @@ static void test_undone_enqueue_has_no_event(void **state)
     pigeon_spool_close(s);
 }
 
+/* A recipient the daemon skipped as suppressed (cli/daemon_suppress.c: failed, no reply
+ * code, the text "suppressed: ...") is a "suppressed" event; a server's refusal whose text
+ * happens to read the same stays "failed". */
+static void test_suppressed_outcome_is_its_own_event(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"b@example.net", "c@example.net"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    assert_int_equal(pg_spool_hooks_enable(s, 1), PIGEON_OK);
+    enqueue(s, rcpts, 2, T0, id);
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 10, 60000, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_int_equal(job->rcpt_count, 2);
+    pigeon_spool_outcome out[2] = {
+        {.rcpt = 0,
+         .state = PIGEON_SPOOL_FAILED,
+         .err = PIGEON_ERR_REJECTED,
+         .text = "suppressed: hard-bounce 5.1.1 since 2026-12-01"},
+        {.rcpt = 1,
+         .state = PIGEON_SPOOL_FAILED,
+         .err = PIGEON_ERR_REJECTED,
+         .smtp_code = 550,
+         .text = "suppressed: by the remote site"},
+    };
+    assert_int_equal(pigeon_spool_record(s, job, out, 2, T0 + 20), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+    size_t counts[PG_HOOK_NTYPES];
+    count_types(s, "url:a", counts);
+    assert_int_equal(counts[PG_HOOK_QUEUED], 2);
+    assert_int_equal(counts[PG_HOOK_SUPPRESSED], 1);
+    assert_int_equal(counts[PG_HOOK_FAILED], 1);
+    pigeon_spool_close(s);
+}
+
 static void test_invalid_and_keys(void **state)
 {
     (void)state;
@@ -391,6 +427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journaled_outcome_event_survives_kill, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_undone_enqueue_has_no_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_suppressed_outcome_is_its_own_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_and_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
