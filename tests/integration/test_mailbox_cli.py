@@ -8,6 +8,8 @@ next send skips it; a forged bounce (about a message we never sent) suppresses n
 """
 import os
 import json
+import signal
+import subprocess
 
 import harness
 import pki
@@ -27,12 +29,12 @@ def server():
     return _dc[0]
 
 
-def config(smtp_port, extra=""):
+def config(smtp_port, extra="", top=""):
     dc = server()
     d = harness.tmpdir("cfg")
     path = os.path.join(d, "pigeon.conf")
     with open(path, "w") as f:
-        f.write("""[account test]
+        f.write(top + """[account test]
 host = 127.0.0.1
 port = {smtp}
 tls = none
@@ -193,6 +195,52 @@ def the_whole_loop_send_bounce_fetch_suppress_skip():
         [m1, m2] = smtp.wait_messages(2)
         assert m2.rcpt_tos == ["ok@example.test"], m2.rcpt_tos
         assert b"gone@example.test" in err and b"suppressed" in err, err
+
+
+@test(timeout=90)
+def a_fetched_bounce_reaches_the_webhooks():
+    """bounces fetch tells the application: a signed "bounced" event for the matched
+    recipient, delivered by the daemon from the spool's outbox; the forged one tells none."""
+    import hookrecv
+    dc = server()
+    secret_dir = harness.tmpdir("hooksecret")
+    secret = os.path.join(secret_dir, "s")
+    with open(secret, "w") as f:
+        f.write("whsec_mailbox_test_0123456789\n")
+    os.chmod(secret, 0o600)
+    with servers.AioSmtpd() as smtp, \
+            hookrecv.Receiver("whsec_mailbox_test_0123456789") as recv:
+        top = "webhook = %s\nwebhook_secret_file = %s\nwebhook_retry_max = 1s\n" % (
+            recv.url, secret)
+        env, spool = config(smtp.port, "save_sent = yes", top=top)
+        rc, out, err = harness.pigeon("send", "--account", "test", "--to", "hooked@example.test",
+                                      "--subject", "hook-1", "--text", "x\n", "--spool", spool,
+                                      env=env)
+        assert rc == 0, err
+        [m] = smtp.wait_messages(1)
+        dc.deliver(dsn_about(m.message["Message-ID"], "hooked@example.test", dc.user))
+        dc.deliver(dsn_about("<forged-2@example.test>", "victim2@example.test", dc.user))
+        log = os.path.join(harness.tmpdir("hooklog"), "daemon.log")
+        e = dict(os.environ)
+        e.update({k: v for k, v in env.items() if v is not None})
+        daemon = subprocess.Popen([harness.pigeon_path(), "daemon", "--spool", spool,
+                                   "--log-file", log], env=e, start_new_session=True)
+        try:
+            # The daemon turns the outbox on at start; fetch once it has.
+            harness.wait_for(lambda: os.path.exists(spool + "-webhooks.lock"), 20,
+                             what="the daemon's webhook sender")
+            rc, out, err = harness.pigeon("bounces", "fetch", "--account", "test", "--json",
+                                          "--spool", spool, env=env)
+            assert rc == 0, err
+            harness.wait_for(lambda: any(ev.get("type") == "bounced"
+                                         for ev in recv.snapshot()), 30,
+                             what="the bounced event")
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=30)
+        bounced = [ev for ev in recv.snapshot() if ev.get("type") == "bounced"]
+        assert [ev["recipient"] for ev in bounced] == ["hooked@example.test"], bounced
+        assert recv.bad_signatures == 0
 
 
 @test
