@@ -255,6 +255,34 @@ pigeon_err pg_spool_sq_step(pg_spool_sq *q, sqlite3_stmt *st, const char *what)
     return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
 }
 
+pigeon_err pg_spool_sq_side_prepare(pg_spool_sq *q, const char *sql, sqlite3_stmt **st,
+                                    pigeon_err (*ensure)(pg_spool_sq *q), const char *what)
+{
+    int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
+    if (rc == SQLITE_ERROR && ensure != NULL) {
+        pigeon_err err = ensure(q);
+        if (err != PIGEON_OK)
+            return err;
+        rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
+    }
+    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
+}
+
+pigeon_err pg_spool_sq_side_run(pg_spool_sq *q, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
+}
+
+pigeon_err pg_spool_sq_side_exec(pg_spool_sq *q, const char *sql, const char *what)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(q->db, sql, NULL, NULL, &msg);
+    sqlite3_free(msg);
+    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
+}
+
 pigeon_err pg_spool_sq_exec(pg_spool_sq *q, int id)
 {
     sqlite3_stmt *st = NULL;

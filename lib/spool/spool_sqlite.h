@@ -90,6 +90,16 @@ pigeon_err pg_spool_sq_prep(pg_spool_sq *q, int id, sqlite3_stmt **out);
 pigeon_err pg_spool_sq_step(pg_spool_sq *q, sqlite3_stmt *st, const char *what);
 /* Prepares and runs a statement without parameters. */
 pigeon_err pg_spool_sq_exec(pg_spool_sq *q, int id);
+
+/* The tables beside the queue (keys, outbox, suppression, limits) are created on first
+ * use: side_prepare prepares sql and, when it fails (the tables are missing: the first
+ * use of a file), runs ensure and prepares again, so the common case costs one prepare;
+ * what names the statement in errors. side_run steps a statement that returns no rows and
+ * finalizes it. side_exec runs SQL text (a schema). */
+pigeon_err pg_spool_sq_side_prepare(pg_spool_sq *q, const char *sql, sqlite3_stmt **st,
+                                    pigeon_err (*ensure)(pg_spool_sq *q), const char *what);
+pigeon_err pg_spool_sq_side_run(pg_spool_sq *q, sqlite3_stmt *st, const char *what);
+pigeon_err pg_spool_sq_side_exec(pg_spool_sq *q, const char *sql, const char *what);
 /* Begins a write (BEGIN IMMEDIATE) or read transaction; PIGEON_ERR_STATE in a batch. */
 pigeon_err pg_spool_sq_tx_begin(pg_spool_sq *q, int write);
 /* Commits if err is PIGEON_OK, else rolls back; returns the outcome. */

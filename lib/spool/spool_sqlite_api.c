@@ -26,32 +26,20 @@ static const char schema[] =
 /* Creates the tables once per handle (cheap after the first time: IF NOT EXISTS). */
 static pigeon_err ensure(pg_spool_sq *q)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(q->db, schema, NULL, NULL, &msg);
-    sqlite3_free(msg);
-    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "creating the API tables");
+    return pg_spool_sq_side_exec(q, schema, "creating the API tables");
 }
 
 /* Prepares sql; the tables are created only when they are missing (the first use of a
  * file), so that the common case costs one prepare. */
 static pigeon_err prepare(pg_spool_sq *q, const char *sql, sqlite3_stmt **st)
 {
-    int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
-    if (rc == SQLITE_ERROR) {
-        pigeon_err err = ensure(q);
-        if (err != PIGEON_OK)
-            return err;
-        rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
-    }
-    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "preparing an API statement");
+    return pg_spool_sq_side_prepare(q, sql, st, ensure, "preparing an API statement");
 }
 
 /* Runs a statement that returns no rows and finalizes it. */
 static pigeon_err run(pg_spool_sq *q, sqlite3_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
+    return pg_spool_sq_side_run(q, st, what);
 }
 
 static void copy_text(char *out, size_t size, const unsigned char *s)

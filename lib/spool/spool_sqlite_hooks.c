@@ -91,10 +91,7 @@ static int stop_at_once(void *ctx, const pg_spool_key *key)
 /* Runs a script of statements (in the caller's transaction, if any). */
 static pigeon_err exec(pg_spool_sq *q, const char *sql, const char *what)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(q->db, sql, NULL, NULL, &msg);
-    sqlite3_free(msg);
-    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
+    return pg_spool_sq_side_exec(q, sql, what);
 }
 
 /* Creates the outbox's tables (and the API's, which its triggers read). */
@@ -108,22 +105,13 @@ static pigeon_err ensure(pg_spool_sq *q)
 /* Prepares sql, creating the tables when they are missing (the first use of a file). */
 static pigeon_err prepare(pg_spool_sq *q, const char *sql, sqlite3_stmt **st)
 {
-    int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
-    if (rc == SQLITE_ERROR) {
-        pigeon_err err = ensure(q);
-        if (err != PIGEON_OK)
-            return err;
-        rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
-    }
-    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "preparing a webhook statement");
+    return pg_spool_sq_side_prepare(q, sql, st, ensure, "preparing a webhook statement");
 }
 
 /* Runs a statement that returns no rows and finalizes it. */
 static pigeon_err run(pg_spool_sq *q, sqlite3_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
+    return pg_spool_sq_side_run(q, st, what);
 }
 
 /* Steps a one-row query for one integer (0 when there is no row). */

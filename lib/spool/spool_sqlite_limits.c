@@ -19,18 +19,14 @@ static const char write_sql[] = "INSERT OR REPLACE INTO limits(account, tokens, 
                                 "VALUES(?1, ?2, ?3, ?4, ?5)";
 
 /* Prepares sql, creating the table when it is missing (the first take on a file). */
+static pigeon_err ensure(pg_spool_sq *q)
+{
+    return pg_spool_sq_side_exec(q, schema, "creating the limits table");
+}
+
 static pigeon_err prepare(pg_spool_sq *q, const char *sql, sqlite3_stmt **st)
 {
-    int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
-    if (rc == SQLITE_ERROR) {
-        char *msg = NULL;
-        rc = sqlite3_exec(q->db, schema, NULL, NULL, &msg);
-        sqlite3_free(msg);
-        if (rc != SQLITE_OK)
-            return pg_spool_sq_err(q, rc, "creating the limits table");
-        rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
-    }
-    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "preparing a limits statement");
+    return pg_spool_sq_side_prepare(q, sql, st, ensure, "preparing a limits statement");
 }
 
 /* The bucket's row as stored (a new account starts with a full bucket). */

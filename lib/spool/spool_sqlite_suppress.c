@@ -30,24 +30,13 @@ static const char schema[] =
 
 static pigeon_err ensure(pg_spool_sq *q)
 {
-    char *msg = NULL;
-    int rc = sqlite3_exec(q->db, schema, NULL, NULL, &msg);
-    sqlite3_free(msg);
-    return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "creating the suppression tables");
+    return pg_spool_sq_side_exec(q, schema, "creating the suppression tables");
 }
 
 /* Prepares sql, creating the tables when they are missing (the first use of a file). */
 static pigeon_err prepare(pg_spool_sq *q, const char *sql, sqlite3_stmt **st)
 {
-    int rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
-    if (rc == SQLITE_ERROR) {
-        pigeon_err err = ensure(q);
-        if (err != PIGEON_OK)
-            return err;
-        rc = sqlite3_prepare_v2(q->db, sql, -1, st, NULL);
-    }
-    return rc == SQLITE_OK ? PIGEON_OK
-                           : pg_spool_sq_err(q, rc, "preparing a suppression statement");
+    return pg_spool_sq_side_prepare(q, sql, st, ensure, "preparing a suppression statement");
 }
 
 /* Prepares a read: *st stays NULL when the tables do not exist yet (nothing was ever
@@ -65,9 +54,7 @@ static pigeon_err prepare_read(pg_spool_sq *q, const char *sql, sqlite3_stmt **s
 /* Runs a statement that returns no rows and finalizes it. */
 static pigeon_err run(pg_spool_sq *q, sqlite3_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
+    return pg_spool_sq_side_run(q, st, what);
 }
 
 /* A transaction of our own unless the caller's batch is open. */
