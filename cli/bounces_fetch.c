@@ -39,6 +39,7 @@
 #include "queue.h"
 #include "spool/spool_hooks.h"
 #include "suppress.h"
+#include "verp.h"
 
 /* Largest message read (the bounce parser reads 32 MiB at most). */
 #define MESSAGE_MAX ((size_t)32 * 1024 * 1024)
@@ -650,6 +651,8 @@ static int fetch_run(fetch_ctx *fc)
     mailbox_plan plan;
     memset(&plan, 0, sizeof plan);
     int status = load_settings(fc);
+    if (status == 0 && fc->verp_key == NULL) /* the account's verp_key_file (verp.h) */
+        status = cli_verp_account_key(&fc->cfg, "bounces fetch", &fc->verp_key, &fc->verp_keylen);
     if (status != 0)
         goto done;
     if (fc->cfg.account[0] == '\0') {

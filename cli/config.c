@@ -59,6 +59,8 @@ static const char *const key_names[K_COUNT] = {
     [K_POP3_PORT] = "pop3_port",
     [K_SAVE_SENT] = "save_sent",
     [K_BOUNCE_CHECK] = "bounce_check",
+    [K_VERP] = "verp",
+    [K_VERP_KEY_FILE] = "verp_key_file",
 };
 
 /* Most [account NAME] sections in one file. */

@@ -62,6 +62,8 @@ enum cfg_key {
     K_POP3_PORT,
     K_SAVE_SENT,
     K_BOUNCE_CHECK,
+    K_VERP, /* VERP sending (cli/verp.h) */
+    K_VERP_KEY_FILE,
     K_COUNT
 };
 

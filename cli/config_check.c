@@ -149,7 +149,7 @@ int cfg_check(enum cfg_key k, const char *v, char *why, size_t whylen)
     }
     /* Paths and commands may hold tabs; nothing may hold a line break or other control. */
     int tabs_ok = k == K_PASSWORD || k == K_PASSWORD_COMMAND || k == K_OAUTH_TOKEN_COMMAND ||
-                  k == K_PASSWORD_FILE || k == K_CA_FILE || k == K_FROM;
+                  k == K_PASSWORD_FILE || k == K_CA_FILE || k == K_FROM || k == K_VERP_KEY_FILE;
     if (has_control(v, tabs_ok)) {
         snprintf(why, whylen, "a control character (CR, LF, ...) is not allowed");
         return -1;
@@ -183,6 +183,7 @@ int cfg_check(enum cfg_key k, const char *v, char *why, size_t whylen)
                                           "colons optional)";
         break;
     case K_INSECURE:
+    case K_VERP:
         expected = cfg_bool(v, &b) ? "expected yes or no" : NULL;
         break;
     case K_TIMEOUT:

@@ -22,6 +22,7 @@
 #include "json.h"
 #include "pigeon/smtp.h"
 #include "secret.h"
+#include "verp.h"
 
 /* What a delivery needs besides the message: the settings turned into options. */
 struct conn_plan {
@@ -127,6 +128,9 @@ int deliver_plan_opts(cfg_settings *cfg, const deliver_opts *o, pigeon_smtp_opts
     if (so->insecure)
         fprintf(stderr, "pigeon: WARNING: --insecure: the server's certificate is NOT "
                         "verified; anyone on the path can read the password and the mail\n");
+    int verp = cli_verp_plan(cfg, so); /* verp = yes: each recipient's sender (verp.h) */
+    if (verp != 0)
+        return verp;
     if (so->user != NULL && so->auth != PIGEON_AUTH_NONE) {
         int rc = resolve_secret(cfg, o, secret, err, sizeof err);
         if (rc != 0) {

@@ -25,6 +25,7 @@
 #include "sent_copy.h"
 #include "suppress.h"
 #include "tpl.h"
+#include "verp.h"
 
 /* getopt_long values of send's own options. */
 enum send_opt {
@@ -35,6 +36,8 @@ enum send_opt {
     OPT_SAVE_SENT, /* --save-sent[=FOLDER], --imap-host, --imap-port (sent_copy.h) */
     OPT_IMAP_HOST,
     OPT_IMAP_PORT,
+    OPT_VERP, /* --verp, --verp-key-file (verp.h) */
+    OPT_VERP_KEY_FILE,
 };
 
 /* How to send, beyond what the message is. */
@@ -67,6 +70,8 @@ static const struct option longopts[] = {
     {"save-sent", optional_argument, NULL, OPT_SAVE_SENT},
     {"imap-host", required_argument, NULL, OPT_IMAP_HOST},
     {"imap-port", required_argument, NULL, OPT_IMAP_PORT},
+    {"verp", no_argument, NULL, OPT_VERP},
+    {"verp-key-file", required_argument, NULL, OPT_VERP_KEY_FILE},
     {"spool", required_argument, NULL, CLI_OPT_SPOOL},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -168,6 +173,11 @@ static int parse_args(int argc, char **argv, cli_compose *c, send_opts *so)
                                  optarg) != 0)
                 return EX_USAGE;
             break;
+        case OPT_VERP:
+        case OPT_VERP_KEY_FILE:
+            if (cli_verp_option(&so->cfg, opt == OPT_VERP_KEY_FILE, optarg) != 0)
+                return EX_USAGE;
+            break;
         case OPT_IGNORE_SUPPRESSION:
             so->ignore_suppression = 1;
             break;
@@ -235,6 +245,9 @@ static int queue_message(pigeon_message *msg, send_opts *so)
     if (so->cfg.v[K_SAVE_SENT].source == CFG_CLI)
         cli_error("warning: --save-sent applies to messages sent now, not to queued ones (the "
                   "daemon files no copies)");
+    if (so->cfg.v[K_VERP].source == CFG_CLI || so->cfg.v[K_VERP_KEY_FILE].source == CFG_CLI)
+        cli_error("warning: --verp applies to messages sent now; the daemon sends queued ones "
+                  "with the account's verp and verp_key_file");
     char err[600];
     char account[sizeof so->cfg.account];
     if (so->deliver.password_file != NULL || so->deliver.password_command != NULL) {
@@ -285,6 +298,12 @@ void cli_send_usage(FILE *out)
           "                          folder over IMAP, flagged \\Seen: the folder marked\n"
           "                          \\Sent (RFC 6154), or FOLDER (save_sent = yes|FOLDER);\n"
           "                          a failure to save is a warning, never a resend\n"
+          "  --verp                  VERP: the envelope sender of each recipient becomes\n"
+          "                          user+<token>@domain (the From stays), each recipient\n"
+          "                          in its own SMTP transaction, so that bounces fetch\n"
+          "                          matches a bounce to its recipient (verp = yes)\n"
+          "  --verp-key-file F       the token's HMAC key, at least 16 octets\n"
+          "                          (verp_key_file; the same as bounces fetch's)\n"
           "  --imap-host HOST, --imap-port PORT\n"
           "                          the account's IMAP server (default: the preset's,\n"
           "                          port 993 implicit TLS, else STARTTLS)\n"

@@ -113,6 +113,24 @@ typedef enum pigeon_transcript_dir {
 typedef void (*pigeon_transcript_fn)(void *ctx, pigeon_transcript_dir dir, int64_t unix_ms,
                                      const char *line);
 
+/*
+ * VERP (variable envelope return path): gives the envelope sender (MAIL FROM) to use for
+ * the message from the plain sender from (an addr-spec, never "") to the recipient rcpt,
+ * such as from's local part + a token naming rcpt (pigeon_bounce_verp_encode), so that a
+ * bounce names its recipient even when its body does not. *out receives a malloc'd
+ * address (freed by the library with free()). Returns 0 (PIGEON_OK), or a pigeon_err code
+ * that fails the message before its first command (class PIGEON_FAIL_CONFIG). With it set, each
+ * recipient gets its own mail transaction (RFC 5321 3.3: one reverse-path per
+ * transaction) over the same connection, pipelined one after the other when the server
+ * offers PIPELINING (the end of one's data goes out with the next one's RSET, MAIL, RCPT
+ * and DATA); the results stay per recipient. The null reverse-path <> is never rewritten.
+ * A raw message to several recipients is read once into memory and sent from there.
+ * pigeon_smtp_send_batch and pigeon_smtp_send_pipelined then send the messages one after
+ * the other, each as pigeon_smtp_send_message / pigeon_smtp_send_stream would. Called on
+ * the sending thread, during the send calls.
+ */
+typedef int (*pigeon_smtp_sender_fn)(void *ctx, const char *from, const char *rcpt, char **out);
+
 /* Timeouts in milliseconds; 0 picks the default given (RFC 5321 4.5.3.2), negative
  * means no timeout for that step (only the total deadline bounds it). */
 typedef struct pigeon_smtp_timeouts {
@@ -174,6 +192,9 @@ typedef struct pigeon_smtp_opts {
     pigeon_transcript_fn transcript; /* transcript callback, or NULL */
     void *transcript_ctx;            /* passed to transcript */
     int transcript_debug;            /* nonzero: also deliver PIGEON_TRANSCRIPT_DEBUG lines */
+    pigeon_smtp_sender_fn rcpt_sender; /* VERP: the envelope sender of each recipient, or NULL
+                                          (see pigeon_smtp_sender_fn) */
+    void *rcpt_sender_ctx;             /* passed to rcpt_sender */
 } pigeon_smtp_opts;
 
 /* Fills o with the defaults (all zero / NULL, tls AUTO, auth AUTO). */

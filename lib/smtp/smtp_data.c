@@ -30,6 +30,9 @@ typedef struct data_source {
     pigeon_read_fn read;           /* a raw reader (read once), or NULL */
     void *read_ctx;                /* read's context */
     int used;                      /* the raw reader was consumed */
+    pg_buf replay;                 /* VERP: the raw message read once, sent from here */
+    size_t replay_pos;             /* how much of replay the current transaction sent */
+    int replaying;                 /* replay holds the whole raw message */
 } data_source;
 
 /* One recipient's progress in the current transaction. */
@@ -48,6 +51,7 @@ typedef struct envelope {
     int smtputf8;   /* an address needs SMTPUTF8 */
     int is_8bit;    /* the message has 8-bit octets */
     int64_t size;   /* message size or -1 */
+    char **senders; /* VERP: each recipient's envelope sender (owned, n of them), or NULL */
 } envelope;
 
 static pigeon_err check_ready(pigeon_smtp *s);
@@ -134,12 +138,45 @@ static void envelope_cleanup(envelope *env)
 {
     free(env->from);
     free(env->st);
+    for (size_t i = 0; env->senders != NULL && i < env->n; i++)
+        free(env->senders[i]);
+    free(env->senders);
+    env->senders = NULL;
+}
+
+/* VERP: asks the caller's rcpt_sender for each recipient's envelope sender (checked as a
+ * caller's path is). The null reverse-path stays as it is. Failures are recorded. */
+static pigeon_err verp_senders(pigeon_smtp *s, envelope *env)
+{
+    if (s->o.rcpt_sender == NULL || env->from[0] == '\0')
+        return PIGEON_OK;
+    if ((env->senders = calloc(env->n, sizeof *env->senders)) == NULL)
+        return PIGEON_ERR_NOMEM;
+    for (size_t i = 0; i < env->n; i++) {
+        int rc = s->o.rcpt_sender(s->o.rcpt_sender_ctx, env->from, s->res->rcpts[i].address,
+                                  &env->senders[i]);
+        pigeon_err err = rc == 0 ? PIGEON_OK : rc < 0 ? PIGEON_ERR_INVALID : (pigeon_err)rc;
+        if (err == PIGEON_OK && (env->senders[i] == NULL || !path_ok(env->senders[i], 0)))
+            err = PIGEON_ERR_ADDRESS;
+        if (err != PIGEON_OK) {
+            pg_smtp_fail(s, PIGEON_FAIL_CONFIG, err, "mail",
+                         "no VERP envelope sender for %s: %s; nothing was sent",
+                         s->res->rcpts[i].address, pigeon_strerror(err));
+            return err;
+        }
+        env->smtputf8 |= has_8bit(env->senders[i]);
+    }
+    return PIGEON_OK;
 }
 
 /* ---- data sources ---- */
 
 static pigeon_err source_open(data_source *src)
 {
+    if (src->replaying) {
+        src->replay_pos = 0;
+        return PIGEON_OK;
+    }
     if (src->msg == NULL) {
         if (src->used)
             return PIGEON_ERR_STATE;
@@ -155,6 +192,14 @@ static pigeon_err source_read(data_source *src, void *buf, size_t cap, size_t *n
 {
     if (src->msg != NULL)
         return pigeon_message_stream_read(src->stream, buf, cap, n);
+    if (src->replaying) {
+        size_t left = src->replay.len - src->replay_pos;
+        *n = left < cap ? left : cap;
+        if (*n > 0)
+            memcpy(buf, src->replay.data + src->replay_pos, *n);
+        src->replay_pos += *n;
+        return PIGEON_OK;
+    }
     *n = 0;
     return src->read(src->read_ctx, buf, cap, n) != 0 ? PIGEON_ERR_IO : PIGEON_OK;
 }
@@ -592,30 +637,42 @@ static pigeon_err transaction(pigeon_smtp *s, envelope *env, data_source *src)
     return err == PIGEON_OK ? txn_data(s, env, src, &t, NULL) : err;
 }
 
+/* Opens the source for a transaction and checks the size against SIZE. Returns 0 to go
+ * on, 1 when too large (recorded), -1 with *err on a read error. */
+static int open_checked(pigeon_smtp *s, envelope *env, data_source *src, pigeon_err *err)
+{
+    if ((*err = source_open(src)) != PIGEON_OK)
+        return -1;
+    if (src->stream != NULL) {
+        env->size = pigeon_message_stream_size(src->stream);
+        env->is_8bit = pigeon_message_stream_is_8bit(src->stream);
+        s->res->size = env->size;
+    }
+    const pigeon_smtp_caps *c = &s->caps;
+    if (c->size_offered && c->size_max > 0 && env->size >= 0 && (uint64_t)env->size > c->size_max) {
+        pg_smtp_fail(s, PIGEON_FAIL_TOO_LARGE, PIGEON_ERR_TOO_LARGE, "mail",
+                     "the message (%lld octets) is larger than the server accepts (SIZE "
+                     "%llu); nothing was sent",
+                     (long long)env->size, (unsigned long long)c->size_max);
+        s->res->hint = pg_hint_for_situation(PG_HINT_TOO_LARGE_LOCAL, 0);
+        return 1;
+    }
+    return 0;
+}
+
+static pigeon_err verp_deliver(pigeon_smtp *s, envelope *env, data_source *src);
+
 /* Runs transactions until no recipient is left over by a 452 "too many recipients". */
 static pigeon_err deliver(pigeon_smtp *s, envelope *env, data_source *src)
 {
     pigeon_err err = PIGEON_OK;
+    if (env->senders != NULL)
+        return verp_deliver(s, env, src);
     for (size_t i = 0; i < env->n; i++)
         env->st[i].in_txn = 1;
     for (;;) {
-        if ((err = source_open(src)) != PIGEON_OK)
+        if (open_checked(s, env, src, &err) != 0)
             break;
-        if (src->stream != NULL) {
-            env->size = pigeon_message_stream_size(src->stream);
-            env->is_8bit = pigeon_message_stream_is_8bit(src->stream);
-            s->res->size = env->size;
-        }
-        const pigeon_smtp_caps *c = &s->caps;
-        if (c->size_offered && c->size_max > 0 && env->size >= 0 &&
-            (uint64_t)env->size > c->size_max) {
-            pg_smtp_fail(s, PIGEON_FAIL_TOO_LARGE, PIGEON_ERR_TOO_LARGE, "mail",
-                         "the message (%lld octets) is larger than the server accepts (SIZE "
-                         "%llu); nothing was sent",
-                         (long long)env->size, (unsigned long long)c->size_max);
-            s->res->hint = pg_hint_for_situation(PG_HINT_TOO_LARGE_LOCAL, 0);
-            break;
-        }
         err = transaction(s, env, src);
         source_close(src);
         if (err != PIGEON_OK || s->state == PG_ST_BROKEN)
@@ -637,6 +694,129 @@ static pigeon_err deliver(pigeon_smtp *s, envelope *env, data_source *src)
         }
     }
     source_close(src);
+    if (err != PIGEON_OK && s->res->fail_class == PIGEON_FAIL_NONE)
+        pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "data", "cannot read the message: %s",
+                     src->msg != NULL ? pigeon_message_error(src->msg) : pigeon_strerror(err));
+    return err;
+}
+
+/* ---- VERP: one transaction per recipient ---- */
+
+/* A transaction without PIPELINING from the given reverse-path. */
+static pigeon_err txn_stepwise_from(pigeon_smtp *s, envelope *env, char *from, txn *t)
+{
+    char *plain = env->from;
+    env->from = from;
+    pigeon_err err = txn_stepwise(s, env, t);
+    env->from = plain;
+    return err;
+}
+
+/* A raw message read once into memory, so that each recipient's transaction sends it. */
+static pigeon_err source_slurp(data_source *src)
+{
+    pg_buf_init(&src->replay);
+    for (;;) {
+        size_t n = 0;
+        pigeon_err err = pg_buf_reserve(&src->replay, PG_SMTP_CHUNK);
+        if (err != PIGEON_OK)
+            return err;
+        if (src->read(src->read_ctx, src->replay.data + src->replay.len, PG_SMTP_CHUNK, &n) != 0)
+            return PIGEON_ERR_IO;
+        if (n == 0)
+            break;
+        src->replay.len += n;
+    }
+    src->used = 1;
+    src->replaying = 1;
+    return PIGEON_OK;
+}
+
+/* The group of recipient j's transaction: [RSET] MAIL FROM:<its sender>, its RCPT, DATA. */
+typedef struct verp_next {
+    envelope *env; /* the envelope */
+    size_t j;      /* the recipient whose group it is */
+    txn *t;        /* its transaction */
+} verp_next;
+
+static void verp_group(pigeon_smtp *s, void *ctx)
+{
+    verp_next *vn = ctx;
+    envelope *env = vn->env;
+    char *plain = env->from;
+    txn_start(s, vn->t);
+    if (vn->t->rset) {
+        pg_smtp_set_state(s, PG_ST_RSET);
+        pg_smtp_cmd(s, NULL, "RSET");
+    }
+    pg_smtp_set_state(s, PG_ST_MAIL);
+    env->from = env->senders[vn->j];
+    build_mail(s, env);
+    env->from = plain;
+    pg_smtp_set_state(s, PG_ST_RCPT);
+    build_rcpt(s, s->res->rcpts[vn->j].address);
+    pg_smtp_set_state(s, PG_ST_DATA);
+    pg_smtp_cmd(s, NULL, "DATA");
+}
+
+/* Makes recipient i the only one of the current transaction. */
+static void verp_only(envelope *env, size_t i)
+{
+    for (size_t k = 0; k < env->n; k++)
+        env->st[k].in_txn = k == i;
+}
+
+/*
+ * Each recipient in its own transaction with its own reverse-path. With PIPELINING the end
+ * of one recipient's data carries the next one's group (as batches do across messages), so
+ * a recipient costs one round trip; without it, each transaction is stepwise. A 452 "too
+ * many recipients" for a lone recipient leaves it deferred.
+ */
+static pigeon_err verp_deliver(pigeon_smtp *s, envelope *env, data_source *src)
+{
+    pigeon_err err = PIGEON_OK;
+    int piped = s->caps.pipelining && !s->o.no_pipelining;
+    int group_out = 0; /* recipient i's group went out with the previous end of data */
+    txn t[2];
+    if (src->msg == NULL && env->n > 1 && (err = source_slurp(src)) != PIGEON_OK)
+        goto done;
+    for (size_t i = 0; i < env->n; i++) {
+        txn *cur = &t[i & 1];
+        if (open_checked(s, env, src, &err) != 0)
+            break;
+        verp_only(env, i);
+        if (!piped) {
+            err = txn_stepwise_from(s, env, env->senders[i], cur);
+            if (err == PIGEON_OK)
+                err = txn_data(s, env, src, cur, NULL);
+        } else {
+            if (!group_out) {
+                verp_next self = {env, i, cur};
+                verp_group(s, &self);
+                err = pg_smtp_flush(s, s->t.mail, "mail");
+            }
+            if (err == PIGEON_OK)
+                err = txn_group_replies(s, env, cur);
+            verp_next vn = {env, i + 1, &t[(i + 1) & 1]};
+            next_group ng = {verp_group, &vn};
+            if (err == PIGEON_OK)
+                err = txn_data(s, env, src, cur, i + 1 < env->n ? &ng : NULL);
+            group_out = cur->sent_next;
+            if (err == PIGEON_OK && i + 1 < env->n && !group_out) {
+                verp_group(s, &vn);
+                err = pg_smtp_flush(s, s->t.mail, "mail");
+                group_out = 1;
+            }
+        }
+        source_close(src);
+        if (err != PIGEON_OK || s->state == PG_ST_BROKEN)
+            break;
+        pg_smtp_set_state(s, PG_ST_READY);
+    }
+done:
+    source_close(src);
+    pg_buf_cleanup(&src->replay);
+    src->replaying = 0;
     if (err != PIGEON_OK && s->res->fail_class == PIGEON_FAIL_NONE)
         pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "data", "cannot read the message: %s",
                      src->msg != NULL ? pigeon_message_error(src->msg) : pigeon_strerror(err));
@@ -727,7 +907,7 @@ static pigeon_err message_envelope(pigeon_smtp *s, pigeon_message *msg, envelope
     if (err == PIGEON_OK) {
         err = set_rcpts(s, env, addrs, n);
         env->smtputf8 |= has_8bit(env->from);
-        return err;
+        return err == PIGEON_OK ? verp_senders(s, env) : err;
     }
     for (size_t i = 0; i < n; i++)
         free(addrs[i]);
@@ -816,6 +996,8 @@ static pigeon_err raw_envelope(pigeon_smtp *s, envelope *env, const char *from,
     if ((err = set_rcpts(s, env, addrs, n)) != PIGEON_OK)
         return err;
     env->smtputf8 |= has_8bit(from);
+    if ((err = verp_senders(s, env)) != PIGEON_OK)
+        return err;
     if (env->smtputf8 && !s->caps.smtputf8) {
         pg_smtp_fail(s, PIGEON_FAIL_DATA, PIGEON_ERR_UNSUPPORTED, "mail",
                      "an envelope address is not ASCII and the server does not offer SMTPUTF8");
@@ -1080,7 +1262,8 @@ pigeon_err pigeon_smtp_send_batch(pigeon_smtp *s, pigeon_message *const *msgs, s
 {
     if (s == NULL || (n > 0 && (msgs == NULL || results == NULL)))
         return PIGEON_ERR_INVALID;
-    if (!s->caps.pipelining || s->o.no_pipelining) {
+    /* VERP pipelines within each message (verp_deliver), the messages one after another. */
+    if (!s->caps.pipelining || s->o.no_pipelining || s->o.rcpt_sender != NULL) {
         pigeon_err first = PIGEON_OK;
         for (size_t k = 0; k < n; k++) {
             pigeon_err err = msgs[k] != NULL ? pigeon_smtp_send_message(s, msgs[k], &results[k])
@@ -1146,7 +1329,8 @@ static void raw_done(batch *b, batch_item *it, int skipped)
 
 static const batch_source raw_source = {raw_pull, raw_done};
 
-/* Without PIPELINING: one message at a time, each as by pigeon_smtp_send_stream. */
+/* Without PIPELINING (or with VERP): one message at a time, each as by
+ * pigeon_smtp_send_stream. */
 static pigeon_err raw_one_by_one(pigeon_smtp *s, pigeon_smtp_next_fn next, pigeon_smtp_done_fn done,
                                  void *ctx)
 {
@@ -1184,7 +1368,7 @@ pigeon_err pigeon_smtp_send_pipelined(pigeon_smtp *s, pigeon_smtp_next_fn next,
     pigeon_err err = batch_ready(s);
     if (err != PIGEON_OK)
         return err;
-    if (!s->caps.pipelining || s->o.no_pipelining)
+    if (!s->caps.pipelining || s->o.no_pipelining || s->o.rcpt_sender != NULL)
         return raw_one_by_one(s, next, done, ctx);
     batch b = {.s = s, .from = &raw_source, .next = next, .done = done, .ctx = ctx};
     s->deadline = 0; /* each message has its own deadlines; a pulled batch has no end */
