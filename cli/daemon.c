@@ -36,6 +36,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "daemon_bounces.h"
+#include "daemon_sent.h"
 #include "deliver.h"
 #include "queue.h"
 #include "sdnotify.h"
@@ -561,6 +562,8 @@ static int run(daemon_state *d)
     }
     pthread_t bounce_thread;
     int bounce_check = status == 0 && !d->o.once && daemon_bounces_start(d, &bounce_thread) == 0;
+    pthread_t sent_thread; /* the copies in Sent (daemon_sent.h) */
+    int sent_saver = status == 0 && !d->o.once && daemon_sent_start(d, &sent_thread) == 0;
     if (status == 0)
         sdnotify_send("READY=1\nSTATUS=delivering");
     supervise(d, &set);
@@ -569,6 +572,10 @@ static int run(daemon_state *d)
     sdnotify_send("STOPPING=1");
     for (int i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
+    if (sent_saver)
+        pthread_join(sent_thread, NULL);
+    else if (status == 0 && d->o.once)
+        daemon_sent_pass(d);
     log_lifecycle(d, "stop", EVENTLOG_INFO, NULL);
 done:
     webhook_stop(hooks);

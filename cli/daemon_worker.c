@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "daemon_sent.h"
 #include "dkim.h"
 #include "util/random.h"
 
@@ -108,6 +109,7 @@ typedef struct attempt {
     char *dkim;                     /* its DKIM-Signature fields, while it is being sent */
     cli_dkim_reader signed_body;    /* those fields, then the body (cli/dkim_send.c) */
     const char **rcpts;             /* its recipients' addresses, while it is being sent */
+    daemon_sent_tee *sent;          /* save_sent: its copy for Sent, or NULL (daemon_sent.h) */
 } attempt;
 
 /* One batch of claims: messages of one account under one lease. */
@@ -706,6 +708,7 @@ static int run_next(void *ctx, pigeon_smtp_raw *msg)
         msg->is_8bit = 1;
         msg->res = &at->res;
         msg->user = at;
+        daemon_sent_begin(r->w->d, r->conf, at->job, msg, &at->sent); /* save_sent hook */
         return 1;
     }
     return 0;
@@ -724,6 +727,7 @@ static void run_done(void *ctx, const pigeon_smtp_raw *msg, int skipped)
     free(at->dkim);
     at->dkim = NULL;
     if (skipped) { /* never tried (an earlier message broke the session): try it again */
+        daemon_sent_end(r->w->d, &at->sent, &at->res, at->job); /* nothing sent: dropped */
         uncount(r->w, r->acct);
         r->resume = (size_t)(at - r->b->at);
         return;
@@ -732,6 +736,7 @@ static void run_done(void *ctx, const pigeon_smtp_raw *msg, int skipped)
     r->w->last_used_ms = daemon_now_ms();
     if (flush_until_recorded(r->w, r->b) != 0 || at->throttle_until_ms > 0)
         r->stop = 1;
+    daemon_sent_end(r->w->d, &at->sent, &at->res, at->job); /* save_sent hook: after the record */
 }
 
 /* Sends job i of the batch over the worker's connection (opened if needed), followed in

@@ -243,8 +243,8 @@ static int send_message(pigeon_message *msg, send_opts *so)
 static int queue_message(pigeon_message *msg, send_opts *so)
 {
     if (so->cfg.v[K_SAVE_SENT].source == CFG_CLI)
-        cli_error("warning: --save-sent applies to messages sent now, not to queued ones (the "
-                  "daemon files no copies)");
+        cli_error("warning: --save-sent applies to messages sent now; the daemon files copies "
+                  "of queued ones for accounts with save_sent = yes");
     if (so->cfg.v[K_VERP].source == CFG_CLI || so->cfg.v[K_VERP_KEY_FILE].source == CFG_CLI)
         cli_error("warning: --verp applies to messages sent now; the daemon sends queued ones "
                   "with the account's verp and verp_key_file");
