@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "merge.h"
+#include "merge_sent.h"
 #include "queue.h"
 #include "secret.h"
 #include "suppress.h"
@@ -60,6 +61,7 @@ typedef struct run {
     char where[600];                        /* "FILE line N: " */
     cli_suppressor sup;                     /* the suppression checks (suppress.h) */
     unsigned long suppressed;               /* rows not sent: every recipient suppressed */
+    merge_sent *sent_copies;                /* send: --save-sent, or NULL (merge_sent.h) */
 } run;
 
 static void on_signal(int sig)
@@ -361,6 +363,8 @@ static void send_row(run *r, unsigned long row, unsigned long line, pigeon_messa
     if (session(r, &res) == 0) {
         r->sent++;
         pigeon_smtp_send_message(r->smtp, msg, &res);
+        if (res.status == PIGEON_SEND_SENT || res.status == PIGEON_SEND_PARTIAL)
+            merge_sent_save(r->sent_copies, msg, r->env->compose, r->address); /* Sent hook */
     }
     int status = sent_status(&res);
     char err[800] = "";
@@ -411,6 +415,8 @@ static int send_begin(run *r)
         return status;
     }
     status = deliver_plan_opts(r->env->cfg, r->env->deliver, &r->sopts, &r->secret);
+    if (status == 0)
+        r->sent_copies = merge_sent_open(r->env->cfg, r->env->deliver); /* --save-sent */
     if (status == 0 && r->env->deliver->verbose) {
         r->sopts.transcript = transcript;
         r->sopts.transcript_debug = r->env->deliver->verbose > 1;
@@ -763,6 +769,8 @@ int merge_run(const merge_opts *m, merge_env *env)
     sigaction(SIGTERM, &old_term, NULL);
     if (r->smtp != NULL)
         pigeon_smtp_quit(r->smtp);
+    merge_sent_close(r->sent_copies);
+    r->sent_copies = NULL;
     int end = queue_end(r);
     summary(r);
     if (interrupted || r->fatal) {
@@ -778,6 +786,7 @@ int merge_run(const merge_opts *m, merge_env *env)
              : r->bad    ? EX_DATAERR
                          : 0;
 done:
+    merge_sent_close(r->sent_copies);
     if (fd > 0)
         close(fd);
     int rs = merge_report_close(&r->report);

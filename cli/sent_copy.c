@@ -76,8 +76,7 @@ int sent_copy_option(cfg_settings *cfg, enum cfg_key k, const char *arg)
     return 0;
 }
 
-/* "Bcc: a@x, b@y" CRLF for the sender's copy (addr-specs, ASCII domains), or "". */
-static char *bcc_field(const cli_compose *c)
+char *sent_copy_bcc_field(const cli_compose *c)
 {
     size_t cap = 64, len = 0;
     char *out = malloc(cap);
@@ -246,7 +245,7 @@ int sent_copy_send(cfg_settings *cfg, pigeon_message *msg, const cli_compose *c,
     if (status != 0)
         goto done; /* not delivered: nothing to file */
     /* The copy: Bcc first (only here), then the DKIM fields and the message as sent. */
-    bcc = bcc_field(c);
+    bcc = sent_copy_bcc_field(c);
     size_t blen = bcc != NULL ? strlen(bcc) : 0;
     prefix = malloc(blen + flen + 1);
     if (prefix == NULL) {

@@ -18,6 +18,10 @@ const char *sent_copy_folder(const cfg_settings *cfg);
  * the reason printed. */
 int sent_copy_option(cfg_settings *cfg, enum cfg_key k, const char *arg);
 
+/* "Bcc: a@x, b@y" CRLF for the sender's copy (addr-specs, ASCII domains), or "", from
+ * c's --bcc (c may be NULL); malloc'd, or NULL without memory. */
+char *sent_copy_bcc_field(const cli_compose *c);
+
 /* Sends msg (DKIM-signed when configured) and, once delivered, saves the copy (Bcc from c,
  * which may be NULL). Returns the delivery's sysexits code: a failure to save is only a
  * warning on stderr. */

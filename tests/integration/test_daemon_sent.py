@@ -150,5 +150,32 @@ def without_save_sent_the_daemon_keeps_no_copy():
     assert copies("Sent", "dsent-3") == []
 
 
+@test(timeout=90)
+def the_merge_files_each_delivered_row_with_save_sent():
+    with servers.AioSmtpd() as smtp:
+        smtp.reject_rcpt["nobody@far.test"] = "550 5.1.1 no such user"
+        env, spool, _ = config(smtp.port)
+        lst = os.path.join(harness.tmpdir("mlist"), "list.csv")
+        with open(lst, "w") as f:
+            f.write("email,name\nr1@far.test,Ann\nnobody@far.test,Nobody\nr2@far.test,Bob\n")
+        rc, out, err = harness.pigeon("send", "--account", "test", "--to-file", lst,
+                                      "--subject", "mrg-{{name}}", "--bcc", "audit@far.test",
+                                      "--text", "hi {{name}}\n", "--save-sent", "--spool",
+                                      spool, env=env)
+        assert rc == 69, (rc, err)
+        got = smtp.wait_messages(3)
+    assert sorted(r for m in got for r in m.rcpt_tos if r != "audit@far.test") == \
+        ["r1@far.test", "r2@far.test"], got
+    for m in got:
+        name = m.message["Subject"]
+        [(fname, flags, data)] = copies("Sent", name)
+        assert "S" in flags, flags
+        data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        bcc = b"Bcc: audit@far.test\r\n"
+        assert data.startswith(bcc) and data[len(bcc):] == m.content, (data[:300], m.content[:300])
+    # The refused row still reached its Bcc recipient: partly delivered, so filed once.
+    assert len(copies("Sent", "mrg-Nobody")) == 1
+
+
 if __name__ == "__main__":
     harness.run()
