@@ -88,6 +88,9 @@ struct smtp_conn {
     int waiting;                            /* a message is with the committer */
     int closing;                            /* close once the output is sent */
     int64_t last_active;                    /* last octet read or written (ms) */
+    int64_t unit_start;                     /* first octet of the command or message data
+                                               not yet complete (ms), 0 when none */
+    uint64_t unit_bytes;                    /* octets of it read so far */
     uint32_t events;                        /* the epoll interest registered */
     char peer[64];                          /* the client's address */
     int loopback;                           /* the client is on 127.0.0.0/8 or ::1 */
@@ -608,6 +611,40 @@ static void conn_process(smtp_conn *c)
     conn_flush(c);
 }
 
+/* ---- deadlines beyond the idle timeout: a client that drips one octet at a time is never
+ * idle, so each command must be complete within the timeout of its first octet (RFC 5321
+ * 4.5.3.2 bounds each command), and message data (DATA, BDAT) must keep an average of
+ * 1 KiB/s after that first timeout: a 10 MB message over a slow link passes, a drip does
+ * not. Neither ever stores part of a message (the dialogue only hands over whole ones). */
+
+/* Whether a command line or a message's data is under way. */
+static int mid_unit(const smtp_conn *c)
+{
+    const char *st = pg_smtpd_state_name(c->sm);
+    return c->in.len > 0 || strcmp(st, "data") == 0 || strcmp(st, "bdat") == 0;
+}
+
+/* Counts n octets just read (not yet appended) towards the current unit, starting one if
+ * none is open. */
+static void unit_track(smtp_conn *c, size_t n)
+{
+    if (c->unit_start == 0 || !mid_unit(c)) {
+        c->unit_start = c->last_active;
+        c->unit_bytes = 0;
+    }
+    c->unit_bytes += n;
+}
+
+static int unit_overdue(const smtp_conn *c, int64_t now, int64_t limit)
+{
+    if (c->unit_start == 0 || !mid_unit(c))
+        return 0; /* none open (a stale start of a finished one counts for nothing) */
+    const char *st = pg_smtpd_state_name(c->sm);
+    int data = strcmp(st, "data") == 0 || strcmp(st, "bdat") == 0;
+    int64_t allowed = limit + (data ? (int64_t)(c->unit_bytes * 1000 / 1024) : 0);
+    return now - c->unit_start > allowed;
+}
+
 static void conn_readable(smtp_conn *c)
 {
     char buf[READ_CHUNK];
@@ -641,6 +678,7 @@ static void conn_readable(smtp_conn *c)
         c->last_active = now_ms();
         if (c->tls_pending || c->closing)
             continue; /* after STARTTLS's 220 and before TLS: never acted on */
+        unit_track(c, (size_t)n);
         pg_buf_append(&c->in, buf, (size_t)n);
         if (c->in.err != PIGEON_OK) {
             conn_close(c);
@@ -664,7 +702,8 @@ static void sweep(serve_smtp *srv)
             limit = (int64_t)(srv->o.timeout_s ? srv->o.timeout_s : DEFAULT_TIMEOUT) * 1000;
     for (smtp_conn *c = srv->conns, *next; c != NULL; c = next) {
         next = c->next;
-        if (c->fd < 0 || c->waiting || now - c->last_active < limit)
+        if (c->fd < 0 || c->waiting ||
+            (now - c->last_active < limit && !unit_overdue(c, now, limit)))
             continue;
         /* RFC 5321 4.5.3.2.7 and 3.8: 421 on timeout, then close. */
         static const char bye[] = "421 4.4.2 Error: timeout exceeded\r\n";
