@@ -5,6 +5,11 @@
  * complaints about our messages put their addresses on the suppression list. The first
  * check of each account runs at start; each logs one "bounces" event with its counts.
  * The accounts are read at start (a SIGHUP does not add new ones; restart the daemon).
+ *
+ * Between checks the thread watches each account's inbox with IMAP IDLE (RFC 2177,
+ * bounce_idle.h) when the server offers it: new mail triggers the check at once, so a
+ * bounce suppresses its address within seconds. A watch that fails is opened again at the
+ * next check; without IDLE only the interval applies.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bounce_idle.h"
 #include "bounces_fetch.h"
 #include "cli.h"
 #include "daemon.h"
@@ -22,9 +28,12 @@
 
 /* One account to check. */
 struct check {
-    char account[64]; /* its name */
-    int64_t every_ms; /* bounce_check */
-    int64_t next_ms;  /* when it is due */
+    char account[64];    /* its name */
+    int64_t every_ms;    /* bounce_check */
+    int64_t next_ms;     /* when it is due */
+    bounce_idle *idle;   /* the IDLE watch on its inbox, or NULL */
+    int64_t watch_ms;    /* when to try opening the watch again */
+    const char *trigger; /* what made the next check due: "interval" or "idle" */
 };
 
 /* The thread's state. */
@@ -77,8 +86,33 @@ static void run_check(struct checker *c, struct check *k)
     eventlog_add_int(&e, "matched", (int64_t)counts.matched);
     eventlog_add_int(&e, "suppressed", (int64_t)counts.suppressed);
     eventlog_add_int(&e, "status", status);
+    eventlog_add_str(&e, "trigger", k->trigger != NULL ? k->trigger : "interval");
     eventlog_write(c->d->log, &e);
     k->next_ms = daemon_now_ms() + k->every_ms;
+    k->trigger = NULL;
+}
+
+/* Watches k's inbox for ms milliseconds (opening the watch when due). Returns 1 when it
+ * waited, 0 when there is no watch to wait on. */
+static int watch(struct checker *c, struct check *k, int ms)
+{
+    char why[600];
+    int64_t now = daemon_now_ms();
+    if (k->idle == NULL && now >= k->watch_ms) {
+        k->idle = bounce_idle_open(k->account, &c->d->stopping, why, sizeof why);
+        k->watch_ms = now + k->every_ms; /* on failure, try again with the next check */
+    }
+    if (k->idle == NULL)
+        return 0;
+    int r = bounce_idle_wait(k->idle, ms);
+    if (r < 0) {
+        bounce_idle_close(k->idle);
+        k->idle = NULL;
+    } else if (r > 0) {
+        k->next_ms = 0; /* new mail: check now */
+        k->trigger = "idle";
+    }
+    return 1;
 }
 
 static void *checker_main(void *arg)
@@ -88,9 +122,16 @@ static void *checker_main(void *arg)
         for (size_t i = 0; i < c->n && !atomic_load(&c->d->stopping); i++)
             if (daemon_now_ms() >= c->checks[i].next_ms)
                 run_check(c, &c->checks[i]);
-        struct timespec tick = {0, 200 * 1000000L};
-        nanosleep(&tick, NULL);
+        int waited = 0;
+        for (size_t i = 0; i < c->n && !atomic_load(&c->d->stopping); i++)
+            waited |= watch(c, &c->checks[i], 500);
+        if (!waited) {
+            struct timespec tick = {0, 200 * 1000000L};
+            nanosleep(&tick, NULL);
+        }
     }
+    for (size_t i = 0; i < c->n; i++)
+        bounce_idle_close(c->checks[i].idle);
     free(c);
     return NULL;
 }

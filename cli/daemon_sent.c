@@ -455,11 +455,14 @@ static void pass_one(daemon_state *d, const char *dir, const char *id)
     const char *qid = strchr(id, '-') ? strchr(id, '-') + 1 : id;
     char queue_id[64];
     snprintf(queue_id, sizeof queue_id, "%.*s", (int)strcspn(qid, "-"), qid);
+    const char *why = NULL;
     if (read_meta(meta, account, sizeof account, folder, sizeof folder, &bcc) != 0) {
-        log_copy(d, EVENTLOG_ERROR, "?", queue_id, "", "the copy's .meta is missing or damaged");
-        return;
+        snprintf(account, sizeof account, "?");
+        folder[0] = '\0';
+        why = "the copy's .meta is missing or damaged (left in the outbox)";
+    } else {
+        why = file_copy(d, eml, account, folder, bcc, err, sizeof err);
     }
-    const char *why = file_copy(d, eml, account, folder, bcc, err, sizeof err);
     free(bcc);
     log_copy(d, why ? EVENTLOG_WARNING : EVENTLOG_INFO, account, queue_id, folder, why);
     if (why == NULL) {
