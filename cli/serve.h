@@ -154,6 +154,12 @@ void serve_job_json(serve_ctx *ctx, const serve_job *job, int status, const char
 
 int64_t serve_now_ns(void);
 
+struct pg_buf;
+/* Holds this thread's request log lines in buf (the committer, while it answers a group)
+ * until serve_log_release writes them in one go. */
+void serve_log_hold(struct pg_buf *buf);
+void serve_log_release(struct pg_buf *buf);
+
 /* Keys (serve_http.c), shared with the SMTP listener. The key whose "pgk_..." token this
  * is (0), or -1 for none or revoked; no rate is taken. */
 int serve_key_lookup(serve_ctx *ctx, const char *token, pg_spool_key *key);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "serve.h"
+#include "util/buf.h"
 
 #define IDEM_WINDOW_MS  (24LL * 3600 * 1000)
 #define STATS_EVERY_MS  1000 /* how often the spool's message count is refreshed */
@@ -199,6 +200,8 @@ static void *committer_main(void *arg)
     serve_ctx *ctx = arg;
     serve_committer *com = &ctx->com;
     int64_t next_stats = 0, next_keys = 0, next_expire = 0;
+    pg_buf log; /* the group's log lines */
+    pg_buf_init(&log);
     for (;;) {
         pthread_mutex_lock(&com->lock);
         while (com->head == NULL && !com->stopping) {
@@ -224,12 +227,15 @@ static void *committer_main(void *arg)
             any_store |= j->kind == SERVE_JOB_STORE;
         if (any_store)
             store_group(ctx, jobs);
+        serve_log_hold(&log);
         while (jobs != NULL) {
             serve_job *j = jobs;
             jobs = j->next;
             serve_job_done(ctx, j); /* reads and cancels run here; answers; frees */
         }
+        serve_log_release(&log);
     }
+    pg_buf_cleanup(&log);
     return NULL;
 }
 

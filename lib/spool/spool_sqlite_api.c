@@ -140,15 +140,34 @@ static pigeon_err sq_key_revoke(void *be, const char *id, int64_t now_ms)
     return PIGEON_OK;
 }
 
+/* The owner row rides along with every message pigeon serve stores: its statement is
+ * kept in the handle's cache, so that it is parsed once, not once per message. */
+static pigeon_err owner_stmt(pg_spool_sq *q, sqlite3_stmt **st)
+{
+    static const char sql[] = "INSERT INTO api_messages(queue_id, key_id, idem, req_sha,"
+                              " created_ms) VALUES (?,?,?,?,?)";
+    *st = q->stmt[ST_API_OWNER];
+    if (*st != NULL)
+        return PIGEON_OK;
+    int rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc == SQLITE_ERROR) {
+        pigeon_err err = ensure(q);
+        if (err != PIGEON_OK)
+            return err;
+        rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    }
+    if (rc != SQLITE_OK)
+        return pg_spool_sq_err(q, rc, "preparing an API statement");
+    q->stmt[ST_API_OWNER] = *st;
+    return PIGEON_OK;
+}
+
 static pigeon_err sq_owner_add(void *be, const char *queue_id, const char *key_id, const char *idem,
                                const unsigned char sha[32], int64_t now_ms)
 {
     pg_spool_sq *q = be;
     sqlite3_stmt *st = NULL;
-    pigeon_err err = prepare(q,
-                             "INSERT INTO api_messages(queue_id, key_id, idem, req_sha,"
-                             " created_ms) VALUES (?,?,?,?,?)",
-                             &st);
+    pigeon_err err = owner_stmt(q, &st);
     if (err != PIGEON_OK)
         return err;
     pg_spool_sq_bind_text(st, 1, queue_id);
@@ -156,7 +175,9 @@ static pigeon_err sq_owner_add(void *be, const char *queue_id, const char *key_i
     pg_spool_sq_bind_text(st, 3, idem);
     sqlite3_bind_blob(st, 4, sha, 32, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now_ms);
-    return run(q, st, "recording a message's owner");
+    err = pg_spool_sq_step(q, st, "recording a message's owner");
+    sqlite3_clear_bindings(st);
+    return err;
 }
 
 static pigeon_err sq_owner_get(void *be, const char *queue_id, char *key_id, size_t size,
