@@ -119,13 +119,14 @@ static int store_item(serve_ctx *ctx, const serve_job *job, serve_item *item, in
     }
     pigeon_spool_envelope env = {item->account, item->mail_from, (const char *const *)item->rcpts,
                                  item->nrcpts, item->message_id};
-    /* send_at: the message is stored as of then, so it is not due before (its queue id
-     * and created time say so too). */
-    int64_t due = item->send_at_ms > now ? item->send_at_ms : now;
-    pigeon_err e = pigeon_spool_enqueue(ctx->spool, &env, item->data, item->len, due, item->id);
+    pigeon_err e = pigeon_spool_enqueue(ctx->spool, &env, item->data, item->len, now, item->id);
     if (e == PIGEON_OK)
         e = pg_spool_owner_add(ctx->spool, item->id, job->key_id, item->idem, item->sha, now);
-    else {
+    /* send_at: stored now (its created time is now), its recipients not due before then:
+     * the daemon claims nothing earlier; GET shows the time. */
+    if (e == PIGEON_OK && item->send_at_ms > now)
+        e = pg_spool_owner_schedule(ctx->spool, item->id, item->send_at_ms);
+    else if (e != PIGEON_OK && item->id[0] == '\0') {
         item->problem.status = e == PIGEON_ERR_INVALID ? 400 : 503;
         snprintf(item->problem.detail, sizeof item->problem.detail, "%s",
                  pigeon_spool_error(ctx->spool));
