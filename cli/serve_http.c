@@ -417,7 +417,7 @@ static void handle_store(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_
     }
     job->nitems = n;
     job->batch = route == R_BATCH;
-    serve_compose_opts opts = {ctx->account, key, ctx->max_message};
+    serve_compose_opts opts = {ctx->account, key, ctx->max_message, ctx->templates};
     const pg_json_value *m = route == R_BATCH ? list->head : root;
     for (size_t i = 0; i < n; i++, m = m != NULL ? m->next : NULL) {
         char prefix[32] = "";

@@ -79,6 +79,45 @@ def markdown_and_vars_compose_like_pigeon_send():
 
 
 @test(timeout=90)
+def named_templates_from_the_templates_directory():
+    env = make_env()
+    key = new_key(env, "--account", "main")
+    tdir = harness.tmpdir("pigeon-templates-")
+    with open(os.path.join(tdir, "shipped.json"), "w") as f:
+        json.dump({"subject": "Order {{order}} shipped", "text": "Hi {{name}},\nit is on its way.\n",
+                   "html": "<p>Hi {{name}}</p>"}, f)
+    with open(os.path.join(tdir, "broken.json"), "w") as f:
+        f.write('{"subject": "x", "bcc": "e@vil.test"}')
+    s = Serve(env, "--templates", tdir)
+    try:
+        status, _, doc = s.request("POST", "/v1/messages", dict(
+            BASE, template="shipped", vars={"order": 42, "name": "<Ann>"}), key)
+        assert status == 202, doc
+        msg = stored(env, doc["id"])
+        assert msg["Subject"] == "Order 42 shipped"
+        text = msg.get_body(("plain",)).get_content()
+        assert text.replace("\r\n", "\n") == "Hi <Ann>,\nit is on its way.\n", repr(text)
+        assert "<p>Hi &lt;Ann&gt;</p>" in msg.get_body(("html",)).get_content()
+        for body, status_want, where in (
+                (dict(BASE, template="shipped", vars={"order": 1}), 400, "{{name}}"),
+                (dict(BASE, template="shipped", subject="x", vars={}), 400, "/template"),
+                (dict(BASE, template="nope", vars={}), 400, "/template"),
+                (dict(BASE, template="../config", vars={}), 400, "/template"),
+                (dict(BASE, template=".hidden", vars={}), 400, "/template"),
+                (dict(BASE, template="broken", vars={}), 503, "/template")):
+            status, _, doc = s.request("POST", "/v1/messages", body, key)
+            assert status == status_want and where in doc["detail"], (body, status, doc)
+    finally:
+        s.stop()
+    s = Serve(env)  # without --templates, a template is refused by name
+    try:
+        status, _, doc = s.request("POST", "/v1/messages", dict(BASE, template="shipped"), key)
+        assert status == 400 and doc["detail"].startswith("/template"), doc
+    finally:
+        s.stop()
+
+
+@test(timeout=90)
 def send_at_schedules_and_bad_dates_are_named():
     with servers.AioSmtpd() as sink:
         env = make_env(sink.port)
