@@ -124,7 +124,7 @@ static const char migration_3[] =
 /* Migration 4: the not-before time a message was submitted with over the API (send_at),
  * shown by GET /v1/messages/{id}; the recipients' due_ms is what holds the daemon back. */
 static const char migration_4[] =
-    "ALTER TABLE api_messages ADD COLUMN send_at_ms bigint NOT NULL DEFAULT 0;";
+    "ALTER TABLE api_messages ADD COLUMN IF NOT EXISTS send_at_ms bigint NOT NULL DEFAULT 0;";
 
 static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2, migration_3,
                                                             migration_4};
