@@ -53,7 +53,13 @@ typedef struct serve_compose_opts {
     const char *account;     /* the account when the request and key name none */
     const pg_spool_key *key; /* the caller's key, or NULL without authentication */
     size_t max_message;      /* bytes of a written message, at most */
+    const char *templates;   /* --templates DIR, or NULL */
 } serve_compose_opts;
+
+/* serve_template.c: the named template DIR/NAME.json (an object of subject, text, html,
+ * markdown strings) in *doc, or -1 with why set (400 unknown or bad name, 503 unreadable
+ * or malformed file). */
+int serve_template_load(const char *dir, const char *name, pg_json_doc **doc, serve_problem *why);
 
 /* Composes one message object (the JSON value of a request or a batch element). prefix
  * is the JSON Pointer of v ("" or "/messages/3"). On failure item->problem is set. */
@@ -112,6 +118,7 @@ struct serve_ctx {
     const char *account;       /* --account, or NULL */
     size_t max_message;        /* --max-message-size */
     size_t max_queued;         /* --max-queued, 0 for no bound */
+    const char *templates;     /* --templates DIR, or NULL */
     int no_auth;               /* --no-auth: no keys (loopback only) */
     pthread_mutex_t keys_lock; /* guards keys and key_rates */
     pg_spool_key *keys;        /* the live keys, refreshed by the committer */
@@ -153,6 +160,12 @@ void serve_job_json(serve_ctx *ctx, const serve_job *job, int status, const char
                     const char *msg_id);
 
 int64_t serve_now_ns(void);
+
+struct pg_buf;
+/* Holds this thread's request log lines in buf (the committer, while it answers a group)
+ * until serve_log_release writes them in one go. */
+void serve_log_hold(struct pg_buf *buf);
+void serve_log_release(struct pg_buf *buf);
 
 /* Keys (serve_http.c), shared with the SMTP listener. The key whose "pgk_..." token this
  * is (0), or -1 for none or revoked; no rate is taken. */

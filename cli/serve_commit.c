@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "serve.h"
+#include "util/buf.h"
 
 #define IDEM_WINDOW_MS  (24LL * 3600 * 1000)
 #define STATS_EVERY_MS  1000 /* how often the spool's message count is refreshed */
@@ -118,13 +119,14 @@ static int store_item(serve_ctx *ctx, const serve_job *job, serve_item *item, in
     }
     pigeon_spool_envelope env = {item->account, item->mail_from, (const char *const *)item->rcpts,
                                  item->nrcpts, item->message_id};
-    /* send_at: the message is stored as of then, so it is not due before (its queue id
-     * and created time say so too). */
-    int64_t due = item->send_at_ms > now ? item->send_at_ms : now;
-    pigeon_err e = pigeon_spool_enqueue(ctx->spool, &env, item->data, item->len, due, item->id);
+    pigeon_err e = pigeon_spool_enqueue(ctx->spool, &env, item->data, item->len, now, item->id);
     if (e == PIGEON_OK)
         e = pg_spool_owner_add(ctx->spool, item->id, job->key_id, item->idem, item->sha, now);
-    else {
+    /* send_at: stored now (its created time is now), its recipients not due before then:
+     * the daemon claims nothing earlier; GET shows the time. */
+    if (e == PIGEON_OK && item->send_at_ms > now)
+        e = pg_spool_owner_schedule(ctx->spool, item->id, item->send_at_ms);
+    else if (e != PIGEON_OK && item->id[0] == '\0') {
         item->problem.status = e == PIGEON_ERR_INVALID ? 400 : 503;
         snprintf(item->problem.detail, sizeof item->problem.detail, "%s",
                  pigeon_spool_error(ctx->spool));
@@ -199,6 +201,8 @@ static void *committer_main(void *arg)
     serve_ctx *ctx = arg;
     serve_committer *com = &ctx->com;
     int64_t next_stats = 0, next_keys = 0, next_expire = 0;
+    pg_buf log; /* the group's log lines */
+    pg_buf_init(&log);
     for (;;) {
         pthread_mutex_lock(&com->lock);
         while (com->head == NULL && !com->stopping) {
@@ -224,12 +228,15 @@ static void *committer_main(void *arg)
             any_store |= j->kind == SERVE_JOB_STORE;
         if (any_store)
             store_group(ctx, jobs);
+        serve_log_hold(&log);
         while (jobs != NULL) {
             serve_job *j = jobs;
             jobs = j->next;
             serve_job_done(ctx, j); /* reads and cancels run here; answers; frees */
         }
+        serve_log_release(&log);
     }
+    pg_buf_cleanup(&log);
     return NULL;
 }
 

@@ -23,6 +23,7 @@
 
 #include "json.h"
 #include "serve.h"
+#include "util/buf.h"
 
 #define MAX_BATCH    1000
 #define KEY_PREFIX   "pgk_"
@@ -47,26 +48,61 @@ int64_t serve_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* The log lines of the committer's answers are held while it answers a group and then
+ * written at once: one write(2) per group instead of one per request. */
+static __thread pg_buf *held_log;
+
+void serve_log_hold(pg_buf *buf)
+{
+    held_log = buf;
+}
+
+void serve_log_release(pg_buf *buf)
+{
+    held_log = NULL;
+    if (buf->len > 0 && buf->err == PIGEON_OK)
+        fwrite(buf->data, 1, buf->len, stderr);
+    buf->len = 0;
+    if (buf->data != NULL)
+        buf->data[0] = '\0';
+}
+
+/* The log's time stamp, formatted once a second per thread. */
+static const char *log_time(void)
+{
+    static __thread time_t last = -1;
+    static __thread char when[32];
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        last = now;
+    }
+    return when;
+}
+
 /* Counts an answer in the metrics and logs it: one logfmt line on standard error per
  * request, with the key's id (never the key) and the message id when there is one. */
 static void count(serve_ctx *ctx, int route, int status, int64_t start_ns, const char *key_id,
                   const char *msg_id)
 {
-    char code[8], line[256], when[32];
+    char code[8], line[256];
     double secs = (double)(serve_now_ns() - start_ns) / 1e9;
     snprintf(code, sizeof code, "%d", status);
     const char *labels[2] = {route_names[route], code};
     pigeon_metrics_counter_add(ctx->requests, labels, 1);
     pigeon_metrics_histogram_observe(ctx->latency, labels, secs);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     int n = snprintf(line, sizeof line, "time=%s route=\"%s\" status=%d key=%s id=%s ms=%.1f\n",
-                     when, route_names[route], status, key_id && key_id[0] ? key_id : "-",
+                     log_time(), route_names[route], status, key_id && key_id[0] ? key_id : "-",
                      msg_id && msg_id[0] ? msg_id : "-", secs * 1000);
-    if (n > 0)
-        fwrite(line, 1, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, stderr);
+    if (n <= 0)
+        return;
+    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+    if (held_log != NULL)
+        pg_buf_append(held_log, line, len);
+    else
+        fwrite(line, 1, len, stderr);
 }
 
 void serve_json_respond(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_t start_ns,
@@ -210,6 +246,8 @@ void serve_keys_reload(serve_ctx *ctx)
     pthread_mutex_unlock(&ctx->keys_lock);
 }
 
+static void sha256(const void *data, size_t len, unsigned char out[32]);
+
 int serve_key_lookup(serve_ctx *ctx, const char *token, pg_spool_key *key)
 {
     if (strncmp(token, KEY_PREFIX, 4) != 0 || strlen(token) < 4 + PG_SPOOL_KEY_ID_LEN + 2 ||
@@ -220,8 +258,7 @@ int serve_key_lookup(serve_ctx *ctx, const char *token, pg_spool_key *key)
     id[PG_SPOOL_KEY_ID_LEN] = '\0';
     const char *secret = token + 5 + PG_SPOOL_KEY_ID_LEN;
     unsigned char hash[32];
-    unsigned int hlen = 0;
-    EVP_Digest(secret, strlen(secret), hash, &hlen, EVP_sha256(), NULL);
+    sha256(secret, strlen(secret), hash);
     int found = -1;
     pthread_mutex_lock(&ctx->keys_lock);
     for (size_t i = 0; i < ctx->nkeys; i++) {
@@ -307,10 +344,20 @@ static serve_job *new_job(serve_job_kind kind, pg_http_exchange *ex, int route, 
     return job;
 }
 
+/* SHA-256 fetched once (EVP_sha256() looks it up in the provider store at every use). */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static void sha256(const void *data, size_t len, unsigned char out[32])
 {
     unsigned int n = 0;
-    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+    pthread_once(&sha256_once, fetch_sha256);
+    EVP_Digest(data, len, out, &n, sha256_md != NULL ? sha256_md : EVP_sha256(), NULL);
 }
 
 /* POST /v1/messages and /v1/messages/batch. */
@@ -370,7 +417,7 @@ static void handle_store(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_
     }
     job->nitems = n;
     job->batch = route == R_BATCH;
-    serve_compose_opts opts = {ctx->account, key, ctx->max_message};
+    serve_compose_opts opts = {ctx->account, key, ctx->max_message, ctx->templates};
     const pg_json_value *m = route == R_BATCH ? list->head : root;
     for (size_t i = 0; i < n; i++, m = m != NULL ? m->next : NULL) {
         char prefix[32] = "";
@@ -386,8 +433,9 @@ static void handle_store(serve_ctx *ctx, pg_http_exchange *ex, int route, int64_
         }
     }
     /* Replaying a key with another body is a conflict: every item remembers the body's
-     * hash (a batch's items the whole batch's). */
-    sha256(body, len, job->items[0].sha);
+     * hash (a batch's items the whole batch's); without a key nothing compares it. */
+    if (idem != NULL)
+        sha256(body, len, job->items[0].sha);
     for (size_t i = 1; i < n; i++)
         memcpy(job->items[i].sha, job->items[0].sha, 32);
     pg_json_free(doc);

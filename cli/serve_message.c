@@ -54,9 +54,10 @@ static int problem(serve_item *item, int status, const char *prefix, const char 
     return -1;
 }
 
-static const char *const known[] = {
-    "from",    "to",          "cc",      "bcc",  "reply_to", "subject", "text",    "html",
-    "headers", "attachments", "account", "tags", "markdown", "vars",    "send_at", NULL};
+static const char *const known[] = {"from",     "to",   "cc",       "bcc",     "reply_to",
+                                    "subject",  "text", "html",     "headers", "attachments",
+                                    "account",  "tags", "markdown", "vars",    "send_at",
+                                    "template", NULL};
 
 static int check_members(const pg_json_value *v, const char *prefix, serve_item *item)
 {
@@ -452,14 +453,14 @@ static int read_send_at(const pg_json_value *v, const char *prefix, serve_item *
     return 0;
 }
 
-static int compose_fields(pigeon_message *msg, const pg_json_value *v, const char *prefix,
-                          const serve_compose_opts *opts, serve_item *item, const pigeon_vars *vars,
-                          const char *markdown, char *owned[4])
+static int compose_fields(pigeon_message *msg, const pg_json_value *v, const pg_json_value *c,
+                          const char *prefix, const serve_compose_opts *opts, serve_item *item,
+                          const pigeon_vars *vars, const char *markdown, char *owned[4])
 {
     const char *from = NULL, *subject = NULL, *text = NULL, *html = NULL, *account = NULL;
     if (get_string(v, "from", prefix, item, &from) ||
-        get_string(v, "subject", prefix, item, &subject) ||
-        get_string(v, "text", prefix, item, &text) || get_string(v, "html", prefix, item, &html) ||
+        get_string(c, "subject", prefix, item, &subject) ||
+        get_string(c, "text", prefix, item, &text) || get_string(c, "html", prefix, item, &html) ||
         get_string(v, "account", prefix, item, &account) ||
         expand(vars, "subject", PIGEON_TEMPLATE_HEADER, &subject, &owned[0], prefix, item) ||
         expand(vars, "text", PIGEON_TEMPLATE_TEXT, &text, &owned[1], prefix, item) ||
@@ -498,23 +499,60 @@ static int compose_fields(pigeon_message *msg, const pg_json_value *v, const cha
     return finish(msg, opts, prefix, item);
 }
 
+/* "template": the named template's document in *doc (its subject, text, html and
+ * markdown replace the request's, which may then give none of them). */
+static int read_template(const pg_json_value *v, const char *prefix, const serve_compose_opts *opts,
+                         serve_item *item, pg_json_doc **doc)
+{
+    static const char *const content[] = {"subject", "text", "html", "markdown"};
+    const char *name = NULL;
+    serve_problem why;
+    *doc = NULL;
+    if (get_string(v, "template", prefix, item, &name) != 0 || name == NULL)
+        return item->problem.status != 0 ? -1 : 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (pg_json_get(v, content[i]) != NULL)
+            return problem(item, 400, prefix, "/template", "give a template or %s, not both",
+                           content[i]);
+    }
+    if (serve_template_load(opts->templates, name, doc, &why) != 0)
+        return problem(item, why.status, prefix, "", "%s", why.detail);
+    return 0;
+}
+
 static int compose(pigeon_message *msg, const pg_json_value *v, const char *prefix,
                    const serve_compose_opts *opts, serve_item *item)
 {
     const char *markdown = NULL, *html = NULL;
     pigeon_vars *vars = NULL;
+    pg_json_doc *tpl = NULL;
     char *owned[4] = {NULL, NULL, NULL, NULL};
     if (v->type != PG_JSON_OBJECT)
         return problem(item, 400, prefix, "", "a message must be a JSON object");
-    if (check_members(v, prefix, item) || get_string(v, "markdown", prefix, item, &markdown) ||
-        get_string(v, "html", prefix, item, &html) || read_send_at(v, prefix, item))
+    if (check_members(v, prefix, item) || read_template(v, prefix, opts, item, &tpl))
         return -1;
-    if (markdown != NULL && html != NULL)
-        return problem(item, 400, prefix, "/markdown", "give html or markdown, not both");
+    /* The content: the template's members, or the request's own. */
+    const pg_json_value *c = tpl != NULL ? pg_json_root(tpl) : v;
+    int rc = -1;
+    if (get_string(c, "markdown", prefix, item, &markdown) ||
+        get_string(c, "html", prefix, item, &html) || read_send_at(v, prefix, item))
+        goto done;
+    if (markdown != NULL && html != NULL) {
+        problem(item, 400, prefix, "/markdown", "give html or markdown, not both");
+        goto done;
+    }
     if (read_vars(v, prefix, item, &vars) != 0)
-        return -1;
-    int rc = compose_fields(msg, v, prefix, opts, item, vars, markdown, owned);
+        goto done;
+    /* A template is always a template: without vars, {{name}} is a missing variable. */
+    pigeon_json_error jerr;
+    if (tpl != NULL && vars == NULL && pigeon_vars_parse_json("{}", 2, NULL, &vars, &jerr) != 0) {
+        problem(item, 503, prefix, "", "out of memory");
+        goto done;
+    }
+    rc = compose_fields(msg, v, c, prefix, opts, item, vars, markdown, owned);
+done:
     pigeon_vars_free(vars);
+    pg_json_free(tpl);
     for (size_t i = 0; i < 4; i++)
         free(owned[i]);
     return rc;

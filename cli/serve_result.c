@@ -103,10 +103,11 @@ static void done_store(serve_ctx *ctx, serve_job *job)
 }
 
 /* The tenant check: 0 when the caller's key submitted the message; else answers 404. */
-static int owned(serve_ctx *ctx, serve_job *job, int64_t *cancelled)
+static int owned(serve_ctx *ctx, serve_job *job, int64_t *cancelled, int64_t *send_at)
 {
     char owner[PG_SPOOL_KEY_ID_LEN + 1];
-    pigeon_err e = pg_spool_owner_get(ctx->spool, job->queue_id, owner, sizeof owner, cancelled);
+    pigeon_err e =
+        pg_spool_owner_get(ctx->spool, job->queue_id, owner, sizeof owner, cancelled, send_at);
     if (e == PIGEON_OK && strcmp(owner, job->key_id) == 0)
         return 0;
     if (e != PIGEON_OK && e != PIGEON_ERR_NOTFOUND)
@@ -143,10 +144,10 @@ static void write_rcpt(json_writer *w, const pigeon_spool_rcpt *r)
 
 static void done_show(serve_ctx *ctx, serve_job *job)
 {
-    int64_t cancelled = 0;
+    int64_t cancelled = 0, send_at = 0;
     pigeon_spool_entry *entry = NULL;
     membuf m;
-    if (owned(ctx, job, &cancelled) != 0)
+    if (owned(ctx, job, &cancelled, &send_at) != 0)
         return;
     pigeon_err e = pigeon_spool_show(ctx->spool, job->queue_id, &entry);
     if (e != PIGEON_OK && e != PIGEON_ERR_NOTFOUND) {
@@ -175,6 +176,10 @@ static void done_show(serve_ctx *ctx, serve_job *job)
         json_kv_string(&m.w, "state", state);
         iso_time(entry->created_ms, when, sizeof when);
         json_kv_string(&m.w, "created", when);
+        if (send_at > 0) { /* not sent before this (the request's send_at) */
+            iso_time(send_at, when, sizeof when);
+            json_kv_string(&m.w, "send_at", when);
+        }
         json_kv_string(&m.w, "message_id", entry->message_id);
         json_kv_string(&m.w, "account", entry->account);
         json_key(&m.w, "recipients");
@@ -190,39 +195,37 @@ static void done_show(serve_ctx *ctx, serve_job *job)
     free(m.data);
 }
 
+/*
+ * DELETE: the check and the delete are one atomic step in the spool (pg_spool_cancel), so
+ * a daemon claiming the message at the same moment either finds it gone or has it in
+ * flight, and then the answer is 409 ("being sent"), never a 204 for a message that goes
+ * out anyway. A 409 says nothing changed; 204 that nothing of it will be sent.
+ */
 static void done_cancel(serve_ctx *ctx, serve_job *job)
 {
     int64_t cancelled = 0;
-    pigeon_spool_entry *entry = NULL;
-    if (owned(ctx, job, &cancelled) != 0)
+    pg_spool_cancel_result res = PG_SPOOL_CANCEL_GONE;
+    if (owned(ctx, job, &cancelled, NULL) != 0)
         return;
-    pigeon_err e = pigeon_spool_show(ctx->spool, job->queue_id, &entry);
-    const char *conflict = NULL;
-    if (e == PIGEON_ERR_NOTFOUND)
-        conflict = cancelled ? "already cancelled" : "already delivered";
-    else if (e == PIGEON_OK && entry->count[PIGEON_SPOOL_INFLIGHT] > 0)
-        conflict = "being sent right now; try again in a moment";
-    else if (e == PIGEON_OK && entry->count[PIGEON_SPOOL_QUEUED] == 0 &&
-             entry->count[PIGEON_SPOOL_DEFERRED] == 0)
-        conflict = "nothing left to send";
-    pigeon_spool_entry_free(entry);
-    if (e != PIGEON_OK && e != PIGEON_ERR_NOTFOUND) {
-        serve_job_problem(ctx, job, 503, pigeon_spool_error(ctx->spool), 1);
-        return;
-    }
-    if (conflict != NULL) {
-        serve_job_problem(ctx, job, 409, conflict, 0);
-        return;
-    }
-    int64_t now = pigeon_spool_now_ms();
-    e = pg_spool_owner_cancel(ctx->spool, job->queue_id, now);
-    if (e == PIGEON_OK)
-        e = pigeon_spool_delete(ctx->spool, job->queue_id);
+    pigeon_err e = pg_spool_cancel(ctx->spool, job->queue_id, pigeon_spool_now_ms(), &res);
     if (e != PIGEON_OK) {
         serve_job_problem(ctx, job, 503, pigeon_spool_error(ctx->spool), 1);
         return;
     }
-    serve_job_json(ctx, job, 204, NULL, 0, job->queue_id);
+    switch (res) {
+    case PG_SPOOL_CANCELLED:
+        serve_job_json(ctx, job, 204, NULL, 0, job->queue_id);
+        return;
+    case PG_SPOOL_CANCEL_INFLIGHT:
+        serve_job_problem(ctx, job, 409, "being sent right now: not cancelled", 0);
+        return;
+    case PG_SPOOL_CANCEL_NOTHING:
+        serve_job_problem(ctx, job, 409, "nothing left to send", 0);
+        return;
+    case PG_SPOOL_CANCEL_GONE:
+        serve_job_problem(ctx, job, 409, cancelled ? "already cancelled" : "already delivered", 0);
+        return;
+    }
 }
 
 void serve_job_done(serve_ctx *ctx, serve_job *job)

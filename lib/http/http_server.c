@@ -472,6 +472,10 @@ static void process_requests(pg_http_conn *c)
             c->in_off = 0;
             return;
         }
+        /* The loop's parse result is shared by all connections: it describes this head
+         * only when parsed in this pass (else the body came later, and it is parsed
+         * again in the copy). */
+        int fresh = c->head_len == 0;
         if (c->head_len == 0) {
             long r = pg_http_parse_request(p, avail, &srv->limits, &srv->scratch);
             if (r == 0)
@@ -501,9 +505,9 @@ static void process_requests(pg_http_conn *c)
                 conn_write(c); /* a 100 Continue */
             return;
         }
-        pg_http_exchange *ex =
-            pg_http_exchange_new(c, c->in.data + c->in_off, c->head_len,
-                                 c->in.data + c->in_off + c->head_len, c->body_len);
+        pg_http_exchange *ex = pg_http_exchange_new(c, c->in.data + c->in_off, c->head_len,
+                                                    c->in.data + c->in_off + c->head_len,
+                                                    c->body_len, fresh ? &srv->scratch : NULL);
         c->in_off += consumed;
         c->head_len = 0;
         c->req_start = c->in.len > c->in_off ? srv->now : 0;
@@ -564,7 +568,7 @@ static void fail_request(pg_http_conn *c, int status)
     c->no_more = 1;
     c->head_len = 0;
     c->in_off = c->in.len;
-    pg_http_exchange *ex = pg_http_exchange_new(c, NULL, 0, NULL, 0);
+    pg_http_exchange *ex = pg_http_exchange_new(c, NULL, 0, NULL, 0, NULL);
     if (ex == NULL) {
         conn_close(c);
         return;

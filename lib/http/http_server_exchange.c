@@ -5,6 +5,7 @@
  * completion queue and the eventfd. Part of http_server.c, split for size.
  */
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,12 +96,47 @@ static void terminate_pieces(pg_http_exchange *ex)
         ((char *)r->headers[i].value)[r->headers[i].value_len] = '\0';
 }
 
-pg_http_exchange *pg_http_exchange_new(pg_http_conn *c, const char *head, size_t head_len,
-                                       const char *body, size_t body_len)
+/* p, a pointer into the head at from (len octets), moved to the same place in the copy at
+ * to; a pointer elsewhere (the parser's "/" for an absolute-form without a path) stays. */
+static const char *rebase(const char *p, const char *from, size_t len, char *to)
 {
-    pg_http_exchange *ex = calloc(1, sizeof *ex);
+    return p != NULL && p >= from && p < from + len ? to + (p - from) : p;
+}
+
+/* The parse result of the head at from, its pointers moved into the copy at to: only the
+ * fields used (the request has room for 128 header fields; copying or zeroing all of
+ * them cost more than the rest of the exchange). */
+static void rebase_request(pg_http_request *r, const pg_http_request *parsed, const char *from,
+                           size_t n, char *to)
+{
+    memcpy(r, parsed, offsetof(pg_http_request, headers));
+    r->method = rebase(parsed->method, from, n, to);
+    r->target = rebase(parsed->target, from, n, to);
+    r->path = rebase(parsed->path, from, n, to);
+    r->query = rebase(parsed->query, from, n, to);
+    for (size_t i = 0; i < parsed->nheaders; i++) {
+        r->headers[i] = parsed->headers[i];
+        r->headers[i].name = rebase(parsed->headers[i].name, from, n, to);
+        r->headers[i].value = rebase(parsed->headers[i].value, from, n, to);
+    }
+    r->nheaders = parsed->nheaders;
+    r->content_length = parsed->content_length;
+    r->has_length = parsed->has_length;
+    r->chunked = parsed->chunked;
+    r->keep_alive = parsed->keep_alive;
+    r->expect_continue = parsed->expect_continue;
+}
+
+pg_http_exchange *pg_http_exchange_new(pg_http_conn *c, const char *head, size_t head_len,
+                                       const char *body, size_t body_len,
+                                       const pg_http_request *parsed)
+{
+    /* Zeroed but for the request's header array (filled up to nheaders below). */
+    pg_http_exchange *ex = malloc(sizeof *ex);
     if (ex == NULL)
         return NULL;
+    memset(ex, 0, offsetof(pg_http_exchange, req) + offsetof(pg_http_request, headers));
+    memset(&ex->req.nheaders, 0, sizeof *ex - offsetof(pg_http_exchange, req.nheaders));
     ex->srv = c->srv;
     ex->conn = c;
     memcpy(ex->peer, c->peer, sizeof ex->peer);
@@ -121,7 +157,9 @@ pg_http_exchange *pg_http_exchange_new(pg_http_conn *c, const char *head, size_t
     if (head == NULL)
         return ex;
     /* The same bytes parsed before: the pointers now point into our own copy. */
-    if (pg_http_parse_request(ex->data, head_len, &c->srv->limits, &ex->req) <= 0) {
+    if (parsed != NULL)
+        rebase_request(&ex->req, parsed, head, head_len, ex->data);
+    else if (pg_http_parse_request(ex->data, head_len, &c->srv->limits, &ex->req) <= 0) {
         pg_http_exchange_free(ex);
         return NULL;
     }

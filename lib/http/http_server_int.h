@@ -100,9 +100,12 @@ pg_http_conn *pg_http_conn_new(pg_http_server *srv, int fd, const struct sockadd
 /* Moves a closed connection to the dead list, orphaning its exchanges. */
 void pg_http_conn_unlink(pg_http_conn *c);
 void pg_http_free_dead(pg_http_server *srv);
-/* A copy of a request (head NULL: an error answer without a request). NULL: no memory. */
+/* A copy of a request (head NULL: an error answer without a request). parsed: the parse of
+ * exactly these head octets, whose pointers are moved into the copy (NULL: parse again).
+ * NULL: no memory. */
 pg_http_exchange *pg_http_exchange_new(pg_http_conn *c, const char *head, size_t head_len,
-                                       const char *body, size_t body_len);
+                                       const char *body, size_t body_len,
+                                       const pg_http_request *parsed);
 void pg_http_exchange_link(pg_http_conn *c, pg_http_exchange *ex);
 void pg_http_exchange_free(pg_http_exchange *ex);
 int pg_http_exchange_ready(pg_http_exchange *ex);

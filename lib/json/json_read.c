@@ -4,6 +4,7 @@
  */
 #include "json/json_read.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,83 +157,88 @@ static int unicode_escape(parser *ps, unsigned *cp)
 }
 
 /* A string at ps->p (on the opening quote): decoded into the arena. */
+/* The closing quote of the string starting at s: the first '"' not escaped, that is not
+ * after an odd run of backslashes ("\\" is one escaped backslash). memchr finds it in
+ * the bulk of the text at memory speed instead of a branch per byte. NULL: none. */
+static const char *string_end(const char *s, const char *end)
+{
+    for (const char *q = s; q < end; q++) {
+        q = memchr(q, '"', (size_t)(end - q));
+        if (q == NULL)
+            return NULL;
+        size_t bs = 0;
+        while (q - bs > s && q[-1 - (ptrdiff_t)bs] == '\\')
+            bs++;
+        if (bs % 2 == 0)
+            return q;
+    }
+    return NULL;
+}
+
+/* One escape after the backslash at ps->p (which it moves past), written at *o. */
+static int string_escape(parser *ps, char **o)
+{
+    unsigned cp;
+    ps->p++;
+    char e = *ps->p++;
+    static const char plain[] = "\"\\/bfnrt", value[] = "\"\\/\b\f\n\r\t";
+    const char *k = e != '\0' ? strchr(plain, e) : NULL;
+    if (k != NULL) {
+        *(*o)++ = value[k - plain];
+        return 1;
+    }
+    if (e != 'u') {
+        ps->p--;
+        return fail(ps, PIGEON_ERR_PROTOCOL, "bad escape in string"), 0;
+    }
+    if (!unicode_escape(ps, &cp))
+        return 0;
+    *o += put_utf8(*o, cp);
+    return 1;
+}
+
 static char *parse_string(parser *ps, size_t *len)
 {
     const char *s = ++ps->p;
     /* The decoded form is never longer than the raw one. */
-    const char *q = s;
-    while (q < ps->end && *q != '"') {
-        if (*q == '\\' && q + 1 < ps->end)
-            q++;
-        q++;
-    }
-    if (q >= ps->end)
+    const char *q = string_end(s, ps->end);
+    if (q == NULL)
         return fail(ps, PIGEON_ERR_PROTOCOL, "unterminated string");
     if ((size_t)(q - s) > ps->lim.max_string)
         return fail(ps, PIGEON_ERR_TOO_LARGE, "string too long");
     char *out = arena_alloc(ps->doc, (size_t)(q - s) + 1), *o = out;
     if (out == NULL)
         return fail(ps, PIGEON_ERR_NOMEM, "out of memory");
-    while (*ps->p != '"') {
-        unsigned char c = (unsigned char)*ps->p;
-        if (c >= 0x20 && c < 0x80 && c != '\\') {
-            /* Printable ASCII, the bulk of most strings: copied as is. */
-            *o++ = (char)c;
-            ps->p++;
-            continue;
-        }
+    const char *p = s;
+    while (p < q) {
+        /* Printable ASCII, the bulk of most strings: copied as is, a run at a time. */
+        const char *run = p;
+        while (p < q && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '\\')
+            p++;
+        memcpy(o, run, (size_t)(p - run));
+        o += p - run;
+        if (p == q)
+            break;
+        unsigned char c = (unsigned char)*p;
+        ps->p = p;
         if (c < 0x20)
             return fail(ps, PIGEON_ERR_PROTOCOL, "unescaped control character in string");
-        if (c != '\\') {
-            size_t n = pg_utf8_char_len(c);
-            uint32_t cp;
-            if (n == 0 || (size_t)(ps->end - ps->p) < n ||
-                pg_utf8_decode((const unsigned char *)ps->p, n, &cp) != n)
-                return fail(ps, PIGEON_ERR_CHARSET, "string is not valid UTF-8");
-            memcpy(o, ps->p, n);
-            o += n;
-            ps->p += n;
+        if (c == '\\') {
+            if (!string_escape(ps, &o))
+                return NULL;
+            p = ps->p;
             continue;
         }
-        ps->p++;
-        char e = *ps->p++;
-        unsigned cp;
-        switch (e) {
-        case '"':
-            *o++ = '"';
-            break;
-        case '\\':
-            *o++ = '\\';
-            break;
-        case '/':
-            *o++ = '/';
-            break;
-        case 'b':
-            *o++ = '\b';
-            break;
-        case 'f':
-            *o++ = '\f';
-            break;
-        case 'n':
-            *o++ = '\n';
-            break;
-        case 'r':
-            *o++ = '\r';
-            break;
-        case 't':
-            *o++ = '\t';
-            break;
-        case 'u':
-            if (!unicode_escape(ps, &cp))
-                return NULL;
-            o += put_utf8(o, cp);
-            break;
-        default:
-            ps->p--;
-            return fail(ps, PIGEON_ERR_PROTOCOL, "bad escape in string");
-        }
+        size_t n = pg_utf8_char_len(c);
+        uint32_t cp;
+        if (n == 0 || (size_t)(ps->end - p) < n ||
+            pg_utf8_decode((const unsigned char *)p, n, &cp) != n)
+            return fail(ps, PIGEON_ERR_CHARSET, "string is not valid UTF-8");
+        memcpy(o, p, n);
+        o += n;
+        p += n;
     }
-    ps->p++;
+    ps->p = q + 1;
     *o = '\0';
     *len = (size_t)(o - out);
     return out;

@@ -586,6 +586,13 @@ static int mail_params(pg_smtpd *s, const char *p, unsigned long long *size, int
             *utf8 = 1;
         } else if (n >= 5 && strncasecmp(p, "AUTH=", 5) == 0) {
             /* RFC 4954 5: trusted only from a trusted relay; we submit, so it is ignored. */
+        } else if ((n >= 4 && strncasecmp(p, "RET=", 4) == 0) ||
+                   (n >= 6 && strncasecmp(p, "ENVID=", 6) == 0)) {
+            /* RFC 3461 is not offered (no DSN in EHLO): refused by name rather than
+             * accepted and silently dropped, so the client knows no DSN will come. */
+            return pg_smtpd_error(s, 555, "5.5.4",
+                                  "Error: DSN (RFC 3461) is not offered: RET and ENVID refused"),
+                   -1;
         } else {
             return pg_smtpd_error(s, 555, "5.5.4", "Error: unsupported MAIL parameter"), -1;
         }
@@ -661,7 +668,10 @@ static pg_smtpd_event cmd_rcpt(pg_smtpd *s, const char *args)
     while (*p == ' ')
         p++;
     if (*p != '\0') /* DSN (NOTIFY, ORCPT) is not offered */
-        return pg_smtpd_error(s, 555, "5.5.4", "Error: unsupported RCPT parameter")
+        return pg_smtpd_error(s, 555, "5.5.4",
+                              strncasecmp(p, "NOTIFY=", 7) == 0 || strncasecmp(p, "ORCPT=", 6) == 0
+                                  ? "Error: DSN (RFC 3461) is not offered: NOTIFY and ORCPT refused"
+                                  : "Error: unsupported RCPT parameter")
                    ? PG_SMTPD_CLOSE
                    : PG_SMTPD_NEED_MORE;
     if (s->nrcpts >= s->max_rcpts) {

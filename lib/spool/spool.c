@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <pthread.h>
 
 #include "util/random.h"
 #include "spool/spool_backend.h"
@@ -183,6 +184,23 @@ static pigeon_err not_in_batch(pigeon_spool *s)
 
 /* A ULID: 48 bits of milliseconds, then 80 random bits, in Crockford base32 (no I, L, O,
  * U), 26 characters. The time part makes ids sort by enqueue time. */
+/* SHA-256 fetched once: EVP_sha256() makes every EVP_DigestInit_ex look the algorithm up
+ * in the provider store again (OpenSSL 3), which costs about as much as hashing a small
+ * message. */
+static EVP_MD *sha256_fetched;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_fetched = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *spool_sha256(void)
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_fetched != NULL ? sha256_fetched : EVP_sha256();
+}
+
 static pigeon_err make_queue_id(int64_t now_ms, char id[PIGEON_SPOOL_ID_LEN + 1])
 {
     static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -249,7 +267,7 @@ static pigeon_err enqueue_common(pigeon_spool *s, const pigeon_spool_envelope *e
     if (err != PIGEON_OK)
         return pg_spool_fail(&s->diag, err, "spool: no random bytes for a queue id");
     md = EVP_MD_CTX_new();
-    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    if (md == NULL || EVP_DigestInit_ex(md, spool_sha256(), NULL) != 1) {
         err = pg_spool_fail(&s->diag, PIGEON_ERR_NOMEM, "spool: cannot start SHA-256");
         goto fail;
     }
@@ -780,7 +798,7 @@ static pigeon_err body_open(pigeon_spool *spool, const char *queue_id,
         return PIGEON_ERR_NOMEM;
     b->spool = spool;
     b->md = EVP_MD_CTX_new();
-    if (b->md == NULL || EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1) {
+    if (b->md == NULL || EVP_DigestInit_ex(b->md, spool_sha256(), NULL) != 1) {
         err = pg_spool_fail(&spool->diag, PIGEON_ERR_NOMEM, "spool: cannot start SHA-256");
         goto fail;
     }

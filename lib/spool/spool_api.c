@@ -82,13 +82,32 @@ pigeon_err pg_spool_owner_add(pigeon_spool *spool, const char *queue_id, const c
 }
 
 pigeon_err pg_spool_owner_get(pigeon_spool *spool, const char *queue_id, char *key_id, size_t size,
-                              int64_t *cancelled_ms)
+                              int64_t *cancelled_ms, int64_t *send_at_ms)
 {
     void *be = NULL;
     const pg_spool_api_ops *api = api_of(spool, &be);
     if (api == NULL || !valid_id(queue_id, PIGEON_SPOOL_ID_LEN) || key_id == NULL || size == 0)
         return PIGEON_ERR_INVALID;
-    return api->owner_get(be, queue_id, key_id, size, cancelled_ms);
+    return api->owner_get(be, queue_id, key_id, size, cancelled_ms, send_at_ms);
+}
+
+pigeon_err pg_spool_cancel(pigeon_spool *spool, const char *queue_id, int64_t now_ms,
+                           pg_spool_cancel_result *result)
+{
+    void *be = NULL;
+    const pg_spool_api_ops *api = api_of(spool, &be);
+    if (api == NULL || !valid_id(queue_id, PIGEON_SPOOL_ID_LEN) || result == NULL)
+        return PIGEON_ERR_INVALID;
+    return api->cancel(be, queue_id, now_ms, result);
+}
+
+pigeon_err pg_spool_owner_schedule(pigeon_spool *spool, const char *queue_id, int64_t send_at_ms)
+{
+    void *be = NULL;
+    const pg_spool_api_ops *api = api_of(spool, &be);
+    if (api == NULL || !valid_id(queue_id, PIGEON_SPOOL_ID_LEN) || send_at_ms <= 0)
+        return PIGEON_ERR_INVALID;
+    return api->owner_schedule(be, queue_id, send_at_ms);
 }
 
 pigeon_err pg_spool_owner_cancel(pigeon_spool *spool, const char *queue_id, int64_t now_ms)

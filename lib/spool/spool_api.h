@@ -53,13 +53,38 @@ pigeon_err pg_spool_key_revoke(pigeon_spool *spool, const char *id, int64_t now_
 pigeon_err pg_spool_owner_add(pigeon_spool *spool, const char *queue_id, const char *key_id,
                               const char *idem, const unsigned char req_sha256[32], int64_t now_ms);
 
-/* Who submitted queue_id: key_id (NUL-terminated, at most size octets) and when it was
- * cancelled (0 if not). PIGEON_ERR_NOTFOUND when it was not submitted over the API. */
+/* Who submitted queue_id: key_id (NUL-terminated, at most size octets), when it was
+ * cancelled (0 if not) and the not-before time it was submitted with (send_at, 0 for
+ * none; either pointer may be NULL). PIGEON_ERR_NOTFOUND when it was not submitted over
+ * the API. */
 pigeon_err pg_spool_owner_get(pigeon_spool *spool, const char *queue_id, char *key_id, size_t size,
-                              int64_t *cancelled_ms);
+                              int64_t *cancelled_ms, int64_t *send_at_ms);
 
 /* Marks queue_id as cancelled (the caller deletes it from the queue). */
 pigeon_err pg_spool_owner_cancel(pigeon_spool *spool, const char *queue_id, int64_t now_ms);
+
+/* What pg_spool_cancel did. */
+typedef enum pg_spool_cancel_result {
+    PG_SPOOL_CANCELLED = 0,   /* marked cancelled and taken out of the queue */
+    PG_SPOOL_CANCEL_INFLIGHT, /* a recipient is being sent right now: nothing changed */
+    PG_SPOOL_CANCEL_NOTHING,  /* every recipient is final already: nothing changed */
+    PG_SPOOL_CANCEL_GONE,     /* not in the queue (delivered or cancelled before) */
+} pg_spool_cancel_result;
+
+/*
+ * Cancels queue_id as one atomic step against the daemons: unless one of its recipients
+ * is claimed (in flight), it is marked cancelled and deleted from the queue; a claim
+ * cannot slip in between the check and the delete (SQLite: one IMMEDIATE transaction,
+ * which claims also need; PostgreSQL: the message and recipient rows locked FOR UPDATE,
+ * which the claim's SKIP LOCKED then passes by). Not inside a batch.
+ */
+pigeon_err pg_spool_cancel(pigeon_spool *spool, const char *queue_id, int64_t now_ms,
+                           pg_spool_cancel_result *result);
+
+/* Makes queue_id, enqueued just now in the caller's batch, not due before send_at_ms:
+ * its queued recipients wait until then (the daemon claims nothing earlier), and the
+ * owner row remembers the time for GET. The message keeps its real creation time. */
+pigeon_err pg_spool_owner_schedule(pigeon_spool *spool, const char *queue_id, int64_t send_at_ms);
 
 /* The message a key submitted with Idempotency-Key idem at or after since_ms: its queue id
  * and the request's SHA-256. PIGEON_ERR_NOTFOUND if none. */
@@ -79,8 +104,11 @@ typedef struct pg_spool_api_ops {
     pigeon_err (*owner_add)(void *be, const char *queue_id, const char *key_id, const char *idem,
                             const unsigned char sha[32], int64_t now_ms);
     pigeon_err (*owner_get)(void *be, const char *queue_id, char *key_id, size_t size,
-                            int64_t *cancelled_ms);
+                            int64_t *cancelled_ms, int64_t *send_at_ms);
     pigeon_err (*owner_cancel)(void *be, const char *queue_id, int64_t now_ms);
+    pigeon_err (*cancel)(void *be, const char *queue_id, int64_t now_ms,
+                         pg_spool_cancel_result *result);
+    pigeon_err (*owner_schedule)(void *be, const char *queue_id, int64_t send_at_ms);
     pigeon_err (*idem_find)(void *be, const char *key_id, const char *idem, int64_t since_ms,
                             char *queue_id, unsigned char sha[32]);
     pigeon_err (*owner_expire)(void *be, int64_t before_ms);

@@ -140,20 +140,23 @@ static pigeon_err pq_owner_add(void *be, const char *queue_id, const char *key_i
 }
 
 static pigeon_err pq_owner_get(void *be, const char *queue_id, char *key_id, size_t size,
-                               int64_t *cancelled_ms)
+                               int64_t *cancelled_ms, int64_t *send_at_ms)
 {
     pg_spool_pq *q = be;
     PGresult *res = NULL;
     const char *v[1] = {queue_id};
-    pigeon_err err =
-        run(q, "SELECT key_id, cancelled_ms FROM api_messages WHERE queue_id = $1::text", v, 1,
-            NULL, 0, "reading a message's owner", &res);
+    pigeon_err err = run(q,
+                         "SELECT key_id, cancelled_ms, send_at_ms FROM api_messages"
+                         " WHERE queue_id = $1::text",
+                         v, 1, NULL, 0, "reading a message's owner", &res);
     if (err == PIGEON_OK && PQntuples(res) == 0)
         err = pg_spool_fail(q->diag, PIGEON_ERR_NOTFOUND, "no message %s", queue_id);
     else if (err == PIGEON_OK) {
         copy_text(key_id, size, res, 0, 0);
         if (cancelled_ms != NULL)
             *cancelled_ms = pg_spool_pq_i64(res, 0, 1);
+        if (send_at_ms != NULL)
+            *send_at_ms = pg_spool_pq_i64(res, 0, 2);
     }
     PQclear(res);
     return err;
@@ -166,6 +169,56 @@ static pigeon_err pq_owner_cancel(void *be, const char *queue_id, int64_t now_ms
     const char *v[2] = {now, queue_id};
     return run(be, "UPDATE api_messages SET cancelled_ms = $1::bigint WHERE queue_id = $2::text", v,
                2, NULL, 0, "cancelling a message", NULL);
+}
+
+/*
+ * One statement: the message row and its recipients' rows locked FOR UPDATE (a daemon's
+ * claim in progress holds the message row: this waits for it, and the recipients then
+ * read as the claim left them, in flight; a claim after this passes the locked row by
+ * with SKIP LOCKED), the message deleted only when none is in flight and some is open,
+ * and its owner row marked cancelled in the same statement.
+ */
+static pigeon_err pq_cancel(void *be, const char *queue_id, int64_t now_ms,
+                            pg_spool_cancel_result *result)
+{
+    PGresult *res = NULL;
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    const char *v[2] = {queue_id, now};
+    pigeon_err err =
+        run(be,
+            "WITH m AS (SELECT id FROM message WHERE queue_id = $1::text FOR UPDATE),"
+            " r AS (SELECT state FROM rcpt WHERE msg IN (SELECT id FROM m) FOR UPDATE),"
+            " c AS (SELECT count(*) FILTER (WHERE state = 1) AS busy,"
+            "  count(*) FILTER (WHERE state IN (0, 2)) AS open FROM r),"
+            " d AS (DELETE FROM message WHERE id IN (SELECT id FROM m)"
+            "  AND (SELECT busy FROM c) = 0 AND (SELECT open FROM c) > 0 RETURNING id),"
+            " u AS (UPDATE api_messages SET cancelled_ms = $2::bigint WHERE queue_id = $1::text"
+            "  AND EXISTS (SELECT 1 FROM d) RETURNING 1)"
+            " SELECT (SELECT count(*) FROM m), (SELECT busy FROM c), (SELECT open FROM c),"
+            " (SELECT count(*) FROM d), (SELECT count(*) FROM u)",
+            v, 2, NULL, 0, "cancelling a message", &res);
+    if (err != PIGEON_OK)
+        return err;
+    *result = pg_spool_pq_i64(res, 0, 0) == 0   ? PG_SPOOL_CANCEL_GONE
+              : pg_spool_pq_i64(res, 0, 1) > 0  ? PG_SPOOL_CANCEL_INFLIGHT
+              : pg_spool_pq_i64(res, 0, 2) == 0 ? PG_SPOOL_CANCEL_NOTHING
+                                                : PG_SPOOL_CANCELLED;
+    PQclear(res);
+    return PIGEON_OK;
+}
+
+static pigeon_err pq_owner_schedule(void *be, const char *queue_id, int64_t send_at_ms)
+{
+    char when[24];
+    snprintf(when, sizeof when, "%lld", (long long)send_at_ms);
+    const char *v[2] = {queue_id, when};
+    return run(be,
+               "WITH u AS (UPDATE api_messages SET send_at_ms = $2::bigint"
+               " WHERE queue_id = $1::text RETURNING 1)"
+               " UPDATE rcpt SET due_ms = $2::bigint WHERE state = 0 AND msg ="
+               " (SELECT id FROM message WHERE queue_id = $1::text)",
+               v, 2, NULL, 0, "scheduling a message", NULL);
 }
 
 static pigeon_err pq_idem_find(void *be, const char *key_id, const char *idem, int64_t since_ms,
@@ -210,6 +263,8 @@ const pg_spool_api_ops pg_spool_pq_api_ops = {
     .owner_add = pq_owner_add,
     .owner_get = pq_owner_get,
     .owner_cancel = pq_owner_cancel,
+    .cancel = pq_cancel,
+    .owner_schedule = pq_owner_schedule,
     .idem_find = pq_idem_find,
     .owner_expire = pq_owner_expire,
 };

@@ -121,7 +121,13 @@ static const char migration_3[] =
     " account text PRIMARY KEY, tokens double precision NOT NULL,"
     " at_ms bigint NOT NULL, day bigint NOT NULL, sent bigint NOT NULL);";
 
-static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2, migration_3};
+/* Migration 4: the not-before time a message was submitted with over the API (send_at),
+ * shown by GET /v1/messages/{id}; the recipients' due_ms is what holds the daemon back. */
+static const char migration_4[] =
+    "ALTER TABLE api_messages ADD COLUMN IF NOT EXISTS send_at_ms bigint NOT NULL DEFAULT 0;";
+
+static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2, migration_3,
+                                                            migration_4};
 
 /* The schema version (0: none yet), or -1 with *foreign set when the database holds
  * tables of ours without schema_version (another program's, or damaged). */

@@ -65,6 +65,7 @@ enum {
     ST_HOLDER_DEL,
     ST_LEASE_HELD,
     ST_SUPPRESS_CHECK, /* prepared by spool_sqlite_suppress.c (its table may not exist) */
+    ST_API_OWNER,      /* prepared by spool_sqlite_api.c (its table may not exist) */
     ST_COUNT
 };
 

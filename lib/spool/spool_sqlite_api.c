@@ -19,14 +19,23 @@ static const char schema[] =
     " revoked_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS api_messages ("
     " queue_id TEXT PRIMARY KEY, key_id TEXT NOT NULL, idem TEXT, req_sha BLOB NOT NULL,"
-    " created_ms INTEGER NOT NULL, cancelled_ms INTEGER NOT NULL DEFAULT 0);"
+    " created_ms INTEGER NOT NULL, cancelled_ms INTEGER NOT NULL DEFAULT 0,"
+    " send_at_ms INTEGER NOT NULL DEFAULT 0);"
     "CREATE INDEX IF NOT EXISTS api_messages_idem ON api_messages(key_id, idem)"
     " WHERE idem IS NOT NULL;";
 
-/* Creates the tables once per handle (cheap after the first time: IF NOT EXISTS). */
+/* Creates the tables once per handle (cheap after the first time: IF NOT EXISTS), and
+ * brings an api_messages of an older pigeon up to date: send_at_ms (the not-before time
+ * a message was submitted with) came later. The ALTER fails harmlessly once the column
+ * is there; no schema version is involved (the table is ours alone). */
 static pigeon_err ensure(pg_spool_sq *q)
 {
-    return pg_spool_sq_side_exec(q, schema, "creating the API tables");
+    pigeon_err err = pg_spool_sq_side_exec(q, schema, "creating the API tables");
+    if (err == PIGEON_OK)
+        sqlite3_exec(q->db,
+                     "ALTER TABLE api_messages ADD COLUMN send_at_ms INTEGER NOT NULL DEFAULT 0",
+                     NULL, NULL, NULL);
+    return err;
 }
 
 /* Prepares sql; the tables are created only when they are missing (the first use of a
@@ -140,15 +149,34 @@ static pigeon_err sq_key_revoke(void *be, const char *id, int64_t now_ms)
     return PIGEON_OK;
 }
 
+/* The owner row rides along with every message pigeon serve stores: its statement is
+ * kept in the handle's cache, so that it is parsed once, not once per message. */
+static pigeon_err owner_stmt(pg_spool_sq *q, sqlite3_stmt **st)
+{
+    static const char sql[] = "INSERT INTO api_messages(queue_id, key_id, idem, req_sha,"
+                              " created_ms) VALUES (?,?,?,?,?)";
+    *st = q->stmt[ST_API_OWNER];
+    if (*st != NULL)
+        return PIGEON_OK;
+    int rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc == SQLITE_ERROR) {
+        pigeon_err err = ensure(q);
+        if (err != PIGEON_OK)
+            return err;
+        rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    }
+    if (rc != SQLITE_OK)
+        return pg_spool_sq_err(q, rc, "preparing an API statement");
+    q->stmt[ST_API_OWNER] = *st;
+    return PIGEON_OK;
+}
+
 static pigeon_err sq_owner_add(void *be, const char *queue_id, const char *key_id, const char *idem,
                                const unsigned char sha[32], int64_t now_ms)
 {
     pg_spool_sq *q = be;
     sqlite3_stmt *st = NULL;
-    pigeon_err err = prepare(q,
-                             "INSERT INTO api_messages(queue_id, key_id, idem, req_sha,"
-                             " created_ms) VALUES (?,?,?,?,?)",
-                             &st);
+    pigeon_err err = owner_stmt(q, &st);
     if (err != PIGEON_OK)
         return err;
     pg_spool_sq_bind_text(st, 1, queue_id);
@@ -156,16 +184,18 @@ static pigeon_err sq_owner_add(void *be, const char *queue_id, const char *key_i
     pg_spool_sq_bind_text(st, 3, idem);
     sqlite3_bind_blob(st, 4, sha, 32, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now_ms);
-    return run(q, st, "recording a message's owner");
+    err = pg_spool_sq_step(q, st, "recording a message's owner");
+    sqlite3_clear_bindings(st);
+    return err;
 }
 
 static pigeon_err sq_owner_get(void *be, const char *queue_id, char *key_id, size_t size,
-                               int64_t *cancelled_ms)
+                               int64_t *cancelled_ms, int64_t *send_at_ms)
 {
     pg_spool_sq *q = be;
     sqlite3_stmt *st = NULL;
-    pigeon_err err =
-        prepare(q, "SELECT key_id, cancelled_ms FROM api_messages WHERE queue_id = ?", &st);
+    pigeon_err err = prepare(
+        q, "SELECT key_id, cancelled_ms, send_at_ms FROM api_messages WHERE queue_id = ?", &st);
     if (err != PIGEON_OK)
         return err;
     pg_spool_sq_bind_text(st, 1, queue_id);
@@ -174,6 +204,8 @@ static pigeon_err sq_owner_get(void *be, const char *queue_id, char *key_id, siz
         copy_text(key_id, size, sqlite3_column_text(st, 0));
         if (cancelled_ms != NULL)
             *cancelled_ms = sqlite3_column_int64(st, 1);
+        if (send_at_ms != NULL)
+            *send_at_ms = sqlite3_column_int64(st, 2);
     }
     sqlite3_finalize(st);
     if (rc == SQLITE_ROW)
@@ -193,6 +225,86 @@ static pigeon_err sq_owner_cancel(void *be, const char *queue_id, int64_t now_ms
     sqlite3_bind_int64(st, 1, now_ms);
     pg_spool_sq_bind_text(st, 2, queue_id);
     return run(q, st, "cancelling a message");
+}
+
+/* The message's recipients in flight and still open (queued or deferred); *rowid 0 when
+ * the message is not in the queue. */
+static pigeon_err cancel_look(pg_spool_sq *q, const char *queue_id, int64_t *rowid,
+                              int64_t *inflight, int64_t *open)
+{
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = prepare(q,
+                             "SELECT m.id, total(r.state = 1), total(r.state IN (0, 2))"
+                             " FROM message m LEFT JOIN rcpt r ON r.msg = m.id"
+                             " WHERE m.queue_id = ? GROUP BY m.id",
+                             &st);
+    if (err != PIGEON_OK)
+        return err;
+    pg_spool_sq_bind_text(st, 1, queue_id);
+    int rc = sqlite3_step(st);
+    *rowid = *inflight = *open = 0;
+    if (rc == SQLITE_ROW) {
+        *rowid = sqlite3_column_int64(st, 0);
+        *inflight = sqlite3_column_int64(st, 1);
+        *open = sqlite3_column_int64(st, 2);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, "reading a message to cancel");
+}
+
+/* Check and delete in one IMMEDIATE transaction: a daemon's claim is a write too, so it
+ * waits for this one (or this one for it, and then sees the recipient in flight). */
+static pigeon_err sq_cancel(void *be, const char *queue_id, int64_t now_ms,
+                            pg_spool_cancel_result *result)
+{
+    pg_spool_sq *q = be;
+    int64_t rowid = 0, inflight = 0, open = 0;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = pg_spool_sq_tx_begin(q, 1);
+    if (err != PIGEON_OK)
+        return err;
+    err = cancel_look(q, queue_id, &rowid, &inflight, &open);
+    *result = rowid == 0     ? PG_SPOOL_CANCEL_GONE
+              : inflight > 0 ? PG_SPOOL_CANCEL_INFLIGHT
+              : open == 0    ? PG_SPOOL_CANCEL_NOTHING
+                             : PG_SPOOL_CANCELLED;
+    if (err == PIGEON_OK && *result == PG_SPOOL_CANCELLED &&
+        (err = prepare(q, "UPDATE api_messages SET cancelled_ms = ? WHERE queue_id = ?", &st)) ==
+            PIGEON_OK) {
+        sqlite3_bind_int64(st, 1, now_ms);
+        pg_spool_sq_bind_text(st, 2, queue_id);
+        err = run(q, st, "cancelling a message");
+    }
+    if (err == PIGEON_OK && *result == PG_SPOOL_CANCELLED &&
+        (err = pg_spool_sq_prep(q, ST_DELETE, &st)) == PIGEON_OK) {
+        pg_spool_sq_bind_text(st, 1, queue_id);
+        err = pg_spool_sq_step(q, st, "deleting a cancelled message");
+    }
+    return pg_spool_sq_tx_end(q, err);
+}
+
+/* The owner row and the queued recipients of a message enqueued in this batch. */
+static pigeon_err sq_owner_schedule(void *be, const char *queue_id, int64_t send_at_ms)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = prepare(q, "UPDATE api_messages SET send_at_ms = ?1 WHERE queue_id = ?2", &st);
+    if (err != PIGEON_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, send_at_ms);
+    pg_spool_sq_bind_text(st, 2, queue_id);
+    if ((err = run(q, st, "scheduling a message")) != PIGEON_OK)
+        return err;
+    err = prepare(q,
+                  "UPDATE rcpt SET due_ms = ?1 WHERE state = 0 AND msg ="
+                  " (SELECT id FROM message WHERE queue_id = ?2)",
+                  &st);
+    if (err != PIGEON_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, send_at_ms);
+    pg_spool_sq_bind_text(st, 2, queue_id);
+    return run(q, st, "scheduling a message's recipients");
 }
 
 static pigeon_err sq_idem_find(void *be, const char *key_id, const char *idem, int64_t since_ms,
@@ -247,6 +359,8 @@ const pg_spool_api_ops pg_spool_sq_api_ops = {
     .owner_add = sq_owner_add,
     .owner_get = sq_owner_get,
     .owner_cancel = sq_owner_cancel,
+    .cancel = sq_cancel,
+    .owner_schedule = sq_owner_schedule,
     .idem_find = sq_idem_find,
     .owner_expire = sq_owner_expire,
 };

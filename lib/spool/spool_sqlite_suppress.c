@@ -235,6 +235,15 @@ static pigeon_err check_stmt(pg_spool_sq *q, sqlite3_stmt **st)
     if (*st != NULL)
         return PIGEON_OK;
     int rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    /* Inside a writer's batch (pigeon serve's group commit) the empty table is created
+     * with the batch: else every check of every message would parse the statement again
+     * only to find the table missing. */
+    if (rc == SQLITE_ERROR && q->in_batch && strstr(sqlite3_errmsg(q->db), "no such table")) {
+        pigeon_err err = ensure(q);
+        if (err != PIGEON_OK)
+            return err;
+        rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    }
     if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(q->db), "no such table") != NULL)
         return PIGEON_OK;
     if (rc != SQLITE_OK)

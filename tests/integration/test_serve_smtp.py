@@ -411,16 +411,28 @@ def sequencing_limits_errors_timeouts_and_the_cap():
                   "--smtp-max-connections", "3", tls=True)
     try:
         r = Raw(s.port)
+        code, text = r.cmd(b"EHLO c.test")
+        assert code == 250 and "DSN" not in text.split(), text  # RFC 3461 not offered
+        r.close()
+        r = Raw(s.port)
         assert r.greeting[0] == 220 and "mx.pigeon.test" in r.greeting[1]
         assert r.cmd(b"MAIL FROM:<a@shop.test>")[0] == 503  # before EHLO
         ehlo_auth(r, key)
         assert r.cmd(b"RCPT TO:<a@example.org>")[0] == 503  # before MAIL
         assert r.cmd(b"DATA")[0] == 503
         assert r.cmd(b"MAIL FROM:<a@shop.test> SIZE=5000")[0] == 552
+        for bad in (b"MAIL FROM:<a@shop.test> RET=HDRS", b"MAIL FROM:<a@shop.test> ENVID=x1"):
+            code, text = r.cmd(bad)
+            assert code == 555 and "DSN" in text, (code, text)
         assert r.cmd(b"MAIL FROM:<a@shop.test> SIZE=100")[0] == 250
         assert r.cmd(b"MAIL FROM:<a@shop.test>")[0] == 503  # nested
         assert r.cmd(b"RCPT TO:<not an address>")[0] == 553
-        assert r.cmd(b"RCPT TO:<x@example.org> NOTIFY=NEVER")[0] == 555
+        # DSN (RFC 3461) is not offered, and its parameters are refused by name: a client
+        # asking for notifications learns it will get none (not silently dropped).
+        for bad in (b"RCPT TO:<x@example.org> NOTIFY=NEVER",
+                    b"RCPT TO:<x@example.org> ORCPT=rfc822;x@example.org"):
+            code, text = r.cmd(bad)
+            assert code == 555 and "5.5.4" in text and "DSN" in text, (code, text)
         for i in range(3):
             assert r.cmd(b"RCPT TO:<r%d@example.org>" % i)[0] == 250
         code, text = r.cmd(b"RCPT TO:<r9@example.org>")

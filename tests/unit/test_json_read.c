@@ -52,6 +52,14 @@ static void escapes(void **state)
     assert_int_equal(parse("\"a\\u0000b\""), PIGEON_OK);
     assert_int_equal(pg_json_root(doc)->len, 3);
     assert_int_equal(parse("\"caf\xc3\xa9\""), PIGEON_OK);
+    /* The closing quote after runs of backslashes (the reader finds it with memchr and
+     * counts the backslashes before it): even runs end the string, odd ones escape. */
+    assert_int_equal(parse("[\"a\\\\\", \"\\\\\\\"b\", \"\\\\\\\\\"]"), PIGEON_OK);
+    const pg_json_value *a = pg_json_root(doc)->head;
+    assert_string_equal(a->str, "a\\");
+    assert_string_equal(a->next->str, "\\\"b");
+    assert_string_equal(a->next->next->str, "\\\\");
+    assert_int_equal(parse("\"x\\\"]"), PIGEON_ERR_PROTOCOL); /* "x\"] : no end */
 }
 
 static const struct {
