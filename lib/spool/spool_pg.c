@@ -67,7 +67,9 @@ static const char *const stmt_sql[PQ_COUNT] = {
         " SELECT (SELECT count(*) FROM m), pg_notify('" PG_SPOOL_PQ_CHANNEL "', '')",
     [PQ_END_MSG] = "UPDATE message SET size = $2::bigint, sha256 = $3::bytea "
                    "WHERE queue_id = $1::text",
-    [PQ_UNDO_MSG] = "DELETE FROM message WHERE queue_id = $1::text",
+    /* (with the "queued" events the webhook triggers wrote for it) */
+    [PQ_UNDO_MSG] = "WITH h AS (DELETE FROM hook_events WHERE type = 0 AND queue_id = $1::text)"
+                    " DELETE FROM message WHERE queue_id = $1::text",
     [PQ_HOLDER_ID] = "INSERT INTO holder(host, boot_id, pid, started) VALUES($1::text, $2::text,"
                      " $3::bigint, $4::bigint) ON CONFLICT (host, boot_id, pid, started)"
                      " DO UPDATE SET pid = excluded.pid RETURNING id",
@@ -382,6 +384,7 @@ static void drop_conn(pg_spool_pq *q)
     q->conn = NULL;
     q->in_tx = 0;
     q->listening = 0;
+    q->hook_locked = 0; /* session locks end with the session */
     memset(q->prepared, 0, sizeof q->prepared);
 }
 
@@ -982,6 +985,7 @@ const pg_spool_ops pg_spool_pgsql_ops = {
     .api = &pg_spool_pq_api_ops,
     .import = &pg_spool_pq_import_ops,
     .limits = &pg_spool_pq_limits_ops,
+    .hooks = &pg_spool_pq_hooks_ops,
     .suppress = &pg_spool_pq_suppress_ops,
     .wait_fd = pq_wait_fd,
     .notified = pq_notified,

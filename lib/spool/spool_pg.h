@@ -1,10 +1,12 @@
 /*
  * spool_pg.h - shared parts of the PostgreSQL spool backend (internal).
  *
- * The backend is four files: spool_pg.c (connection, reconnects, errors, statements,
- * transactions, enqueue, waiting for notifications, the ops table), spool_pg_schema.c
- * (versioned migrations), spool_pg_work.c (claims, outcomes, administration, bodies) and
- * spool_pg_api.c (keys and message owners). This header is what they share.
+ * The backend is spool_pg.c (connection, reconnects, errors, statements, transactions,
+ * enqueue, waiting for notifications, the ops table), spool_pg_schema.c (versioned
+ * migrations), spool_pg_work.c (claims, outcomes, administration, bodies), and the side
+ * tables: spool_pg_api.c (keys and message owners), spool_pg_hooks.c (the webhook
+ * outbox), spool_pg_suppress.c, spool_pg_limits.c, spool_pg_import.c. This header is what
+ * they share.
  *
  * Parameters go as text except arrays and bytea, which go in PostgreSQL's binary format
  * (pg_spool_pq_arr): a batch of claims, outcomes or messages is one statement with array
@@ -23,7 +25,7 @@
 /* Reply texts are stored cut to this many bytes (as on SQLite). */
 #define PG_SPOOL_PQ_MAX_TEXT 1000
 /* The schema version this code writes and reads (table schema_version). */
-#define PG_SPOOL_PQ_VERSION 3
+#define PG_SPOOL_PQ_VERSION 4
 /* The channel enqueues notify and idle daemons listen on. */
 #define PG_SPOOL_PQ_CHANNEL "pigeon_spool"
 
@@ -101,6 +103,8 @@ typedef struct pg_spool_pq {
     int listening;      /* LISTEN was sent on this connection */
     int64_t holder_id;  /* this process's holder row, 0 until known */
     int64_t holder_pid; /* the pid holder_id is for (a fork needs its own) */
+    int hook_locked;    /* this connection holds a webhook sink's lock (spool_pg_hooks.c) */
+    int32_t hook_key;   /* that lock's key (the hash of the sink's name) */
     int64_t doubt[8];   /* lease tokens of claims whose commit outcome is unknown */
     size_t ndoubt;      /* how many */
     /* the enqueue in progress */
@@ -200,6 +204,8 @@ extern const struct pg_spool_api_ops pg_spool_pq_api_ops;
 extern const struct pg_spool_suppress_ops pg_spool_pq_suppress_ops;
 /* Shared sending limits (spool_pg_limits.c). */
 extern const struct pg_spool_limits_ops pg_spool_pq_limits_ops;
+/* The webhook outbox (spool_pg_hooks.c). */
+extern const struct pg_spool_hooks_ops pg_spool_pq_hooks_ops;
 /* Storing exported messages with their state (spool_pg_import.c). */
 extern const struct pg_spool_import_ops pg_spool_pq_import_ops;
 
