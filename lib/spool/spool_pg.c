@@ -517,6 +517,12 @@ pigeon_err pg_spool_pq_exec(pg_spool_pq *q, const char *sql, const char *what)
 pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, int binary,
                            const char *what, PGresult **out)
 {
+    return pg_spool_pq_run_sql(q, id, stmt_sql[id], p, binary, what, out);
+}
+
+pigeon_err pg_spool_pq_run_sql(pg_spool_pq *q, int id, const char *sql, const pg_spool_pq_params *p,
+                               int binary, const char *what, PGresult **out)
+{
     char name[16];
     *out = NULL;
     pigeon_err err = pg_spool_pq_ready(q);
@@ -524,7 +530,7 @@ pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, 
         return err;
     snprintf(name, sizeof name, "pigeon%d", id);
     if (!q->prepared[id]) {
-        PGresult *res = PQprepare(q->conn, name, stmt_sql[id], 0, NULL);
+        PGresult *res = PQprepare(q->conn, name, sql, 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             err = pg_spool_pq_err(q, res, what);
             PQclear(res);

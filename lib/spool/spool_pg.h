@@ -56,7 +56,10 @@ enum {
     PQ_STATS,
     PQ_BODY_MSG,
     PQ_BODY_CHUNK,
-    PQ_COUNT
+    PQ_COUNT,
+    /* statements of the side tables, whose SQL stays in their own files (run_sql) */
+    PQ_SUPPRESS_CHECK = PQ_COUNT,
+    PQ_ALL
 };
 
 /* A growing PostgreSQL binary array (one dimension), built element by element. */
@@ -88,17 +91,17 @@ typedef struct pg_spool_pq_pending {
 
 /* The backend's state for one handle. */
 typedef struct pg_spool_pq {
-    PGconn *conn;                     /* the connection, NULL while there is none */
-    char *conninfo;                   /* the URL (with its password, if any: never printed) */
-    char *shown;                      /* the URL with any password masked, for diagnoses */
-    pg_spool_diag *diag;              /* where diagnoses go (the generic handle's) */
-    unsigned flags;                   /* the open flags */
-    int lock_timeout_ms;              /* set_busy_timeout */
-    unsigned char prepared[PQ_COUNT]; /* statement prepared on this connection */
-    int64_t retry_at;                 /* monotonic ms before which no reconnect is tried */
-    int backoff_ms;                   /* the current reconnect backoff */
-    int in_tx;          /* an explicit transaction (batch, or a long enqueue) is open */
-    int in_batch;       /* pigeon_spool_begin() was called */
+    PGconn *conn;                   /* the connection, NULL while there is none */
+    char *conninfo;                 /* the URL (with its password, if any: never printed) */
+    char *shown;                    /* the URL with any password masked, for diagnoses */
+    pg_spool_diag *diag;            /* where diagnoses go (the generic handle's) */
+    unsigned flags;                 /* the open flags */
+    int lock_timeout_ms;            /* set_busy_timeout */
+    unsigned char prepared[PQ_ALL]; /* statement prepared on this connection */
+    int64_t retry_at;               /* monotonic ms before which no reconnect is tried */
+    int backoff_ms;                 /* the current reconnect backoff */
+    int in_tx;                      /* an explicit transaction (batch, or a long enqueue) is open */
+    int in_batch;                   /* pigeon_spool_begin() was called */
     int deferred;       /* commits made with synchronous_commit off since the last sync */
     int listening;      /* LISTEN was sent on this connection */
     int64_t holder_id;  /* this process's holder row, 0 until known */
@@ -130,6 +133,10 @@ pigeon_err pg_spool_pq_err(pg_spool_pq *q, const PGresult *res, const char *what
  * *out is the result (PQclear it); else the error with its diagnosis. */
 pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, int binary,
                            const char *what, PGresult **out);
+/* The same for a side table's statement id (PQ_COUNT and after) with its SQL, prepared on
+ * first use per connection (the daemon runs some for every batch). */
+pigeon_err pg_spool_pq_run_sql(pg_spool_pq *q, int id, const char *sql, const pg_spool_pq_params *p,
+                               int binary, const char *what, PGresult **out);
 /* Writes the buffered enqueues (inside the open transaction, or as their own). */
 pigeon_err pg_spool_pq_flush(pg_spool_pq *q);
 /* Runs plain SQL without parameters (simple protocol: several statements allowed). */

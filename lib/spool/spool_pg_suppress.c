@@ -164,7 +164,8 @@ static pigeon_err pq_check(void *be, const char *account, const char *const *key
         pg_spool_pq_p_arr(&p, &k);
         pg_spool_pq_p_arr(&p, &ex);
         pg_spool_pq_p_arr(&p, &idx);
-        err = run(q, check_sql, &p, "checking a suppression", &res);
+        err = pg_spool_pq_run_sql(q, PQ_SUPPRESS_CHECK, check_sql, &p, 0, "checking a suppression",
+                                  &res);
     }
     for (int row = 0; err == PIGEON_OK && res != NULL && row < PQntuples(res); row++) {
         int64_t i = pg_spool_pq_i64(res, row, 0);
