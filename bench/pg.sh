@@ -2,10 +2,11 @@
 # bench/pg.sh BUILD_DIR [N] - the spool on PostgreSQL beside SQLite, in the same run
 # (bench/pg_bench.py does the work): a real PostgreSQL 15 (tests/integration/pgserver.py,
 # fsync on) on loopback, Postfix smtp-sink as the receiver.
-#   1. batched enqueue (bench_daemon: 1000 messages per commit) of N copies of the 7.4 KB
-#      sample, msgs/s on PostgreSQL and on SQLite (target: >= 20,000/s on PostgreSQL);
+#   1. batched enqueue (bench_daemon: 1000 messages per commit) of N copies of the 8.7 KB
+#      sample, msgs/s on PostgreSQL and on SQLite (target: >= 20,000/s on PostgreSQL),
+#      with the server's CPU time and WAL bytes per message (what bounds it);
 #   2. `pigeon daemon --once --workers 4` draining N messages, PostgreSQL / SQLite
-#      (target: >= 0.8);
+#      (target: >= 0.8); 1 and 2 alternated PG_BENCH_REPEAT (3) times, medians;
 #   3. 1, 2 and 3 daemons (--workers 2 each) draining one PostgreSQL queue: the curve;
 #   4. the 20 s outage: test_spool_pg_faults.py server_down_mid_drain with
 #      PIGEON_PG_OUTAGE_SECONDS=20 (make check runs it with 5 s).

@@ -84,6 +84,7 @@ typedef struct worker {
     int64_t last_used_ms;    /* when smtp last finished a message */
     int64_t lease_ms;        /* lease asked for at claim time */
     int wal_fd;              /* the spool's write-ahead log, for flushing it unlocked; -1 */
+    int own;                 /* claims and outcomes go through spool, unlocked (PostgreSQL) */
 } worker;
 
 /* Where one message of a batch stands. */
@@ -149,33 +150,50 @@ static void nap(daemon_state *d, int64_t ms)
  * Bodies are read through each worker's own handle: in WAL mode readers never block
  * the writer. */
 
+/* The handle for claims and outcomes, taken (then given back with writer_done): the
+ * shared one under the lock, or on PostgreSQL the worker's own connection without it:
+ * the server runs the workers' statements side by side (row locks, SKIP LOCKED), where
+ * one shared connection made each worker's outcome wait for the others' round trips. */
+static pigeon_spool *writer(worker *w)
+{
+    if (w->own)
+        return w->spool;
+    pthread_mutex_lock(&w->d->spool_lock);
+    return w->d->spool;
+}
+
+static void writer_done(worker *w)
+{
+    if (!w->own)
+        pthread_mutex_unlock(&w->d->spool_lock);
+}
+
 static pigeon_err locked_claim(worker *w, const char *account, int64_t now, size_t max,
                                pigeon_spool_entry ***jobs, size_t *count)
 {
-    pthread_mutex_lock(&w->d->spool_lock);
+    pigeon_spool *sp = writer(w);
     size_t inline_max = INLINE_BUDGET / max < INLINE_MAX ? INLINE_BUDGET / max : INLINE_MAX;
-    pigeon_err e = pigeon_spool_claim_batch(w->d->spool, w->owner, account, now, w->lease_ms, max,
+    pigeon_err e = pigeon_spool_claim_batch(sp, w->owner, account, now, w->lease_ms, max,
                                             inline_max, jobs, count);
     if (e != PIGEON_OK)
-        snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(w->d->spool));
-    pthread_mutex_unlock(&w->d->spool_lock);
+        snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(sp));
+    writer_done(w);
     return e;
 }
 
 static void locked_renew(worker *w, pigeon_spool_entry *const *jobs, size_t n, int64_t until_ms)
 {
-    pthread_mutex_lock(&w->d->spool_lock);
-    pigeon_spool_renew_batch(w->d->spool, jobs, n, until_ms, NULL);
-    pthread_mutex_unlock(&w->d->spool_lock);
+    pigeon_spool_renew_batch(writer(w), jobs, n, until_ms, NULL);
+    writer_done(w);
 }
 
 static pigeon_err locked_record(worker *w, pigeon_spool_record_item *items, size_t n, int64_t now)
 {
-    pthread_mutex_lock(&w->d->spool_lock);
-    pigeon_err e = pigeon_spool_record_batch(w->d->spool, items, n, now);
+    pigeon_spool *sp = writer(w);
+    pigeon_err e = pigeon_spool_record_batch(sp, items, n, now);
     if (e != PIGEON_OK)
-        snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(w->d->spool));
-    pthread_mutex_unlock(&w->d->spool_lock);
+        snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(sp));
+    writer_done(w);
     return e;
 }
 
@@ -187,14 +205,14 @@ static pigeon_err locked_record(worker *w, pigeon_spool_record_item *items, size
 static void locked_sync(worker *w)
 {
     char wal[sizeof w->d->spool_path + 8];
-    if (w->wal_fd < 0 && snprintf(wal, sizeof wal, "%s-wal", w->d->spool_path) < (int)sizeof wal)
+    if (!w->own && w->wal_fd < 0 &&
+        snprintf(wal, sizeof wal, "%s-wal", w->d->spool_path) < (int)sizeof wal)
         w->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
-    pthread_mutex_lock(&w->d->spool_lock);
-    pigeon_err e =
-        w->wal_fd >= 0 ? pigeon_spool_apply(w->d->spool) : pigeon_spool_sync(w->d->spool);
+    pigeon_spool *sp = writer(w);
+    pigeon_err e = w->wal_fd >= 0 ? pigeon_spool_apply(sp) : pigeon_spool_sync(sp);
     if (e != PIGEON_OK)
-        snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(w->d->spool));
-    pthread_mutex_unlock(&w->d->spool_lock);
+        snprintf(w->error, sizeof w->error, "%s", pigeon_spool_error(sp));
+    writer_done(w);
     if (e == PIGEON_OK && w->wal_fd >= 0 && fdatasync(w->wal_fd) != 0) {
         e = errno == ENOSPC || errno == EDQUOT ? PIGEON_ERR_NOSPACE : PIGEON_ERR_IO;
         snprintf(w->error, sizeof w->error, "spool: flushing the write-ahead log: %s",
@@ -211,16 +229,14 @@ static void locked_sync(worker *w)
 
 static void locked_release(worker *w, pigeon_spool_entry *const *jobs, size_t n, int64_t now)
 {
-    pthread_mutex_lock(&w->d->spool_lock);
-    pigeon_spool_release_batch(w->d->spool, jobs, n, now);
-    pthread_mutex_unlock(&w->d->spool_lock);
+    pigeon_spool_release_batch(writer(w), jobs, n, now);
+    writer_done(w);
 }
 
 static void locked_throttle(worker *w, const char *account, int64_t until_ms, const char *reason)
 {
-    pthread_mutex_lock(&w->d->spool_lock);
-    pigeon_spool_throttle(w->d->spool, account, until_ms, reason);
-    pthread_mutex_unlock(&w->d->spool_lock);
+    pigeon_spool_throttle(writer(w), account, until_ms, reason);
+    writer_done(w);
 }
 
 /* ---- connections ---- */
@@ -958,11 +974,15 @@ void *daemon_worker_main(void *arg)
     w.wal_fd = -1;
     w.d = arg;
     w.lease_ms = FIRST_LEASE_MS;
+    /* PostgreSQL: the worker's own connection writes too, with the commits of the
+     * daemon's handle (flushed at each sync, see the top of this file). */
+    w.own = strstr(w.d->spool_path, "://") != NULL;
     snprintf(w.owner, sizeof w.owner, "%s/w%d", w.d->owner, atomic_fetch_add(&worker_count, 1) + 1);
     pigeon_err opened;
     /* A full disk can keep even the open from working (the WAL index is a file): wait. */
-    while (((opened = pigeon_spool_open(w.d->spool_path, PIGEON_SPOOL_NO_CHECK, &w.spool, err,
-                                        sizeof err)) == PIGEON_ERR_NOSPACE ||
+    while (((opened = pigeon_spool_open(
+                 w.d->spool_path, PIGEON_SPOOL_NO_CHECK | (w.own ? PIGEON_SPOOL_DEFER_SYNC : 0),
+                 &w.spool, err, sizeof err)) == PIGEON_ERR_NOSPACE ||
             opened == PIGEON_ERR_NETWORK) &&
            !atomic_load(&w.d->stopping))
         nap(w.d, w.d->o.poll_ms);

@@ -1,11 +1,12 @@
 /*
  * webhook_send.c - the signed JSON of events, and the daemon's sender (see webhook.h).
  *
- * The sender runs beside the delivery workers. Only one daemon per spool sends (an
+ * The sender runs beside the delivery workers. Only one daemon per SQLite spool sends (an
  * exclusive lock on "SPOOL-webhooks.lock", which the kernel drops when the holder dies, so
- * a daemon started after a kill -9 takes over at once). Each sink is served by one of a
- * few threads (chosen by a hash of its name, so a sink never has two), which reads the
- * events after the sink's cursor, POSTs them as one JSON array (up to webhook_batch: one
+ * a daemon started after a kill -9 takes over at once); on PostgreSQL every daemon sends
+ * and a sink is served by one of them at a time (a lock in the database, per sink). Each sink is
+ * served by one of a few threads (chosen by a hash of its name, so a sink never has two), which
+ * reads the events after the sink's cursor, POSTs them as one JSON array (up to webhook_batch: one
  * when events trickle in, more when the receiver is slow or a backlog has grown), and
  * moves the cursor only after a 2xx answer. A failure keeps the cursor where it is, so
  * nothing after the failed events is sent before them (a recipient's order is kept), and
@@ -428,7 +429,7 @@ static void *manager_main(void *arg)
     struct webhook_runner *r = arg;
     pigeon_spool *spool = NULL;
     char err[300];
-    while (!atomic_load(&r->stop) && flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0)
+    while (!atomic_load(&r->stop) && r->lock_fd >= 0 && flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0)
         sleep_ms(500);
     if (atomic_load(&r->stop))
         return NULL;
@@ -485,18 +486,24 @@ int webhook_start(daemon_state *d, webhook_runner **out)
         pigeon_spool_close(spool);
     }
     if (!outbox) {
-        /* A backend without an outbox (PostgreSQL, for now): webhooks in the configuration
-         * cannot be honoured, which must not pass silently; without them there is nothing
-         * to send and no lock file to take (the spool is not a file). */
+        /* A backend without an outbox: webhooks in the configuration cannot be honoured,
+         * which must not pass silently. */
         if (r->conf.nsinks > 0) {
-            cli_error("daemon: %s: webhooks need the SQLite spool (this spool backend keeps no "
-                      "webhook outbox yet)",
+            cli_error("daemon: %s: this spool backend keeps no webhook outbox",
                       r->conf.path[0] ? r->conf.path : "configuration");
             status = EX_CONFIG;
             goto fail;
         }
         webhook_conf_cleanup(&r->conf);
         free(r);
+        return 0;
+    }
+    /* A PostgreSQL spool (a URL, no file to lock): every daemon of every host sends, and
+     * the backend lets one sender at a time serve a sink (spool_pg_hooks.c). */
+    if (strstr(d->spool_path, "://") != NULL) {
+        if (pthread_create(&r->manager, NULL, manager_main, r) != 0)
+            goto fail;
+        *out = r;
         return 0;
     }
     snprintf(path, sizeof path, "%s-webhooks.lock", d->spool_path);
@@ -523,7 +530,8 @@ void webhook_stop(webhook_runner *r)
         return;
     atomic_store(&r->stop, 1);
     pthread_join(r->manager, NULL);
-    close(r->lock_fd);
+    if (r->lock_fd >= 0)
+        close(r->lock_fd);
     webhook_conf_cleanup(&r->conf);
     free(r);
 }

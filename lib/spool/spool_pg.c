@@ -67,7 +67,9 @@ static const char *const stmt_sql[PQ_COUNT] = {
         " SELECT (SELECT count(*) FROM m), pg_notify('" PG_SPOOL_PQ_CHANNEL "', '')",
     [PQ_END_MSG] = "UPDATE message SET size = $2::bigint, sha256 = $3::bytea "
                    "WHERE queue_id = $1::text",
-    [PQ_UNDO_MSG] = "DELETE FROM message WHERE queue_id = $1::text",
+    /* (with the "queued" events the webhook triggers wrote for it) */
+    [PQ_UNDO_MSG] = "WITH h AS (DELETE FROM hook_events WHERE type = 0 AND queue_id = $1::text)"
+                    " DELETE FROM message WHERE queue_id = $1::text",
     [PQ_HOLDER_ID] = "INSERT INTO holder(host, boot_id, pid, started) VALUES($1::text, $2::text,"
                      " $3::bigint, $4::bigint) ON CONFLICT (host, boot_id, pid, started)"
                      " DO UPDATE SET pid = excluded.pid RETURNING id",
@@ -382,6 +384,7 @@ static void drop_conn(pg_spool_pq *q)
     q->conn = NULL;
     q->in_tx = 0;
     q->listening = 0;
+    q->hook_locked = 0; /* session locks end with the session */
     memset(q->prepared, 0, sizeof q->prepared);
 }
 
@@ -514,6 +517,12 @@ pigeon_err pg_spool_pq_exec(pg_spool_pq *q, const char *sql, const char *what)
 pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, int binary,
                            const char *what, PGresult **out)
 {
+    return pg_spool_pq_run_sql(q, id, stmt_sql[id], p, binary, what, out);
+}
+
+pigeon_err pg_spool_pq_run_sql(pg_spool_pq *q, int id, const char *sql, const pg_spool_pq_params *p,
+                               int binary, const char *what, PGresult **out)
+{
     char name[16];
     *out = NULL;
     pigeon_err err = pg_spool_pq_ready(q);
@@ -521,7 +530,7 @@ pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, 
         return err;
     snprintf(name, sizeof name, "pigeon%d", id);
     if (!q->prepared[id]) {
-        PGresult *res = PQprepare(q->conn, name, stmt_sql[id], 0, NULL);
+        PGresult *res = PQprepare(q->conn, name, sql, 0, NULL);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             err = pg_spool_pq_err(q, res, what);
             PQclear(res);
@@ -982,6 +991,7 @@ const pg_spool_ops pg_spool_pgsql_ops = {
     .api = &pg_spool_pq_api_ops,
     .import = &pg_spool_pq_import_ops,
     .limits = &pg_spool_pq_limits_ops,
+    .hooks = &pg_spool_pq_hooks_ops,
     .suppress = &pg_spool_pq_suppress_ops,
     .wait_fd = pq_wait_fd,
     .notified = pq_notified,

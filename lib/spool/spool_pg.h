@@ -1,10 +1,12 @@
 /*
  * spool_pg.h - shared parts of the PostgreSQL spool backend (internal).
  *
- * The backend is four files: spool_pg.c (connection, reconnects, errors, statements,
- * transactions, enqueue, waiting for notifications, the ops table), spool_pg_schema.c
- * (versioned migrations), spool_pg_work.c (claims, outcomes, administration, bodies) and
- * spool_pg_api.c (keys and message owners). This header is what they share.
+ * The backend is spool_pg.c (connection, reconnects, errors, statements, transactions,
+ * enqueue, waiting for notifications, the ops table), spool_pg_schema.c (versioned
+ * migrations), spool_pg_work.c (claims, outcomes, administration, bodies), and the side
+ * tables: spool_pg_api.c (keys and message owners), spool_pg_hooks.c (the webhook
+ * outbox), spool_pg_suppress.c, spool_pg_limits.c, spool_pg_import.c. This header is what
+ * they share.
  *
  * Parameters go as text except arrays and bytea, which go in PostgreSQL's binary format
  * (pg_spool_pq_arr): a batch of claims, outcomes or messages is one statement with array
@@ -23,7 +25,7 @@
 /* Reply texts are stored cut to this many bytes (as on SQLite). */
 #define PG_SPOOL_PQ_MAX_TEXT 1000
 /* The schema version this code writes and reads (table schema_version). */
-#define PG_SPOOL_PQ_VERSION 4
+#define PG_SPOOL_PQ_VERSION 5
 /* The channel enqueues notify and idle daemons listen on. */
 #define PG_SPOOL_PQ_CHANNEL "pigeon_spool"
 
@@ -54,7 +56,10 @@ enum {
     PQ_STATS,
     PQ_BODY_MSG,
     PQ_BODY_CHUNK,
-    PQ_COUNT
+    PQ_COUNT,
+    /* statements of the side tables, whose SQL stays in their own files (run_sql) */
+    PQ_SUPPRESS_CHECK = PQ_COUNT,
+    PQ_ALL
 };
 
 /* A growing PostgreSQL binary array (one dimension), built element by element. */
@@ -86,21 +91,23 @@ typedef struct pg_spool_pq_pending {
 
 /* The backend's state for one handle. */
 typedef struct pg_spool_pq {
-    PGconn *conn;                     /* the connection, NULL while there is none */
-    char *conninfo;                   /* the URL (with its password, if any: never printed) */
-    char *shown;                      /* the URL with any password masked, for diagnoses */
-    pg_spool_diag *diag;              /* where diagnoses go (the generic handle's) */
-    unsigned flags;                   /* the open flags */
-    int lock_timeout_ms;              /* set_busy_timeout */
-    unsigned char prepared[PQ_COUNT]; /* statement prepared on this connection */
-    int64_t retry_at;                 /* monotonic ms before which no reconnect is tried */
-    int backoff_ms;                   /* the current reconnect backoff */
-    int in_tx;          /* an explicit transaction (batch, or a long enqueue) is open */
-    int in_batch;       /* pigeon_spool_begin() was called */
+    PGconn *conn;                   /* the connection, NULL while there is none */
+    char *conninfo;                 /* the URL (with its password, if any: never printed) */
+    char *shown;                    /* the URL with any password masked, for diagnoses */
+    pg_spool_diag *diag;            /* where diagnoses go (the generic handle's) */
+    unsigned flags;                 /* the open flags */
+    int lock_timeout_ms;            /* set_busy_timeout */
+    unsigned char prepared[PQ_ALL]; /* statement prepared on this connection */
+    int64_t retry_at;               /* monotonic ms before which no reconnect is tried */
+    int backoff_ms;                 /* the current reconnect backoff */
+    int in_tx;                      /* an explicit transaction (batch, or a long enqueue) is open */
+    int in_batch;                   /* pigeon_spool_begin() was called */
     int deferred;       /* commits made with synchronous_commit off since the last sync */
     int listening;      /* LISTEN was sent on this connection */
     int64_t holder_id;  /* this process's holder row, 0 until known */
     int64_t holder_pid; /* the pid holder_id is for (a fork needs its own) */
+    int hook_locked;    /* this connection holds a webhook sink's lock (spool_pg_hooks.c) */
+    int32_t hook_key;   /* that lock's key (the hash of the sink's name) */
     int64_t doubt[8];   /* lease tokens of claims whose commit outcome is unknown */
     size_t ndoubt;      /* how many */
     /* the enqueue in progress */
@@ -126,6 +133,10 @@ pigeon_err pg_spool_pq_err(pg_spool_pq *q, const PGresult *res, const char *what
  * *out is the result (PQclear it); else the error with its diagnosis. */
 pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, int binary,
                            const char *what, PGresult **out);
+/* The same for a side table's statement id (PQ_COUNT and after) with its SQL, prepared on
+ * first use per connection (the daemon runs some for every batch). */
+pigeon_err pg_spool_pq_run_sql(pg_spool_pq *q, int id, const char *sql, const pg_spool_pq_params *p,
+                               int binary, const char *what, PGresult **out);
 /* Writes the buffered enqueues (inside the open transaction, or as their own). */
 pigeon_err pg_spool_pq_flush(pg_spool_pq *q);
 /* Runs plain SQL without parameters (simple protocol: several statements allowed). */
@@ -200,6 +211,8 @@ extern const struct pg_spool_api_ops pg_spool_pq_api_ops;
 extern const struct pg_spool_suppress_ops pg_spool_pq_suppress_ops;
 /* Shared sending limits (spool_pg_limits.c). */
 extern const struct pg_spool_limits_ops pg_spool_pq_limits_ops;
+/* The webhook outbox (spool_pg_hooks.c). */
+extern const struct pg_spool_hooks_ops pg_spool_pq_hooks_ops;
 /* Storing exported messages with their state (spool_pg_import.c). */
 extern const struct pg_spool_import_ops pg_spool_pq_import_ops;
 

@@ -6,9 +6,10 @@
  * The tables come with migration 2 (spool_pg_schema.c): suppression keyed by (key,
  * account), and suppression_soft, the soft-bounce events. Every operation is one
  * statement (so one round trip, atomic on its own, or inside the caller's batch): a soft
- * bounce records its event, forgets those before the window and lists the key when
- * enough remain in one statement of data-modifying CTEs; a batch check looks every key
- * up in one statement over arrays, the account's own entry before the global one.
+ * bounce records its event, forgets those before the window, counts those within it on
+ * the address's row of times (migration 4: concurrent soft bounces serialize on that
+ * row) and lists the key when enough remain, in one statement of data-modifying CTEs; a batch check
+ * looks every key up in one statement over arrays, the account's own entry before the global one.
  */
 #include <stdio.h>
 #include <string.h>
@@ -71,18 +72,25 @@ static pigeon_err pq_add(void *be, const pg_spool_suppress_row *row)
                &p, "storing a suppression", NULL);
 }
 
-/* The event, forgetting events before the window, the count within the window ending
- * at this event (the CTEs see the table as it was before the statement, hence the event
- * is counted apart), and the entry when the count reaches the limit (a soft bounce never
- * replaces an entry: DO NOTHING). Returns the count. */
+/* The event (kept for the record), forgetting events before the window, and the count
+ * since the window's start (this event's and any dated after it: clocks of two hosts a
+ * millisecond apart) from the address's row of times, which an
+ * upsert appends to: ON CONFLICT DO UPDATE locks that row and works on its latest
+ * version, so two soft bounces of one address at the same instant (two daemons, or a
+ * daemon and `bounces fetch`) serialize there and the second counts the first. (Counting
+ * the events of suppression_soft instead, under each statement's snapshot, let both miss
+ * each other: neither reached the limit.) The entry is added when the count reaches the
+ * limit (a soft bounce never replaces an entry: DO NOTHING). Returns the count. */
 static const char soft_sql[] =
     "WITH ev AS (INSERT INTO suppression_soft(key, account, at_ms, status, diagnostic,"
     " queue_id) VALUES ($1::text, $2::text, $8::bigint, $5::text, $6::text, $7::text)),"
     " old AS (DELETE FROM suppression_soft WHERE key = $1::text AND account = $2::text"
     " AND at_ms < $9::bigint),"
-    " n AS (SELECT count(*) + CASE WHEN $8::bigint >= $9::bigint THEN 1 ELSE 0 END AS c"
-    " FROM suppression_soft WHERE key = $1::text AND account = $2::text AND at_ms >="
-    " $9::bigint AND at_ms <= $8::bigint),"
+    " t AS (INSERT INTO suppression_soft_times AS t(key, account, times) VALUES ($1::text,"
+    " $2::text, ARRAY[$8::bigint]) ON CONFLICT (key, account) DO UPDATE SET times ="
+    " ARRAY(SELECT x FROM unnest(t.times || $8::bigint) x WHERE x >= $9::bigint ORDER BY x)"
+    " RETURNING times),"
+    " n AS (SELECT count(*) AS c FROM t, unnest(t.times) x WHERE x >= $9::bigint),"
     " s AS (" UPSERT_HEAD " SELECT $1::text, $2::text, $3::text, $4::int, $5::text, $6::text,"
     " $7::text, $8::bigint, $8::bigint FROM n WHERE n.c >= $10::bigint"
     " ON CONFLICT (key, account) DO NOTHING)"
@@ -113,7 +121,8 @@ static pigeon_err pq_remove(void *be, const char *account, const char *key, size
     pigeon_err err = run(be,
                          "WITH a AS (DELETE FROM suppression WHERE key = $1::text AND account ="
                          " $2::text RETURNING 1), b AS (DELETE FROM suppression_soft WHERE key ="
-                         " $1::text AND account = $2::text RETURNING 1)"
+                         " $1::text AND account = $2::text RETURNING 1), c AS (DELETE FROM"
+                         " suppression_soft_times WHERE key = $1::text AND account = $2::text)"
                          " SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)",
                          &p, "removing a suppression", &res);
     if (err == PIGEON_OK && PQntuples(res) == 1)
@@ -155,7 +164,8 @@ static pigeon_err pq_check(void *be, const char *account, const char *const *key
         pg_spool_pq_p_arr(&p, &k);
         pg_spool_pq_p_arr(&p, &ex);
         pg_spool_pq_p_arr(&p, &idx);
-        err = run(q, check_sql, &p, "checking a suppression", &res);
+        err = pg_spool_pq_run_sql(q, PQ_SUPPRESS_CHECK, check_sql, &p, 0, "checking a suppression",
+                                  &res);
     }
     for (int row = 0; err == PIGEON_OK && res != NULL && row < PQntuples(res); row++) {
         int64_t i = pg_spool_pq_i64(res, row, 0);

@@ -129,21 +129,22 @@ static pigeon_err soft_event(pg_spool_sq *q, const pg_spool_suppress_row *r, int
     return run(q, st, "forgetting old soft bounces");
 }
 
-/* Step 2: the events within the window ending at this one. */
+/* Step 2: the events since the window's start, this one's and any dated after it (two
+ * soft bounces at the same moment from clocks a millisecond apart count each other,
+ * whichever is stored last). */
 static pigeon_err soft_count(pg_spool_sq *q, const pg_spool_suppress_row *r, int64_t since_ms,
                              int64_t *count)
 {
     sqlite3_stmt *st = NULL;
     pigeon_err err = prepare(q,
                              "SELECT count(*) FROM suppression_soft WHERE key = ? AND"
-                             " account = ? AND at_ms >= ? AND at_ms <= ?",
+                             " account = ? AND at_ms >= ?",
                              &st);
     if (err != PIGEON_OK)
         return err;
     pg_spool_sq_bind_text(st, 1, r->key);
     pg_spool_sq_bind_text(st, 2, r->account);
     sqlite3_bind_int64(st, 3, since_ms);
-    sqlite3_bind_int64(st, 4, r->created_ms);
     int rc = sqlite3_step(st);
     *count = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);

@@ -141,6 +141,22 @@ def soft_bounces_suppress_after_the_accounts_limit():
 
 
 @test
+def two_soft_bounces_at_the_same_instant_both_count():
+    """Two soft bounces of one address recorded at the same moment through two handles
+    (two connections to PostgreSQL) with a limit of 2: whichever runs first, the second
+    counts it and the address is suppressed. Before the per-address row of times, the two
+    statements counted under their own snapshots, missed each other, and most of the
+    addresses stayed mailable after their second soft bounce."""
+    env, d = make_env()
+    spool = env.get("PIGEON_SPOOL") or os.path.join(d, "state", "pigeon", "spool.db")
+    os.makedirs(os.path.join(d, "state", "pigeon"), exist_ok=True)
+    rc, out, err = harness.run_cmd([harness.build_tool("softrace"), spool, "main", "40"],
+                                   env=env, timeout=120)
+    assert rc == 0 and "suppressed 40 of 40" in out.decode(), (rc, out, err)
+    assert len(listed(env, "--account", "main")) == 40
+
+
+@test
 def send_drops_suppressed_recipients():
     with servers.AioSmtpd() as srv:
         env, d = make_env(srv.port)
@@ -327,7 +343,10 @@ def older_postgresql_schema_reads_as_an_empty_list():
         return  # the SQLite run: its tables are created on first use
     assert sup(env, "add", "a@example.com")[0] == 0
     url = env["PIGEON_SPOOL"]
-    harness.pg_query(url, "DROP TABLE suppression, suppression_soft, limits")
+    harness.pg_query(url, "DROP TABLE suppression, suppression_soft, limits,"
+                     " suppression_soft_times, hook_events, hook_sinks, hook_keys;"
+                     " DROP SEQUENCE hook_event_id; DROP FUNCTION pigeon_hook_queued,"
+                     " pigeon_hook_outcome, pigeon_hook_owner")
     harness.pg_query(url, "DELETE FROM schema_version WHERE version > 1")
     rc, out, err = sup(env, "list")
     assert rc == 0 and "older than this pigeon" in err, (rc, out, err)
@@ -335,7 +354,7 @@ def older_postgresql_schema_reads_as_an_empty_list():
     assert rc == 0 and "a@example.com: ok" in out, (rc, out, err)
     assert sup(env, "add", "b@example.com")[0] == 0
     assert [r["address"] for r in listed(env)] == ["b@example.com"]
-    assert harness.pg_query(url, "SELECT max(version) FROM schema_version").strip() == "4"
+    assert harness.pg_query(url, "SELECT max(version) FROM schema_version").strip() == "5"
 
 
 if __name__ == "__main__":

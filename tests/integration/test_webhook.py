@@ -39,8 +39,9 @@ def make_env(smtp_port, hook_url, extra=""):
                 "from = Sender <sender@pigeon.test>\ntimeout = 5\n"
                 % (hook_url, secret, extra, smtp_port))
     os.chmod(cfg, 0o600)
-    return {"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"), "HOME": d,
-            "PIGEON_PASSWORD": None}, secret
+    # On the PostgreSQL run (ctest integration/test_webhook_pg) a fresh database each.
+    return harness.with_spool({"PIGEON_CONFIG": cfg, "XDG_STATE_HOME": os.path.join(d, "state"),
+                               "HOME": d, "PIGEON_PASSWORD": None}), secret
 
 
 def pg(*args, env=None, timeout=30):
@@ -59,7 +60,7 @@ def full_env(env):
 
 
 def spool_of(env):
-    return os.path.join(env["XDG_STATE_HOME"], "pigeon", "spool.db")
+    return env.get("PIGEON_SPOOL") or os.path.join(env["XDG_STATE_HOME"], "pigeon", "spool.db")
 
 
 def enqueue(env, *rcpts):
