@@ -35,6 +35,20 @@
         ((void(*) params)pg_lazy_sym(&lib, PG_LAZY_IDX_##name)) args;                              \
     }
 
+/* The probe (PIGEON_LAZY_PROBE: the build's pigeon_lazy_deps object, linked against the
+ * real libraries) refers to each listed function instead of defining a stub: the link
+ * checks that every name exists, and dpkg-shlibdeps reads from it the library versions
+ * that have them all (scripts/mkdeb.sh). */
+#define PG_LAZY_PROBE_F(ret, name, params, args) (void (*)(void)) name,
+#define PG_LAZY_PROBE_V(name, params, args)      (void (*)(void)) name,
+#ifdef PIGEON_LAZY_PROBE
+#define PG_LAZY_FUNCTIONS(LIST)                                                                    \
+    __attribute__((used)) static void (*const probe[])(void) = {                                   \
+        LIST(PG_LAZY_PROBE_F, PG_LAZY_PROBE_V)};
+#else
+#define PG_LAZY_FUNCTIONS(LIST) LIST(PG_LAZY_STUB_F, PG_LAZY_STUB_V)
+#endif
+
 /* The file's library: soname and package are strings from the build (CMakeLists.txt),
  * feature says what needs it. Defines the static `lib` the stubs use, then the stubs. */
 #define PG_LAZY_DEFINE(LIST, soname, package, feature)                                             \
@@ -42,6 +56,6 @@
     static const char *const names[] = {LIST(PG_LAZY_NAME_F, PG_LAZY_NAME_V)};                     \
     static void *syms[PG_LAZY_COUNT];                                                              \
     static pg_lazy_lib lib = {soname, package, feature, names, syms, PG_LAZY_COUNT, 0, ""};        \
-    LIST(PG_LAZY_STUB_F, PG_LAZY_STUB_V)
+    PG_LAZY_FUNCTIONS(LIST)
 
 #endif
