@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# bench/cli.sh BUILD_DIR [N] - one process per message, as cron and scripts use it:
+# bench/cli.sh BUILD_DIR [N [PIGEON...]] - one process per message, as cron and scripts use it:
 # `pigeon send` in a loop beside msmtp and curl doing the same, against Postfix's
 # smtp-sink on loopback, in the same run. Every client sends the same 7.4 KB sample
 # (bench/sample.py) N times (default 300) over plaintext SMTP, one process each.
 # Prints msgs/s per client and the ratios to curl and msmtp (targets 3x and 10x). msmtp
 # writes the message line by line without TCP_NODELAY, so its final ".\r\n" waits for
 # smtp-sink's delayed ACK (Nagle): ~40 ms per message on loopback, which sets its rate.
+# Extra PIGEON paths (other builds: before/after a change) run `sendmail` beside, in the
+# same loop.
 set -eu
 build=${1:?usage: bench/cli.sh BUILD_DIR [N]}
 build=$(cd "$build" && pwd)
 n=${2:-300}
+shift $(($# > 1 ? 2 : 1))
 here=$(cd "$(dirname "$0")" && pwd)
 pigeon="$build/pigeon"
 work=$(mktemp -d)
@@ -41,9 +44,10 @@ subject=$(cat "$work/subject")
 echo "one process per message, $n messages each, 7.4 KB sample, smtp-sink on 127.0.0.1:$port"
 # One driver for every client (Python spawning each process directly, no shell), the
 # clients interleaved message by message so that a busy machine slows them alike.
-PIGEON_CONFIG=/dev/null /usr/bin/python3 - "$n" "$work" "$port" "$pigeon" "$subject" <<'PY'
+PIGEON_CONFIG=/dev/null /usr/bin/python3 - "$n" "$work" "$port" "$pigeon" "$subject" "$@" <<'PY'
 import os, subprocess, sys, time
 n, work, port, pigeon, subject = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+others = sys.argv[6:]
 eml = f"{work}/sample.eml"
 clients = [
     ("/bin/true (exec floor)", ["/bin/true"], eml),
@@ -57,6 +61,9 @@ clients = [
      "--subject", subject, "--text-file", f"{work}/text.txt", "--html-file", f"{work}/body.html"],
      None),
 ]
+for other in others:
+    clients.append((f"sendmail of {other}"[:44], [other, "sendmail", "-i", "--host", "127.0.0.1",
+                    "--port", port, "--tls", "none", "receiver@example.com"], eml))
 total = [0.0] * len(clients)
 for i in range(n):
     for k, (name, argv, stdin) in enumerate(clients):
@@ -70,6 +77,9 @@ rate = {}
 for (name, _, _), t in zip(clients, total):
     rate[name] = n / t
     print(f"{name:<44} {n:5d} msgs {t:7.3f}s {n / t:7.0f} msg/s  {t / n * 1000:6.2f} ms/msg")
+for (name, _, _) in clients[5:]:
+    print(f"  {name}: {rate[name] / rate[clients[2][0]]:.2f}x curl, "
+          f"{rate[name] / rate[clients[1][0]]:.2f}x msmtp")
 names = [c[0] for c in clients]
 sm, send, curl, msmtp = rate[names[3]], rate[names[4]], rate[names[2]], rate[names[1]]
 print(f"ratio: pigeon sendmail {sm / curl:.2f}x curl, {sm / msmtp:.2f}x msmtp; "

@@ -10,6 +10,7 @@
 #include <sysexits.h>
 
 #include "cli.h"
+#include "lazy/lazy.h"
 #include "sendmail.h"
 
 /* Every subcommand, in the order `pigeon --help` lists them. */
@@ -70,6 +71,17 @@ void cli_command_list(FILE *out)
         fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
+/* A command's status, after saying which optional library it could not load if one
+ * failed where the library's call could only return "not supported" (lib/lazy/lazy.h:
+ * libpq, gumbo, cmark-gfm, c-ares and libidn2 are loaded by the feature that needs them). */
+static int finish(int status)
+{
+    const char *failure = pg_lazy_unreported();
+    if (failure[0] != '\0' && status != 0)
+        cli_error("%s", failure);
+    return status;
+}
+
 /* Runs the command an alias names; argv is passed whole (argv[0] is the alias). */
 static int run_alias(const char *command, int argc, char **argv)
 {
@@ -78,7 +90,7 @@ static int run_alias(const char *command, int argc, char **argv)
         cli_error("%s mode is not available in this build yet", command);
         return EX_UNAVAILABLE;
     }
-    return cmd->run(argc, argv);
+    return finish(cmd->run(argc, argv));
 }
 
 int main(int argc, char **argv)
@@ -107,5 +119,5 @@ int main(int argc, char **argv)
                   cli_shorten(argv[1], quoted, sizeof quoted));
         return EX_USAGE;
     }
-    return cmd->run(argc - 1, argv + 1);
+    return finish(cmd->run(argc - 1, argv + 1));
 }

@@ -82,9 +82,16 @@ chmod 644 "$lib/usr/$libdir"/libpigeon.so.*.*
 # ---- dependencies: dpkg-shlibdeps reads the binaries' NEEDED entries ----
 mkdir -p "$work/src/debian"
 printf 'Source: pigeon\n\nPackage: pigeon\nArchitecture: any\n' >"$work/src/debian/control"
-shdeps() { (cd "$work/src" && dpkg-shlibdeps -O -e"$1" 2>/dev/null | sed -n 's/^shlibs:Depends=//p'); }
-dep_cmd=$(shdeps "$cmd/usr/bin/pigeon")
-dep_lib=$(shdeps "$(ls "$lib/usr/$libdir"/libpigeon.so.*.*)")
+shdeps() {
+  (cd "$work/src" && dpkg-shlibdeps -O "${@/#/-e}" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+}
+# The libraries loaded on first use (lib/lazy: libpq, gumbo, cmark-gfm, c-ares, libidn2)
+# are no NEEDED entry of ours: the build's pigeon_lazy_deps object (never installed) needs
+# each of them, and stands for them here.
+lazy=()
+[[ -e $build/libpigeon_lazy_deps.so ]] && lazy=("$build/libpigeon_lazy_deps.so")
+dep_cmd=$(shdeps "$cmd/usr/bin/pigeon" "${lazy[@]}")
+dep_lib=$(shdeps "$(ls "$lib/usr/$libdir"/libpigeon.so.*.*)" "${lazy[@]}")
 
 # ---- control files and maintainer scripts ----
 size() { du -k -s --apparent-size "$1" --exclude=DEBIAN | cut -f1; }

@@ -23,6 +23,8 @@
 
 #include <idn2.h>
 
+#include "lazy/lazy.h"
+
 /* RFC 1035 2.3.4 / RFC 5321 4.5.3.1.2: a label is at most 63 octets. */
 #define LABEL_MAX 63
 
@@ -148,6 +150,9 @@ static pigeon_err normalize_literal(const char *in, size_t n, char **domain, cha
 static pigeon_err normalize_idn(const char *in, size_t n, char **domain, char **domain_ascii,
                                 char *why, size_t whylen)
 {
+    /* libidn2 is loaded by the first international domain (lib/lazy/lazy.h). */
+    if (pg_lazy_idn2(NULL, 0) != PIGEON_OK)
+        return PIGEON_ERR_UNSUPPORTED;
     char *input = dup_lower(in, n);
     char *ascii = NULL;
     char *unicode = NULL;

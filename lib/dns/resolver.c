@@ -16,6 +16,8 @@
 
 #include "pigeon/dns.h"
 
+#include "lazy/lazy.h"
+
 #ifdef PIGEON_HAVE_CARES
 #include <ares.h>
 
@@ -81,6 +83,9 @@ pigeon_err pigeon_dns_new(const pigeon_dns_opts *opts, pigeon_dns **out)
     *out = NULL;
     if (opts != NULL)
         o = *opts;
+    /* c-ares is loaded by the first resolver (lib/lazy/lazy.h). */
+    if (pg_lazy_cares(NULL, 0) != PIGEON_OK)
+        return PIGEON_ERR_UNSUPPORTED;
     if (!library_ready) {
         if (ares_library_init(ARES_LIB_INIT_ALL) != ARES_SUCCESS)
             return PIGEON_ERR_NETWORK;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "html/html_int.h"
+#include "lazy/lazy.h"
 
 #ifdef PIGEON_HAVE_CMARK
 #include <cmark-gfm-core-extensions.h>
@@ -76,6 +77,9 @@ pigeon_err pigeon_html_from_markdown(const char *md, size_t len, const char *css
         return PIGEON_ERR_INVALID;
     *html = NULL;
     *html_len = 0;
+    /* cmark-gfm is loaded by the first Markdown rendered (lib/lazy/lazy.h). */
+    if (pg_lazy_cmark(NULL, 0) != PIGEON_OK)
+        return PIGEON_ERR_UNSUPPORTED;
     char *body = render(md, len);
     if (body == NULL)
         return PIGEON_ERR_NOMEM;

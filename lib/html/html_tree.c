@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "html/html_int.h"
+#include "lazy/lazy.h"
 
 const char *const pg_html_slot_names[PG_SLOT_COUNT] = {
     "style", "src", "width", "height", "bgcolor", "align", "valign", "background",
@@ -205,6 +206,9 @@ pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n)
     opts.max_errors = 0; /* we never read gumbo's error list: don't build it */
     if (n > UINT32_MAX / 2)
         return PIGEON_ERR_TOO_LARGE;
+    /* gumbo is loaded by the first document parsed (lib/lazy/lazy.h). */
+    if (pg_lazy_gumbo(NULL, 0) != PIGEON_OK)
+        return PIGEON_ERR_UNSUPPORTED;
     doc->out = gumbo_parse_with_options(&opts, s, n);
     if (doc->out == NULL)
         return PIGEON_ERR_NOMEM;

@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 
+#include "lazy/lazy.h"
 #include "util/random.h"
 #include "spool/spool_backend.h"
 #include "spool/spool_holder.h"
@@ -81,8 +82,14 @@ pigeon_err pigeon_spool_open(const char *path, unsigned flags, pigeon_spool **ou
         return PIGEON_ERR_NOMEM;
     s->ops = &pg_spool_sqlite_ops;
     if (path != NULL &&
-        (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0))
+        (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0)) {
         s->ops = &pg_spool_pgsql_ops;
+        /* libpq is loaded now, by the first PostgreSQL spool (lib/lazy/lazy.h). */
+        if (pg_lazy_pq(s->diag.text, sizeof s->diag.text) != PIGEON_OK) {
+            err = PIGEON_ERR_UNSUPPORTED;
+            goto fail;
+        }
+    }
     if (path == NULL || path[0] == '\0' || (flags & ~15u) != 0) {
         pg_spool_fail(&s->diag, err, "spool: no path, or unknown flags");
         goto fail;

@@ -69,6 +69,13 @@ def three_packages_with_their_fields():
     assert f"libpigeon0 (= {version})" in field(d["libpigeon-dev"], "Depends")
     for deb in d.values():
         assert field(deb, "Maintainer") and field(deb, "Description")
+    # The libraries loaded on first use (lib/lazy) are no NEEDED entry: the packages
+    # still depend on them, at the versions that have every function the stubs resolve.
+    for name in ("pigeon", "libpigeon0"):
+        depends = field(d[name], "Depends")
+        for package in ("libpq5 (>= ", "libgumbo1 (>= ", "libc-ares2 (>= ", "libidn2-0 (>= ",
+                        "libcmark-gfm0", "libcmark-gfm-extensions0"):
+            assert package in depends, (name, package, depends)
 
 
 @test(timeout=200)
@@ -77,6 +84,19 @@ def command_runs_from_a_clean_directory():
     pigeon = os.path.join(root, "usr", "bin", "pigeon")
     rc, out, err = harness.run_cmd([pigeon, "--version"])
     assert rc == 0 and re.fullmatch(rb"pigeon \d+\.\d+\.\d+\n", out), (rc, out, err)
+    # Links libc, OpenSSL and SQLite; finds the optional libraries when a feature needs
+    # them (Markdown: cmark-gfm, then gumbo for the HTML), by their SONAME, installed.
+    needed = subprocess.run(["readelf", "-d", pigeon], capture_output=True, text=True,
+                            check=True).stdout
+    for soname in ("libpq", "libgumbo", "libcmark", "libcares", "libidn2"):
+        assert soname not in needed, (soname, needed)
+    md = os.path.join(root, "notes.md")
+    with open(md, "w") as f:
+        f.write("| a | b |\n|---|---|\n| 1 | 2 |\n")
+    rc, out, err = harness.run_cmd([pigeon, "send", "--dry-run", "--from", "a@example.com",
+                                    "--to", "b@example.com", "--subject", "md",
+                                    "--markdown-file", md], env={"PIGEON_CONFIG": "/dev/null"})
+    assert rc == 0 and b"<table" in out, (rc, err)
     # /usr/sbin/sendmail will point at this link: the name selects sendmail mode.
     link = os.path.join(root, "usr", "libexec", "pigeon", "sendmail")
     assert os.readlink(link) == "../../bin/pigeon"
