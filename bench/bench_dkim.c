@@ -9,6 +9,7 @@
  * process (as `openssl speed` reports), so that other load on the machine does not count.
  *
  *   bench_dkim [SECONDS]          signatures/s and the ratios of costs (default 2 s each)
+ *   bench_dkim --pigeon SECONDS   pigeon's signatures/s alone, per key type (bench/dkim.sh)
  *   bench_dkim --write FILE KEYDIR   writes the sample message and the two keys (PEM) for
  *                                    the peers (bench/dkim.sh)
  */
@@ -184,6 +185,12 @@ int main(int argc, char **argv)
     }
     if (argc == 4 && strcmp(argv[1], "--write") == 0)
         return write_files(argv[2], argv[3], msg, len, keys);
+    if (argc == 3 && strcmp(argv[1], "--pigeon") == 0) { /* one round beside the peers */
+        double secs = atof(argv[2]) > 0 ? atof(argv[2]) : 1.0;
+        printf("rsa-2048 %.0f\ned25519 %.0f\n", pigeon_rate(keys[0], msg, len, secs),
+               pigeon_rate(keys[1], msg, len, secs));
+        return 0;
+    }
     double secs = argc > 1 ? atof(argv[1]) : 2.0;
     if (secs <= 0)
         secs = 2.0;
