@@ -8,6 +8,7 @@ pkgs=(
   # libraries the product links
   libssl-dev libsqlite3-dev libidn2-dev libc-ares-dev libcmark-gfm-dev libcmark-gfm-extensions-dev
   libgumbo-dev libpq-dev libsystemd-dev
+  libsodium-dev
   # unit tests
   libcmocka-dev
   # independent peers the integration tests run against

@@ -117,76 +117,92 @@ static void line_break(pg_dkim_body *b)
     b->line_open = 0;
 }
 
-/* Nonzero if the line content c[0..n) (no line break) canonicalizes to itself: non-empty,
- * no CR or LF, and for relaxed (3.4.4) no HTAB, no two SP in a row and no SP at the end.
- * Checked 8 bytes at a time, carrying whether the previous word ended in SP. */
-static int clean_line(const unsigned char *c, size_t n, int wsp)
+/* The byte classes of 64 bytes at c, one bit per byte (bit i for c[i]). */
+typedef struct masks {
+    uint64_t cr, lf, sp, tab;
+} masks;
+
+static masks masks_of(const unsigned char *c)
 {
-    if (n == 0 || (wsp && c[n - 1] == ' '))
-        return 0;
-    size_t i = 0;
-    uint64_t prev_sp = 0;
+    masks m = {0, 0, 0, 0};
 #ifdef __SSE2__
-    /* 16 bytes a step: one bit per byte for CR/LF (and HTAB), one for SP. */
     const __m128i vcr = _mm_set1_epi8('\r'), vlf = _mm_set1_epi8('\n'), vtab = _mm_set1_epi8('\t'),
                   vsp = _mm_set1_epi8(' ');
-    unsigned bad = 0, carry = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(c + i));
-        __m128i e = _mm_or_si128(_mm_cmpeq_epi8(v, vcr), _mm_cmpeq_epi8(v, vlf));
-        if (wsp) {
-            unsigned s = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vsp));
-            e = _mm_or_si128(e, _mm_cmpeq_epi8(v, vtab));
-            bad |= s & ((s << 1) | carry); /* an SP right after an SP */
-            carry = (s >> 15) & 1;
-        }
-        bad |= (unsigned)_mm_movemask_epi8(e);
+    for (int k = 0; k < 4; k++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(c + 16 * k));
+        m.cr |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vcr)) << (16 * k);
+        m.lf |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vlf)) << (16 * k);
+        m.sp |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vsp)) << (16 * k);
+        m.tab |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, vtab)) << (16 * k);
     }
-    if (bad != 0)
-        return 0;
-    prev_sp = carry;
+#else
+    for (int i = 0; i < 64; i++) {
+        m.cr |= (uint64_t)(c[i] == '\r') << i;
+        m.lf |= (uint64_t)(c[i] == '\n') << i;
+        m.sp |= (uint64_t)(c[i] == ' ') << i;
+        m.tab |= (uint64_t)(c[i] == '\t') << i;
+    }
 #endif
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, c + i, 8);
-        uint64_t m = zero_bytes(w ^ (ONES * '\r')) | zero_bytes(w ^ (ONES * '\n'));
-        if (wsp) {
-            uint64_t sp = zero_bytes(w ^ (ONES * ' '));
-            m |= zero_bytes(w ^ (ONES * '\t')) | (sp & (sp << 8)) | (prev_sp && c[i] == ' ');
-            prev_sp = c[i + 7] == ' ';
-        }
-        if (m != 0)
-            return 0;
-    }
-    for (; i < n; i++) {
-        unsigned cls = byte_class[c[i]];
-        if (cls == C_CR || cls == C_LF ||
-            (wsp && cls == C_WSP && (c[i] == '\t' || (i > 0 && c[i - 1] == ' '))))
-            return 0;
-    }
-    return 1;
+    return m;
 }
 
-/* At the start of a line, the longest run of whole lines ending in CRLF whose content is
- * clean (clean_line): their canonical form is the input itself, so they are written as
- * one span (the last line's CRLF held back as usual, it may be trailing). Returns the
- * bytes consumed; the general scanner takes the rest. This is the common case of a body
- * (base64 and quoted-printable lines, plain prose). */
+/*
+ * At the start of a line, the longest run of whole lines ending in CRLF whose canonical
+ * form is the input itself: each non-empty, no bare CR or LF, and for relaxed (3.4.4) no
+ * HTAB, no two SP in a row and no SP before the CRLF. They are written as one span (the
+ * last line's CRLF held back as usual: it may be trailing). Returns the bytes consumed; the
+ * general scanner takes the rest. This is the common case of a body (base64 and
+ * quoted-printable lines, plain prose).
+ *
+ * One pass, 64 bytes a step: every flaw is marked at the byte that reveals it, which is
+ * always on the flawed line (an LF not after a CR; the byte after a CR not an LF; a CR
+ * right after an LF, an empty line; for relaxed an HTAB, an SP after an SP, a CR after an
+ * SP). The run ends at the last LF before the first flaw.
+ */
 static size_t clean_lines(pg_dkim_body *b, const unsigned char *p, const unsigned char *end)
 {
-    const unsigned char *r = p, *nl;
-    int wsp = b->canon == PIGEON_DKIM_RELAXED;
-    while (r < end && (nl = memchr(r, '\n', (size_t)(end - r))) != NULL && nl - r >= 2 &&
-           nl[-1] == '\r' && clean_line(r, (size_t)(nl - 1 - r), wsp))
-        r = nl + 1;
-    if (r == p)
+    int relaxed = b->canon == PIGEON_DKIM_RELAXED;
+    size_t n = (size_t)(end - p), i = 0, stop = 0;  /* stop: just past the run's last LF */
+    uint64_t prev_cr = 0, prev_lf = 1, prev_sp = 0; /* the byte before p ended a line */
+    unsigned char tail[64];
+    while (i < n) {
+        masks m;
+        uint64_t valid = ~(uint64_t)0;
+        if (n - i >= 64) {
+            m = masks_of(p + i);
+        } else { /* the last few bytes, padded with text */
+            memset(tail, 'x', sizeof tail);
+            memcpy(tail, p + i, n - i);
+            m = masks_of(tail);
+            valid = ((uint64_t)1 << (n - i)) - 1;
+        }
+        uint64_t after_cr = (m.cr << 1) | prev_cr, after_lf = (m.lf << 1) | prev_lf;
+        uint64_t bad = (after_cr & ~m.lf) | (m.lf & ~after_cr) | (m.cr & after_lf);
+        if (relaxed) {
+            uint64_t after_sp = (m.sp << 1) | prev_sp;
+            bad |= m.tab | (after_sp & (m.sp | m.cr));
+        }
+        bad &= valid;
+        uint64_t lf = m.lf & valid;
+        if (bad != 0)
+            lf &= ((uint64_t)1 << __builtin_ctzll(bad)) - 1; /* LFs before the flaw */
+        if (lf != 0)
+            stop = i + 64 - (size_t)__builtin_clzll(lf);
+        if (bad != 0)
+            break;
+        prev_cr = m.cr >> 63;
+        prev_lf = m.lf >> 63;
+        prev_sp = m.sp >> 63;
+        i += 64;
+    }
+    if (stop == 0)
         return 0;
     release_lines(b);
-    put(b, p, (size_t)(r - 2 - p));
+    put(b, p, stop - 2);
     b->empty_lines = 1;
     b->line_open = 0;
     b->wrote = 1;
-    return (size_t)(r - p);
+    return stop;
 }
 
 void pg_dkim_body_feed(pg_dkim_body *b, const void *buf, size_t len)

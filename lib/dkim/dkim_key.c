@@ -17,6 +17,7 @@
 #include <openssl/pem.h>
 
 #include "codec/encode.h"
+#include "dkim/dkim_ed25519.h"
 #include "dkim/dkim_key.h"
 
 /* RSA sizes DKIM accepts (RFC 8301 3.2: at least 1024; verifiers need not go past 4096). */
@@ -59,6 +60,7 @@ static pigeon_err adopt(EVP_PKEY *pkey, pigeon_dkim_key **out, char *why, size_t
     k->pkey = pkey;
     k->alg = alg;
     k->bits = (unsigned)bits;
+    pg_dkim_ed25519_prepare(k);
     *out = k;
     return PIGEON_OK;
 }

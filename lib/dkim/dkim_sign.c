@@ -18,6 +18,7 @@
 
 #include "codec/encode.h"
 #include "dkim/canon.h"
+#include "dkim/dkim_ed25519.h"
 #include "dkim/dkim_key.h"
 #include "dkim/dkim_sign.h"
 #include "pigeon/address.h"
@@ -146,7 +147,7 @@ static int prepare_keys(pigeon_dkim_signer *s)
             if (s->rsa_ctx[k] == NULL || EVP_PKEY_sign_init(s->rsa_ctx[k]) != 1 ||
                 EVP_PKEY_CTX_set_signature_md(s->rsa_ctx[k], s->sha256) != 1)
                 return -1;
-        } else {
+        } else if (!key->ed_ready) { /* libsodium signs a prepared key (dkim_ed25519.c) */
             s->ed_ctx[k] = EVP_MD_CTX_new();
             if (s->ed_ctx[k] == NULL ||
                 EVP_DigestSignInit_ex(s->ed_ctx[k], NULL, NULL, NULL, NULL, key->pkey, NULL) != 1)
@@ -379,6 +380,8 @@ static char *from_domain(pg_dkim_field *f, size_t n)
  * simple keeps in both the hashed and the sent copy). */
 static void fold_put(pg_buf *b, size_t *col, const char *text, size_t n)
 {
+    if (n == 0)
+        return;
     if (*col + n > FOLD_AT && *col > 1) {
         pg_buf_append(b, "\r\n", 2);
         *col = 0;
@@ -391,37 +394,58 @@ static void fold_put(pg_buf *b, size_t *col, const char *text, size_t n)
     *col += n;
 }
 
+/* Appends the tag a b c as one unit of folding. No snprintf: this runs for every
+ * signature. */
+static void tag_put(pg_buf *out, size_t *col, const char *a, const char *b, const char *c)
+{
+    char tag[3 * 256];
+    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+    if (la > 255 || lb > 255 || lc > 255) { /* a long configured header name: folding
+                                                 white space may come between (3.2) */
+        fold_put(out, col, a, la);
+        fold_put(out, col, b, lb);
+        fold_put(out, col, c, lc);
+        return;
+    }
+    memcpy(tag, a, la);
+    memcpy(tag + la, b, lb);
+    memcpy(tag + la + lb, c, lc);
+    fold_put(out, col, tag, la + lb + lc);
+}
+
+/* v in decimal (t= and x= are never negative: unix times). */
+static const char *decimal(int64_t v, char buf[24])
+{
+    char *p = buf + 23;
+    uint64_t u = v > 0 ? (uint64_t)v : 0;
+    *p = '\0';
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    return p;
+}
+
 /* The DKIM-Signature field up to and including "b=" (RFC 6376 3.5); tags in a fixed order. */
 static void sig_template(const pigeon_dkim_signer *s, int k, const char **h, size_t nh,
                          const unsigned char *bh, int64_t t, pg_buf *out)
 {
-    char tag[512];
+    char num[24], b64[64];
     size_t col = 0;
     pg_buf_puts(out, "DKIM-Signature: v=1;");
     col = out->len;
-    snprintf(tag, sizeof tag, " a=%s;", pigeon_dkim_alg_name(s->keys[k]->alg));
-    fold_put(out, &col, tag, strlen(tag));
-    snprintf(tag, sizeof tag, " c=%s/%s;", s->hcanon == PIGEON_DKIM_SIMPLE ? "simple" : "relaxed",
-             s->bcanon == PIGEON_DKIM_SIMPLE ? "simple" : "relaxed");
-    fold_put(out, &col, tag, strlen(tag));
-    snprintf(tag, sizeof tag, " d=%s;", s->domain);
-    fold_put(out, &col, tag, strlen(tag));
-    snprintf(tag, sizeof tag, " s=%s;", s->selectors[k]);
-    fold_put(out, &col, tag, strlen(tag));
-    snprintf(tag, sizeof tag, " t=%lld;", (long long)t);
-    fold_put(out, &col, tag, strlen(tag));
-    if (s->expire > 0) {
-        snprintf(tag, sizeof tag, " x=%lld;", (long long)(t + s->expire));
-        fold_put(out, &col, tag, strlen(tag));
-    }
-    for (size_t i = 0; i < nh; i++) {
-        snprintf(tag, sizeof tag, "%s%s%s", i == 0 ? " h=" : "", h[i], i + 1 < nh ? ":" : ";");
-        fold_put(out, &col, tag, strlen(tag));
-    }
-    char b64[64];
+    tag_put(out, &col, " a=", pigeon_dkim_alg_name(s->keys[k]->alg), ";");
+    tag_put(out, &col, " c=", s->hcanon == PIGEON_DKIM_SIMPLE ? "simple/" : "relaxed/",
+            s->bcanon == PIGEON_DKIM_SIMPLE ? "simple;" : "relaxed;");
+    tag_put(out, &col, " d=", s->domain, ";");
+    tag_put(out, &col, " s=", s->selectors[k], ";");
+    tag_put(out, &col, " t=", decimal(t, num), ";");
+    if (s->expire > 0)
+        tag_put(out, &col, " x=", decimal(t + s->expire, num), ";");
+    for (size_t i = 0; i < nh; i++)
+        tag_put(out, &col, i == 0 ? " h=" : "", h[i], i + 1 < nh ? ":" : ";");
     size_t n = pg_b64_encode_raw(bh, 32, b64);
-    snprintf(tag, sizeof tag, " bh=%.*s;", (int)n, b64);
-    fold_put(out, &col, tag, strlen(tag));
+    b64[n] = '\0';
+    tag_put(out, &col, " bh=", b64, ";");
     fold_put(out, &col, " b=", 3);
 }
 
@@ -446,6 +470,12 @@ static int key_sign(EVP_MD *sha256, const pigeon_dkim_key *key, const unsigned c
         /* RFC 8463 3: the Ed25519 input is the SHA-256 hash of the header data. */
         unsigned char hash[32];
         unsigned hl = 0;
+        if (EVP_Digest(data, len, hash, &hl, sha256, NULL) == 1 && *siglen >= 64 &&
+            pg_dkim_ed25519_sign(key, hash, hl, sig)) {
+            *siglen = 64;
+            EVP_MD_CTX_free(md);
+            return 1;
+        }
         ok = EVP_Digest(data, len, hash, &hl, sha256, NULL) == 1 &&
              EVP_DigestSignInit_ex(md, NULL, NULL, NULL, NULL, key->pkey, NULL) == 1 &&
              EVP_DigestSign(md, sig, siglen, hash, hl) == 1;
@@ -470,6 +500,12 @@ static int signer_sign(pigeon_dkim_signer *s, int k, const unsigned char *data, 
     if (s->rsa_ctx[k] != NULL)
         return EVP_PKEY_sign(s->rsa_ctx[k], sig, siglen, hash, hl) == 1;
     /* RFC 8463 3: the Ed25519 input is the SHA-256 hash of the header data. */
+    if (s->ed_ctx[k] == NULL) {
+        if (*siglen < 64 || !pg_dkim_ed25519_sign(s->keys[k], hash, hl, sig))
+            return 0;
+        *siglen = 64;
+        return 1;
+    }
     return EVP_DigestSign(s->ed_ctx[k], sig, siglen, hash, hl) == 1;
 }
 
