@@ -363,7 +363,7 @@ static void test_file_format(void **state)
         {"PRAGMA journal_mode", "wal"},
         {"PRAGMA application_id", "1885819760"}, /* 0x70675370 "pgSp" */
         {"PRAGMA user_version", "2"},
-        {"PRAGMA page_size", "16384"},
+        {"PRAGMA page_size", "8192"},
     };
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
