@@ -620,6 +620,10 @@ static pigeon_err sq_open(const char *path, unsigned flags, pg_spool_diag *diag,
         goto fail;
     }
     sqlite3_busy_timeout(q->db, 10000);
+    /* The daemon's handle maps the file before the check, which then reads every page
+     * of the spool from the kernel's cache without a copy. */
+    if ((flags & PIGEON_SPOOL_DEFER_SYNC) && !(flags & PIGEON_SPOOL_NO_CHECK))
+        sqlite3_exec(q->db, "PRAGMA mmap_size=" MMAP_BYTES, NULL, NULL, NULL);
     err = identify(q, path, &fresh);
     if (err == PIGEON_OK && fresh && (flags & PIGEON_SPOOL_READONLY))
         err = pg_spool_fail(diag, PIGEON_ERR_NOTFOUND, "spool: %s is empty", path);
