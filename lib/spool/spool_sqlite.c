@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* "pgSp": the application_id of a pigeon spool (PRAGMA application_id). */
@@ -517,12 +518,24 @@ static pigeon_err set_pragmas(pg_spool_sq *q, unsigned flags)
      * durability we promise). */
     if (!(flags & PIGEON_SPOOL_READONLY)) {
         sqlite3_stmt *st = NULL;
-        int rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(st);
-        const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-        int wal = mode != NULL && strcmp(mode, "wal") == 0;
-        sqlite3_finalize(st);
+        int rc = SQLITE_BUSY, wal = 0;
+        /* Switching a new file to WAL needs its exclusive lock and does not wait in the busy
+         * handler: while another process creates the same spool (a daemon and a `send
+         * --queue` started together) it fails at once with SQLITE_BUSY. Try again for up
+         * to the busy timeout. */
+        for (int tries = 0; (rc & 0xff) == SQLITE_BUSY && tries < 1000; tries++) {
+            if (tries > 0) {
+                struct timespec nap = {0, 10 * 1000 * 1000};
+                nanosleep(&nap, NULL);
+            }
+            rc = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+            if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+            const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+            wal = mode != NULL && strcmp(mode, "wal") == 0;
+            sqlite3_finalize(st);
+            st = NULL;
+        }
         if (rc != SQLITE_ROW)
             return pg_spool_sq_err(q, rc, "switching to WAL mode");
         if (!wal)
@@ -535,7 +548,7 @@ static pigeon_err set_pragmas(pg_spool_sq *q, unsigned flags)
      * flushes them (https://sqlite.org/pragma.html#pragma_synchronous).
      * A page cache that holds a batch of a few thousand messages, so that dirty pages do
      * not spill into the WAL before the commit (and get written again when touched
-     * again); it grows only as used. Checkpoints every 4096 pages (64 MiB) rather than
+     * again); it grows only as used. Checkpoints every 4096 pages (32 MiB of 8 KiB) rather than
      * SQLite's 1000: the same bytes are copied, with a quarter of the fsync pairs. */
     int rc = sqlite3_exec(q->db,
                           (flags & PIGEON_SPOOL_DEFER_SYNC) ? "PRAGMA synchronous=NORMAL; "

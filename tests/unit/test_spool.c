@@ -954,6 +954,45 @@ static void test_16k_page_spool_still_works(void **state)
     sqlite3_close(db);
 }
 
+/* Processes that create the same new spool at once (a daemon and `send --queue` started
+ * together) all open it: switching the new file to WAL does not wait in SQLite's busy
+ * handler, so a loser of that race used to fail at once with "database is locked". */
+static void test_concurrent_creation(void **state)
+{
+    (void)state;
+    if (pg != NULL)
+        skip(); /* the SQLite file itself */
+    for (int round = 0; round < 20; round++) {
+        char p[400];
+        snprintf(p, sizeof p, "%s/race-%d.db", dir, round);
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t kids[6];
+        for (int k = 0; k < 6; k++) {
+            kids[k] = fork();
+            assert_true(kids[k] >= 0);
+            if (kids[k] == 0) {
+                char c;
+                close(go[1]);
+                _exit(read(go[0], &c, 1) == 0 &&
+                              pigeon_spool_open(
+                                  p, PIGEON_SPOOL_CREATE | (k % 2 ? PIGEON_SPOOL_DEFER_SYNC : 0),
+                                  &(pigeon_spool *){NULL}, NULL, 0) == PIGEON_OK
+                          ? 0
+                          : 1);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* all start at once */
+        for (int k = 0; k < 6; k++) {
+            int status = 0;
+            assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+        }
+    }
+}
+
 static void test_newer_version_refused_untouched(void **state)
 {
     (void)state;
@@ -1435,6 +1474,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_version_1_spool_is_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_16k_page_spool_still_works, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_creation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_spool_refused_untouched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_empty_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_interleaved, setup, teardown),
