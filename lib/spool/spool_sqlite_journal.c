@@ -4,7 +4,7 @@
  *
  * Why a journal: a delivery daemon records each message's outcome as soon as its reply
  * is read, so that a crash of the process re-sends at most the message in hand. In the
- * spool itself that record rewrites whole pages (16 KiB each: the recipient row, its due
+ * spool itself that record rewrites whole pages (8 or 16 KiB each: the recipient row, its due
  * index, the message and its body when removed) into the WAL, several per message, which
  * made recording one by one several times slower than recording a batch at once. The
  * journal is an append-only file per lease holder beside the spool
