@@ -79,9 +79,13 @@ done
 echo "message: $size bytes; $n messages; spool in $work"
 "$build/bench_daemon" "$work/spool.db" bench "$n" "$work/sample.eml"
 
+# CPU seconds (user + system) of each side as well: on a shared machine the wall clock
+# says as much about the neighbours as about us.
+cpu=()
+[[ -x /usr/bin/time ]] && cpu=(/usr/bin/time -f "%U %S" -o "$work/cpu.daemon")
 t0=$(now)
 # shellcheck disable=SC2086  # DAEMON_ARGS is a list of options
-"$build/pigeon" daemon --once --workers 4 ${DAEMON_ARGS:-} --spool "$work/spool.db" \
+"${cpu[@]}" "$build/pigeon" daemon --once --workers 4 ${DAEMON_ARGS:-} --spool "$work/spool.db" \
   --log-file /dev/null
 t1=$(now)
 left=$("$build/pigeon" queue stats --json --spool "$work/spool.db")
@@ -91,7 +95,8 @@ case $left in
 esac
 
 t2=$(now)
-/usr/sbin/smtp-source -s 4 -d -m "$n" -F "$work/sample.lf" -f sender@example.com \
+[[ -x /usr/bin/time ]] && cpu=(/usr/bin/time -f "%U %S" -o "$work/cpu.source")
+"${cpu[@]}" /usr/sbin/smtp-source -s 4 -d -m "$n" -F "$work/sample.lf" -f sender@example.com \
   -t receiver@example.com "127.0.0.1:$port"
 t3=$(now)
 
@@ -102,11 +107,15 @@ if [[ -x $build/bench_smtp ]]; then
   engine=$("$build/bench_smtp" 127.0.0.1 "$port" "$n" 4 32 | awk '{print $(NF-1)}')
 fi
 
+cpu_of() { [[ -s $1 ]] && awk '{print $1 + $2}' "$1" || echo 0; }
 awk -v n="$n" -v args="${DAEMON_ARGS:-}" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" \
-    -v engine="$engine" 'BEGIN {
+    -v engine="$engine" -v dcpu="$(cpu_of "$work/cpu.daemon")" \
+    -v scpu="$(cpu_of "$work/cpu.source")" 'BEGIN {
   daemon = n / (b - a); source = n / (d - c);
-  printf "pigeon daemon --once --workers 4   %8.0f msgs/s  (%.2f s) %s\n", daemon, b - a, args;
-  printf "smtp-source -s 4 -d                %8.0f msgs/s  (%.2f s)\n", source, d - c;
+  printf "pigeon daemon --once --workers 4   %8.0f msgs/s  (%.2f s, cpu %.2f s) %s\n", daemon,
+         b - a, dcpu, args;
+  printf "smtp-source -s 4 -d                %8.0f msgs/s  (%.2f s, cpu %.2f s)\n", source,
+         d - c, scpu;
   if (engine > 0)
     printf "bench_smtp 4 conns, no queue       %8.0f msgs/s\n", engine;
   printf "ratio daemon/smtp-source           %8.2f   (target >= 1.0)\n", daemon / source;

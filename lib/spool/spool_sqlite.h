@@ -33,9 +33,9 @@ enum {
     ST_CLAIM_FIND,
     ST_CLAIM_TAKE,
     ST_MSG_BY_ID,
+    ST_MSG_BODY_BY_ID,
     ST_MSG_BY_QID,
     ST_COUNTS,
-    ST_RCPTS_LEASE,
     ST_RCPTS_ALL,
     ST_DELIVER,
     ST_SETTLE,
@@ -66,6 +66,7 @@ enum {
     ST_LEASE_HELD,
     ST_SUPPRESS_CHECK, /* prepared by spool_sqlite_suppress.c (its table may not exist) */
     ST_API_OWNER,      /* prepared by spool_sqlite_api.c (its table may not exist) */
+    ST_SCHEMA_COOKIE,
     ST_COUNT
 };
 
@@ -81,6 +82,8 @@ typedef struct pg_spool_sq {
     int journal_fd;               /* the outcome journal (spool_sqlite_journal.c), or -1 */
     off_t journal_size;           /* its size: where the next record goes */
     size_t journal_rows;          /* outcomes journaled by this handle and not yet applied */
+    int64_t suppress_absent;      /* schema cookie + 1 when the suppression table was found
+                                   * missing (spool_sqlite_suppress.c), else 0 */
 } pg_spool_sq;
 
 /* Maps an SQLite result code to ours and writes the diagnosis ("spool: <what>: ..."). */
@@ -91,6 +94,9 @@ pigeon_err pg_spool_sq_prep(pg_spool_sq *q, int id, sqlite3_stmt **out);
 pigeon_err pg_spool_sq_step(pg_spool_sq *q, sqlite3_stmt *st, const char *what);
 /* Prepares and runs a statement without parameters. */
 pigeon_err pg_spool_sq_exec(pg_spool_sq *q, int id);
+/* The file's schema cookie (PRAGMA schema_version: it changes whenever any connection
+ * changes the schema), or -1 when it cannot be read. */
+int64_t pg_spool_sq_schema_cookie(pg_spool_sq *q);
 
 /* The tables beside the queue (keys, outbox, suppression, limits) are created on first
  * use: side_prepare prepares sql and, when it fails (the tables are missing: the first
@@ -109,14 +115,13 @@ pigeon_err pg_spool_sq_tx_end(pg_spool_sq *q, pigeon_err err);
 void pg_spool_sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 
 /* Parts of a claim and of a record, inside a transaction the caller holds (shared by the
- * single calls in spool_sqlite_work.c and the batches in spool_sqlite_batch.c): take moves
- * message msg's due recipients under req's lease, load builds the claim's entry, and
+ * single calls in spool_sqlite_work.c and the batches in spool_sqlite_batch.c): claim_msg
+ * moves message msg's due recipients under req's lease and builds the claim's entry, and
  * record_job applies one claim's outcomes and removes the message when all is delivered. */
-pigeon_err pg_spool_sq_claim_take(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg);
+pigeon_err pg_spool_sq_claim_msg(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
+                                 pigeon_spool_entry **job);
 /* The row id of the claim's holder (req->holder), added if new, into *id. */
 pigeon_err pg_spool_sq_holder_id(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t *id);
-pigeon_err pg_spool_sq_claim_load(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
-                                  pigeon_spool_entry **job);
 pigeon_err pg_spool_sq_record_job(pg_spool_sq *q, const pigeon_spool_entry *job,
                                   const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
                                   size_t *lost);
@@ -136,6 +141,8 @@ pigeon_err pg_spool_sq_journal_apply(pg_spool_sq *q, int64_t holder, int64_t *up
 /* Forgets the journal rows of holder up to upto, once their application is committed. */
 pigeon_err pg_spool_sq_journal_forget(pg_spool_sq *q, int64_t holder, int64_t upto);
 void pg_spool_sq_journal_close(pg_spool_sq *q);
+/* Removes the message if every recipient of it is delivered (a transaction held). */
+pigeon_err pg_spool_sq_remove_if_done(pg_spool_sq *q, const char *queue_id);
 /* Applies one outcome to recipient rcpt_id claimed under lease token (a transaction held):
  * delivered always, others only under the lease, else ++*lost. */
 pigeon_err pg_spool_sq_apply(pg_spool_sq *q, int64_t rcpt_id, int64_t token,

@@ -95,9 +95,7 @@ pigeon_err pg_spool_sq_claim_batch(void *be, const pg_spool_claim_req *req, size
     if (err == PIGEON_OK && found > 0)
         err = pg_spool_sq_holder_id(q, req, &q->holder_id);
     for (size_t i = 0; err == PIGEON_OK && i < found; i++) {
-        err = pg_spool_sq_claim_take(q, req, msgs[i]);
-        if (err == PIGEON_OK)
-            err = pg_spool_sq_claim_load(q, req, msgs[i], &jobs[i]);
+        err = pg_spool_sq_claim_msg(q, req, msgs[i], &jobs[i]);
     }
     err = pg_spool_sq_tx_end(q, err);
     if (err != PIGEON_OK) {

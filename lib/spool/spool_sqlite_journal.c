@@ -4,7 +4,7 @@
  *
  * Why a journal: a delivery daemon records each message's outcome as soon as its reply
  * is read, so that a crash of the process re-sends at most the message in hand. In the
- * spool itself that record rewrites whole pages (16 KiB each: the recipient row, its due
+ * spool itself that record rewrites whole pages (8 or 16 KiB each: the recipient row, its due
  * index, the message and its body when removed) into the WAL, several per message, which
  * made recording one by one several times slower than recording a batch at once. The
  * journal is an append-only file per lease holder beside the spool
@@ -64,7 +64,6 @@ static size_t encode(unsigned char *buf, const pigeon_spool_entry *job,
 static pigeon_err journal_read(pg_spool_sq *q, int64_t holder, unsigned char **out, size_t *len);
 static pigeon_err apply_record(pg_spool_sq *q, const jrec *r, const unsigned char *strings);
 static int lease_held(pg_spool_sq *q, const pigeon_spool_entry *job, size_t rcpt);
-static pigeon_err remove_if_done(pg_spool_sq *q, const char *queue_id);
 static void bind_text_cut(sqlite3_stmt *st, int i, const char *s);
 /* Binds text cut to PG_SPOOL_SQ_MAX_TEXT bytes, not in the middle of a UTF-8 sequence. */
 static void bind_text_cut(sqlite3_stmt *st, int i, const char *s)
@@ -124,8 +123,9 @@ static int lease_held(pg_spool_sq *q, const pigeon_spool_entry *job, size_t rcpt
     return held;
 }
 
-/* Removes the message if every recipient of it is delivered. */
-static pigeon_err remove_if_done(pg_spool_sq *q, const char *queue_id)
+/* One statement: deleting the message row cascades to its body and recipients, which
+ * measured cheaper than deleting them first in statements of their own. */
+pigeon_err pg_spool_sq_remove_if_done(pg_spool_sq *q, const char *queue_id)
 {
     sqlite3_stmt *st = NULL;
     pigeon_err err = pg_spool_sq_prep(q, ST_DELETE_DONE, &st);
@@ -329,12 +329,12 @@ pigeon_err pg_spool_sq_journal_apply(pg_spool_sq *q, int64_t holder, int64_t *up
             break;
         err = apply_record(q, &r, buf + off + sizeof h + sizeof r);
         if (err == PIGEON_OK && last[0] != '\0' && strcmp(last, r.queue_id) != 0)
-            err = remove_if_done(q, last);
+            err = pg_spool_sq_remove_if_done(q, last);
         memcpy(last, r.queue_id, sizeof last);
         off += sizeof h + h.len;
     }
     if (err == PIGEON_OK && last[0] != '\0')
-        err = remove_if_done(q, last);
+        err = pg_spool_sq_remove_if_done(q, last);
     free(buf);
     *upto = 1; /* the file exists: emptied (ours) or removed (a dead holder's) after commit */
     return err;

@@ -235,18 +235,18 @@ static pigeon_err check_stmt(pg_spool_sq *q, sqlite3_stmt **st)
     *st = q->stmt[ST_SUPPRESS_CHECK];
     if (*st != NULL)
         return PIGEON_OK;
-    int rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-    /* Inside a writer's batch (pigeon serve's group commit) the empty table is created
-     * with the batch: else every check of every message would parse the statement again
-     * only to find the table missing. */
-    if (rc == SQLITE_ERROR && q->in_batch && strstr(sqlite3_errmsg(q->db), "no such table")) {
-        pigeon_err err = ensure(q);
-        if (err != PIGEON_OK)
-            return err;
-        rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-    }
-    if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(q->db), "no such table") != NULL)
+    /* A spool without the table (nobody ever suppressed anything) is the common case:
+     * failing to prepare costs a parse each time, so the miss is remembered until the
+     * schema changes (another process creating the table changes the cookie). */
+    int64_t cookie = q->suppress_absent > 0 ? pg_spool_sq_schema_cookie(q) : -1;
+    if (cookie >= 0 && cookie + 1 == q->suppress_absent)
         return PIGEON_OK;
+    int rc = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc == SQLITE_ERROR && strstr(sqlite3_errmsg(q->db), "no such table") != NULL) {
+        cookie = pg_spool_sq_schema_cookie(q);
+        q->suppress_absent = cookie >= 0 ? cookie + 1 : 0;
+        return PIGEON_OK;
+    }
     if (rc != SQLITE_OK)
         return pg_spool_sq_err(q, rc, "preparing a suppression check");
     q->stmt[ST_SUPPRESS_CHECK] = *st;

@@ -152,21 +152,6 @@ static pigeon_err claim_find(pg_spool_sq *q, const pg_spool_claim_req *req, int6
                                                  : pg_spool_sq_err(q, rc, "finding due work");
 }
 
-pigeon_err pg_spool_sq_claim_take(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg)
-{
-    sqlite3_stmt *st = NULL;
-    pigeon_err err = pg_spool_sq_prep(q, ST_CLAIM_TAKE, &st);
-    if (err != PIGEON_OK)
-        return err;
-    sqlite3_bind_int64(st, 1, msg);
-    pg_spool_sq_bind_text(st, 2, req->owner);
-    sqlite3_bind_int64(st, 3, req->token);
-    sqlite3_bind_int64(st, 4, req->until_ms);
-    sqlite3_bind_int64(st, 5, req->now_ms);
-    sqlite3_bind_int64(st, 6, q->holder_id);
-    return pg_spool_sq_step(q, st, "claiming recipients");
-}
-
 pigeon_err pg_spool_sq_holder_id(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t *id)
 {
     sqlite3_stmt *st = NULL;
@@ -296,45 +281,148 @@ static pigeon_err load_inline(pg_spool_sq *q, int64_t msg, pigeon_spool_entry *e
     return PIGEON_OK;
 }
 
-/* Loads a claimed message, its counts and the recipients under the lease. */
-pigeon_err pg_spool_sq_claim_load(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
-                                  pigeon_spool_entry **job)
+/* The due recipients of message msg, read with all the others (for the counts): each due
+ * one is appended to e->rcpts as it will be once claimed, the counts and next_ms are
+ * those after the claim, and ids[] (room for n) gets the row ids to update. */
+static pigeon_err claim_read(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
+                             pigeon_spool_entry *e)
 {
     sqlite3_stmt *st = NULL;
-    int64_t rowid = 0;
-    pigeon_err err = pg_spool_sq_prep(q, ST_MSG_BY_ID, &st);
+    size_t cap = 0;
+    int rc;
+    pigeon_err err = pg_spool_sq_prep(q, ST_RCPTS_ALL, &st);
     if (err != PIGEON_OK)
         return err;
     sqlite3_bind_int64(st, 1, msg);
+    while (err == PIGEON_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int due_null = sqlite3_column_type(st, 4) == SQLITE_NULL;
+        int64_t due = sqlite3_column_int64(st, 4);
+        int state = sqlite3_column_int(st, 2);
+        if (due_null || due > req->now_ms) { /* not claimed: counted as it is */
+            if (state >= 0 && state < PIGEON_SPOOL_NSTATES)
+                e->count[state]++;
+            if (!due_null && (e->next_ms == 0 || due < e->next_ms))
+                e->next_ms = due;
+            continue;
+        }
+        if (e->rcpt_count == cap) {
+            size_t ncap = cap ? cap * 2 : 4;
+            pigeon_spool_rcpt *n = realloc(e->rcpts, ncap * sizeof *n);
+            if (n == NULL) {
+                err = pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+                break;
+            }
+            e->rcpts = n;
+            cap = ncap;
+        }
+        pigeon_spool_rcpt *r = &e->rcpts[e->rcpt_count++];
+        memset(r, 0, sizeof *r);
+        int nomem = fill_rcpt(st, r);
+        free((char *)r->lease_owner);
+        r->lease_owner = strdup(req->owner);
+        r->state = PIGEON_SPOOL_INFLIGHT;
+        r->attempts++;
+        r->next_ms = req->until_ms;
+        r->updated_ms = req->now_ms;
+        e->count[PIGEON_SPOOL_INFLIGHT]++;
+        if (e->next_ms == 0 || req->until_ms < e->next_ms)
+            e->next_ms = req->until_ms;
+        if (r->attempts > e->attempt)
+            e->attempt = r->attempts;
+        if (nomem || r->lease_owner == NULL)
+            err = pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+    }
+    if (err == PIGEON_OK && rc != SQLITE_DONE)
+        err = pg_spool_sq_err(q, rc, "reading recipients");
+    sqlite3_reset(st);
+    return err;
+}
+
+/* Moves the recipients claim_read found under the lease: one statement per recipient by
+ * its row id. A statement that changes at most one row needs no statement journal (a
+ * multi-row UPDATE inside a transaction copies every page it touches into one first). */
+static pigeon_err claim_take(pg_spool_sq *q, const pg_spool_claim_req *req,
+                             const pigeon_spool_entry *e)
+{
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = pg_spool_sq_prep(q, ST_CLAIM_TAKE, &st);
+    for (size_t i = 0; err == PIGEON_OK && i < e->rcpt_count; i++) {
+        sqlite3_bind_int64(st, 1, e->rcpts[i].id);
+        pg_spool_sq_bind_text(st, 2, req->owner);
+        sqlite3_bind_int64(st, 3, req->token);
+        sqlite3_bind_int64(st, 4, req->until_ms);
+        sqlite3_bind_int64(st, 5, req->now_ms);
+        sqlite3_bind_int64(st, 6, q->holder_id);
+        err = pg_spool_sq_step(q, st, "claiming recipients");
+        if (err == PIGEON_OK && sqlite3_changes(q->db) != 1)
+            err = pg_spool_fail(q->diag, PIGEON_ERR_CORRUPT,
+                                "spool: a due recipient of %s could not be claimed", e->queue_id);
+    }
+    return err;
+}
+
+/* The message row of a claim, and with want > 0 the bytes of a body of up to want bytes
+ * stored in one chunk (one statement: the first chunk is joined, read only when small). */
+static pigeon_err claim_message(pg_spool_sq *q, int64_t msg, size_t want, pigeon_spool_entry **out)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t rowid = 0;
+    pigeon_err err = pg_spool_sq_prep(q, want > 0 ? ST_MSG_BODY_BY_ID : ST_MSG_BY_ID, &st);
+    if (err != PIGEON_OK)
+        return err;
+    sqlite3_bind_int64(st, 1, msg);
+    if (want > 0)
+        sqlite3_bind_int64(st, 2, (int64_t)want);
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
         return pg_spool_sq_err(q, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc,
                                "loading a claimed message");
     }
-    err = load_message(q, st, job, &rowid);
+    err = load_message(q, st, out, &rowid);
+    pigeon_spool_entry *e = *out;
+    if (err == PIGEON_OK && want > 0 && sqlite3_column_type(st, 8) != SQLITE_NULL) {
+        /* A body that does not match its size is left out: reading it from the store then
+         * reports the damage. */
+        const void *data = sqlite3_column_blob(st, 8);
+        size_t len = (size_t)sqlite3_column_bytes(st, 8);
+        if (sqlite3_column_bytes(st, 7) == 32 && e->size >= 0 && len == (size_t)e->size &&
+            (data != NULL || len == 0)) {
+            e->body = malloc(len > 0 ? len : 1);
+            if (e->body == NULL)
+                err = pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+            else {
+                memcpy(e->body, data, len);
+                memcpy(e->body_sha256, sqlite3_column_blob(st, 7), 32);
+            }
+        }
+    }
     sqlite3_reset(st);
-    if (err == PIGEON_OK)
-        err = load_counts(q, msg, *job);
-    if (err == PIGEON_OK)
-        err = pg_spool_sq_prep(q, ST_RCPTS_LEASE, &st);
-    if (err != PIGEON_OK)
-        return err;
-    sqlite3_bind_int64(st, 1, msg);
-    sqlite3_bind_int64(st, 2, req->token);
-    err = load_rcpts(q, st, *job);
-    if (err != PIGEON_OK)
-        return err;
+    return err;
+}
+
+/* Claims message msg's due recipients under req's lease and builds the claim's entry (in
+ * a transaction the caller holds): three statements for a message of one recipient. */
+pigeon_err pg_spool_sq_claim_msg(pg_spool_sq *q, const pg_spool_claim_req *req, int64_t msg,
+                                 pigeon_spool_entry **job)
+{
+    size_t one = req->inline_max < PG_SPOOL_CHUNK ? req->inline_max : PG_SPOOL_CHUNK;
+    pigeon_err err = claim_message(q, msg, one, job);
     pigeon_spool_entry *e = *job;
+    if (err == PIGEON_OK)
+        err = claim_read(q, req, msg, e);
+    if (err == PIGEON_OK)
+        err = claim_take(q, req, e);
+    if (err != PIGEON_OK)
+        return err;
     e->lease_owner = strdup(req->owner);
     e->lease_until_ms = req->until_ms;
     e->lease_token = req->token;
-    for (size_t i = 0; i < e->rcpt_count; i++)
-        if (e->rcpts[i].attempts > e->attempt)
-            e->attempt = e->rcpts[i].attempts;
     if (e->lease_owner == NULL)
         return pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
-    if (req->inline_max > 0 && e->size >= 0 && (uint64_t)e->size <= req->inline_max)
+    /* Bodies of several chunks wanted inline (not the daemon's: it asks for less). */
+    if (e->body == NULL && req->inline_max > one && e->size >= 0 &&
+        (uint64_t)e->size <= req->inline_max)
         return load_inline(q, msg, e);
     return PIGEON_OK;
 }
@@ -350,9 +438,7 @@ pigeon_err pg_spool_sq_claim(void *be, const pg_spool_claim_req *req, pigeon_spo
     if (err == PIGEON_OK && msg != 0)
         err = pg_spool_sq_holder_id(q, req, &q->holder_id);
     if (err == PIGEON_OK && msg != 0)
-        err = pg_spool_sq_claim_take(q, req, msg);
-    if (err == PIGEON_OK && msg != 0)
-        err = pg_spool_sq_claim_load(q, req, msg, job);
+        err = pg_spool_sq_claim_msg(q, req, msg, job);
     err = pg_spool_sq_tx_end(q, err);
     if (err != PIGEON_OK) {
         pigeon_spool_entry_free(*job);
@@ -401,19 +487,12 @@ pigeon_err pg_spool_sq_record_job(pg_spool_sq *q, const pigeon_spool_entry *job,
                                   const pigeon_spool_outcome *outcomes, size_t n, int64_t now_ms,
                                   size_t *lost)
 {
-    sqlite3_stmt *st = NULL;
     pigeon_err err = PIGEON_OK;
     for (size_t i = 0; err == PIGEON_OK && i < n; i++)
         err = pg_spool_sq_apply(q, job->rcpts[outcomes[i].rcpt].id, job->lease_token, &outcomes[i],
                                 now_ms, lost);
     /* A message whose every recipient was delivered has nothing left to do. */
-    if (err == PIGEON_OK)
-        err = pg_spool_sq_prep(q, ST_DELETE_DONE, &st);
-    if (err == PIGEON_OK) {
-        pg_spool_sq_bind_text(st, 1, job->queue_id);
-        err = pg_spool_sq_step(q, st, "removing a delivered message");
-    }
-    return err;
+    return err == PIGEON_OK ? pg_spool_sq_remove_if_done(q, job->queue_id) : err;
 }
 
 pigeon_err pg_spool_sq_record(void *be, const pigeon_spool_entry *job,

@@ -363,7 +363,7 @@ static void test_file_format(void **state)
         {"PRAGMA journal_mode", "wal"},
         {"PRAGMA application_id", "1885819760"}, /* 0x70675370 "pgSp" */
         {"PRAGMA user_version", "2"},
-        {"PRAGMA page_size", "16384"},
+        {"PRAGMA page_size", "8192"},
     };
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
@@ -889,6 +889,110 @@ static void test_version_1_spool_is_upgraded(void **state)
     sqlite3_close(db);
 }
 
+/* A spool made with 16 KiB pages (before 8 KiB became the size of new files) keeps its
+ * page size and works as before: a batch claim brings the body and the counts, one
+ * recipient claimed of two (the other not due yet), and the message goes once both are
+ * delivered. */
+static void test_16k_page_spool_still_works(void **state)
+{
+    (void)state;
+    if (pg != NULL)
+        skip(); /* the SQLite file itself */
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"a@x.example", "b@x.example"};
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 2, T0, id);
+    pigeon_spool_close(s);
+    exec_raw("PRAGMA journal_mode=DELETE; PRAGMA page_size=16384; VACUUM; "
+             "PRAGMA journal_mode=WAL; UPDATE rcpt SET due_ms = due_ms + 100000 "
+             "WHERE address = 'b@x.example';");
+    s = open_new();
+    pigeon_spool_entry **jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(pigeon_spool_claim_batch(s, "w", NULL, T0 + 10, MIN_MS, 8, 65536, &jobs, &n),
+                     PIGEON_OK);
+    assert_int_equal(n, 1);
+    pigeon_spool_entry *e = jobs[0];
+    assert_string_equal(e->queue_id, id);
+    assert_int_equal(e->rcpt_count, 1);
+    assert_string_equal(e->rcpts[0].address, "a@x.example");
+    assert_int_equal(e->rcpts[0].state, PIGEON_SPOOL_INFLIGHT);
+    assert_int_equal(e->rcpts[0].attempts, 1);
+    assert_int_equal(e->rcpts[0].next_ms, T0 + 10 + MIN_MS);
+    assert_string_equal(e->rcpts[0].lease_owner, "w");
+    assert_int_equal(e->count[PIGEON_SPOOL_INFLIGHT], 1);
+    assert_int_equal(e->count[PIGEON_SPOOL_QUEUED], 1);
+    assert_int_equal(e->next_ms, T0 + 10 + MIN_MS);
+    assert_int_equal(e->attempt, 1);
+    assert_non_null(e->body);
+    assert_memory_equal(e->body, sample, sizeof sample - 1);
+    pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, NULL};
+    pigeon_spool_record_item item = {e, &o, 1, 0};
+    assert_int_equal(pigeon_spool_record_batch(s, &item, 1, T0 + 20), PIGEON_OK);
+    pigeon_spool_jobs_free(jobs, n);
+    pigeon_spool_entry *job = NULL;
+    assert_int_equal(pigeon_spool_claim(s, "w", NULL, T0 + 200000, MIN_MS, &job), PIGEON_OK);
+    assert_non_null(job);
+    assert_int_equal(job->rcpt_count, 1);
+    assert_string_equal(job->rcpts[0].address, "b@x.example");
+    assert_int_equal(job->count[PIGEON_SPOOL_DELIVERED], 1);
+    o.rcpt = 0;
+    assert_int_equal(pigeon_spool_record(s, job, &o, 1, T0 + 200001), PIGEON_OK);
+    pigeon_spool_entry_free(job);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + 200002, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 0);
+    assert_int_equal(pigeon_spool_check(s, 1), PIGEON_OK);
+    pigeon_spool_close(s);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st2 = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st2, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st2), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st2, 0), 16384);
+    sqlite3_finalize(st2);
+    sqlite3_close(db);
+}
+
+/* Processes that create the same new spool at once (a daemon and `send --queue` started
+ * together) all open it: switching the new file to WAL does not wait in SQLite's busy
+ * handler, so a loser of that race used to fail at once with "database is locked". */
+static void test_concurrent_creation(void **state)
+{
+    (void)state;
+    if (pg != NULL)
+        skip(); /* the SQLite file itself */
+    for (int round = 0; round < 20; round++) {
+        char p[400];
+        snprintf(p, sizeof p, "%s/race-%d.db", dir, round);
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        pid_t kids[6];
+        for (int k = 0; k < 6; k++) {
+            kids[k] = fork();
+            assert_true(kids[k] >= 0);
+            if (kids[k] == 0) {
+                char c;
+                close(go[1]);
+                _exit(read(go[0], &c, 1) == 0 &&
+                              pigeon_spool_open(
+                                  p, PIGEON_SPOOL_CREATE | (k % 2 ? PIGEON_SPOOL_DEFER_SYNC : 0),
+                                  &(pigeon_spool *){NULL}, NULL, 0) == PIGEON_OK
+                          ? 0
+                          : 1);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* all start at once */
+        for (int k = 0; k < 6; k++) {
+            int status = 0;
+            assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), 0);
+        }
+    }
+}
+
 static void test_newer_version_refused_untouched(void **state)
 {
     (void)state;
@@ -1369,6 +1473,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reclaim_dead_holder_applies_its_journal, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_version_1_spool_is_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_16k_page_spool_still_works, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_creation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_spool_refused_untouched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_and_empty_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_interleaved, setup, teardown),

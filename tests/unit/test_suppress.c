@@ -189,6 +189,28 @@ static void test_account_and_global(void **state)
     pigeon_spool_close(s);
 }
 
+/* A handle that found no suppression table (and remembers that, not to parse the check
+ * again for every message) sees the table another handle creates afterwards: a daemon
+ * started on a fresh spool honours `pigeon suppress add` run later. */
+static void test_table_created_by_another_handle(void **state)
+{
+    (void)state;
+    pigeon_spool *daemon = open_spool("c.db");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(check(daemon, "qq", "late@example.com", 0), PIGEON_SUPPRESS_NONE);
+    pigeon_spool *admin = open_spool("c.db");
+    add(admin, "qq", "late@example.com", PIGEON_SUPPRESS_HARD_BOUNCE, T0);
+    assert_int_equal(check(daemon, "qq", "late@example.com", 0), PIGEON_SUPPRESS_HARD_BOUNCE);
+    const char *many[] = {"other@example.com", "late@example.com"};
+    pigeon_suppress_hit hits[2];
+    size_t count = 0;
+    assert_int_equal(pigeon_suppress_check_many(daemon, "qq", many, 2, 0, hits, &count), PIGEON_OK);
+    assert_int_equal(count, 1);
+    assert_int_equal(hits[1].reason, PIGEON_SUPPRESS_HARD_BOUNCE);
+    pigeon_spool_close(admin);
+    pigeon_spool_close(daemon);
+}
+
 static void test_soft_window(void **state)
 {
     (void)state;
@@ -427,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_reason_names),
         cmocka_unit_test_setup_teardown(test_account_and_global, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_table_created_by_another_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_soft_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
         cmocka_unit_test(test_csv_parse),
