@@ -179,10 +179,11 @@ typedef struct pg_html_doc {
 
 /* The content of one <style> element taken out of the text gumbo parses. */
 typedef struct pg_html_cut {
-    size_t tag; /* offset of "<style" in the cut text */
-    size_t at;  /* offset in the cut text where the content was (after the start tag) */
-    size_t src; /* offset of the content in the source */
-    size_t len; /* its length in the source (never 0) */
+    size_t tag;  /* offset of "<style" in the cut text */
+    size_t at;   /* offset in the cut text where the content was (after the start tag) */
+    size_t src;  /* offset of the content in the source */
+    size_t len;  /* its length in the source (never 0) */
+    int comment; /* nonzero for a comment's text ("<!--" at tag), else a <style>'s */
 } pg_html_cut;
 
 typedef struct pg_html_cuts {

@@ -16,6 +16,11 @@
  * only by the text children, which html_tree.c puts back. Any mismatch (a <style> inside
  * <select> or <svg>, a scan fooled by odd markup) makes html_tree.c parse the original
  * instead: the scan is an accelerator, never the parser.
+ *
+ * Comments are cut the same way when their text is plain (see comment_len): a comment
+ * token never changes the tokenizer's or the tree builder's state, so the trees differ
+ * only by the comments' data, and html_tree.c checks that gumbo made an empty comment
+ * node exactly where each cut one starts.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -97,7 +102,8 @@ static size_t end_tag_at(const char *s, size_t n, size_t i, const char *name, si
 static const char *const raw_elements[] = {"script", "textarea", "title",   "xmp",
                                            "iframe", "noembed",  "noframes"};
 
-static pigeon_err add_cut(pg_html_cuts *cuts, size_t tag, size_t at, size_t src, size_t len)
+static pigeon_err add_cut(pg_html_cuts *cuts, size_t tag, size_t at, size_t src, size_t len,
+                          int comment)
 {
     if (cuts->count == cuts->cap) {
         size_t cap = cuts->cap ? cuts->cap * 2 : 8;
@@ -107,7 +113,7 @@ static pigeon_err add_cut(pg_html_cuts *cuts, size_t tag, size_t at, size_t src,
         cuts->items = p;
         cuts->cap = cap;
     }
-    cuts->items[cuts->count++] = (pg_html_cut){tag, at, src, len};
+    cuts->items[cuts->count++] = (pg_html_cut){tag, at, src, len, comment};
     return PIGEON_OK;
 }
 
@@ -141,6 +147,32 @@ static size_t skip_other(const char *s, size_t n, size_t i)
     return i + 1;
 }
 
+/* The length of the content of the comment at s[i] when it is plain enough to cut, else
+ * 0. Plain: "<!--", then text without "--", CR or NUL that does not start with ">" or
+ * "->", then "-->" or "--!>". Through such text the comment states of the tokenizer
+ * (13.2.5.43-13.2.5.52) append every character as it is, so the comment's data is the
+ * text as written; anything else is left to gumbo. (MSO conditional comments, the bulk
+ * of an MJML template's comments, are plain.) */
+static size_t comment_len(const char *s, size_t n, size_t i)
+{
+    if (!starts_with(s, n, i, "<!--", 4))
+        return 0;
+    size_t k = i + 4;
+    if (k >= n || s[k] == '>' || (s[k] == '-' && k + 1 < n && s[k + 1] == '>'))
+        return 0;
+    for (; k + 1 < n; k++) {
+        char c = s[k];
+        if (c == '\r' || c == '\0')
+            return 0;
+        if (c != '-' || s[k + 1] != '-')
+            continue;
+        int ends =
+            (k + 2 < n && s[k + 2] == '>') || (k + 3 < n && s[k + 2] == '!' && s[k + 3] == '>');
+        return ends ? k - (i + 4) : 0;
+    }
+    return 0;
+}
+
 pigeon_err pg_html_cut_rawtext(const char *s, size_t n, pg_html_cuts *cuts)
 {
     memset(cuts, 0, sizeof *cuts);
@@ -150,6 +182,14 @@ pigeon_err pg_html_cut_rawtext(const char *s, size_t n, pg_html_cuts *cuts)
         if (p == NULL)
             break;
         i = (size_t)(p - s);
+        size_t len = comment_len(s, n, i);
+        if (len > 0) {
+            if (add_cut(cuts, i - removed, i + 4 - removed, i + 4, len, 1) != PIGEON_OK)
+                goto fail;
+            removed += len;
+            i += 4 + len;
+            continue;
+        }
         if (!is_tag(s, n, i, "style", 5)) {
             i = skip_other(s, n, i);
             continue;
@@ -157,7 +197,8 @@ pigeon_err pg_html_cut_rawtext(const char *s, size_t n, pg_html_cuts *cuts)
         size_t content = tag_end(s, n, i + 6);
         size_t end = end_tag_at(s, n, content, "style", 5);
         if (end > content) {
-            if (add_cut(cuts, i - removed, content - removed, content, end - content) != PIGEON_OK)
+            if (add_cut(cuts, i - removed, content - removed, content, end - content, 0) !=
+                PIGEON_OK)
                 goto fail;
             removed += end - content;
         }

@@ -370,31 +370,74 @@ static pigeon_err give_text(const GumboOptions *o, GumboNode *el, const char *sr
     return PIGEON_OK;
 }
 
+/* Gives comment node back its text when gumbo read the empty comment of cut c exactly
+ * where the cut left it. Returns 0, 1 when it does not match, -1 on NOMEM. */
+static int give_comment(const GumboOptions *g, GumboNode *node, const char *src,
+                        const pg_html_cut *c, const pg_html_cuts *cuts)
+{
+    if (!c->comment || node->v.text.text[0] != '\0' ||
+        node->v.text.original_text.data != cuts->text + c->tag)
+        return 1;
+    char *t = g->allocator(g->userdata, c->len + 1);
+    if (t == NULL)
+        return -1;
+    memcpy(t, src + c->src, c->len); /* plain text: no CR or NUL (html_rawtext.c) */
+    t[c->len] = '\0';
+    node->v.text.text = t;
+    return 0;
+}
+
+/* The work of restore: which cuts were found. */
+typedef struct restoring {
+    const pg_html_cuts *cuts; /* the cuts */
+    unsigned char *seen;      /* per cut: found */
+    size_t found;             /* how many found */
+    int rc;                   /* 0, 1 (mismatch), -1 (NOMEM) */
+} restoring;
+
+/* The comments among kids. */
+static void restore_comments(pg_html_doc *doc, restoring *r, const GumboVector *kids,
+                             const char *src)
+{
+    for (unsigned j = 0; j < kids->length && r->rc == 0; j++) {
+        GumboNode *kid = kids->data[j];
+        if (kid->type != GUMBO_NODE_COMMENT)
+            continue;
+        size_t k = find_cut(r->cuts, kid->v.text.start_pos.offset);
+        if (k == r->cuts->count)
+            continue;
+        r->rc = r->seen[k] ? 1 : give_comment(&doc->gopts, kid, src, &r->cuts->items[k], r->cuts);
+        r->seen[k] = 1;
+        r->found++;
+    }
+}
+
 /* Checks every cut against the tree of the cut text and puts the contents back. Returns
  * 1 when the tree does not match (parse the source instead), 0 when done, -1 on NOMEM. */
 static int restore(pg_html_doc *doc, const pg_html_cuts *cuts, const char *src)
 {
-    size_t found = 0;
-    unsigned char *seen = calloc(cuts->count, 1);
-    if (seen == NULL)
+    restoring r = {cuts, calloc(cuts->count, 1), 0, 0};
+    if (r.seen == NULL)
         return -1;
-    int rc = 0;
-    for (size_t i = 0; i < doc->count && rc == 0; i++) {
+    restore_comments(doc, &r, &doc->out->document->v.document.children, src);
+    for (size_t i = 0; i < doc->count && r.rc == 0; i++) {
         GumboNode *node = doc->els[i].node;
-        if (node->v.element.tag != GUMBO_TAG_STYLE)
+        restore_comments(doc, &r, &node->v.element.children, src);
+        if (r.rc != 0 || node->v.element.tag != GUMBO_TAG_STYLE)
             continue;
         size_t k = find_cut(cuts, node->v.element.start_pos.offset);
         if (k == cuts->count)
             continue;
-        if (seen[k] || !cut_matches(&node->v.element, &cuts->items[k], cuts))
-            rc = 1;
+        if (r.seen[k] || cuts->items[k].comment ||
+            !cut_matches(&node->v.element, &cuts->items[k], cuts))
+            r.rc = 1;
         else if (give_text(&doc->gopts, node, src, &cuts->items[k]) != PIGEON_OK)
-            rc = -1;
-        seen[k] = 1;
-        found++;
+            r.rc = -1;
+        r.seen[k] = 1;
+        r.found++;
     }
-    free(seen);
-    return rc == 0 && found != cuts->count ? 1 : rc;
+    free(r.seen);
+    return r.rc == 0 && r.found != cuts->count ? 1 : r.rc;
 }
 
 pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n)

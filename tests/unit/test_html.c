@@ -446,7 +446,7 @@ static void test_images(void **state)
     pigeon_html_result_cleanup(&res);
 }
 
-/* ---- the <style> contents cut out before gumbo parses (html_rawtext.c) ---- */
+/* ---- <style> contents and comments cut out before gumbo parses (html_rawtext.c) ---- */
 
 /* Nonzero if the trees under a and b are the same (types, names, attributes, text). */
 static int same_tree(const GumboNode *a, const GumboNode *b)
@@ -512,6 +512,13 @@ static void test_style_cut(void **state)
         "<title><style>x</style></title><style>y</style>",
         "<textarea><style>x</style></textarea><style>z</style>",
         "<p>a<style>p > a { b: c }</style>b</p><style>q{}</style>",
+        /* plain comments are cut too */
+        "<!--[if mso]><table><tr><td><![endif]--><p>x<!--[if mso]></td></tr></table><![endif]-->",
+        "<!-- a --!><p>b",
+        "<p>x<!-- c -->y</p>",
+        "<!-- first --><html><!-- before head --><head></head><body></body></html><!-- after -->",
+        "<table><!-- in table --><tr><!-- in row --><td>x</td></tr></table>",
+        "<style>a{}</style><!-- x - y <b> -->",
     };
     for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++)
         if (!check_cut(cut[i], strlen(cut[i])))
@@ -543,6 +550,20 @@ static void test_style_cut(void **state)
         "<style",
         "<style>",
         "<style></style>",
+        "<!-- a -- b -->",
+        "<!-- a <!-- b -->",
+        "<!-- a <!-->",
+        "<!--- x -->",
+        "<!---->",
+        "<!----x-->",
+        "<!-- a\r\nb -->",
+        "<!-- unterminated",
+        "<title><!-- x --></title>",
+        "<textarea><!-- x --></textarea>",
+        "<!-- a --!-->",
+        "<!-- x --->",
+        "<svg><!-- x --><style><!-- y --></style></svg>",
+        "<select><!-- x --><option><!-- y --></select>",
     };
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
         check_cut(odd[i], strlen(odd[i]));
