@@ -452,7 +452,9 @@ pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n)
         return PIGEON_ERR_NOMEM;
     pigeon_err err = PIGEON_OK;
     int rc = 1;
-    if (cuts.count > 0 && (err = parse_text(doc, cuts.text, cuts.len)) == PIGEON_OK) {
+    /* A big document with little cut out would hold a second copy for nothing. */
+    int worth = n <= PG_HTML_ARENA_MAX || (n - cuts.len) >= n / 8;
+    if (cuts.count > 0 && worth && (err = parse_text(doc, cuts.text, cuts.len)) == PIGEON_OK) {
         rc = restore(doc, &cuts, s);
         err = rc < 0 ? PIGEON_ERR_NOMEM : PIGEON_OK;
         if (rc == 0) {

@@ -567,6 +567,38 @@ static void test_style_cut(void **state)
     };
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
         check_cut(odd[i], strlen(odd[i]));
+    /* Random mixes of the pieces that matter to the scan (fixed seed): the tree must
+     * always be gumbo's own. */
+    static const char *const piece[] = {"<style>",     "</style>",   "<STYLE a='>'>",
+                                        "</style ",    "<!--",       "-->",
+                                        "--!>",        "--",         "<!-->",
+                                        "<p>",         "</p>",       "<table>",
+                                        "<tr>",        "<td>",       "<select>",
+                                        "<svg>",       "</svg>",     "<math>",
+                                        "<mi>",        "<title>",    "</title>",
+                                        "<textarea>",  "<script>",   "</script>",
+                                        "a{b:c}",      " ",          "x",
+                                        "\r\n",        "'",          "\"",
+                                        "=",           ">",          "<",
+                                        "<!",          "-",          "<template>",
+                                        "</template>", "<b>",        "</b>",
+                                        "<noscript>",  "<frameset>", "<plaintext>"};
+    unsigned seed = 12345;
+    char doc[512];
+    for (int round = 0; round < 3000; round++) {
+        size_t n = 0;
+        int parts = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 14;
+        for (int k = 0; k < parts; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = piece[(seed >> 16) % (sizeof piece / sizeof piece[0])];
+            size_t len = strlen(p);
+            if (n + len < sizeof doc) {
+                memcpy(doc + n, p, len);
+                n += len;
+            }
+        }
+        check_cut(doc, n);
+    }
 }
 
 /* ---- inputs that must not crash, hang or recurse ---- */
