@@ -59,10 +59,11 @@ struct compound {
 };
 
 struct pg_css_selector {
-    compound *c;   /* compounds, leftmost first */
-    size_t n;      /* how many */
-    int kind;      /* enum pg_sel_kind */
-    uint32_t spec; /* packed specificity */
+    compound *c;      /* compounds, leftmost first */
+    size_t n;         /* how many */
+    int kind;         /* enum pg_sel_kind */
+    uint32_t spec;    /* packed specificity */
+    uint64_t need[2]; /* Bloom bits of what must be among the ancestors (html_tree.c) */
 };
 
 /* A parse in progress over a token stream. */
@@ -438,6 +439,24 @@ static int compile_compounds(const char *s, size_t n, int in_not, compound **out
     return p->keep || p->nomem;
 }
 
+/* The tags, ids and classes of the compounds that must match ancestors of the element:
+ * those joined to the rightmost compound by descendant and child combinators only (past
+ * a sibling combinator a compound matches an ancestor's sibling, not an ancestor). */
+static void ancestor_needs(pg_css_selector *sel)
+{
+    for (size_t k = sel->n - 1; k > 0; k--) {
+        if (sel->c[k].comb != ' ' && sel->c[k].comb != '>')
+            break;
+        const compound *c = &sel->c[k - 1];
+        if (c->tag != NULL)
+            pg_html_bloom_add(sel->need, 't', c->tag, strlen(c->tag));
+        for (size_t j = 0; j < c->n; j++)
+            if (c->s[j].kind == S_ID || c->s[j].kind == S_CLASS)
+                pg_html_bloom_add(sel->need, c->s[j].kind == S_ID ? 'i' : 'c', c->s[j].name,
+                                  strlen(c->s[j].name));
+    }
+}
+
 pg_css_selector *pg_css_selector_compile(const char *s, size_t n)
 {
     pg_css_selector *sel = calloc(1, sizeof *sel);
@@ -451,6 +470,8 @@ pg_css_selector *pg_css_selector_compile(const char *s, size_t n)
         return NULL;
     }
     sel->kind = p.keep || sel->n == 0 ? PG_SEL_KEEP : PG_SEL_INLINE;
+    if (sel->kind == PG_SEL_INLINE)
+        ancestor_needs(sel);
     unsigned a = p.a > 1023 ? 1023 : p.a, b = p.b > 1023 ? 1023 : p.b, c = p.c > 1023 ? 1023 : p.c;
     sel->spec = (uint32_t)(a << 20 | b << 10 | c);
     return sel;
@@ -596,12 +617,12 @@ static int compound_match(const compound *c, const pg_html_doc *doc, uint32_t i)
 static int simple_match(const simple *s, const pg_html_doc *doc, uint32_t i)
 {
     const pg_html_el *el = &doc->els[i];
-    const char *v;
+
     switch (s->kind) {
     case S_ID:
-        return (v = pg_html_attr(el, "id")) != NULL && strcmp(v, s->name) == 0;
+        return el->id != NULL && strcmp(el->id, s->name) == 0;
     case S_CLASS:
-        return (v = pg_html_attr(el, "class")) != NULL && has_word(v, s->name, 0);
+        return el->cls != NULL && has_word(el->cls, s->name, 0);
     case S_ATTR:
         return attr_match(s, pg_html_attr(el, s->name));
     case S_NTH_CHILD:
@@ -666,6 +687,9 @@ static enum result match_from(const pg_css_selector *sel, size_t k, const pg_htm
 
 int pg_css_selector_match(const pg_css_selector *sel, const pg_html_doc *doc, uint32_t i)
 {
+    const uint64_t *anc = doc->els[i].anc;
+    if ((anc[0] & sel->need[0]) != sel->need[0] || (anc[1] & sel->need[1]) != sel->need[1])
+        return 0;
     return sel->kind == PG_SEL_INLINE && match_from(sel, sel->n - 1, doc, i) == MATCHED;
 }
 

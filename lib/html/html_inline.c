@@ -198,9 +198,13 @@ static void take_selector(void *ctx, const char *s, size_t n)
 
 static void write_decls(pg_buf *out, const pg_css_decls *d)
 {
-    for (size_t k = 0; k < d->count; k++)
-        pg_buf_printf(out, " %s: %s%s;", d->items[k].prop, d->items[k].value,
-                      d->items[k].important ? " !important" : "");
+    for (size_t k = 0; k < d->count; k++) {
+        pg_buf_putc(out, ' ');
+        pg_buf_puts(out, d->items[k].prop);
+        pg_buf_puts(out, ": ");
+        pg_buf_puts(out, d->items[k].value);
+        pg_buf_puts(out, d->items[k].important ? " !important;" : ";");
+    }
 }
 
 /* Builds the index and the CSS that stays (rules in order: at-rules as written, rules
@@ -212,7 +216,9 @@ static void build(rule_index *ix, const pg_css_sheet *sheet, pg_buf *keep)
     for (size_t r = 0; r < sheet->count && ix->err == PIGEON_OK; r++) {
         const pg_css_rule *rule = &sheet->rules[r];
         if (rule->kept != NULL) {
-            pg_buf_printf(keep, "%s%s", keep->len ? "\n" : "", rule->kept);
+            if (keep->len > 0)
+                pg_buf_putc(keep, '\n');
+            pg_buf_puts(keep, rule->kept);
             continue;
         }
         split_ctx c = {ix, (uint32_t)r, &kept};
@@ -220,7 +226,10 @@ static void build(rule_index *ix, const pg_css_sheet *sheet, pg_buf *keep)
         pg_css_selector_split(rule->prelude, strlen(rule->prelude), take_selector, &c);
         if (kept.len == 0)
             continue;
-        pg_buf_printf(keep, "%s%s {", keep->len ? "\n" : "", kept.data);
+        if (keep->len > 0)
+            pg_buf_putc(keep, '\n');
+        pg_buf_append(keep, kept.data, kept.len);
+        pg_buf_puts(keep, " {");
         write_decls(keep, &rule->decls);
         pg_buf_puts(keep, " }");
     }
@@ -305,7 +314,7 @@ static int is_space(char c)
 static void collect(styler *st, rule_index *ix, const pg_html_doc *doc, uint32_t i)
 {
     const pg_html_el *el = &doc->els[i];
-    const char *id = pg_html_attr(el, "id"), *cls = pg_html_attr(el, "class");
+    const char *id = el->id, *cls = el->cls;
     st->nmatched = 0;
     if (id != NULL)
         try_bucket(st, ix, doc, i, 'i', id, strlen(id));
@@ -487,9 +496,12 @@ static void style_element(styler *st, const pg_css_sheet *sheet, const rule_inde
         const pg_css_decl *d = st->ap[k].decl;
         if (lose[k])
             continue;
-        pg_buf_printf(&st->out, "%s%s: ", st->out.len ? " " : "", d->prop);
+        if (st->out.len > 0)
+            pg_buf_putc(&st->out, ' ');
+        pg_buf_puts(&st->out, d->prop);
+        pg_buf_puts(&st->out, ": ");
         quoted_value(&st->out, d->value);
-        pg_buf_printf(&st->out, "%s;", st->ap[k].level == 3 ? " !important" : "");
+        pg_buf_puts(&st->out, st->ap[k].level == 3 ? " !important;" : ";");
         if (attrs)
             outlook_attrs(el, d, st);
     }

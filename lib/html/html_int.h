@@ -134,6 +134,8 @@ extern const char *const pg_html_slot_names[PG_SLOT_COUNT];
 typedef struct pg_html_el {
     GumboNode *node;          /* the element in gumbo's tree */
     const char *tag;          /* lowercase tag name */
+    const char *id;           /* the id attribute's value (gumbo's), or NULL */
+    const char *cls;          /* the class attribute's value (gumbo's), or NULL */
     uint32_t parent;          /* parent element index, PG_NONE for the root */
     uint32_t prev;            /* previous element sibling, PG_NONE if first */
     uint32_t nth;             /* 1-based position among element siblings */
@@ -141,6 +143,7 @@ typedef struct pg_html_el {
     uint32_t nth_type;        /* 1-based position among siblings of the same tag */
     uint32_t nth_last_type;   /* the same from the end */
     uint32_t stamp;           /* scratch for the inliner (last selector visit) */
+    uint64_t anc[2];          /* Bloom filter of the ancestors' tags, ids and classes */
     char *set[PG_SLOT_COUNT]; /* attributes to write instead of or besides the
                                  element's own (malloc'd), NULL when unchanged */
     unsigned drop : 1;        /* leave the element out (an inlined <style>) */
@@ -148,17 +151,61 @@ typedef struct pg_html_el {
     unsigned own_tag : 1;     /* tag was malloc'd (an unknown element's name) */
 } pg_html_el;
 
+/* A bump allocator for gumbo's parse of a mail (html_arena.c). */
+typedef struct pg_html_arena {
+    struct pg_html_chunk *head; /* the chunk being filled, then older ones; NULL if none */
+} pg_html_arena;
+
+/* Documents up to this size are parsed into an arena. */
+#define PG_HTML_ARENA_MAX (4u * 1024 * 1024)
+
+/* gumbo's allocator and deallocator over the arena given as userdata. */
+void *pg_html_arena_alloc(void *arena, size_t n);
+void pg_html_arena_free(void *arena, void *p);
+/* Frees every chunk (and so every allocation). */
+void pg_html_arena_cleanup(pg_html_arena *a);
+
 typedef struct pg_html_doc {
-    GumboOutput *out;  /* gumbo's parse */
-    pg_html_el *els;   /* every element in document order */
-    size_t count;      /* how many */
-    uint32_t head;     /* index of <head>, PG_NONE if none */
-    pg_buf head_style; /* CSS to write in one <style> at the end of <head> */
+    GumboOutput *out;    /* gumbo's parse */
+    pg_html_el *els;     /* every element in document order */
+    size_t count;        /* how many */
+    uint32_t head;       /* index of <head>, PG_NONE if none */
+    pg_buf head_style;   /* CSS to write in one <style> at the end of <head> */
+    GumboOptions gopts;  /* the options gumbo parsed with: its allocator frees the tree */
+    pg_html_arena arena; /* the memory of the tree when gopts allocates from it */
+    char *text;          /* what gumbo parsed when it is the source with the <style>
+                            contents cut out (html_rawtext.c): owned, lives as long as out */
 } pg_html_doc;
+
+/* The content of one <style> element taken out of the text gumbo parses. */
+typedef struct pg_html_cut {
+    size_t tag;  /* offset of "<style" in the cut text */
+    size_t at;   /* offset in the cut text where the content was (after the start tag) */
+    size_t src;  /* offset of the content in the source */
+    size_t len;  /* its length in the source (never 0) */
+    int comment; /* nonzero for a comment's text ("<!--" at tag), else a <style>'s */
+} pg_html_cut;
+
+typedef struct pg_html_cuts {
+    pg_html_cut *items; /* in source order */
+    size_t count;       /* how many */
+    size_t cap;         /* allocated */
+    char *text;         /* the source without the contents (malloc'd), NULL if none cut */
+    size_t len;         /* its length */
+} pg_html_cuts;
+
+/* Finds the <style> contents of (s, n) and writes the text without them into cuts (see
+ * html_rawtext.c for why the parse of that text is checked). PIGEON_ERR_NOMEM only. */
+pigeon_err pg_html_cut_rawtext(const char *s, size_t n, pg_html_cuts *cuts);
+void pg_html_cuts_cleanup(pg_html_cuts *cuts);
 
 /* Parses (s, n) with gumbo and builds the element table, iteratively. */
 pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n);
 void pg_html_doc_cleanup(pg_html_doc *doc);
+/* Adds the feature kind ('t' tag, 'i' id, 'c' class) named (s, n) to the 128-bit Bloom
+ * filter f: the ancestor filter that lets a selector skip walking up the tree when a
+ * compound it needs above the element is nowhere among the element's ancestors. */
+void pg_html_bloom_add(uint64_t f[2], int kind, const char *s, size_t n);
 /* The value of attribute name on el, or NULL. */
 const char *pg_html_attr(const pg_html_el *el, const char *name);
 /* The effective value: the one a pass set, else the element's own. */

@@ -191,10 +191,14 @@ static void text(pg_buf *out, const GumboNode *node, const GumboNode *parent)
     const char *t = node->v.text.text;
     switch (node->type) {
     case GUMBO_NODE_COMMENT:
-        pg_buf_printf(out, "<!--%s-->", t);
+        pg_buf_puts(out, "<!--");
+        pg_buf_puts(out, t);
+        pg_buf_puts(out, "-->");
         return;
     case GUMBO_NODE_CDATA:
-        pg_buf_printf(out, "<![CDATA[%s]]>", t);
+        pg_buf_puts(out, "<![CDATA[");
+        pg_buf_puts(out, t);
+        pg_buf_puts(out, "]]>");
         return;
     default:
         if (parent->type != GUMBO_NODE_DOCUMENT && is_raw_text(parent->v.element.tag))
@@ -206,8 +210,11 @@ static void text(pg_buf *out, const GumboNode *node, const GumboNode *parent)
 
 static void end_tag(const pg_html_doc *doc, pg_buf *out, uint32_t el)
 {
-    if (el == doc->head && doc->head_style.len > 0)
-        pg_buf_printf(out, "<style type=\"text/css\">\n%s\n</style>", doc->head_style.data);
+    if (el == doc->head && doc->head_style.len > 0) {
+        pg_buf_puts(out, "<style type=\"text/css\">\n");
+        pg_buf_append(out, doc->head_style.data, doc->head_style.len);
+        pg_buf_puts(out, "\n</style>");
+    }
     pg_buf_puts(out, "</");
     tag_name(out, &doc->els[el]);
     pg_buf_putc(out, '>');

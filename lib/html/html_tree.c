@@ -67,6 +67,15 @@ static pigeon_err add_el(pg_html_doc *doc, size_t *cap, GumboNode *node, uint32_
     el->prev = PG_NONE;
     el->stamp = PG_NONE;
     el->tag = tag_name(node);
+    /* Selector matching asks for these two for every candidate rule: look them up once. */
+    const GumboVector *attrs = &node->v.element.attributes;
+    for (unsigned k = 0; k < attrs->length; k++) {
+        const GumboAttribute *a = attrs->data[k];
+        if (el->id == NULL && strcmp(a->name, "id") == 0)
+            el->id = a->value;
+        else if (el->cls == NULL && strcmp(a->name, "class") == 0)
+            el->cls = a->value;
+    }
     return PIGEON_OK;
 }
 
@@ -191,25 +200,70 @@ static pigeon_err step(pg_html_doc *doc, walk *w, size_t *cap, uint32_t *counts)
     return PIGEON_OK;
 }
 
-pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n)
+void pg_html_bloom_add(uint64_t f[2], int kind, const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL ^ (unsigned char)kind;
+    h *= 1099511628211ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    h ^= h >> 29;
+    unsigned a = (unsigned)(h & 127), b = (unsigned)((h >> 7) & 127);
+    f[a >> 6] |= 1ULL << (a & 63);
+    f[b >> 6] |= 1ULL << (b & 63);
+}
+
+/* The features of element el (its tag, id and classes) added to f. */
+static void bloom_features(const pg_html_el *el, uint64_t f[2])
+{
+    pg_html_bloom_add(f, 't', el->tag, strlen(el->tag));
+    if (el->id != NULL)
+        pg_html_bloom_add(f, 'i', el->id, strlen(el->id));
+    for (const char *p = el->cls; p != NULL && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f')
+            p++;
+        const char *start = p;
+        while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\f')
+            p++;
+        if (p > start)
+            pg_html_bloom_add(f, 'c', start, (size_t)(p - start));
+    }
+}
+
+/* Each element's ancestor filter: its parent's, plus the parent's own features. Parents
+ * come before their children in the table. */
+static void bloom_ancestors(pg_html_doc *doc)
+{
+    for (size_t i = 0; i < doc->count; i++) {
+        pg_html_el *el = &doc->els[i];
+        if (el->parent == PG_NONE)
+            continue;
+        const pg_html_el *up = &doc->els[el->parent];
+        el->anc[0] = up->anc[0];
+        el->anc[1] = up->anc[1];
+        bloom_features(up, el->anc);
+    }
+}
+
+/* Parses (s, n) with gumbo and builds the element table. */
+static pigeon_err parse_text(pg_html_doc *doc, const char *s, size_t n)
 {
     walk w;
     size_t cap = 0;
     uint32_t counts[GUMBO_TAG_UNKNOWN + 1];
     pigeon_err err = PIGEON_OK;
-    memset(doc, 0, sizeof *doc);
     memset(&w, 0, sizeof w);
     memset(counts, 0, sizeof counts);
-    doc->head = PG_NONE;
-    pg_buf_init(&doc->head_style);
-    GumboOptions opts = kGumboDefaultOptions;
-    opts.max_errors = 0; /* we never read gumbo's error list: don't build it */
-    if (n > UINT32_MAX / 2)
-        return PIGEON_ERR_TOO_LARGE;
     /* gumbo is loaded by the first document parsed (lib/lazy/lazy.h). */
     if (pg_lazy_gumbo(NULL, 0) != PIGEON_OK)
         return PIGEON_ERR_UNSUPPORTED;
-    doc->out = gumbo_parse_with_options(&opts, s, n);
+    doc->gopts = kGumboDefaultOptions;
+    doc->gopts.max_errors = 0; /* we never read gumbo's error list: don't build it */
+    if (n <= PG_HTML_ARENA_MAX) {
+        doc->gopts.allocator = pg_html_arena_alloc;
+        doc->gopts.deallocator = pg_html_arena_free;
+        doc->gopts.userdata = &doc->arena;
+    }
+    doc->out = gumbo_parse_with_options(&doc->gopts, s, n);
     if (doc->out == NULL)
         return PIGEON_ERR_NOMEM;
     if (push_frame(&w, doc->out->document, PG_NONE) != 0)
@@ -218,8 +272,209 @@ pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n)
         err = step(doc, &w, &cap, counts);
     free(w.frames);
     free(w.kids);
+    if (err == PIGEON_OK)
+        bloom_ancestors(doc);
+    return err;
+}
+
+/* The index of the cut whose <style> tag is at offset off of the cut text, or count. */
+static size_t find_cut(const pg_html_cuts *cuts, size_t off)
+{
+    size_t lo = 0, hi = cuts->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cuts->items[mid].tag < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < cuts->count && cuts->items[lo].tag == off ? lo : cuts->count;
+}
+
+/* Nonzero if gumbo read element e exactly where cut c says: an HTML <style> whose start
+ * tag spans [tag, at) of the cut text, empty, ended by its end tag at at (or by the end). */
+static int cut_matches(const GumboElement *e, const pg_html_cut *c, const pg_html_cuts *cuts)
+{
+    if (e->tag_namespace != GUMBO_NAMESPACE_HTML || e->children.length != 0)
+        return 0;
+    if (e->original_tag.data != cuts->text + c->tag || e->original_tag.length != c->at - c->tag)
+        return 0;
+    if (c->at == cuts->len)
+        return e->original_end_tag.length == 0;
+    return e->original_end_tag.data == cuts->text + c->at;
+}
+
+/* The content of cut c as the HTML tokenizer hands it over: input stream preprocessing
+ * turns CR LF and CR into LF (13.2.3.5), RAWTEXT turns NUL into U+FFFD (13.2.5.3).
+ * Allocated with gumbo's allocator: gumbo frees it with the tree. */
+static char *cut_content(const GumboOptions *g, const char *src, const pg_html_cut *c, int *blank)
+{
+    const char *s = src + c->src;
+    size_t n = c->len, o = 0;
+    char *t = g->allocator(g->userdata, n * 3 + 1);
+    if (t == NULL)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        /* Copy the run up to the next CR or NUL whole: a stylesheet rarely has either. */
+        size_t run = i;
+        while (run < n && s[run] != '\r' && s[run] != '\0')
+            run++;
+        memcpy(t + o, s + i, run - i);
+        o += run - i;
+        if ((i = run) == n)
+            break;
+        if (s[i] == '\0') {
+            memcpy(t + o, "\xef\xbf\xbd", 3);
+            o += 3;
+        } else {
+            t[o++] = '\n';
+            if (i + 1 < n && s[i + 1] == '\n')
+                i++;
+        }
+        i++;
+    }
+    t[o] = '\0';
+    *blank = 1;
+    for (size_t i = 0; i < o && *blank; i++)
+        *blank = t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\f';
+    return t;
+}
+
+/* Gives style element el its text child back: the node gumbo would have made. */
+static pigeon_err give_text(const GumboOptions *o, GumboNode *el, const char *src,
+                            const pg_html_cut *c)
+{
+    void *ud = o->userdata;
+    GumboVector *kids = &el->v.element.children;
+    GumboNode *t = o->allocator(ud, sizeof *t);
+    if (t == NULL)
+        return PIGEON_ERR_NOMEM;
+    memset(t, 0, sizeof *t);
+    int blank;
+    if ((t->v.text.text = cut_content(o, src, c, &blank)) == NULL) {
+        o->deallocator(ud, t);
+        return PIGEON_ERR_NOMEM;
+    }
+    if (kids->capacity == 0) {
+        void **data = o->allocator(ud, sizeof *data);
+        if (data == NULL) {
+            o->deallocator(ud, (void *)t->v.text.text);
+            o->deallocator(ud, t);
+            return PIGEON_ERR_NOMEM;
+        }
+        kids->data = data;
+        kids->capacity = 1;
+    }
+    t->type = blank ? GUMBO_NODE_WHITESPACE : GUMBO_NODE_TEXT;
+    t->parent = el;
+    t->index_within_parent = 0;
+    t->v.text.start_pos = el->v.element.end_pos;
+    kids->data[0] = t;
+    kids->length = 1;
+    return PIGEON_OK;
+}
+
+/* Gives comment node back its text when gumbo read the empty comment of cut c exactly
+ * where the cut left it. Returns 0, 1 when it does not match, -1 on NOMEM. */
+static int give_comment(const GumboOptions *g, GumboNode *node, const char *src,
+                        const pg_html_cut *c, const pg_html_cuts *cuts)
+{
+    if (!c->comment || node->v.text.text[0] != '\0' ||
+        node->v.text.original_text.data != cuts->text + c->tag)
+        return 1;
+    char *t = g->allocator(g->userdata, c->len + 1);
+    if (t == NULL)
+        return -1;
+    memcpy(t, src + c->src, c->len); /* plain text: no CR or NUL (html_rawtext.c) */
+    t[c->len] = '\0';
+    node->v.text.text = t;
+    return 0;
+}
+
+/* The work of restore: which cuts were found. */
+typedef struct restoring {
+    const pg_html_cuts *cuts; /* the cuts */
+    unsigned char *seen;      /* per cut: found */
+    size_t found;             /* how many found */
+    int rc;                   /* 0, 1 (mismatch), -1 (NOMEM) */
+} restoring;
+
+/* The comments among kids. */
+static void restore_comments(pg_html_doc *doc, restoring *r, const GumboVector *kids,
+                             const char *src)
+{
+    for (unsigned j = 0; j < kids->length && r->rc == 0; j++) {
+        GumboNode *kid = kids->data[j];
+        if (kid->type != GUMBO_NODE_COMMENT)
+            continue;
+        size_t k = find_cut(r->cuts, kid->v.text.start_pos.offset);
+        if (k == r->cuts->count)
+            continue;
+        r->rc = r->seen[k] ? 1 : give_comment(&doc->gopts, kid, src, &r->cuts->items[k], r->cuts);
+        r->seen[k] = 1;
+        r->found++;
+    }
+}
+
+/* Checks every cut against the tree of the cut text and puts the contents back. Returns
+ * 1 when the tree does not match (parse the source instead), 0 when done, -1 on NOMEM. */
+static int restore(pg_html_doc *doc, const pg_html_cuts *cuts, const char *src)
+{
+    restoring r = {cuts, calloc(cuts->count, 1), 0, 0};
+    if (r.seen == NULL)
+        return -1;
+    restore_comments(doc, &r, &doc->out->document->v.document.children, src);
+    for (size_t i = 0; i < doc->count && r.rc == 0; i++) {
+        GumboNode *node = doc->els[i].node;
+        restore_comments(doc, &r, &node->v.element.children, src);
+        if (r.rc != 0 || node->v.element.tag != GUMBO_TAG_STYLE)
+            continue;
+        size_t k = find_cut(cuts, node->v.element.start_pos.offset);
+        if (k == cuts->count)
+            continue;
+        if (r.seen[k] || cuts->items[k].comment ||
+            !cut_matches(&node->v.element, &cuts->items[k], cuts))
+            r.rc = 1;
+        else if (give_text(&doc->gopts, node, src, &cuts->items[k]) != PIGEON_OK)
+            r.rc = -1;
+        r.seen[k] = 1;
+        r.found++;
+    }
+    free(r.seen);
+    return r.rc == 0 && r.found != cuts->count ? 1 : r.rc;
+}
+
+pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n)
+{
+    pg_html_cuts cuts;
+    memset(doc, 0, sizeof *doc);
+    doc->head = PG_NONE;
+    pg_buf_init(&doc->head_style);
+    if (n > UINT32_MAX / 2)
+        return PIGEON_ERR_TOO_LARGE;
+    if (pg_html_cut_rawtext(s, n, &cuts) != PIGEON_OK)
+        return PIGEON_ERR_NOMEM;
+    pigeon_err err = PIGEON_OK;
+    int rc = 1;
+    /* A big document with little cut out would hold a second copy for nothing. */
+    int worth = n <= PG_HTML_ARENA_MAX || (n - cuts.len) >= n / 8;
+    if (cuts.count > 0 && worth && (err = parse_text(doc, cuts.text, cuts.len)) == PIGEON_OK) {
+        rc = restore(doc, &cuts, s);
+        err = rc < 0 ? PIGEON_ERR_NOMEM : PIGEON_OK;
+        if (rc == 0) {
+            doc->text = cuts.text; /* gumbo's tree points into it */
+            cuts.text = NULL;
+        }
+    }
+    if (err == PIGEON_OK && rc == 1) {
+        /* Nothing cut, or the scan was fooled: gumbo reads the source itself. */
+        pg_html_doc_cleanup(doc);
+        pg_buf_init(&doc->head_style);
+        err = parse_text(doc, s, n);
+    }
     if (err != PIGEON_OK)
         pg_html_doc_cleanup(doc);
+    pg_html_cuts_cleanup(&cuts);
     return err;
 }
 
@@ -232,9 +487,11 @@ void pg_html_doc_cleanup(pg_html_doc *doc)
             free((char *)doc->els[i].tag);
     }
     free(doc->els);
-    if (doc->out != NULL)
-        gumbo_destroy_output(&kGumboDefaultOptions, doc->out);
+    if (doc->out != NULL && doc->gopts.userdata != &doc->arena)
+        gumbo_destroy_output(&doc->gopts, doc->out);
+    pg_html_arena_cleanup(&doc->arena); /* an arena's tree goes all at once */
     pg_buf_cleanup(&doc->head_style);
+    free(doc->text);
     memset(doc, 0, sizeof *doc);
     doc->head = PG_NONE;
 }

@@ -66,6 +66,16 @@ pigeon_err pg_buf_reserve(pg_buf *b, size_t extra)
 
 pigeon_err pg_buf_append(pg_buf *b, const void *data, size_t n)
 {
+    /* The common case, room left and no error, without the checks of a reservation:
+     * serializers append a few bytes at a time. */
+    if (b->err == PIGEON_OK && b->cap > b->len && n < b->cap - b->len &&
+        (b->max == 0 || n <= b->max - b->len)) {
+        if (n > 0)
+            memcpy(b->data + b->len, data, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return PIGEON_OK;
+    }
     if (pg_buf_reserve(b, n) != PIGEON_OK)
         return b->err;
     if (n > 0)
@@ -82,6 +92,11 @@ pigeon_err pg_buf_puts(pg_buf *b, const char *s)
 
 pigeon_err pg_buf_putc(pg_buf *b, char c)
 {
+    if (b->err == PIGEON_OK && b->len + 1 < b->cap && (b->max == 0 || b->len < b->max)) {
+        b->data[b->len++] = c;
+        b->data[b->len] = '\0';
+        return PIGEON_OK;
+    }
     return pg_buf_append(b, &c, 1);
 }
 

@@ -5,9 +5,11 @@
 //                                        templates, and tests/corpus/html/*.html
 //   node html_peers.js juice DIR OUT     juice's inlined output of every DIR/*.html in OUT
 //   node html_peers.js parse FILE...     mailparser's reading of messages, as JSON lines
-//   node html_peers.js bench DIR N       juice + html-to-text over DIR/*.html N times:
-//                                        prints "name seconds" per file and "total seconds"
-//   node html_peers.js mdbench FILE N    marked + juice on a Markdown file N times
+//   node html_peers.js bench DIR N       juice + html-to-text over DIR/*.html N times (after
+//                                        a warm-up): "name seconds cpu-seconds" per file, then
+//                                        "total seconds cpu-seconds" (cpu: all threads)
+//   node html_peers.js mdbench FILE N    marked + juice on a Markdown file N times (after a
+//                                        warm-up)
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -90,18 +92,28 @@ function bench(dir, n) {
   const juice = require('juice').default || require('juice');
   const { convert } = require('html-to-text');
   let total = 0;
+  // Warm-up (JIT) before any timing: the figures are the steady state, as pigeon's are.
+  for (const f of files(dir)) {
+    const src = fs.readFileSync(path.join(dir, f), 'utf8');
+    for (let i = 0; i < Math.max(2, n / 10); i++) convert(juice(src), { wordwrap: 78 });
+  }
+  let totalCpu = 0;
   for (const f of files(dir)) {
     const src = fs.readFileSync(path.join(dir, f), 'utf8');
     const t0 = process.hrtime.bigint();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < n; i++) {
       const html = juice(src);
       convert(html, { wordwrap: 78 });
     }
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    const c = process.cpuUsage(c0);
+    const cpu = (c.user + c.system) / 1e6; // every thread of the process: GC, JIT
     total += s;
-    console.log(f + ' ' + s.toFixed(6));
+    totalCpu += cpu;
+    console.log(f + ' ' + s.toFixed(6) + ' ' + cpu.toFixed(6));
   }
-  console.log('total ' + total.toFixed(6));
+  console.log('total ' + total.toFixed(6) + ' ' + totalCpu.toFixed(6));
 }
 
 function mdbench(file, n) {
@@ -109,13 +121,18 @@ function mdbench(file, n) {
   const juice = require('juice').default || require('juice');
   const src = fs.readFileSync(file, 'utf8');
   const css = fs.readFileSync(path.join(__dirname, '..', 'corpus', 'markdown.css'), 'utf8');
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) {
+  const once = () => {
     const body = marked.parse(src, { gfm: true });
     juice('<!DOCTYPE html><html><head><style>' + css + '</style></head><body>' + body +
       '</body></html>');
-  }
-  console.log('total ' + (Number(process.hrtime.bigint() - t0) / 1e9).toFixed(6));
+  };
+  for (let i = 0; i < Math.max(2, n / 10); i++) once(); // warm-up (JIT)
+  const t0 = process.hrtime.bigint();
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) once();
+  const c = process.cpuUsage(c0);
+  console.log('total ' + (Number(process.hrtime.bigint() - t0) / 1e9).toFixed(6) + ' ' +
+    ((c.user + c.system) / 1e6).toFixed(6));
 }
 
 (async () => {

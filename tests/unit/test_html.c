@@ -446,6 +446,161 @@ static void test_images(void **state)
     pigeon_html_result_cleanup(&res);
 }
 
+/* ---- <style> contents and comments cut out before gumbo parses (html_rawtext.c) ---- */
+
+/* Nonzero if the trees under a and b are the same (types, names, attributes, text). */
+static int same_tree(const GumboNode *a, const GumboNode *b)
+{
+    if (a->type != b->type)
+        return 0;
+    if (a->type == GUMBO_NODE_DOCUMENT) {
+        const GumboVector *x = &a->v.document.children, *y = &b->v.document.children;
+        if (x->length != y->length)
+            return 0;
+        for (unsigned i = 0; i < x->length; i++)
+            if (!same_tree(x->data[i], y->data[i]))
+                return 0;
+        return 1;
+    }
+    if (a->type != GUMBO_NODE_ELEMENT && a->type != GUMBO_NODE_TEMPLATE)
+        return strcmp(a->v.text.text, b->v.text.text) == 0;
+    const GumboElement *x = &a->v.element, *y = &b->v.element;
+    if (x->tag != y->tag || x->tag_namespace != y->tag_namespace ||
+        x->attributes.length != y->attributes.length || x->children.length != y->children.length)
+        return 0;
+    for (unsigned i = 0; i < x->attributes.length; i++) {
+        const GumboAttribute *p = x->attributes.data[i], *q = y->attributes.data[i];
+        if (strcmp(p->name, q->name) != 0 || strcmp(p->value, q->value) != 0)
+            return 0;
+    }
+    for (unsigned i = 0; i < x->children.length; i++)
+        if (!same_tree(x->children.data[i], y->children.data[i]))
+            return 0;
+    return 1;
+}
+
+/* Parses (s, n) both ways and checks the trees are equal; returns whether the cut text
+ * was kept (nonzero) or gumbo read the source itself. */
+static int check_cut(const char *s, size_t n)
+{
+    pg_html_doc doc;
+    assert_int_equal(pg_html_doc_parse(&doc, s, n), PIGEON_OK);
+    GumboOptions o = kGumboDefaultOptions;
+    GumboOutput *ref = gumbo_parse_with_options(&o, s, n);
+    if (!same_tree(doc.out->document, ref->document))
+        fail_msg("the tree of the cut text differs from gumbo's for: %.*s", (int)n, s);
+    int used = doc.text != NULL;
+    gumbo_destroy_output(&o, ref);
+    pg_html_doc_cleanup(&doc);
+    return used;
+}
+
+static void test_style_cut(void **state)
+{
+    (void)state;
+    /* Cut and put back. */
+    static const char *const cut[] = {
+        "<style>a { color: red }</style><p>x",
+        "<!-- <style>x</style> --><style>p{}</style><p>y",
+        "<!--[if mso]><style>td{}</style><![endif]--><style>b{}</style>",
+        "<style title='a>b' media=\"x>y\">p { x: y }</style>",
+        "<style a=b'>p{}</style>'x",
+        "<style>unterminated { a: b }",
+        "<style>   \n  </style><p>blank",
+        "<table><style>td { x: y }</style><tr><td>x</table>",
+        "<style>a</style ><style>b</STYLE><style>c</style/>d",
+        "<title><style>x</style></title><style>y</style>",
+        "<textarea><style>x</style></textarea><style>z</style>",
+        "<p>a<style>p > a { b: c }</style>b</p><style>q{}</style>",
+        /* plain comments are cut too */
+        "<!--[if mso]><table><tr><td><![endif]--><p>x<!--[if mso]></td></tr></table><![endif]-->",
+        "<!-- a --!><p>b",
+        "<p>x<!-- c -->y</p>",
+        "<!-- first --><html><!-- before head --><head></head><body></body></html><!-- after -->",
+        "<table><!-- in table --><tr><!-- in row --><td>x</td></tr></table>",
+        "<style>a{}</style><!-- x - y <b> -->",
+    };
+    for (size_t i = 0; i < sizeof cut / sizeof cut[0]; i++)
+        if (!check_cut(cut[i], strlen(cut[i])))
+            fail_msg("not cut: %s", cut[i]);
+    /* CR, CR LF and NUL as the HTML tokenizer hands them over (LF, LF, U+FFFD). */
+    static const char crnul[] = "<style>a\r\nb\rc\0d</style>";
+    assert_true(check_cut(crnul, sizeof crnul - 1));
+    /* Where a browser does not make an HTML <style> of the tag, gumbo reads the source. */
+    static const char *const whole[] = {
+        "<select><style>b{}</style><option>x</select>",
+        "<svg><style>a &amp; <b>x</b></style></svg>",
+        "<math><style>x<i>y</i></style></math>",
+        "<frameset><style>x</style></frameset>",
+    };
+    for (size_t i = 0; i < sizeof whole / sizeof whole[0]; i++)
+        if (check_cut(whole[i], strlen(whole[i])))
+            fail_msg("cut, but gumbo made no HTML <style> of it: %s", whole[i]);
+    /* Never a wrong tree, whatever the markup around (some are cut, some not). */
+    static const char *const odd[] = {
+        "<a title=\"<style>\">x</a><style>y</style>",
+        "<script><style>x</style></script><style>p{}</style>",
+        "<math><mi><style>x<i>y</i></style></mi></math>",
+        "<style><!--</style>--></style>x",
+        "<noscript><style>a{}</style></noscript>",
+        "<template><style>a{}</style></template>",
+        "<plaintext><style>x</style>",
+        "<!--><style>a{}</style>",
+        "<!---><style>b{}</style>",
+        "<style",
+        "<style>",
+        "<style></style>",
+        "<!-- a -- b -->",
+        "<!-- a <!-- b -->",
+        "<!-- a <!-->",
+        "<!--- x -->",
+        "<!---->",
+        "<!----x-->",
+        "<!-- a\r\nb -->",
+        "<!-- unterminated",
+        "<title><!-- x --></title>",
+        "<textarea><!-- x --></textarea>",
+        "<!-- a --!-->",
+        "<!-- x --->",
+        "<svg><!-- x --><style><!-- y --></style></svg>",
+        "<select><!-- x --><option><!-- y --></select>",
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        check_cut(odd[i], strlen(odd[i]));
+    /* Random mixes of the pieces that matter to the scan (fixed seed): the tree must
+     * always be gumbo's own. */
+    static const char *const piece[] = {"<style>",     "</style>",   "<STYLE a='>'>",
+                                        "</style ",    "<!--",       "-->",
+                                        "--!>",        "--",         "<!-->",
+                                        "<p>",         "</p>",       "<table>",
+                                        "<tr>",        "<td>",       "<select>",
+                                        "<svg>",       "</svg>",     "<math>",
+                                        "<mi>",        "<title>",    "</title>",
+                                        "<textarea>",  "<script>",   "</script>",
+                                        "a{b:c}",      " ",          "x",
+                                        "\r\n",        "'",          "\"",
+                                        "=",           ">",          "<",
+                                        "<!",          "-",          "<template>",
+                                        "</template>", "<b>",        "</b>",
+                                        "<noscript>",  "<frameset>", "<plaintext>"};
+    unsigned seed = 12345;
+    char doc[512];
+    for (int round = 0; round < 3000; round++) {
+        size_t n = 0;
+        int parts = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 14;
+        for (int k = 0; k < parts; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = piece[(seed >> 16) % (sizeof piece / sizeof piece[0])];
+            size_t len = strlen(p);
+            if (n + len < sizeof doc) {
+                memcpy(doc + n, p, len);
+                n += len;
+            }
+        }
+        check_cut(doc, n);
+    }
+}
+
 /* ---- inputs that must not crash, hang or recurse ---- */
 
 static void test_deep_nesting(void **state)
@@ -533,7 +688,7 @@ int main(void)
         cmocka_unit_test(test_text_links),     cmocka_unit_test(test_text_wrap),
         cmocka_unit_test(test_images),         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_many_selectors), cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_markdown),
+        cmocka_unit_test(test_markdown),       cmocka_unit_test(test_style_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
