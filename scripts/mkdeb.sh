@@ -106,11 +106,13 @@ control() { # DIR PACKAGE SECTION DEPENDS SUMMARY LONG [EXTRA]
     printf 'Description: %s\n%s\n' "$5" "$6"
   } >"$1/DEBIAN/control"
 }
+# libsodium signs Ed25519 DKIM faster when present (lib/dkim/dkim_ed25519.c opens it by
+# its SONAME); OpenSSL signs without it, so it is recommended, not required.
 control "$lib" "libpigeon$major" libs "$dep_lib" "email-sending toolkit - shared library" \
   " libpigeon composes correct MIME messages and delivers them over SMTP with
  verified TLS, with a durable SQLite queue.
  .
- This package holds the shared library." "Multi-Arch: same"
+ This package holds the shared library." "Multi-Arch: same"$'\n'"Recommends: libsodium23"
 echo "libpigeon $major libpigeon$major (>= $version)" >"$lib/DEBIAN/shlibs"
 echo "activate-noawait ldconfig" >"$lib/DEBIAN/triggers"
 # The symbols file lists every exported function (lib/pigeon.map) with the version that
