@@ -514,6 +514,29 @@ pigeon_err pg_spool_pq_exec(pg_spool_pq *q, const char *sql, const char *what)
     return err;
 }
 
+pigeon_err pg_spool_pq_exec_params(pg_spool_pq *q, const char *sql, const pg_spool_pq_params *p,
+                                   const char *what, PGresult **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    pigeon_err err = pg_spool_pq_ready(q);
+    if (err != PIGEON_OK)
+        return err;
+    PGresult *res = PQexecParams(q->conn, sql, p != NULL ? p->n : 0, NULL, p != NULL ? p->v : NULL,
+                                 p != NULL ? p->len : NULL, p != NULL ? p->fmt : NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        err = pg_spool_pq_err(q, res, what);
+        PQclear(res);
+        return err;
+    }
+    if (out != NULL)
+        *out = res;
+    else
+        PQclear(res);
+    return PIGEON_OK;
+}
+
 pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, int binary,
                            const char *what, PGresult **out)
 {

@@ -129,6 +129,11 @@ pigeon_err pg_spool_pq_ready(pg_spool_pq *q);
 /* Maps a failed result to our code, writes the diagnosis ("spool: <what>: ...") and
  * drops a broken connection. */
 pigeon_err pg_spool_pq_err(pg_spool_pq *q, const PGresult *res, const char *what);
+/* Runs sql unprepared with text parameters p (NULL: none); *out (may be NULL) gets the
+ * result (PQclear it); else the error with its diagnosis. For the side tables' rarer
+ * statements. */
+pigeon_err pg_spool_pq_exec_params(pg_spool_pq *q, const char *sql, const pg_spool_pq_params *p,
+                                   const char *what, PGresult **out);
 /* Runs prepared statement id with params p; binary asks for binary results. On success
  * *out is the result (PQclear it); else the error with its diagnosis. */
 pigeon_err pg_spool_pq_run(pg_spool_pq *q, int id, const pg_spool_pq_params *p, int binary,

@@ -62,36 +62,12 @@ static const char drop_triggers[] = "DROP TRIGGER IF EXISTS hook_rcpt_queued ON 
                                     "DROP TRIGGER IF EXISTS hook_rcpt_outcome ON rcpt;"
                                     "DROP TRIGGER IF EXISTS hook_api_owner ON api_messages;";
 
-/* Runs sql with parameters p; *out (may be NULL) gets the result. */
-static pigeon_err run(pg_spool_pq *q, const char *sql, const pg_spool_pq_params *p,
-                      const char *what, PGresult **out)
-{
-    if (out != NULL)
-        *out = NULL;
-    pigeon_err err = pg_spool_pq_ready(q);
-    if (err != PIGEON_OK)
-        return err;
-    PGresult *res = PQexecParams(q->conn, sql, p != NULL ? p->n : 0, NULL, p != NULL ? p->v : NULL,
-                                 p != NULL ? p->len : NULL, p != NULL ? p->fmt : NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        err = pg_spool_pq_err(q, res, what);
-        PQclear(res);
-        return err;
-    }
-    if (out != NULL)
-        *out = res;
-    else
-        PQclear(res);
-    return PIGEON_OK;
-}
-
 /* Runs sql for one integer (0 when there is no row). */
 static pigeon_err one_int(pg_spool_pq *q, const char *sql, const pg_spool_pq_params *p,
                           const char *what, int64_t *out)
 {
     PGresult *res = NULL;
-    pigeon_err err = run(q, sql, p, what, &res);
+    pigeon_err err = pg_spool_pq_exec_params(q, sql, p, what, &res);
     *out = err == PIGEON_OK && PQntuples(res) > 0 ? pg_spool_pq_i64(res, 0, 0) : 0;
     PQclear(res);
     return err;
@@ -120,8 +96,8 @@ static void sink_unlock(pg_spool_pq *q)
     pg_spool_pq_params p = {0};
     pg_spool_pq_p_i64(&p, q->hook_key);
     if (q->conn != NULL)
-        run(q, "SELECT pg_advisory_unlock(" LOCK_SINK ", $1::int)", &p, "unlocking a webhook",
-            NULL);
+        pg_spool_pq_exec_params(q, "SELECT pg_advisory_unlock(" LOCK_SINK ", $1::int)", &p,
+                                "unlocking a webhook", NULL);
 }
 
 static pigeon_err pq_enabled(void *be, int *on)
@@ -179,13 +155,14 @@ static pigeon_err pq_add(void *be, const pg_spool_hook_event *ev)
     pg_spool_pq_params p = {0};
     event_params(&p, ev);
     /* Alone it is its own transaction; in a batch, a part of it. */
-    return run(q,
-               "INSERT INTO hook_events(" EVENT_COLS ") VALUES ($1::int, $2::text, $3::text,"
-               " coalesce($4::text, (SELECT account FROM message WHERE queue_id = $2::text), ''),"
-               " coalesce($5::text, (SELECT key_id FROM api_messages WHERE queue_id = $2::text),"
-               " ''), coalesce($6::text, (SELECT message_id FROM message WHERE queue_id ="
-               " $2::text)), $7::int, $8::text, left($9::text, 1000), $10::int, $11::bigint)",
-               &p, "adding a webhook event", NULL);
+    return pg_spool_pq_exec_params(
+        q,
+        "INSERT INTO hook_events(" EVENT_COLS ") VALUES ($1::int, $2::text, $3::text,"
+        " coalesce($4::text, (SELECT account FROM message WHERE queue_id = $2::text), ''),"
+        " coalesce($5::text, (SELECT key_id FROM api_messages WHERE queue_id = $2::text),"
+        " ''), coalesce($6::text, (SELECT message_id FROM message WHERE queue_id ="
+        " $2::text)), $7::int, $8::text, left($9::text, 1000), $10::int, $11::bigint)",
+        &p, "adding a webhook event", NULL);
 }
 
 /* Makes the sink's row, starting at the oldest event kept, if it has none. */
@@ -193,10 +170,11 @@ static pigeon_err sink_row(pg_spool_pq *q, const char *name)
 {
     pg_spool_pq_params p = {0};
     pg_spool_pq_p_text(&p, name);
-    return run(q,
-               "INSERT INTO hook_sinks(name, cursor) VALUES ($1::text, coalesce((SELECT min(id)"
-               " - 1 FROM hook_events), 0)) ON CONFLICT (name) DO NOTHING",
-               &p, "adding a webhook receiver", NULL);
+    return pg_spool_pq_exec_params(
+        q,
+        "INSERT INTO hook_sinks(name, cursor) VALUES ($1::text, coalesce((SELECT min(id)"
+        " - 1 FROM hook_events), 0)) ON CONFLICT (name) DO NOTHING",
+        &p, "adding a webhook receiver", NULL);
 }
 
 /* Gives ids to the committed events that have none, in the order they were written
@@ -207,11 +185,12 @@ static pigeon_err give_ids(pg_spool_pq *q)
                                       "ordering webhook events");
     /* (a new statement: its snapshot sees what the previous holder of the lock did) */
     if (err == PIGEON_OK)
-        err = run(q,
-                  "UPDATE hook_events h SET id = s.pos FROM (SELECT ins, nextval('hook_event_id')"
-                  " AS pos FROM (SELECT ins FROM hook_events WHERE id IS NULL ORDER BY ins) o) s"
-                  " WHERE h.ins = s.ins",
-                  NULL, "ordering webhook events", NULL);
+        err = pg_spool_pq_exec_params(
+            q,
+            "UPDATE hook_events h SET id = s.pos FROM (SELECT ins, nextval('hook_event_id')"
+            " AS pos FROM (SELECT ins FROM hook_events WHERE id IS NULL ORDER BY ins) o) s"
+            " WHERE h.ins = s.ins",
+            NULL, "ordering webhook events", NULL);
     return err;
 }
 
@@ -252,8 +231,9 @@ static pigeon_err fetch_events(pg_spool_pq *q, const pg_spool_hook_sink *sink, s
     PGresult *res = NULL;
     pg_spool_pq_params p = {0};
     pg_spool_pq_p_text(&p, sink->name);
-    pigeon_err err = run(q, "SELECT cursor, next_ms FROM hook_sinks WHERE name = $1::text", &p,
-                         "reading a webhook cursor", &res);
+    pigeon_err err =
+        pg_spool_pq_exec_params(q, "SELECT cursor, next_ms FROM hook_sinks WHERE name = $1::text",
+                                &p, "reading a webhook cursor", &res);
     if (err != PIGEON_OK || PQntuples(res) != 1) {
         PQclear(res);
         return err;
@@ -266,10 +246,11 @@ static pigeon_err fetch_events(pg_spool_pq *q, const pg_spool_hook_sink *sink, s
     pg_spool_pq_p_i64(&p, sink->types);
     pg_spool_pq_p_i64(&p, cursor);
     pg_spool_pq_p_i64(&p, (int64_t)max);
-    err = run(q,
-              "SELECT id, " EVENT_COLS " FROM hook_events WHERE id > $4::bigint AND " WANTED
-              " AND $1::text IS NOT NULL ORDER BY id LIMIT $5::bigint",
-              &p, "reading webhook events", &res);
+    err = pg_spool_pq_exec_params(q,
+                                  "SELECT id, " EVENT_COLS
+                                  " FROM hook_events WHERE id > $4::bigint AND " WANTED
+                                  " AND $1::text IS NOT NULL ORDER BY id LIMIT $5::bigint",
+                                  &p, "reading webhook events", &res);
     int stopped = 0;
     int64_t last = cursor;
     pg_spool_hook_event ev;
@@ -304,10 +285,11 @@ static pigeon_err pq_fetch(void *be, const pg_spool_hook_sink *sink, size_t max,
     pigeon_err err = sink_row(q, sink->name);
     pg_spool_pq_p_text(&p, sink->name);
     if (err == PIGEON_OK)
-        err = run(q,
-                  "SELECT pg_try_advisory_lock(" LOCK_SINK ", hashtext($1::text)),"
-                  " hashtext($1::text)",
-                  &p, "locking a webhook", &res);
+        err = pg_spool_pq_exec_params(q,
+                                      "SELECT pg_try_advisory_lock(" LOCK_SINK
+                                      ", hashtext($1::text)),"
+                                      " hashtext($1::text)",
+                                      &p, "locking a webhook", &res);
     if (err != PIGEON_OK || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
         PQclear(res);
         return err; /* another sender (perhaps another daemon's) has it: nothing now */
@@ -342,19 +324,20 @@ static pigeon_err pq_done(void *be, const char *sink, int ok, int give_up, int64
     pg_spool_pq_p_i64(&p, (int64_t)count);
     pg_spool_pq_p_i64(&p, next_ms);
     pg_spool_pq_p_text(&p, error != NULL ? err_text : NULL);
-    pigeon_err err = run(q,
-                         "UPDATE hook_sinks SET"
-                         " cursor = CASE WHEN $2::int <> 0 OR $3::int <> 0 THEN"
-                         " greatest(cursor, $4::bigint) ELSE cursor END,"
-                         " failures = CASE WHEN $2::int <> 0 OR $3::int <> 0 THEN 0 ELSE"
-                         " failures + 1 END,"
-                         " next_ms = CASE WHEN $2::int <> 0 THEN 0 ELSE $6::bigint END,"
-                         " delivered = delivered + CASE WHEN $2::int <> 0 THEN $5::bigint ELSE 0"
-                         " END, given_up = given_up + CASE WHEN $3::int <> 0 AND $2::int = 0"
-                         " THEN $5::bigint ELSE 0 END,"
-                         " last_error = CASE WHEN $2::int <> 0 THEN last_error ELSE $7::text END"
-                         " WHERE name = $1::text",
-                         &p, "recording a webhook delivery", NULL);
+    pigeon_err err = pg_spool_pq_exec_params(
+        q,
+        "UPDATE hook_sinks SET"
+        " cursor = CASE WHEN $2::int <> 0 OR $3::int <> 0 THEN"
+        " greatest(cursor, $4::bigint) ELSE cursor END,"
+        " failures = CASE WHEN $2::int <> 0 OR $3::int <> 0 THEN 0 ELSE"
+        " failures + 1 END,"
+        " next_ms = CASE WHEN $2::int <> 0 THEN 0 ELSE $6::bigint END,"
+        " delivered = delivered + CASE WHEN $2::int <> 0 THEN $5::bigint ELSE 0"
+        " END, given_up = given_up + CASE WHEN $3::int <> 0 AND $2::int = 0"
+        " THEN $5::bigint ELSE 0 END,"
+        " last_error = CASE WHEN $2::int <> 0 THEN last_error ELSE $7::text END"
+        " WHERE name = $1::text",
+        &p, "recording a webhook delivery", NULL);
     /* After the commit: the next sender reads the moved cursor. */
     if (!q->in_tx)
         sink_unlock(q);
@@ -371,11 +354,12 @@ static pigeon_err pq_state_get(void *be, const pg_spool_hook_sink *sink, pg_spoo
     pg_spool_pq_p_text(&p, sink->key_id);
     pg_spool_pq_p_i64(&p, sink->types);
     if (err == PIGEON_OK)
-        err = run(q,
-                  "SELECT cursor, failures, next_ms, delivered, given_up, last_error,"
-                  " (SELECT count(*) FROM hook_events WHERE (id IS NULL OR id > s.cursor) AND"
-                  " " WANTED ") FROM hook_sinks s WHERE name = $1::text",
-                  &p, "reading a webhook", &res);
+        err = pg_spool_pq_exec_params(
+            q,
+            "SELECT cursor, failures, next_ms, delivered, given_up, last_error,"
+            " (SELECT count(*) FROM hook_events WHERE (id IS NULL OR id > s.cursor) AND"
+            " " WANTED ") FROM hook_sinks s WHERE name = $1::text",
+            &p, "reading a webhook", &res);
     if (err == PIGEON_OK && PQntuples(res) == 1) {
         out->cursor = pg_spool_pq_i64(res, 0, 0);
         out->failures = pg_spool_pq_i64(res, 0, 1);
@@ -424,8 +408,9 @@ static pigeon_err pq_trim(void *be, const char *const *sinks, size_t n, size_t *
 static pigeon_err pq_count(void *be, int64_t *total, int64_t *oldest_ms)
 {
     PGresult *res = NULL;
-    pigeon_err err = run(be, "SELECT count(*), coalesce(min(at_ms), 0) FROM hook_events", NULL,
-                         "counting webhook events", &res);
+    pigeon_err err =
+        pg_spool_pq_exec_params(be, "SELECT count(*), coalesce(min(at_ms), 0) FROM hook_events",
+                                NULL, "counting webhook events", &res);
     if (err == PIGEON_OK) {
         *total = pg_spool_pq_i64(res, 0, 0);
         *oldest_ms = pg_spool_pq_i64(res, 0, 1);
@@ -440,25 +425,27 @@ static pigeon_err pq_key_set(void *be, const pg_spool_hook_key *hook)
     char types[24];
     pg_spool_pq_p_text(&p, hook->key_id);
     if (hook->url[0] == '\0')
-        return run(be, "DELETE FROM hook_keys WHERE key_id = $1::text", &p,
-                   "storing a key's webhook", NULL);
+        return pg_spool_pq_exec_params(be, "DELETE FROM hook_keys WHERE key_id = $1::text", &p,
+                                       "storing a key's webhook", NULL);
     snprintf(types, sizeof types, "%u", hook->types);
     pg_spool_pq_p_text(&p, hook->url);
     pg_spool_pq_p_text(&p, hook->secret);
     pg_spool_pq_p_text(&p, types);
-    return run(be,
-               "INSERT INTO hook_keys(key_id, url, secret, types) VALUES ($1::text, $2::text,"
-               " $3::text, $4::bigint) ON CONFLICT (key_id) DO UPDATE SET url = excluded.url,"
-               " secret = excluded.secret, types = excluded.types",
-               &p, "storing a key's webhook", NULL);
+    return pg_spool_pq_exec_params(
+        be,
+        "INSERT INTO hook_keys(key_id, url, secret, types) VALUES ($1::text, $2::text,"
+        " $3::text, $4::bigint) ON CONFLICT (key_id) DO UPDATE SET url = excluded.url,"
+        " secret = excluded.secret, types = excluded.types",
+        &p, "storing a key's webhook", NULL);
 }
 
 static pigeon_err pq_key_list(void *be, int (*fn)(void *ctx, const pg_spool_hook_key *hook),
                               void *ctx)
 {
     PGresult *res = NULL;
-    pigeon_err err = run(be, "SELECT key_id, url, secret, types FROM hook_keys ORDER BY key_id",
-                         NULL, "listing key webhooks", &res);
+    pigeon_err err = pg_spool_pq_exec_params(
+        be, "SELECT key_id, url, secret, types FROM hook_keys ORDER BY key_id", NULL,
+        "listing key webhooks", &res);
     pg_spool_hook_key h;
     for (int row = 0; err == PIGEON_OK && row < PQntuples(res); row++) {
         memset(&h, 0, sizeof h);

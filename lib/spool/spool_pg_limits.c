@@ -27,29 +27,6 @@ static const char lock_sql[] =
 static const char write_sql[] = "UPDATE limits SET tokens = $2::float8, at_ms = $3::bigint,"
                                 " day = $4::bigint, sent = $5::bigint WHERE account = $1::text";
 
-/* Runs sql with text parameters; *out (may be NULL) gets the result. */
-static pigeon_err run(pg_spool_pq *q, const char *sql, const pg_spool_pq_params *p,
-                      const char *what, PGresult **out)
-{
-    if (out != NULL)
-        *out = NULL;
-    pigeon_err err = pg_spool_pq_ready(q);
-    if (err != PIGEON_OK)
-        return err;
-    PGresult *res = PQexecParams(q->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        err = pg_spool_pq_err(q, res, what);
-        PQclear(res);
-        return err;
-    }
-    if (out != NULL)
-        *out = res;
-    else
-        PQclear(res);
-    return PIGEON_OK;
-}
-
 /* The row's values, locked until the transaction ends. */
 static pigeon_err load(pg_spool_pq *q, const pg_spool_take_req *req, double *tokens, int64_t *at_ms,
                        int64_t *day, long *sent, int64_t *not_before_ms)
@@ -60,7 +37,7 @@ static pigeon_err load(pg_spool_pq *q, const pg_spool_take_req *req, double *tok
     snprintf(p.num[1], sizeof p.num[1], "%.17g", req->burst);
     pg_spool_pq_p_text(&p, p.num[1]);
     pg_spool_pq_p_i64(&p, req->now_ms);
-    pigeon_err err = run(q, lock_sql, &p, "reading the account's limits", &res);
+    pigeon_err err = pg_spool_pq_exec_params(q, lock_sql, &p, "reading the account's limits", &res);
     if (err == PIGEON_OK && PQntuples(res) != 1)
         err = pg_spool_fail(q->diag, PIGEON_ERR_IO, "spool: reading the account's limits: no row");
     if (err == PIGEON_OK) {
@@ -84,7 +61,7 @@ static pigeon_err store(pg_spool_pq *q, const char *account, double tokens, int6
     pg_spool_pq_p_i64(&p, at_ms);
     pg_spool_pq_p_i64(&p, day);
     pg_spool_pq_p_i64(&p, sent);
-    return run(q, write_sql, &p, "writing the account's limits", NULL);
+    return pg_spool_pq_exec_params(q, write_sql, &p, "writing the account's limits", NULL);
 }
 
 static pigeon_err pq_take(void *be, const pg_spool_take_req *req, pg_spool_take *out)

@@ -23,29 +23,6 @@
     "INSERT INTO suppression(key, account, address, reason, status, diagnostic, queue_id,"         \
     " created_ms, updated_ms)"
 
-/* Runs sql with parameters p; *out (may be NULL) gets the result. */
-static pigeon_err run(pg_spool_pq *q, const char *sql, const pg_spool_pq_params *p,
-                      const char *what, PGresult **out)
-{
-    if (out != NULL)
-        *out = NULL;
-    pigeon_err err = pg_spool_pq_ready(q);
-    if (err != PIGEON_OK)
-        return err;
-    PGresult *res = PQexecParams(q->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        err = pg_spool_pq_err(q, res, what);
-        PQclear(res);
-        return err;
-    }
-    if (out != NULL)
-        *out = res;
-    else
-        PQclear(res);
-    return PIGEON_OK;
-}
-
 /* The row's values as $1..$8 (see UPSERT_HEAD). */
 static void row_params(pg_spool_pq_params *p, const pg_spool_suppress_row *r)
 {
@@ -63,13 +40,14 @@ static pigeon_err pq_add(void *be, const pg_spool_suppress_row *row)
 {
     pg_spool_pq_params p = {0};
     row_params(&p, row);
-    return run(be,
-               UPSERT_HEAD " VALUES ($1::text, $2::text, $3::text, $4::int, $5::text, $6::text,"
-                           " $7::text, $8::bigint, $8::bigint) ON CONFLICT (key, account) DO"
-                           " UPDATE SET reason = excluded.reason, status = excluded.status,"
-                           " diagnostic = excluded.diagnostic, queue_id = excluded.queue_id,"
-                           " updated_ms = excluded.updated_ms",
-               &p, "storing a suppression", NULL);
+    return pg_spool_pq_exec_params(
+        be,
+        UPSERT_HEAD " VALUES ($1::text, $2::text, $3::text, $4::int, $5::text, $6::text,"
+                    " $7::text, $8::bigint, $8::bigint) ON CONFLICT (key, account) DO"
+                    " UPDATE SET reason = excluded.reason, status = excluded.status,"
+                    " diagnostic = excluded.diagnostic, queue_id = excluded.queue_id,"
+                    " updated_ms = excluded.updated_ms",
+        &p, "storing a suppression", NULL);
 }
 
 /* The event (kept for the record), forgetting events before the window, and the count
@@ -104,7 +82,7 @@ static pigeon_err pq_soft(void *be, const pg_spool_suppress_row *row, int64_t si
     row_params(&p, row);
     pg_spool_pq_p_i64(&p, since_ms);
     pg_spool_pq_p_i64(&p, limit);
-    pigeon_err err = run(be, soft_sql, &p, "recording a soft bounce", &res);
+    pigeon_err err = pg_spool_pq_exec_params(be, soft_sql, &p, "recording a soft bounce", &res);
     if (err == PIGEON_OK && PQntuples(res) == 1 && pg_spool_pq_i64(res, 0, 0) >= limit)
         *suppressed = 1;
     PQclear(res);
@@ -118,13 +96,14 @@ static pigeon_err pq_remove(void *be, const char *account, const char *key, size
     *count = 0;
     pg_spool_pq_p_text(&p, key);
     pg_spool_pq_p_text(&p, account);
-    pigeon_err err = run(be,
-                         "WITH a AS (DELETE FROM suppression WHERE key = $1::text AND account ="
-                         " $2::text RETURNING 1), b AS (DELETE FROM suppression_soft WHERE key ="
-                         " $1::text AND account = $2::text RETURNING 1), c AS (DELETE FROM"
-                         " suppression_soft_times WHERE key = $1::text AND account = $2::text)"
-                         " SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)",
-                         &p, "removing a suppression", &res);
+    pigeon_err err = pg_spool_pq_exec_params(
+        be,
+        "WITH a AS (DELETE FROM suppression WHERE key = $1::text AND account ="
+        " $2::text RETURNING 1), b AS (DELETE FROM suppression_soft WHERE key ="
+        " $1::text AND account = $2::text RETURNING 1), c AS (DELETE FROM"
+        " suppression_soft_times WHERE key = $1::text AND account = $2::text)"
+        " SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)",
+        &p, "removing a suppression", &res);
     if (err == PIGEON_OK && PQntuples(res) == 1)
         *count = (size_t)pg_spool_pq_i64(res, 0, 0);
     PQclear(res);
@@ -192,12 +171,13 @@ static pigeon_err pq_list(void *be, const char *account, pigeon_suppress_reason 
     pg_spool_pq_p_text(&p, account);
     pg_spool_pq_p_i64(&p, (int64_t)reason);
     /* COLLATE "C": the order of the SQLite side (bytes), whatever the database's locale. */
-    pigeon_err err = run(be,
-                         "SELECT account, address, reason, status, diagnostic, queue_id,"
-                         " created_ms FROM suppression WHERE ($1::text IS NULL OR account ="
-                         " $1::text) AND ($2::int = 0 OR reason = $2::int)"
-                         " ORDER BY account COLLATE \"C\", key COLLATE \"C\"",
-                         &p, "listing suppressions", &res);
+    pigeon_err err =
+        pg_spool_pq_exec_params(be,
+                                "SELECT account, address, reason, status, diagnostic, queue_id,"
+                                " created_ms FROM suppression WHERE ($1::text IS NULL OR account ="
+                                " $1::text) AND ($2::int = 0 OR reason = $2::int)"
+                                " ORDER BY account COLLATE \"C\", key COLLATE \"C\"",
+                                &p, "listing suppressions", &res);
     for (int row = 0; err == PIGEON_OK && row < PQntuples(res); row++) {
         pigeon_suppress_entry e = {
             .account = PQgetvalue(res, row, 0),
