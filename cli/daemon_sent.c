@@ -359,25 +359,6 @@ static int account_settings(cfg_settings *cfg, const char *account, char *err, s
     return status;
 }
 
-/* The copy: "Bcc: ..." CRLF, then the file. */
-struct copy_src {
-    const char *prefix; /* the Bcc field, or "" */
-    size_t len, pos;    /* its length, and how much was read */
-    int fd;             /* the .eml */
-};
-
-static int copy_src_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    struct copy_src *c = ctx;
-    if (c->pos < c->len) {
-        *n = c->len - c->pos < cap ? c->len - c->pos : cap;
-        memcpy(buf, c->prefix + c->pos, *n);
-        c->pos += *n;
-        return 0;
-    }
-    return cli_fd_read(&c->fd, buf, cap, n);
-}
-
 /* APPENDs one copy. Returns NULL when filed, else why not (static or in err). */
 static const char *file_copy(daemon_state *d, const char *eml, const char *account,
                              const char *folder, const char *bcc, char *err, size_t errn)
@@ -419,10 +400,10 @@ static const char *file_copy(daemon_state *d, const char *eml, const char *accou
         else
             snprintf(prefix, plen + 1, "Bcc: %s\r\n", bcc);
     }
-    struct copy_src src = {prefix ? prefix : "", prefix ? plen : 0, 0, fd};
+    sent_copy_src src = {prefix ? prefix : "", prefix ? plen : 0, 0, fd};
     uint32_t uid = 0;
     if (e == PIGEON_OK)
-        e = pigeon_imap_append(m, folder, "\\Seen", copy_src_read, &src,
+        e = pigeon_imap_append(m, folder, "\\Seen", sent_copy_src_read, &src,
                                (uint64_t)src.len + (uint64_t)st.st_size, &uid);
     if (e == PIGEON_OK)
         pigeon_imap_logout(m);

@@ -53,25 +53,6 @@ merge_sent *merge_sent_open(cfg_settings *cfg, const deliver_opts *o)
     return ms;
 }
 
-/* The bytes of a copy: the Bcc field, then the file. */
-struct copy_src {
-    const char *prefix;
-    size_t len, pos;
-    int fd;
-};
-
-static int copy_src_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    struct copy_src *c = ctx;
-    if (c->pos < c->len) {
-        *n = c->len - c->pos < cap ? c->len - c->pos : cap;
-        memcpy(buf, c->prefix + c->pos, *n);
-        c->pos += *n;
-        return 0;
-    }
-    return cli_fd_read(&c->fd, buf, cap, n);
-}
-
 static void disconnect(merge_sent *ms)
 {
     pigeon_imap_free(ms->m);
@@ -101,10 +82,10 @@ static int append(merge_sent *ms, int fd, const char *bcc, char *why, size_t n)
     if (err == PIGEON_OK && folder == NULL &&
         (err = pigeon_imap_find_special(ms->m, "\\Sent", &ms->found)) == PIGEON_OK)
         folder = ms->found;
-    struct copy_src src = {bcc, strlen(bcc), 0, fd};
+    sent_copy_src src = {bcc, strlen(bcc), 0, fd};
     uint32_t uid = 0;
     if (err == PIGEON_OK)
-        err = pigeon_imap_append(ms->m, folder, "\\Seen", copy_src_read, &src,
+        err = pigeon_imap_append(ms->m, folder, "\\Seen", sent_copy_src_read, &src,
                                  (uint64_t)src.len + (uint64_t)st.st_size, &uid);
     if (err == PIGEON_OK)
         return 0;

@@ -268,3 +268,15 @@ done:
     close(fd);
     return status;
 }
+
+int sent_copy_src_read(void *ctx, void *buf, size_t cap, size_t *n)
+{
+    sent_copy_src *c = ctx;
+    if (c->pos < c->len) {
+        *n = c->len - c->pos < cap ? c->len - c->pos : cap;
+        memcpy(buf, c->prefix + c->pos, *n);
+        c->pos += *n;
+        return 0;
+    }
+    return cli_fd_read(&c->fd, buf, cap, n);
+}

@@ -22,6 +22,17 @@ int sent_copy_option(cfg_settings *cfg, enum cfg_key k, const char *arg);
  * c's --bcc (c may be NULL); malloc'd, or NULL without memory. */
 char *sent_copy_bcc_field(const cli_compose *c);
 
+/* The bytes of a copy for pigeon_imap_append's reader: prefix (the Bcc field, or ""),
+ * then the file fd (the daemon's and the merge's copies in Sent). */
+typedef struct sent_copy_src {
+    const char *prefix;
+    size_t len, pos; /* prefix's length, and how much of it was read */
+    int fd;
+} sent_copy_src;
+
+/* Reads the next bytes of a sent_copy_src (ctx). Returns 0 or -1, as cli_fd_read. */
+int sent_copy_src_read(void *ctx, void *buf, size_t cap, size_t *n);
+
 /* Sends msg (DKIM-signed when configured) and, once delivered, saves the copy (Bcc from c,
  * which may be NULL). Returns the delivery's sysexits code: a failure to save is only a
  * warning on stderr. */
