@@ -21,32 +21,17 @@
 static pigeon_err run(pg_spool_pq *q, const char *sql, const char *const *vals, int n,
                       const unsigned char *bin, int binpos, const char *what, PGresult **out)
 {
-    int lens[8] = {0}, fmts[8] = {0};
-    const char *v[8];
-    if (out != NULL)
-        *out = NULL;
-    pigeon_err err = pg_spool_pq_ready(q);
-    if (err != PIGEON_OK)
-        return err;
+    pg_spool_pq_params p;
+    memset(&p, 0, sizeof p);
+    p.n = n;
     for (int i = 0; i < n; i++)
-        v[i] = vals[i];
+        p.v[i] = vals[i];
     if (binpos > 0) {
-        v[binpos - 1] = (const char *)bin;
-        lens[binpos - 1] = 32;
-        fmts[binpos - 1] = 1;
+        p.v[binpos - 1] = (const char *)bin;
+        p.len[binpos - 1] = 32;
+        p.fmt[binpos - 1] = 1;
     }
-    PGresult *res = PQexecParams(q->conn, sql, n, NULL, v, lens, fmts, 0);
-    ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        err = pg_spool_pq_err(q, res, what);
-        PQclear(res);
-        return err;
-    }
-    if (out != NULL)
-        *out = res;
-    else
-        PQclear(res);
-    return PIGEON_OK;
+    return pg_spool_pq_exec_params(q, sql, &p, what, out);
 }
 
 static void copy_text(char *out, size_t size, const PGresult *res, int row, int col)
