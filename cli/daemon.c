@@ -301,6 +301,8 @@ unsigned daemon_generation(daemon_state *d)
 
 static void daemon_cleanup(daemon_state *d)
 {
+    if (d->spool != NULL)
+        daemon_limits_give_back(d); /* the workers have stopped: no lock needed */
     while (d->confs != NULL) {
         daemon_conf *c = d->confs;
         d->confs = c->next;

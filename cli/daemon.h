@@ -109,11 +109,14 @@ unsigned daemon_generation(daemon_state *d);
 /* Shared limits (daemon_limits.c), under d->lock: whether the account's rate and daily
  * limits are kept in the spool for every daemon; take gives the next message's start
  * slot (0), or -1 (wait: give the batch back; with no_wait, the slot is not now) or -2
- * (the daily limit is reached); untake gives back a token taken but not used. */
+ * (the daily limit is reached), taking from the spool at most hint (the messages in
+ * hand) at once; untake gives back a token taken but not used. give_back, once the
+ * workers have stopped, returns every account's unused tokens to the spool's day. */
 int daemon_limits_shared(daemon_state *d, const daemon_account *a);
-int daemon_limits_take(daemon_state *d, daemon_account *a, int64_t now, int no_wait,
+int daemon_limits_take(daemon_state *d, daemon_account *a, int64_t now, int no_wait, long hint,
                        int64_t *slot_ms);
 void daemon_limits_untake(daemon_account *a);
+void daemon_limits_give_back(daemon_state *d);
 /* Fails the claimed recipients that are on the suppression list (daemon_suppress.c):
  * checked through own, recorded through d->spool, logged, and taken out of the jobs;
  * jobs left with nobody are freed and removed (*count updated). Returns the number of

@@ -34,13 +34,16 @@ int daemon_limits_shared(daemon_state *d, const daemon_account *a)
     return (a->rate_per_second > 0 || a->daily_limit > 0) && pg_spool_limits_shared(d->spool);
 }
 
-/* How many tokens to take at once. */
-static long take_size(const daemon_account *a)
+/* How many tokens to take at once: never more than the messages in hand (hint), so that
+ * a daemon holding a few messages leaves the rest of the day to the others. */
+static long take_size(const daemon_account *a, long hint)
 {
-    long want = TAKE_MAX;
+    long want = hint < 1 ? 1 : hint > TAKE_MAX ? TAKE_MAX : hint;
     if (a->rate_per_second > 0) {
         double w = a->rate_per_second * TAKE_SECONDS;
-        want = w < TAKE_MIN ? TAKE_MIN : w > TAKE_MAX ? TAKE_MAX : (long)w;
+        long r = w < TAKE_MIN ? TAKE_MIN : w > TAKE_MAX ? TAKE_MAX : (long)w;
+        if (r < want)
+            want = r;
     }
     if (a->daily_limit > 0 && a->daily_limit < want)
         want = a->daily_limit;
@@ -50,9 +53,10 @@ static long take_size(const daemon_account *a)
 /* Refills the pool from the spool (d->lock held; takes the spool's lock inside). Returns
  * 0, -1 (the spool failed, or the account is throttled: give the batch back), -2 (the
  * daily limit is reached). */
-static int refill(daemon_state *d, daemon_account *a, int64_t now)
+static int refill(daemon_state *d, daemon_account *a, int64_t now, long hint)
 {
-    pg_spool_take_req req = {a->name, now, a->rate_per_second, 1.0, a->daily_limit, take_size(a)};
+    pg_spool_take_req req = {a->name,           now, a->rate_per_second, 1.0, a->daily_limit,
+                             take_size(a, hint)};
     pg_spool_take t;
     pthread_mutex_lock(&d->spool_lock);
     pigeon_err e = pg_spool_limits_take(d->spool, &req, &t);
@@ -68,13 +72,13 @@ static int refill(daemon_state *d, daemon_account *a, int64_t now)
     return t.granted > 0 ? 0 : -2;
 }
 
-int daemon_limits_take(daemon_state *d, daemon_account *a, int64_t now, int no_wait,
+int daemon_limits_take(daemon_state *d, daemon_account *a, int64_t now, int no_wait, long hint,
                        int64_t *slot_ms)
 {
     if (a->pool > 0 && a->rate_per_second > 0 && now - a->pool_at_ms > STALE_MS)
         a->pool = 0;
     if (a->pool == 0) {
-        int r = refill(d, a, now);
+        int r = refill(d, a, now, hint);
         if (r != 0)
             return r == -2 && no_wait ? -1 : r;
     }
@@ -90,4 +94,16 @@ int daemon_limits_take(daemon_state *d, daemon_account *a, int64_t now, int no_w
 void daemon_limits_untake(daemon_account *a)
 {
     a->pool++; /* its time has come already: the next take_limits may use it at once */
+}
+
+void daemon_limits_give_back(daemon_state *d)
+{
+    int64_t now = daemon_now_ms();
+    for (daemon_account *a = d->accounts; a != NULL; a = a->next) {
+        if (a->pool <= 0 || a->daily_limit <= 0 || !daemon_limits_shared(d, a))
+            continue;
+        /* Tokens of another day count nowhere: the spool ignores them (its row's day). */
+        if (pg_spool_limits_give_back(d->spool, a->name, now, a->pool) == PIGEON_OK)
+            a->pool = 0;
+    }
 }

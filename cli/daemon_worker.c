@@ -292,11 +292,12 @@ static int open_conn(worker *w, const daemon_conf *conf, daemon_account *acct,
  * account is throttled in the spool until the next UTC day), the connection limit (when
  * a new connection is needed and none is free: try again shortly), and the rate (the
  * message's start slot is written to *slot_ms). Returns 0 to go on, -1 when the claim
- * must be given back. With no_wait (a message pipelined behind another), nothing is taken
- * and -1 returned when the message would have to wait for its rate slot or hits the daily
- * limit: the caller ends the pipeline and comes back the ordinary way.
+ * must be given back; hint is the messages left in the batch. With no_wait (a message pipelined
+ * behind another), nothing is taken and -1 returned when the message would have to wait for its
+ * rate slot or hits the daily limit: the caller ends the pipeline and comes back the ordinary way.
  */
-static int take_limits(worker *w, daemon_account *a, int need_conn, int no_wait, int64_t *slot_ms)
+static int take_limits(worker *w, daemon_account *a, int need_conn, int no_wait, long hint,
+                       int64_t *slot_ms)
 {
     daemon_state *d = w->d;
     int64_t now = daemon_now_ms();
@@ -313,7 +314,7 @@ static int take_limits(worker *w, daemon_account *a, int need_conn, int no_wait,
     else if (need_conn && a->max_connections > 0 && a->connections >= a->max_connections)
         verdict = -1;
     else if (shared) {
-        verdict = daemon_limits_take(d, a, now, no_wait, slot_ms);
+        verdict = daemon_limits_take(d, a, now, no_wait, hint, slot_ms);
         if (verdict == 0 && need_conn)
             a->connections++;
     } else if (no_wait && a->rate_per_second > 0 && a->next_slot_ms > now)
@@ -659,7 +660,7 @@ static int can_follow(run *r, size_t i)
         return 0;
     if (b->jobs[i]->lease_until_ms - daemon_now_ms() < r->conf->lease_ms - 4000)
         return 0;
-    return take_limits(w, r->acct, 0, 1, &slot) == 0;
+    return take_limits(w, r->acct, 0, 1, (long)(b->count - i), &slot) == 0;
 }
 
 /* Gives back a message counted by take_limits() but not sent. */
@@ -812,7 +813,7 @@ static int process(worker *w, batch *b, size_t i, size_t *resume)
     int need_conn = w->smtp == NULL;
     int64_t slot = 0;
     w->lease_ms = conf->lease_ms;
-    if (take_limits(w, acct, need_conn, 0, &slot) != 0) {
+    if (take_limits(w, acct, need_conn, 0, (long)(b->count - i), &slot) != 0) {
         at->state = JOB_RELEASE;
         nap(d, BUSY_NAP_MS);
         return -1;

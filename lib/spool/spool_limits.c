@@ -73,6 +73,19 @@ void pg_spool_limits_apply(const pg_spool_take_req *req, double *tokens, int64_t
     *tokens -= (double)want;
 }
 
+pigeon_err pg_spool_limits_give_back(pigeon_spool *spool, const char *account, int64_t now_ms,
+                                     long n)
+{
+    void *be = NULL;
+    if (spool == NULL || account == NULL || account[0] == '\0' || now_ms < 0 || n < 0 ||
+        n > MAX_WANT)
+        return PIGEON_ERR_INVALID;
+    const pg_spool_limits_ops *limits = limits_of(spool, &be);
+    if (limits == NULL)
+        return PIGEON_ERR_UNSUPPORTED;
+    return n == 0 ? PIGEON_OK : limits->give_back(be, account, now_ms / DAY_MS, n);
+}
+
 pigeon_err pg_spool_limits_take(pigeon_spool *spool, const pg_spool_take_req *req,
                                 pg_spool_take *out)
 {

@@ -15,9 +15,9 @@
  *
  * Daily limit (daily_limit): a counter per account per UTC day in the same row, raised
  * by the tokens handed out; a take never raises it above the limit (granted says how
- * many it could have), so the day's total never exceeds the limit. Tokens taken but not
- * used (a daemon stopping) stay counted: the day may end a few messages under the limit,
- * never over.
+ * many it could have), so the day's total never exceeds the limit. A daemon that stops
+ * holding tokens it did not use gives them back to the day (pg_spool_limits_give_back);
+ * one killed cannot, and the day may then end a few messages under the limit, never over.
  *
  * Throttle (a 421, a rate-limit reply, the daily limit reached): the account's row in
  * the spool's throttle table (pigeon_spool_throttle), which every claim already obeys;
@@ -60,6 +60,11 @@ typedef struct pg_spool_take {
 pigeon_err pg_spool_limits_take(pigeon_spool *spool, const pg_spool_take_req *req,
                                 pg_spool_take *out);
 
+/* Gives n tokens taken on the UTC day of now_ms but not used back to the account's daily
+ * count (lowered by n, never below zero; nothing when the row counts another day). The
+ * rate bucket is left as it is: a token given back there could let a burst through. */
+pigeon_err pg_spool_limits_give_back(pigeon_spool *spool, const char *account, int64_t now_ms,
+                                     long n);
 /* Nonzero when the spool's backend keeps shared limits. */
 int pg_spool_limits_shared(pigeon_spool *spool);
 
@@ -67,6 +72,8 @@ int pg_spool_limits_shared(pigeon_spool *spool);
 typedef struct pg_spool_limits_ops {
     /* The take as above, arguments checked. */
     pigeon_err (*take)(void *be, const pg_spool_take_req *req, pg_spool_take *out);
+    /* The give-back as above, arguments checked: day is now_ms's UTC day, n >= 1. */
+    pigeon_err (*give_back)(void *be, const char *account, int64_t day, long n);
 } pg_spool_limits_ops;
 
 /* The bucket arithmetic every backend shares, on the row's values: tokens and at_ms (the

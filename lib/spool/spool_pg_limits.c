@@ -24,6 +24,8 @@ static const char lock_sql[] =
     " $2::float8, $3::bigint, -1, 0) ON CONFLICT (account) DO UPDATE SET account ="
     " l.account RETURNING l.tokens, l.at_ms, l.day, l.sent, (SELECT a.not_before_ms FROM"
     " account a WHERE a.name = $1::text)";
+static const char give_back_sql[] = "UPDATE limits SET sent = greatest(sent - $3::bigint, 0)"
+                                    " WHERE account = $1::text AND day = $2::bigint";
 static const char write_sql[] = "UPDATE limits SET tokens = $2::float8, at_ms = $3::bigint,"
                                 " day = $4::bigint, sent = $5::bigint WHERE account = $1::text";
 
@@ -92,6 +94,16 @@ static pigeon_err pq_take(void *be, const pg_spool_take_req *req, pg_spool_take 
     return err;
 }
 
+static pigeon_err pq_give_back(void *be, const char *account, int64_t day, long n)
+{
+    pg_spool_pq_params p = {0};
+    pg_spool_pq_p_text(&p, account);
+    pg_spool_pq_p_i64(&p, day);
+    pg_spool_pq_p_i64(&p, n);
+    return pg_spool_pq_exec_params(be, give_back_sql, &p, "giving tokens back to the day", NULL);
+}
+
 const pg_spool_limits_ops pg_spool_pq_limits_ops = {
     .take = pq_take,
+    .give_back = pq_give_back,
 };

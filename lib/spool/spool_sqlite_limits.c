@@ -15,6 +15,8 @@ static const char schema[] = "CREATE TABLE IF NOT EXISTS limits ("
 static const char read_sql[] = "SELECT l.tokens, l.at_ms, l.day, l.sent, "
                                "(SELECT a.not_before_ms FROM account a WHERE a.name = ?1) "
                                "FROM (SELECT 1) LEFT JOIN limits l ON l.account = ?1";
+static const char give_back_sql[] = "UPDATE limits SET sent = max(sent - ?3, 0)"
+                                    " WHERE account = ?1 AND day = ?2";
 static const char write_sql[] = "INSERT OR REPLACE INTO limits(account, tokens, at_ms, day, sent) "
                                 "VALUES(?1, ?2, ?3, ?4, ?5)";
 
@@ -90,6 +92,22 @@ static pigeon_err sq_take(void *be, const pg_spool_take_req *req, pg_spool_take 
     return pg_spool_sq_tx_end(q, err);
 }
 
+static pigeon_err sq_give_back(void *be, const char *account, int64_t day, long n)
+{
+    pg_spool_sq *q = be;
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = prepare(q, give_back_sql, &st);
+    if (err != PIGEON_OK)
+        return err;
+    pg_spool_sq_bind_text(st, 1, account);
+    sqlite3_bind_int64(st, 2, day);
+    sqlite3_bind_int64(st, 3, n);
+    err = pg_spool_sq_step(q, st, "giving tokens back to the day");
+    sqlite3_finalize(st);
+    return err;
+}
+
 const pg_spool_limits_ops pg_spool_sq_limits_ops = {
     .take = sq_take,
+    .give_back = sq_give_back,
 };

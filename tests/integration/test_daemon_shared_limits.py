@@ -123,5 +123,28 @@ def daily_limit_is_shared_by_two_daemons():
     assert stats["recipients"]["queued"] == 13 and stats["throttled_accounts"] == 1, stats
 
 
+@test(timeout=90)
+def daily_allowance_is_not_lost_when_a_daemon_stops():
+    # A daemon takes its daily tokens from the spool a few at a time. One that stops
+    # (here: --once with the queue empty) must not keep tokens it did not use: the next
+    # daemon may still send the rest of the day's allowance (was: 7 taken for 4 messages,
+    # the day over after 4).
+    with servers.AioSmtpd() as srv:
+        env = make_env(srv.port, "daily_limit = 7\n")
+        fill(env, 4)
+        logdir = harness.tmpdir("limits-log")
+        run_daemons(env, 1, [os.path.join(logdir, "first.json")])
+        assert srv.wait_messages(4) and len(srv.messages) == 4
+        rc, out, err = harness.pigeon("queue", "stats", "--json", env=env)
+        assert json.loads(out)["throttled_accounts"] == 0, out
+        fill(env, 5)
+        run_daemons(env, 1, [os.path.join(logdir, "second.json")])
+        time.sleep(0.3)
+        assert len(srv.messages) == 7, len(srv.messages)
+    rc, out, err = harness.pigeon("queue", "stats", "--json", env=env)
+    stats = json.loads(out)
+    assert stats["recipients"]["queued"] == 2 and stats["throttled_accounts"] == 1, stats
+
+
 if __name__ == "__main__":
     harness.run(file_timeout=240)
