@@ -175,6 +175,7 @@ typedef struct pg_html_doc {
     pg_html_arena arena; /* the memory of the tree when gopts allocates from it */
     char *text;          /* what gumbo parsed when it is the source with the <style>
                             contents cut out (html_rawtext.c): owned, lives as long as out */
+    int fast;            /* nonzero when html_fast.c built the tree (gumbo did not parse) */
 } pg_html_doc;
 
 /* The content of one <style> element taken out of the text gumbo parses. */
@@ -199,6 +200,10 @@ typedef struct pg_html_cuts {
 pigeon_err pg_html_cut_rawtext(const char *s, size_t n, pg_html_cuts *cuts);
 void pg_html_cuts_cleanup(pg_html_cuts *cuts);
 
+/* Builds gumbo's tree of (s, n) in doc's arena without gumbo when the document is one the
+ * fast path follows (html_fast.c): 0 when done (doc->out and doc->gopts set), 1 when it
+ * gives up (the caller frees the arena and lets gumbo parse), -1 when out of memory. */
+int pg_html_fast_parse(pg_html_doc *doc, const char *s, size_t n);
 /* Parses (s, n) with gumbo and builds the element table, iteratively. */
 pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n);
 void pg_html_doc_cleanup(pg_html_doc *doc);
