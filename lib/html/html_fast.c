@@ -90,6 +90,18 @@ static int clean_bytes(const unsigned char *s, size_t n)
     if (n >= 3 && s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf)
         return 0;
     for (size_t i = 0; i < n;) {
+        /* Eight printable ASCII bytes at a time: no byte below 0x20, none 0x7f or above. */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+            uint64_t del = w ^ (0x7f * ones);
+            if (((w - 0x20 * ones) | (del - ones) | w) & high)
+                break;
+            i += 8;
+        }
+        if (i == n)
+            break;
         unsigned char c = s[i];
         if (c >= 0x20 && c < 0x7f) {
             i++;
@@ -468,7 +480,7 @@ static int read_attrs(fast *f, tag *t, GumboNode *el)
         }
         if (attrs == NULL)
             continue;
-        /* A repeated name: the first one counts (13.2.5.33). */
+        /* A repeated name: the first one counts (13.2.5.33), but gumbo differs here. */
         char lname[64];
         int dupe = 0;
         if (nlen < sizeof lname) {
@@ -483,7 +495,7 @@ static int read_attrs(fast *f, tag *t, GumboNode *el)
         for (unsigned k = 0; k < attrs->length && !dupe; k++)
             dupe = strcmp(((GumboAttribute *)attrs->data[k])->name, lname) == 0;
         if (dupe)
-            continue;
+            return BAIL; /* gumbo 0.10 keeps the dropped name's text for the next one */
         GumboAttribute *a = alloc(f, sizeof *a);
         if (a == NULL || (a->name = dup(f, lname, nlen)) == NULL)
             return NOMEM;

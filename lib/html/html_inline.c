@@ -372,15 +372,29 @@ static int mark_overridden(const styler *st, unsigned char *lose)
     return 0;
 }
 
-static const char *const table_els[] = {"table",    "th",  "tr",    "td",    "caption",
-                                        "colgroup", "col", "thead", "tbody", "tfoot"};
-
-static int in_list(const char *tag, const char *const *list, size_t n)
+/* Tag tests by gumbo's enum (the element's name is gumbo's normalized name for it). */
+static GumboTag tag_of(const pg_html_el *el)
 {
-    for (size_t k = 0; k < n; k++)
-        if (strcmp(tag, list[k]) == 0)
-            return 1;
-    return 0;
+    return el->node->v.element.tag;
+}
+
+static int table_el(GumboTag t)
+{
+    switch (t) {
+    case GUMBO_TAG_TABLE:
+    case GUMBO_TAG_TH:
+    case GUMBO_TAG_TR:
+    case GUMBO_TAG_TD:
+    case GUMBO_TAG_CAPTION:
+    case GUMBO_TAG_COLGROUP:
+    case GUMBO_TAG_COL:
+    case GUMBO_TAG_THEAD:
+    case GUMBO_TAG_TBODY:
+    case GUMBO_TAG_TFOOT:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static void set_slot(pg_html_el *el, int slot, const char *v, size_t n, styler *st)
@@ -401,7 +415,7 @@ static void set_slot(pg_html_el *el, int slot, const char *v, size_t n, styler *
 static void dimension(pg_html_el *el, int slot, const char *v, styler *st)
 {
     size_t n = strlen(v), digits = strspn(v, "0123456789.");
-    int table = in_list(el->tag, table_els, sizeof table_els / sizeof table_els[0]);
+    int table = table_el(tag_of(el));
     if (digits > 0 && n == digits + 2 && strcmp(v + digits, "px") == 0)
         set_slot(el, slot, v, digits, st);
     else if (digits > 0 && n == digits + 1 && v[digits] == '%' && table)
@@ -439,14 +453,14 @@ static void table_attr(pg_html_el *el, const pg_css_decl *d, styler *st)
 
 static void outlook_attrs(pg_html_el *el, const pg_css_decl *d, styler *st)
 {
-    static const char *const sized[] = {"table", "td", "th", "img"};
-    if (in_list(el->tag, sized, 4)) {
+    GumboTag t = tag_of(el);
+    if (t == GUMBO_TAG_TABLE || t == GUMBO_TAG_TD || t == GUMBO_TAG_TH || t == GUMBO_TAG_IMG) {
         if (strcmp(d->prop, "width") == 0)
             dimension(el, PG_SLOT_WIDTH, d->value, st);
         else if (strcmp(d->prop, "height") == 0)
             dimension(el, PG_SLOT_HEIGHT, d->value, st);
     }
-    if (in_list(el->tag, table_els, sizeof table_els / sizeof table_els[0]))
+    if (table_el(t))
         table_attr(el, d, st);
 }
 
@@ -513,11 +527,21 @@ static void style_element(styler *st, const pg_css_sheet *sheet, const rule_inde
 }
 
 /* Elements that are never rendered get no style (as juice: head, title, style...). */
-static int non_visual(const char *tag)
+static int non_visual(GumboTag t)
 {
-    static const char *const list[] = {"head",  "title", "base",   "link",
-                                       "style", "meta",  "script", "noscript"};
-    return in_list(tag, list, 8);
+    switch (t) {
+    case GUMBO_TAG_HEAD:
+    case GUMBO_TAG_TITLE:
+    case GUMBO_TAG_BASE:
+    case GUMBO_TAG_LINK:
+    case GUMBO_TAG_STYLE:
+    case GUMBO_TAG_META:
+    case GUMBO_TAG_SCRIPT:
+    case GUMBO_TAG_NOSCRIPT:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 pigeon_err pg_html_inline(pg_html_doc *doc, const pg_css_sheet *sheet, int attrs)
@@ -530,7 +554,7 @@ pigeon_err pg_html_inline(pg_html_doc *doc, const pg_css_sheet *sheet, int attrs
     build(&ix, sheet, &doc->head_style);
     for (uint32_t i = 0; i < doc->count && ix.err == PIGEON_OK && st.err == PIGEON_OK; i++) {
         pg_html_el *el = &doc->els[i];
-        if (non_visual(el->tag))
+        if (non_visual(tag_of(el)))
             continue;
         collect(&st, &ix, doc, i);
         if (st.nmatched > 0)

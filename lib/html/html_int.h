@@ -109,6 +109,9 @@ pigeon_err pg_css_sheet_parse(pg_css_sheet *sheet, const char *s, size_t n);
 void pg_css_sheet_cleanup(pg_css_sheet *sheet);
 /* Parses a declaration list (a style attribute, 5.3.8) into decls (appended). */
 pigeon_err pg_css_decls_parse(pg_css_decls *decls, const char *s, size_t n);
+/* The same through the tokenizer always (pg_css_decls_parse takes a plain path for the
+ * declarations tools write; the tests compare the two). */
+pigeon_err pg_css_decls_parse_tokens(pg_css_decls *decls, const char *s, size_t n);
 pigeon_err pg_css_decls_add(pg_css_decls *decls, const char *prop, const char *value,
                             int important);
 void pg_css_decls_cleanup(pg_css_decls *decls);

@@ -601,6 +601,70 @@ static void test_style_cut(void **state)
     }
 }
 
+/* pg_css_decls_parse's plain path gives what the tokenizer path gives. */
+static void same_decls(const char *s)
+{
+    pg_css_decls d = {NULL, 0, 0}, e = {NULL, 0, 0};
+    assert_int_equal(pg_css_decls_parse(&d, s, strlen(s)), PIGEON_OK);
+    assert_int_equal(pg_css_decls_parse_tokens(&e, s, strlen(s)), PIGEON_OK);
+    if (d.count != e.count)
+        fail_msg("%zu declarations, the tokenizer finds %zu: %s", d.count, e.count, s);
+    for (size_t i = 0; i < d.count; i++)
+        if (strcmp(d.items[i].prop, e.items[i].prop) != 0 ||
+            strcmp(d.items[i].value, e.items[i].value) != 0 ||
+            d.items[i].important != e.items[i].important)
+            fail_msg("[%s: %s %d] differs from the tokenizer's [%s: %s %d]: %s", d.items[i].prop,
+                     d.items[i].value, d.items[i].important, e.items[i].prop, e.items[i].value,
+                     e.items[i].important, s);
+    pg_css_decls_cleanup(&d);
+    pg_css_decls_cleanup(&e);
+}
+
+static void test_decls_plain(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "color",     ":",         " ",
+        ";",         "red",       "!",
+        "important", "IMPORTANT", "\t\n",
+        "--Var",     "-x",        "-5px",
+        "_a",        "url(",      "URL(",
+        ")",         "(",         "a.png",
+        "rgba(0,",   "1px",       "/*c*/",
+        "'q'",       "\"",        "\\",
+        "{",         "}",         "[",
+        "#fff",      "myurl(",    ",",
+        "@x",        "\xc3\xa9",  "1.5important",
+        "-",         "a b",
+    };
+    static const char *const fixed[] = {
+        "font-size:0px;padding:10px 25px;word-break:break-word;",
+        "  COLOR : Red  !important ; margin:0 auto",
+        "background:url(data:image/png;base64,AAA=) no-repeat;x:y",
+        "a: b !important c; d:!important; e: f ! important",
+        "--Custom-Prop: Keep Case; -webkit-text-size-adjust:100%",
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        same_decls(fixed[i]);
+    unsigned seed = 777;
+    char buf[256];
+    for (int round = 0; round < 5000; round++) {
+        size_t n = 0;
+        int parts = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+        for (int k = 0; k < parts; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = pieces[(seed >> 16) % (sizeof pieces / sizeof pieces[0])];
+            size_t len = strlen(p);
+            if (n + len < sizeof buf) {
+                memcpy(buf + n, p, len);
+                n += len;
+            }
+        }
+        buf[n] = '\0';
+        same_decls(buf);
+    }
+}
+
 /* ---- the fast path in front of gumbo (html_fast.c) ---- */
 
 /* Parses (s, n) with pg_html_doc_parse, checks the tree is gumbo's, returns doc.fast. */
@@ -641,7 +705,7 @@ static void test_fast_path(void **state)
         "<th>a</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>1</td>\n</tr>\n</tbody>\n</table>\n"
         "<p><del>s</del> <em>e</em> <code>c</code> 1 < 2</p>\n</div>\n</body>\n</html>\n",
         "<html><head></head><body><table><tr><td>implied tbody</td></tr></table>"
-        "<o:p></o:p><my-el a=\"1\" A=\"2\"></MY-EL></body></html>",
+        "<o:p></o:p><my-el a=\"1\" b=\"2\"></MY-EL></body></html>",
         "<html><head><title>x</title><body><p>no head end tag</p></body></html> \n<!-- end -->",
         "<html><head></head><body><pre>\nkept\n</pre></body>\n</html>\n\n",
     };
@@ -663,6 +727,7 @@ static void test_fast_path(void **state)
         "<html><head></head><body>a\r\nb</body></html>",
         "<html><head></head><body><td>stray cell</td></body></html>",
         "<html><head></head><body><p a=\"1\"b=2>x</p></body></html>",
+        "<html><head></head><body><p a=1 A=2 b=3>repeated name</p></body></html>",
         "<html><head></head><body><!--></body></html>",
         "<html><head></head><body>x</body>y</html>",
         "\xef\xbb\xbf<html><head></head><body></body></html>",
@@ -792,7 +857,7 @@ int main(void)
         cmocka_unit_test(test_images),         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_many_selectors), cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_markdown),       cmocka_unit_test(test_style_cut),
-        cmocka_unit_test(test_fast_path),
+        cmocka_unit_test(test_fast_path),      cmocka_unit_test(test_decls_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
