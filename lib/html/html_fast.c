@@ -16,6 +16,7 @@
  * the document as before. Whenever it finishes, tests/fuzz/fuzz_html_fast.c checks that
  * the tree equals gumbo's.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -339,18 +340,29 @@ static void pop(fast *f, size_t end, size_t end_len)
 }
 
 /* Inserts text (decoded in f->scratch, or (raw, n) when raw) read from [at, at + srclen). */
+static int blank_text(const char *t, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_ws((unsigned char)t[i]))
+            return 0;
+    return 1;
+}
+
+/* blank: whether the text is all whitespace, -1 when not known yet. */
 static int insert_text(fast *f, GumboNode *parent, const char *raw, size_t n, size_t at,
-                       size_t srclen)
+                       size_t srclen, int blank)
 {
     const char *t = raw ? raw : f->scratch.data;
     size_t len = raw ? n : f->scratch.len;
-    int blank = 1;
-    for (size_t i = 0; i < len && blank; i++)
-        blank = is_ws((unsigned char)t[i]);
+    if (blank < 0)
+        blank = blank_text(t, len);
     GumboVector *kids = kids_of(parent);
     GumboNode *last = kids->length ? kids->data[kids->length - 1] : NULL;
-    if (last != NULL && (last->type == GUMBO_NODE_TEXT || last->type == GUMBO_NODE_WHITESPACE)) {
-        /* Characters after a token that made no node (</body>) join the text before. */
+    if (last != NULL &&
+        (last->type == GUMBO_NODE_TEXT || (last->type == GUMBO_NODE_WHITESPACE && !blank)))
+        return BAIL; /* gumbo keeps blank text apart from text there, the spec does not */
+    if (last != NULL && last->type == GUMBO_NODE_WHITESPACE) {
+        /* Blanks after a token that made no node (</body>) join the blanks before. */
         size_t had = strlen(last->v.text.text);
         char *joined = alloc(f, had + len + 1);
         if (joined == NULL)
@@ -360,8 +372,6 @@ static int insert_text(fast *f, GumboNode *parent, const char *raw, size_t n, si
         joined[had + len] = '\0';
         last->v.text.text = joined;
         last->v.text.original_text.length = at + srclen - last->v.text.start_pos.offset;
-        if (!blank)
-            last->type = GUMBO_NODE_TEXT;
         return 0;
     }
     GumboNode *node = new_node(f, blank ? GUMBO_NODE_WHITESPACE : GUMBO_NODE_TEXT, at);
@@ -383,6 +393,55 @@ typedef struct tag {
     int end_tag;       /* "</name>" */
 } tag;
 
+/* gumbo's tag names in a hash table (gumbo 0.10's gumbo_tagn_enum compares names one by
+ * one), filled once. */
+#define TAG_SLOTS 512
+static struct {
+    uint16_t tag; /* GumboTag + 1, 0 for an empty slot */
+    uint8_t len;  /* the name's length */
+    char name[23];
+} tag_table[TAG_SLOTS];
+static pthread_once_t tag_once = PTHREAD_ONCE_INIT;
+
+static unsigned tag_hash(const char *s, size_t n)
+{
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h & (TAG_SLOTS - 1);
+}
+
+static void fill_tags(void)
+{
+    for (int t = 0; t < GUMBO_TAG_UNKNOWN; t++) {
+        const char *name = gumbo_normalized_tagname((GumboTag)t);
+        size_t n = name ? strlen(name) : 0;
+        if (n == 0 || n >= sizeof tag_table[0].name)
+            continue; /* never looked up (read_name's names are shorter) */
+        char low[sizeof tag_table[0].name];
+        for (size_t i = 0; i < n; i++)
+            low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] | 0x20 : name[i]);
+        unsigned h = tag_hash(low, n);
+        while (tag_table[h].tag != 0)
+            h = (h + 1) & (TAG_SLOTS - 1);
+        tag_table[h].tag = (uint16_t)(t + 1);
+        tag_table[h].len = (uint8_t)n;
+        memcpy(tag_table[h].name, low, n);
+    }
+}
+
+/* The tag of lowercase name (s, n), as gumbo_tagn_enum gives it. */
+static GumboTag tag_lookup(const char *s, size_t n)
+{
+    if (n >= sizeof tag_table[0].name)
+        return gumbo_tagn_enum(s, (unsigned)n);
+    pthread_once(&tag_once, fill_tags);
+    for (unsigned h = tag_hash(s, n); tag_table[h].tag != 0; h = (h + 1) & (TAG_SLOTS - 1))
+        if (tag_table[h].len == n && memcmp(tag_table[h].name, s, n) == 0)
+            return (GumboTag)(tag_table[h].tag - 1);
+    return GUMBO_TAG_UNKNOWN;
+}
+
 /* Reads a tag name at f->pos (a letter) into t. */
 static void read_name(fast *f, tag *t)
 {
@@ -401,7 +460,7 @@ static void read_name(fast *f, tag *t)
             t->lname[i] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
         }
         t->lname[t->nlen] = '\0';
-        t->tag = gumbo_tagn_enum(t->lname, (unsigned)t->nlen);
+        t->tag = tag_lookup(t->lname, t->nlen);
     }
 }
 
@@ -775,14 +834,12 @@ static int text(fast *f, int skip_lf)
     }
     const char *t = raw ? raw : f->scratch.data;
     size_t tl = raw ? len : f->scratch.len;
-    int blank = 1;
-    for (size_t i = 0; i < tl && blank; i++)
-        blank = is_ws((unsigned char)t[i]);
+    int blank = blank_text(t, tl);
     GumboNode *parent;
     int rc = text_parent(f, blank, &parent);
     if (rc != 0 || parent == NULL)
         return rc;
-    return insert_text(f, parent, raw, len, start, p - start);
+    return insert_text(f, parent, raw, len, start, p - start, blank);
 }
 
 /* The content of a <style> (RAWTEXT) or <title> (RCDATA) just pushed, and its end tag. */
@@ -806,9 +863,9 @@ static int raw_content(fast *f, const char *name, size_t nlen, int rcdata)
         int rc = 0;
         if (rcdata && memchr(s + start, '&', p - start) != NULL) {
             if ((rc = decode(f, s + start, p - start)) == 0)
-                rc = insert_text(f, current(f), NULL, 0, start, p - start);
+                rc = insert_text(f, current(f), NULL, 0, start, p - start, -1);
         } else {
-            rc = insert_text(f, current(f), s + start, p - start, start, p - start);
+            rc = insert_text(f, current(f), s + start, p - start, start, p - start, -1);
         }
         if (rc != 0)
             return rc;

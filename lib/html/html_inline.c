@@ -343,6 +343,27 @@ static int cmp_applied(const void *pa, const void *pb)
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
+/* Sorts n elements of size sz: insertion sort for the few declarations an element
+ * usually has (qsort's setup costs more than the sort), qsort beyond. Both orders are
+ * total here, so the result is the same either way. */
+static void sort(void *base, size_t n, size_t sz, int (*cmp)(const void *, const void *))
+{
+    if (n > 24 || sz > 64) {
+        qsort(base, n, sz, cmp);
+        return;
+    }
+    char *a = base, tmp[64];
+    for (size_t i = 1; i < n; i++) {
+        size_t j = i;
+        memcpy(tmp, a + i * sz, sz);
+        while (j > 0 && cmp(a + (j - 1) * sz, tmp) > 0) {
+            memcpy(a + j * sz, a + (j - 1) * sz, sz);
+            j--;
+        }
+        memcpy(a + j * sz, tmp, sz);
+    }
+}
+
 /* A declaration's property and its place in the cascade order. */
 typedef struct ranked {
     const char *prop; /* the property */
@@ -365,7 +386,7 @@ static int mark_overridden(const styler *st, unsigned char *lose)
         return -1;
     for (size_t k = 0; k < st->nap; k++)
         r[k] = (ranked){st->ap[k].decl->prop, k};
-    qsort(r, st->nap, sizeof *r, cmp_ranked);
+    sort(r, st->nap, sizeof *r, cmp_ranked);
     for (size_t k = 0; k < st->nap; k++)
         lose[r[k].k] = k + 1 < st->nap && strcmp(r[k].prop, r[k + 1].prop) == 0;
     free(r);
@@ -473,8 +494,11 @@ static void quoted_value(pg_buf *out, const char *v)
         pg_buf_puts(out, v);
         return;
     }
-    for (; *v; v++)
-        pg_buf_putc(out, *v == '"' ? '\'' : *v);
+    for (const char *q; (q = strchr(v, '"')) != NULL; v = q + 1) {
+        pg_buf_append(out, v, (size_t)(q - v));
+        pg_buf_putc(out, '\'');
+    }
+    pg_buf_puts(out, v);
 }
 
 static void style_element(styler *st, const pg_css_sheet *sheet, const rule_index *ix,
@@ -498,7 +522,7 @@ static void style_element(styler *st, const pg_css_sheet *sheet, const rule_inde
                                    (uint32_t)k});
     if (st->err != PIGEON_OK)
         return;
-    qsort(st->ap, st->nap, sizeof *st->ap, cmp_applied);
+    sort(st->ap, st->nap, sizeof *st->ap, cmp_applied);
     unsigned char *lose = malloc(st->nap + 1);
     if (lose == NULL || mark_overridden(st, lose) != 0) {
         free(lose);

@@ -730,6 +730,7 @@ static void test_fast_path(void **state)
         "<html><head></head><body><p a=1 A=2 b=3>repeated name</p></body></html>",
         "<html><head></head><body><!--></body></html>",
         "<html><head></head><body>x</body>y</html>",
+        "<html><head></head><body><div>x</div>\n(  </body>   <!-- c --></html>",
         "\xef\xbb\xbf<html><head></head><body></body></html>",
         "<html><head></head><body>\xc3(</body></html>",
     };
