@@ -50,7 +50,8 @@ typedef struct fast {
     unsigned p_open;   /* open <p> elements on the stack */
     unsigned a_open;   /* open <a> elements */
     GumboNode *document, *html, *body;
-    pg_buf scratch; /* decoded text and values */
+    GumboNode *open_text; /* the text node still taking characters, NULL after any other */
+    pg_buf scratch;       /* decoded text and values */
 } fast;
 
 static void *alloc(fast *f, size_t n)
@@ -296,6 +297,7 @@ static GumboVector *kids_of(GumboNode *parent)
 static int append(fast *f, GumboNode *parent, GumboNode *node)
 {
     GumboVector *kids = kids_of(parent);
+    f->open_text = NULL;
     node->parent = parent;
     node->index_within_parent = kids->length;
     return vec_push(f, kids, node);
@@ -332,6 +334,7 @@ static void pop(fast *f, size_t end, size_t end_len)
 {
     GumboNode *el = f->stack[--f->depth];
     GumboTag t = el->v.element.tag;
+    f->open_text = NULL;
     f->p_open -= t == GUMBO_TAG_P;
     f->a_open -= t == GUMBO_TAG_A;
     el->v.element.original_end_tag.data = end_len ? f->s + end : NULL;
@@ -357,12 +360,10 @@ static int insert_text(fast *f, GumboNode *parent, const char *raw, size_t n, si
     if (blank < 0)
         blank = blank_text(t, len);
     GumboVector *kids = kids_of(parent);
-    GumboNode *last = kids->length ? kids->data[kids->length - 1] : NULL;
-    if (last != NULL &&
-        (last->type == GUMBO_NODE_TEXT || (last->type == GUMBO_NODE_WHITESPACE && !blank)))
-        return BAIL; /* gumbo keeps blank text apart from text there, the spec does not */
-    if (last != NULL && last->type == GUMBO_NODE_WHITESPACE) {
-        /* Blanks after a token that made no node (</body>) join the blanks before. */
+    GumboNode *last = f->open_text;
+    if (last != NULL && kids->length > 0 && kids->data[kids->length - 1] == last) {
+        /* Characters after a token that made no node and closed nothing (</body>) join
+         * the text before, as in gumbo, which inserts its text when a node comes. */
         size_t had = strlen(last->v.text.text);
         char *joined = alloc(f, had + len + 1);
         if (joined == NULL)
@@ -372,6 +373,8 @@ static int insert_text(fast *f, GumboNode *parent, const char *raw, size_t n, si
         joined[had + len] = '\0';
         last->v.text.text = joined;
         last->v.text.original_text.length = at + srclen - last->v.text.start_pos.offset;
+        if (!blank)
+            last->type = GUMBO_NODE_TEXT;
         return 0;
     }
     GumboNode *node = new_node(f, blank ? GUMBO_NODE_WHITESPACE : GUMBO_NODE_TEXT, at);
@@ -379,7 +382,9 @@ static int insert_text(fast *f, GumboNode *parent, const char *raw, size_t n, si
         return NOMEM;
     node->v.text.original_text.data = f->s + at;
     node->v.text.original_text.length = srclen;
-    return append(f, parent, node);
+    int rc = append(f, parent, node);
+    f->open_text = node;
+    return rc;
 }
 
 /* ---- tags ---- */
