@@ -4,7 +4,9 @@
  * The module turns an HTML mail into what mail clients render: CSS inlined into style
  * attributes (css_tok.c, css_sheet.c, css_select.c, html_inline.c), a text part
  * (html_text.c), local images named as cid: parts (html_images.c), the tree written
- * back out (html_serialize.c), and Markdown rendered first (html_markdown.c).
+ * back out (html_serialize.c), and Markdown rendered first (html_markdown.c). The tree
+ * is gumbo's, built by html_fast.c without gumbo for the regular documents that tools
+ * generate, by gumbo (html_tree.c, html_rawtext.c) for everything else.
  *
  * Files depend one way: css_tok <- css_sheet, css_select; html_tree <- everything that
  * walks the document; html.c drives the passes.
