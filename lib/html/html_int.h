@@ -209,6 +209,13 @@ void pg_html_cuts_cleanup(pg_html_cuts *cuts);
  * fast path follows (html_fast.c): 0 when done (doc->out and doc->gopts set), 1 when it
  * gives up (the caller frees the arena and lets gumbo parse), -1 when out of memory. */
 int pg_html_fast_parse(pg_html_doc *doc, const char *s, size_t n);
+/* Nonzero when gumbo passes every byte of (s, n) through unchanged: valid UTF-8 with no
+ * NUL, CR, control, noncharacter or byte order mark (html_fast_text.c). */
+int pg_html_fast_clean(const unsigned char *s, size_t n);
+/* Decodes the character reference at s[*i] ('&') into out and moves *i past it; returns
+ * 1, having done nothing, for any but a lone '&', a named one of a small table with its
+ * ';', or a numeric one with its ';' to a printable character. */
+int pg_html_fast_char_ref(const char *s, size_t n, size_t *i, pg_buf *out);
 /* Parses (s, n) with gumbo and builds the element table, iteratively. */
 pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n);
 void pg_html_doc_cleanup(pg_html_doc *doc);
