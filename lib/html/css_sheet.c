@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "html/html_int.h"
 
@@ -314,7 +315,148 @@ static pigeon_err declaration(pg_css_decls *decls, const char *s, const pg_css_t
     return pg_css_decls_add(decls, scratch->data, scratch->data + name_len + 1, important);
 }
 
+static int css_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
+}
+
+static int name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
+}
+
+/* An unquoted url( at s[i] (after the parenthesis): the URL token runs to ')'. Returns the
+ * index after it, or 0 when it holds anything the plain copy would not keep as written. */
+static size_t plain_url(const char *s, size_t n, size_t i)
+{
+    for (; i < n && s[i] != ')'; i++)
+        if (css_ws(s[i]) || s[i] == '(' || s[i] == '"' || s[i] == '\'' || s[i] == '\\')
+            return 0;
+    return i < n ? i + 1 : 0;
+}
+
+/* The value s[vs, ve) of a plain declaration into out: whitespace runs as one space, ends
+ * trimmed, a final !important taken off. Returns the important flag. */
+static int plain_value(const char *s, size_t vs, size_t ve, pg_buf *out)
+{
+    int important = 0;
+    while (ve > vs && css_ws(s[ve - 1]))
+        ve--;
+    if (ve - vs >= 9 && strncasecmp(s + ve - 9, "important", 9) == 0 &&
+        (ve - 9 == vs || !name_char(s[ve - 10]))) {
+        size_t e = ve - 9;
+        while (e > vs && css_ws(s[e - 1]))
+            e--;
+        if (e > vs && s[e - 1] == '!') {
+            important = 1;
+            ve = e - 1;
+            while (ve > vs && css_ws(s[ve - 1]))
+                ve--;
+        }
+    }
+    while (vs < ve && css_ws(s[vs]))
+        vs++;
+    for (size_t i = vs; i < ve; i++) {
+        if (!css_ws(s[i]))
+            pg_buf_putc(out, s[i]);
+        else if (!css_ws(s[i - 1]))
+            pg_buf_putc(out, ' ');
+    }
+    return important;
+}
+
+/* Style attributes as tools write them (name: value; with no comment, escape, string,
+ * block or non-ASCII byte) parsed without the tokenizer, into the same declarations as
+ * the token path below. Returns 1, having added nothing, for anything else. */
+static int plain_decls(pg_css_decls *decls, const char *s, size_t n, pg_buf *scratch,
+                       pigeon_err *err)
+{
+    size_t base = decls->count, i = 0;
+    *err = PIGEON_OK;
+    while (i < n) {
+        while (i < n && css_ws(s[i]))
+            i++;
+        if (i == n)
+            break;
+        if (s[i] == ';') {
+            i++;
+            continue;
+        }
+        size_t ns = i;
+        char c = s[i], d = i + 1 < n ? s[i + 1] : '\0';
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+              (c == '-' && (((d | 0x20) >= 'a' && (d | 0x20) <= 'z') || d == '_' || d == '-'))))
+            goto give_up; /* not an identifier: the token path skips it */
+        while (i < n && name_char(s[i]))
+            i++;
+        size_t ne = i;
+        while (i < n && css_ws(s[i]))
+            i++;
+        if (i == n || s[i] != ':')
+            goto give_up;
+        size_t vs = ++i;
+        for (int depth = 0; i < n && !(s[i] == ';' && depth == 0); i++) {
+            unsigned char u = (unsigned char)s[i];
+            if (u == '(') {
+                if (i >= vs + 3 && strncasecmp(s + i - 3, "url", 3) == 0 &&
+                    (i == vs + 3 || !name_char(s[i - 4])) && i + 1 < n && s[i + 1] != '"' &&
+                    s[i + 1] != '\'') {
+                    size_t e = plain_url(s, n, i + 1);
+                    if (e == 0)
+                        goto give_up;
+                    i = e - 1;
+                    continue;
+                }
+                depth++;
+            } else if (u == ')') {
+                depth -= depth > 0;
+            } else if (u >= 0x7f || (u < 0x20 && !css_ws((char)u)) || u == '"' || u == '\'' ||
+                       u == '\\' || u == '{' || u == '}' || u == '[' || u == ']' || u == '<' ||
+                       u == '>' || (u == '/' && i + 1 < n && s[i + 1] == '*')) {
+                goto give_up;
+            }
+        }
+        pg_buf_reset(scratch);
+        int custom = ne - ns > 2 && s[ns] == '-' && s[ns + 1] == '-';
+        for (size_t k = ns; k < ne; k++)
+            pg_buf_putc(scratch,
+                        (char)(!custom && s[k] >= 'A' && s[k] <= 'Z' ? s[k] | 0x20 : s[k]));
+        pg_buf_putc(scratch, '\0');
+        size_t vat = scratch->len;
+        int important = plain_value(s, vs, i, scratch);
+        if (scratch->err != PIGEON_OK) {
+            *err = scratch->err;
+            return 0;
+        }
+        if (scratch->len == vat)
+            continue; /* an empty value is invalid */
+        pg_buf_putc(scratch, '\0');
+        if ((*err = pg_css_decls_add(decls, scratch->data, scratch->data + vat, important)) !=
+            PIGEON_OK)
+            return 0;
+    }
+    return 0;
+give_up:
+    while (decls->count > base) {
+        decls->count--;
+        free(decls->items[decls->count].prop);
+        free(decls->items[decls->count].value);
+    }
+    return 1;
+}
+
 pigeon_err pg_css_decls_parse(pg_css_decls *decls, const char *s, size_t n)
+{
+    pg_buf scratch;
+    pigeon_err err = PIGEON_OK;
+    pg_buf_init(&scratch);
+    int rc = plain_decls(decls, s, n, &scratch, &err);
+    pg_buf_cleanup(&scratch);
+    return rc == 0 ? err : pg_css_decls_parse_tokens(decls, s, n);
+}
+
+pigeon_err pg_css_decls_parse_tokens(pg_css_decls *decls, const char *s, size_t n)
 {
     pg_css_lexer lx;
     pg_css_tok t, name = {0}; /* set when in_decl is; zeroed for the compiler's sake */

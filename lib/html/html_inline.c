@@ -343,6 +343,27 @@ static int cmp_applied(const void *pa, const void *pb)
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
+/* Sorts n elements of size sz: insertion sort for the few declarations an element
+ * usually has (qsort's setup costs more than the sort), qsort beyond. Both orders are
+ * total here, so the result is the same either way. */
+static void sort(void *base, size_t n, size_t sz, int (*cmp)(const void *, const void *))
+{
+    if (n > 24 || sz > 64) {
+        qsort(base, n, sz, cmp);
+        return;
+    }
+    char *a = base, tmp[64];
+    for (size_t i = 1; i < n; i++) {
+        size_t j = i;
+        memcpy(tmp, a + i * sz, sz);
+        while (j > 0 && cmp(a + (j - 1) * sz, tmp) > 0) {
+            memcpy(a + j * sz, a + (j - 1) * sz, sz);
+            j--;
+        }
+        memcpy(a + j * sz, tmp, sz);
+    }
+}
+
 /* A declaration's property and its place in the cascade order. */
 typedef struct ranked {
     const char *prop; /* the property */
@@ -365,22 +386,36 @@ static int mark_overridden(const styler *st, unsigned char *lose)
         return -1;
     for (size_t k = 0; k < st->nap; k++)
         r[k] = (ranked){st->ap[k].decl->prop, k};
-    qsort(r, st->nap, sizeof *r, cmp_ranked);
+    sort(r, st->nap, sizeof *r, cmp_ranked);
     for (size_t k = 0; k < st->nap; k++)
         lose[r[k].k] = k + 1 < st->nap && strcmp(r[k].prop, r[k + 1].prop) == 0;
     free(r);
     return 0;
 }
 
-static const char *const table_els[] = {"table",    "th",  "tr",    "td",    "caption",
-                                        "colgroup", "col", "thead", "tbody", "tfoot"};
-
-static int in_list(const char *tag, const char *const *list, size_t n)
+/* Tag tests by gumbo's enum (the element's name is gumbo's normalized name for it). */
+static GumboTag tag_of(const pg_html_el *el)
 {
-    for (size_t k = 0; k < n; k++)
-        if (strcmp(tag, list[k]) == 0)
-            return 1;
-    return 0;
+    return el->node->v.element.tag;
+}
+
+static int table_el(GumboTag t)
+{
+    switch (t) {
+    case GUMBO_TAG_TABLE:
+    case GUMBO_TAG_TH:
+    case GUMBO_TAG_TR:
+    case GUMBO_TAG_TD:
+    case GUMBO_TAG_CAPTION:
+    case GUMBO_TAG_COLGROUP:
+    case GUMBO_TAG_COL:
+    case GUMBO_TAG_THEAD:
+    case GUMBO_TAG_TBODY:
+    case GUMBO_TAG_TFOOT:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static void set_slot(pg_html_el *el, int slot, const char *v, size_t n, styler *st)
@@ -401,7 +436,7 @@ static void set_slot(pg_html_el *el, int slot, const char *v, size_t n, styler *
 static void dimension(pg_html_el *el, int slot, const char *v, styler *st)
 {
     size_t n = strlen(v), digits = strspn(v, "0123456789.");
-    int table = in_list(el->tag, table_els, sizeof table_els / sizeof table_els[0]);
+    int table = table_el(tag_of(el));
     if (digits > 0 && n == digits + 2 && strcmp(v + digits, "px") == 0)
         set_slot(el, slot, v, digits, st);
     else if (digits > 0 && n == digits + 1 && v[digits] == '%' && table)
@@ -439,14 +474,14 @@ static void table_attr(pg_html_el *el, const pg_css_decl *d, styler *st)
 
 static void outlook_attrs(pg_html_el *el, const pg_css_decl *d, styler *st)
 {
-    static const char *const sized[] = {"table", "td", "th", "img"};
-    if (in_list(el->tag, sized, 4)) {
+    GumboTag t = tag_of(el);
+    if (t == GUMBO_TAG_TABLE || t == GUMBO_TAG_TD || t == GUMBO_TAG_TH || t == GUMBO_TAG_IMG) {
         if (strcmp(d->prop, "width") == 0)
             dimension(el, PG_SLOT_WIDTH, d->value, st);
         else if (strcmp(d->prop, "height") == 0)
             dimension(el, PG_SLOT_HEIGHT, d->value, st);
     }
-    if (in_list(el->tag, table_els, sizeof table_els / sizeof table_els[0]))
+    if (table_el(t))
         table_attr(el, d, st);
 }
 
@@ -459,8 +494,11 @@ static void quoted_value(pg_buf *out, const char *v)
         pg_buf_puts(out, v);
         return;
     }
-    for (; *v; v++)
-        pg_buf_putc(out, *v == '"' ? '\'' : *v);
+    for (const char *q; (q = strchr(v, '"')) != NULL; v = q + 1) {
+        pg_buf_append(out, v, (size_t)(q - v));
+        pg_buf_putc(out, '\'');
+    }
+    pg_buf_puts(out, v);
 }
 
 static void style_element(styler *st, const pg_css_sheet *sheet, const rule_index *ix,
@@ -484,7 +522,7 @@ static void style_element(styler *st, const pg_css_sheet *sheet, const rule_inde
                                    (uint32_t)k});
     if (st->err != PIGEON_OK)
         return;
-    qsort(st->ap, st->nap, sizeof *st->ap, cmp_applied);
+    sort(st->ap, st->nap, sizeof *st->ap, cmp_applied);
     unsigned char *lose = malloc(st->nap + 1);
     if (lose == NULL || mark_overridden(st, lose) != 0) {
         free(lose);
@@ -513,11 +551,21 @@ static void style_element(styler *st, const pg_css_sheet *sheet, const rule_inde
 }
 
 /* Elements that are never rendered get no style (as juice: head, title, style...). */
-static int non_visual(const char *tag)
+static int non_visual(GumboTag t)
 {
-    static const char *const list[] = {"head",  "title", "base",   "link",
-                                       "style", "meta",  "script", "noscript"};
-    return in_list(tag, list, 8);
+    switch (t) {
+    case GUMBO_TAG_HEAD:
+    case GUMBO_TAG_TITLE:
+    case GUMBO_TAG_BASE:
+    case GUMBO_TAG_LINK:
+    case GUMBO_TAG_STYLE:
+    case GUMBO_TAG_META:
+    case GUMBO_TAG_SCRIPT:
+    case GUMBO_TAG_NOSCRIPT:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 pigeon_err pg_html_inline(pg_html_doc *doc, const pg_css_sheet *sheet, int attrs)
@@ -530,7 +578,7 @@ pigeon_err pg_html_inline(pg_html_doc *doc, const pg_css_sheet *sheet, int attrs
     build(&ix, sheet, &doc->head_style);
     for (uint32_t i = 0; i < doc->count && ix.err == PIGEON_OK && st.err == PIGEON_OK; i++) {
         pg_html_el *el = &doc->els[i];
-        if (non_visual(el->tag))
+        if (non_visual(tag_of(el)))
             continue;
         collect(&st, &ix, doc, i);
         if (st.nmatched > 0)

@@ -4,7 +4,9 @@
  * The module turns an HTML mail into what mail clients render: CSS inlined into style
  * attributes (css_tok.c, css_sheet.c, css_select.c, html_inline.c), a text part
  * (html_text.c), local images named as cid: parts (html_images.c), the tree written
- * back out (html_serialize.c), and Markdown rendered first (html_markdown.c).
+ * back out (html_serialize.c), and Markdown rendered first (html_markdown.c). The tree
+ * is gumbo's, built by html_fast.c without gumbo for the regular documents that tools
+ * generate, by gumbo (html_tree.c, html_rawtext.c) for everything else.
  *
  * Files depend one way: css_tok <- css_sheet, css_select; html_tree <- everything that
  * walks the document; html.c drives the passes.
@@ -109,6 +111,9 @@ pigeon_err pg_css_sheet_parse(pg_css_sheet *sheet, const char *s, size_t n);
 void pg_css_sheet_cleanup(pg_css_sheet *sheet);
 /* Parses a declaration list (a style attribute, 5.3.8) into decls (appended). */
 pigeon_err pg_css_decls_parse(pg_css_decls *decls, const char *s, size_t n);
+/* The same through the tokenizer always (pg_css_decls_parse takes a plain path for the
+ * declarations tools write; the tests compare the two). */
+pigeon_err pg_css_decls_parse_tokens(pg_css_decls *decls, const char *s, size_t n);
 pigeon_err pg_css_decls_add(pg_css_decls *decls, const char *prop, const char *value,
                             int important);
 void pg_css_decls_cleanup(pg_css_decls *decls);
@@ -175,6 +180,7 @@ typedef struct pg_html_doc {
     pg_html_arena arena; /* the memory of the tree when gopts allocates from it */
     char *text;          /* what gumbo parsed when it is the source with the <style>
                             contents cut out (html_rawtext.c): owned, lives as long as out */
+    int fast;            /* nonzero when html_fast.c built the tree (gumbo did not parse) */
 } pg_html_doc;
 
 /* The content of one <style> element taken out of the text gumbo parses. */
@@ -199,6 +205,17 @@ typedef struct pg_html_cuts {
 pigeon_err pg_html_cut_rawtext(const char *s, size_t n, pg_html_cuts *cuts);
 void pg_html_cuts_cleanup(pg_html_cuts *cuts);
 
+/* Builds gumbo's tree of (s, n) in doc's arena without gumbo when the document is one the
+ * fast path follows (html_fast.c): 0 when done (doc->out and doc->gopts set), 1 when it
+ * gives up (the caller frees the arena and lets gumbo parse), -1 when out of memory. */
+int pg_html_fast_parse(pg_html_doc *doc, const char *s, size_t n);
+/* Nonzero when gumbo passes every byte of (s, n) through unchanged: valid UTF-8 with no
+ * NUL, CR, control, noncharacter or byte order mark (html_fast_text.c). */
+int pg_html_fast_clean(const unsigned char *s, size_t n);
+/* Decodes the character reference at s[*i] ('&') into out and moves *i past it; returns
+ * 1, having done nothing, for any but a lone '&', a named one of a small table with its
+ * ';', or a numeric one with its ';' to a printable character. */
+int pg_html_fast_char_ref(const char *s, size_t n, size_t *i, pg_buf *out);
 /* Parses (s, n) with gumbo and builds the element table, iteratively. */
 pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n);
 void pg_html_doc_cleanup(pg_html_doc *doc);

@@ -63,8 +63,15 @@ static int is_raw_text(GumboTag t)
 
 static void escape(pg_buf *out, const char *s, size_t n, int attr)
 {
+    /* The bytes that may need a reference: the runs between them are copied whole. */
+    static const unsigned char special[256] = {
+        ['&'] = 1, ['<'] = 1, ['>'] = 1, ['"'] = 2, [0xC2] = 1};
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
+        while (i < n && (special[(unsigned char)s[i]] & (attr ? 3 : 1)) == 0)
+            i++;
+        if (i == n)
+            break;
         const char *rep = NULL;
         size_t skip = 1;
         unsigned char c = (unsigned char)s[i];
@@ -116,7 +123,7 @@ static void attribute(pg_buf *out, const char *name, size_t nlen, const char *va
 static int slot_of(const char *name)
 {
     for (int k = 0; k < PG_SLOT_COUNT; k++)
-        if (strcmp(pg_html_slot_names[k], name) == 0)
+        if (pg_html_slot_names[k][0] == name[0] && strcmp(pg_html_slot_names[k], name) == 0)
             return k;
     return -1;
 }

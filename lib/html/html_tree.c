@@ -245,14 +245,10 @@ static void bloom_ancestors(pg_html_doc *doc)
 }
 
 /* Parses (s, n) with gumbo and builds the element table. */
+static pigeon_err index_tree(pg_html_doc *doc);
+
 static pigeon_err parse_text(pg_html_doc *doc, const char *s, size_t n)
 {
-    walk w;
-    size_t cap = 0;
-    uint32_t counts[GUMBO_TAG_UNKNOWN + 1];
-    pigeon_err err = PIGEON_OK;
-    memset(&w, 0, sizeof w);
-    memset(counts, 0, sizeof counts);
     /* gumbo is loaded by the first document parsed (lib/lazy/lazy.h). */
     if (pg_lazy_gumbo(NULL, 0) != PIGEON_OK)
         return PIGEON_ERR_UNSUPPORTED;
@@ -266,6 +262,18 @@ static pigeon_err parse_text(pg_html_doc *doc, const char *s, size_t n)
     doc->out = gumbo_parse_with_options(&doc->gopts, s, n);
     if (doc->out == NULL)
         return PIGEON_ERR_NOMEM;
+    return index_tree(doc);
+}
+
+/* Lists the elements of doc->out's tree (the table, sibling positions, ancestor filters). */
+static pigeon_err index_tree(pg_html_doc *doc)
+{
+    walk w;
+    size_t cap = 0;
+    uint32_t counts[GUMBO_TAG_UNKNOWN + 1];
+    pigeon_err err = PIGEON_OK;
+    memset(&w, 0, sizeof w);
+    memset(counts, 0, sizeof counts);
     if (push_frame(&w, doc->out->document, PG_NONE) != 0)
         err = PIGEON_ERR_NOMEM;
     while (err == PIGEON_OK && w.depth > 0)
@@ -452,6 +460,21 @@ pigeon_err pg_html_doc_parse(pg_html_doc *doc, const char *s, size_t n)
     pg_buf_init(&doc->head_style);
     if (n > UINT32_MAX / 2)
         return PIGEON_ERR_TOO_LARGE;
+    if (n <= PG_HTML_ARENA_MAX) {
+        /* gumbo's tag names are needed either way: it is loaded (lib/lazy/lazy.h). */
+        if (pg_lazy_gumbo(NULL, 0) != PIGEON_OK)
+            return PIGEON_ERR_UNSUPPORTED;
+        int fast = pg_html_fast_parse(doc, s, n);
+        pigeon_err err = fast == 0 ? index_tree(doc) : PIGEON_OK;
+        if (fast == 0 && err == PIGEON_OK) {
+            doc->fast = 1;
+            return PIGEON_OK;
+        }
+        pg_html_doc_cleanup(doc);
+        pg_buf_init(&doc->head_style);
+        if (fast < 0 || err != PIGEON_OK)
+            return fast < 0 ? PIGEON_ERR_NOMEM : err;
+    }
     if (pg_html_cut_rawtext(s, n, &cuts) != PIGEON_OK)
         return PIGEON_ERR_NOMEM;
     pigeon_err err = PIGEON_OK;

@@ -489,7 +489,7 @@ static int check_cut(const char *s, size_t n)
     GumboOutput *ref = gumbo_parse_with_options(&o, s, n);
     if (!same_tree(doc.out->document, ref->document))
         fail_msg("the tree of the cut text differs from gumbo's for: %.*s", (int)n, s);
-    int used = doc.text != NULL;
+    int used = doc.text != NULL || doc.fast; /* the fast path reads <style> as it is */
     gumbo_destroy_output(&o, ref);
     pg_html_doc_cleanup(&doc);
     return used;
@@ -601,6 +601,176 @@ static void test_style_cut(void **state)
     }
 }
 
+/* pg_css_decls_parse's plain path gives what the tokenizer path gives. */
+static void same_decls(const char *s)
+{
+    pg_css_decls d = {NULL, 0, 0}, e = {NULL, 0, 0};
+    assert_int_equal(pg_css_decls_parse(&d, s, strlen(s)), PIGEON_OK);
+    assert_int_equal(pg_css_decls_parse_tokens(&e, s, strlen(s)), PIGEON_OK);
+    if (d.count != e.count)
+        fail_msg("%zu declarations, the tokenizer finds %zu: %s", d.count, e.count, s);
+    for (size_t i = 0; i < d.count; i++)
+        if (strcmp(d.items[i].prop, e.items[i].prop) != 0 ||
+            strcmp(d.items[i].value, e.items[i].value) != 0 ||
+            d.items[i].important != e.items[i].important)
+            fail_msg("[%s: %s %d] differs from the tokenizer's [%s: %s %d]: %s", d.items[i].prop,
+                     d.items[i].value, d.items[i].important, e.items[i].prop, e.items[i].value,
+                     e.items[i].important, s);
+    pg_css_decls_cleanup(&d);
+    pg_css_decls_cleanup(&e);
+}
+
+static void test_decls_plain(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "color",     ":",         " ",
+        ";",         "red",       "!",
+        "important", "IMPORTANT", "\t\n",
+        "--Var",     "-x",        "-5px",
+        "_a",        "url(",      "URL(",
+        ")",         "(",         "a.png",
+        "rgba(0,",   "1px",       "/*c*/",
+        "'q'",       "\"",        "\\",
+        "{",         "}",         "[",
+        "#fff",      "myurl(",    ",",
+        "@x",        "\xc3\xa9",  "1.5important",
+        "-",         "a b",
+    };
+    static const char *const fixed[] = {
+        "font-size:0px;padding:10px 25px;word-break:break-word;",
+        "  COLOR : Red  !important ; margin:0 auto",
+        "background:url(data:image/png;base64,AAA=) no-repeat;x:y",
+        "a: b !important c; d:!important; e: f ! important",
+        "--Custom-Prop: Keep Case; -webkit-text-size-adjust:100%",
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        same_decls(fixed[i]);
+    unsigned seed = 777;
+    char buf[256];
+    for (int round = 0; round < 5000; round++) {
+        size_t n = 0;
+        int parts = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 12;
+        for (int k = 0; k < parts; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = pieces[(seed >> 16) % (sizeof pieces / sizeof pieces[0])];
+            size_t len = strlen(p);
+            if (n + len < sizeof buf) {
+                memcpy(buf + n, p, len);
+                n += len;
+            }
+        }
+        buf[n] = '\0';
+        same_decls(buf);
+    }
+}
+
+/* ---- the fast path in front of gumbo (html_fast.c) ---- */
+
+/* Parses (s, n) with pg_html_doc_parse, checks the tree is gumbo's, returns doc.fast. */
+static int check_fast(const char *s, size_t n)
+{
+    pg_html_doc doc;
+    assert_int_equal(pg_html_doc_parse(&doc, s, n), PIGEON_OK);
+    GumboOptions o = kGumboDefaultOptions;
+    GumboOutput *ref = gumbo_parse_with_options(&o, s, n);
+    if (!same_tree(doc.out->document, ref->document))
+        fail_msg("the fast path's tree differs from gumbo's for: %.*s", (int)n, s);
+    int fast = doc.fast;
+    gumbo_destroy_output(&o, ref);
+    pg_html_doc_cleanup(&doc);
+    return fast;
+}
+
+static void test_fast_path(void **state)
+{
+    (void)state;
+    /* What MJML, inky and cmark write: built without gumbo, the same tree. */
+    static const char *const fast[] = {
+        "<!doctype html>\n<html lang=\"en\" xmlns:v=\"urn:x\"><head><title></title>\n"
+        "<!--[if !mso]><!--><meta http-equiv=\"X-UA-Compatible\" content=\"IE=edge\">"
+        "<!--<![endif]--><style type=\"text/css\">#outlook a { padding:0; }</style>\n"
+        "</head>\n<body style=\"word-spacing:normal;\"><div style=\"display:none\">pre</div>"
+        "<table align=\"center\" border=\"0\"><tbody><tr><td style=\"a:b\">"
+        "x &amp; y&nbsp;&#169;&#x263a; &raquo;</td></tr></tbody></table>"
+        "</body>\n</html>\n",
+        "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\" "
+        "\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n<html><head>"
+        "<meta charset=utf-8><title>T &amp; t</title></head><body><table class=row><tr>"
+        "<th class=\"a b\"><center><img src=x.png alt=''></center></th></tr></table>"
+        "<p>a <a href=\"https://x/?a=1&amp;b=2\">b</a> <b>c</b><br/>d</p></body></html>",
+        "<!DOCTYPE html>\n<html>\n<head>\n<style>\np { a: b }\n</style>\n</head>\n<body>\n"
+        "<div class=\"pigeon-md\">\n<h1>T</h1>\n<ul>\n<li>one\n<ul>\n<li>two</li>\n</ul>\n"
+        "</li>\n</ul>\n<pre><code>x &lt; y\n</code></pre>\n<table>\n<thead>\n<tr>\n"
+        "<th>a</th>\n</tr>\n</thead>\n<tbody>\n<tr>\n<td>1</td>\n</tr>\n</tbody>\n</table>\n"
+        "<p><del>s</del> <em>e</em> <code>c</code> 1 < 2</p>\n</div>\n</body>\n</html>\n",
+        "<html><head></head><body><table><tr><td>implied tbody</td></tr></table>"
+        "<o:p></o:p><my-el a=\"1\" b=\"2\"></MY-EL></body></html>",
+        "<html><head><title>x</title><body><p>no head end tag</p></body></html> \n<!-- end -->",
+        "<html><head></head><body><pre>\nkept\n</pre></body>\n</html>\n\n",
+        "<html><head></head><body><div>l</div>\n(  </body>   <!-- c -->\n</html>\n",
+        "<html><head></head><body><p>x</p>y </body> \t </html>\n<!-- d -->\n",
+    };
+    for (size_t i = 0; i < sizeof fast / sizeof fast[0]; i++)
+        if (!check_fast(fast[i], strlen(fast[i])))
+            fail_msg("not on the fast path: %s", fast[i]);
+    /* Where the tree construction does more than append: gumbo parses (and the tree is
+     * still gumbo's). */
+    static const char *const slow[] = {
+        "<p>no html element</p>",
+        "<html><head></head><body><p>a<div>b</div></p></body></html>",
+        "<html><head></head><body><b><i>x</b></i></body></html>",
+        "<html><head></head><body><table>text<tr><td>x</td></tr></table></body></html>",
+        "<html><head></head><body><a href=x>1<a href=y>2</a></a></body></html>",
+        "<html><head></head><body><ul><li>a<li>b</ul></body></html>",
+        "<html><head></head><body>&copy &notanentity; &#0;</body></html>",
+        "<html><head></head><body><svg><style>x</style></svg></body></html>",
+        "<html><head></head><body><script>if (a<b) x()</script></body></html>",
+        "<html><head></head><body>a\r\nb</body></html>",
+        "<html><head></head><body><td>stray cell</td></body></html>",
+        "<html><head></head><body><p a=\"1\"b=2>x</p></body></html>",
+        "<html><head></head><body><p a=1 A=2 b=3>repeated name</p></body></html>",
+        "<html><head></head><body><!--></body></html>",
+        "<html><head></head><body>x</body>y</html>",
+        "\xef\xbb\xbf<html><head></head><body></body></html>",
+        "<html><head></head><body>\xc3(</body></html>",
+    };
+    for (size_t i = 0; i < sizeof slow / sizeof slow[0]; i++)
+        if (check_fast(slow[i], strlen(slow[i])))
+            fail_msg("on the fast path, where gumbo does more than append: %s", slow[i]);
+    /* Random mixes inside a regular frame (fixed seed): fast or not, gumbo's tree. */
+    static const char *const piece[] = {
+        "<p>",        "</p>",    "<div>",     "</div>",    "<table>", "</table>", "<tbody>",
+        "</tbody>",   "<tr>",    "</tr>",     "<td>",      "</td>",   "<th a=b>", "</th>",
+        "<ul>",       "</ul>",   "<li>",      "</li>",     "<a h=x>", "</a>",     "<b>",
+        "</b>",       "<br>",    "<img s=y>", "<h1>",      "</h1>",   "<pre>",    "</pre>",
+        "\n",         " ",       "x",         "&amp;",     "&nbsp;",  "&#65;",    "&",
+        "<!-- c -->", "<style>", "</style>",  "</body>",   "</html>", "<span>",   "</span>",
+        "<x-y>",      "</x-y>",  "<center>",  "</center>", "<title>", "</title>", "<",
+        ">",          "\"",      "<head>",    "<body>",    "<hr/>",
+    };
+    unsigned seed = 4242;
+    char doc[640];
+    int nfast = 0;
+    for (int round = 0; round < 4000; round++) {
+        static const char head[] = "<!DOCTYPE html><html><head></head><body>";
+        size_t n = sizeof head - 1;
+        memcpy(doc, head, n);
+        int parts = 1 + (int)((seed = seed * 1103515245u + 12345u) >> 16) % 16;
+        for (int k = 0; k < parts; k++) {
+            seed = seed * 1103515245u + 12345u;
+            const char *p = piece[(seed >> 16) % (sizeof piece / sizeof piece[0])];
+            size_t len = strlen(p);
+            if (n + len < sizeof doc) {
+                memcpy(doc + n, p, len);
+                n += len;
+            }
+        }
+        nfast += check_fast(doc, n);
+    }
+    assert_true(nfast > 100); /* the mixes do reach the fast path */
+}
+
 /* ---- inputs that must not crash, hang or recurse ---- */
 
 static void test_deep_nesting(void **state)
@@ -689,6 +859,7 @@ int main(void)
         cmocka_unit_test(test_images),         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_many_selectors), cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_markdown),       cmocka_unit_test(test_style_cut),
+        cmocka_unit_test(test_fast_path),      cmocka_unit_test(test_decls_plain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
