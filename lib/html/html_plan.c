@@ -8,12 +8,12 @@
  * data only, and decoding those references gives the value back. A marker is character
  * data too, starting with a non-space character, so in every insertion mode (WHATWG HTML
  * 13.2.6) the tree builder does with it what it does with a value that also starts with
- * a non-space character and holds no NUL (ignored or replaced) and no CR (newlines are
- * normalized, 13.2.3.5): the same text node or attribute value, the same mode after.
- * White space first is different (before <html>, in <head>, after <pre>), so such a value
- * is refused and that row prepared whole. The passes then read neither text nor the
- * attributes allowed to hold markers, so the tree after them is the same but for the
- * values, which the serializer writes escaped: the plan escapes them the same way.
+ * a non-space character and holds none of the code points the input stream does not pass
+ * through as they are (NUL, CR, other controls, noncharacters: 13.2.3.5): the same text node or
+ * attribute value, the same mode after. White space first is different (before <html>, in <head>,
+ * after <pre>), so such a value is refused and that row prepared whole. The passes then read
+ * neither text nor the attributes allowed to hold markers, so the tree after them is the same but
+ * for the values, which the serializer writes escaped: the plan escapes them the same way.
  *
  * Where that does not hold the plan is refused: a marker in raw text (style, script...),
  * a comment, a name, an attribute the inliner or the image pass reads or sets, or in
@@ -317,14 +317,29 @@ static void escape(pg_buf *out, const char *s, size_t n, int attr)
     pg_buf_append(out, s + start, n - start);
 }
 
+/* Code points the tokenizer does not pass through (gumbo reads them as U+FFFD; NUL is
+ * dropped or replaced, CR normalized): controls but TAB, LF and FF, C1 controls, and
+ * noncharacters (WHATWG HTML 13.2.3.5, Infra's definitions). */
+static int replaced(uint32_t cp)
+{
+    return cp <= 0x08 || cp == 0x0B || (cp >= 0x0D && cp <= 0x1F) || (cp >= 0x7F && cp <= 0x9F) ||
+           (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE;
+}
+
 /* A value the planned parse stands for (see the top of the file). */
 static int plannable(const char *v, size_t n)
 {
+    const unsigned char *s = (const unsigned char *)v;
     if (v == NULL || n == 0 || strchr(" \t\n\f\r", v[0]) != NULL)
         return 0;
-    if (memchr(v, '\0', n) != NULL || memchr(v, '\r', n) != NULL)
-        return 0;
-    return pg_utf8_valid(v, n);
+    for (size_t i = 0; i < n;) {
+        uint32_t cp = s[i];
+        size_t k = cp < 0x80 ? 1 : pg_utf8_decode(s + i, n - i, &cp);
+        if (k == 0 || replaced(cp))
+            return 0;
+        i += k;
+    }
+    return 1;
 }
 
 static pigeon_err copy_images(const pigeon_html_plan *p, pigeon_html_result *res)

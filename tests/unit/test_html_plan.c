@@ -76,6 +76,16 @@ static int check(const char *src, const pigeon_html_opts *opts)
                                          "b>",
                                          "a b",
                                          "x=y",
+                                         "a\x1c"
+                                         "b",
+                                         "a\x7f",
+                                         "a\xC2\x85",
+                                         "a\xEF\xB7\x90",
+                                         "a\xEF\xBF\xBE",
+                                         "a\xF0\x9F\xBF\xBF",
+                                         "a\x0c"
+                                         "b",
+                                         "a\x0b",
                                          "amp;x",
                                          "/b"};
     const size_t nv = sizeof values / sizeof values[0];
@@ -126,7 +136,9 @@ static int check(const char *src, const pigeon_html_opts *opts)
                 int refused = 0;
                 for (size_t i = 0; i < ntags; i++)
                     refused |= lens[i] == 0 || strchr(" \t\n", vals[i][0]) != NULL ||
-                               memchr(vals[i], '\r', lens[i]) != NULL;
+                               strpbrk(vals[i], "\r\x0b\x1c\x7f") != NULL ||
+                               strstr(vals[i], "\xC2\x85") || strstr(vals[i], "\xEF\xB7\x90") ||
+                               strstr(vals[i], "\xBF\xBE") || strstr(vals[i], "\xBF\xBF");
                 assert_true(refused);
             }
             pigeon_html_result_cleanup(&got);
