@@ -83,9 +83,10 @@ typedef struct pigeon_html_plan pigeon_html_plan;
  * value could change more than its own place: in a tag or attribute name, a comment, raw
  * text (style, script...), an attribute the passes read (style, class, id, src,
  * background, the table attributes, any attribute when a selector tests attributes),
- * or dropped; or when opts ask for a text part (it wraps around the values) or change
- * nothing (the source is then sent as written). The caller then prepares each document
- * whole. Other errors as pigeon_html_prepare's.
+ * or dropped; or when opts change nothing (the source is then sent as written). The
+ * caller then prepares each document whole. A text part, when opts ask for one, wraps
+ * around the values: the plan keeps the tree and writes it per render. A plan is used by
+ * one thread at a time. Other errors as pigeon_html_prepare's.
  */
 pigeon_err pigeon_html_plan_new(const char *html, size_t len, size_t nslots,
                                 const pigeon_html_opts *opts, pigeon_html_plan **out);
@@ -93,11 +94,12 @@ pigeon_err pigeon_html_plan_new(const char *html, size_t len, size_t nslots,
 /*
  * Fills *res as pigeon_html_prepare would on the template with values[i] (lens[i] bytes,
  * unescaped) written HTML-escaped in slot i: the value goes in escaped as the serializer
- * writes text or attribute values. PIGEON_ERR_UNSUPPORTED when a value is not one that
+ * writes text or attribute values, and the text part (if planned) is written from the
+ * tree with the values in place. PIGEON_ERR_UNSUPPORTED when a value is not one that
  * the planned parse stands for (empty, starting with white space, holding CR or NUL, not
  * UTF-8): prepare that document whole. PIGEON_ERR_NOMEM.
  */
-pigeon_err pigeon_html_plan_render(const pigeon_html_plan *p, const char *const *values,
+pigeon_err pigeon_html_plan_render(pigeon_html_plan *p, const char *const *values,
                                    const size_t *lens, pigeon_html_result *res);
 
 /* Frees a plan. NULL is a no-op. */

@@ -40,6 +40,13 @@ typedef struct plan_seg {
     int attr;    /* the value is an attribute's (" escaped too) */
 } plan_seg;
 
+/* A string of the tree holding markers (a text node's, an attribute's value), which a
+ * render points at the row's version while the text part is written. */
+typedef struct plan_patch {
+    const char **where; /* the node's text or the attribute's value */
+    const char *marked; /* the string with its markers (gumbo's, in the arena) */
+} plan_patch;
+
 struct pigeon_html_plan {
     char *text;                /* the output with the markers cut out */
     plan_seg *segs;            /* in order */
@@ -47,6 +54,12 @@ struct pigeon_html_plan {
     size_t nslots;             /* the values a render takes */
     pigeon_html_image *images; /* the images of the template (no slot is in their src) */
     size_t nimages;            /* how many */
+    int has_doc;               /* a text part is written: doc is kept */
+    pg_html_doc doc;           /* the tree after the passes, markers in place */
+    size_t wrap;               /* the text part's width */
+    plan_patch *patches;       /* the strings of doc holding markers */
+    size_t npatches;           /* how many */
+    size_t patch_cap;          /* allocated */
 };
 
 static const char open_text[] = "\xEE\x80\x80", open_attr[] = "\xEE\x80\x82",
@@ -146,8 +159,24 @@ static int quoted(const GumboAttribute *a)
            (a->original_value.data[0] == '"' || a->original_value.data[0] == '\'');
 }
 
-/* Counts the markers in safe places and marks those in attributes as such. */
-static size_t safe_markers(pg_html_doc *doc, const pigeon_html_opts *o)
+/* Notes a string of the tree with markers, for the text part's renders. */
+static int add_patch(pigeon_html_plan *p, const char **where)
+{
+    if (p->npatches == p->patch_cap) {
+        size_t cap = p->patch_cap ? p->patch_cap * 2 : 16;
+        plan_patch *n = realloc(p->patches, cap * sizeof *n);
+        if (n == NULL)
+            return -1;
+        p->patches = n;
+        p->patch_cap = cap;
+    }
+    p->patches[p->npatches++] = (plan_patch){where, *where};
+    return 0;
+}
+
+/* Counts the markers in safe places and marks those in attributes as such; with p, notes
+ * the strings holding them (SIZE_MAX when out of memory). */
+static size_t safe_markers(pg_html_doc *doc, const pigeon_html_opts *o, pigeon_html_plan *p)
 {
     int attrs_ok = !attr_selectors(doc, o);
     size_t safe = 0;
@@ -163,17 +192,24 @@ static size_t safe_markers(pg_html_doc *doc, const pigeon_html_opts *o)
                 continue;
             /* gumbo's values are its own copies (arena memory), ours to mark. */
             char *v = (char *)a->value;
-            for (char *p = v; (p = strstr(p, open_text)) != NULL; p += MARK_LEN) {
-                p[2] = open_attr[2];
+            size_t before = safe;
+            for (char *m = v; (m = strstr(m, open_text)) != NULL; m += MARK_LEN) {
+                m[2] = open_attr[2];
                 safe++;
             }
+            if (safe > before && p != NULL && add_patch(p, &a->value) != 0)
+                return SIZE_MAX;
         }
         if (is_raw(e->tag))
             continue;
         for (unsigned k = 0; k < e->children.length; k++) {
-            const GumboNode *t = e->children.data[k];
-            if (t->type == GUMBO_NODE_TEXT)
-                safe += count_of(t->v.text.text, strlen(t->v.text.text), open_text);
+            GumboNode *t = e->children.data[k];
+            if (t->type != GUMBO_NODE_TEXT)
+                continue;
+            size_t n = count_of(t->v.text.text, strlen(t->v.text.text), open_text);
+            safe += n;
+            if (n > 0 && p != NULL && add_patch(p, &t->v.text.text) != 0)
+                return SIZE_MAX;
         }
     }
     return safe;
@@ -241,7 +277,6 @@ pigeon_err pigeon_html_plan_new(const char *html, size_t len, size_t nslots,
     static const pigeon_html_opts defaults = {0};
     const pigeon_html_opts *o = opts ? opts : &defaults;
     pigeon_html_result res;
-    pg_html_doc doc;
     pg_buf buf;
     if (out == NULL)
         return PIGEON_ERR_INVALID;
@@ -252,7 +287,7 @@ pigeon_err pigeon_html_plan_new(const char *html, size_t len, size_t nslots,
         return PIGEON_ERR_TOO_LARGE;
     if (!pg_utf8_valid(html, len))
         return PIGEON_ERR_CHARSET;
-    if (!o->no_text || wants_source(o) || count_of(html, len, open_text) != nslots ||
+    if (wants_source(o) || count_of(html, len, open_text) != nslots ||
         count_of(html, len, close_mark) != nslots || count_of(html, len, open_attr) != 0 ||
         !markers_start_clean(html, len))
         return PIGEON_ERR_UNSUPPORTED;
@@ -262,17 +297,27 @@ pigeon_err pigeon_html_plan_new(const char *html, size_t len, size_t nslots,
     p->nslots = nslots;
     memset(&res, 0, sizeof res);
     pg_buf_init(&buf);
-    pigeon_err err = pg_html_doc_parse(&doc, html, len);
+    /* The tree is parsed in place: gumbo's allocator points at the plan's arena. */
+    pigeon_err err = pg_html_doc_parse(&p->doc, html, len);
     if (err != PIGEON_OK) {
         free(p);
         return err;
     }
-    if ((err = pg_html_passes(&doc, o, &res)) == PIGEON_OK) {
-        size_t safe = safe_markers(&doc, o);
-        if ((err = pg_html_serialize(&doc, &buf)) == PIGEON_OK)
+    p->has_doc = 1;
+    if ((err = pg_html_passes(&p->doc, o, &res)) == PIGEON_OK) {
+        size_t safe = safe_markers(&p->doc, o, o->no_text ? NULL : p);
+        if (safe == SIZE_MAX)
+            err = PIGEON_ERR_NOMEM;
+        else if ((err = pg_html_serialize(&p->doc, &buf)) == PIGEON_OK)
             err = cut(p, buf.data ? buf.data : "", buf.len, safe);
     }
-    pg_html_doc_cleanup(&doc);
+    /* The text part wraps around the values: it is written per render, from the tree
+     * with the row's strings in place of the marked ones. Without one the tree goes. */
+    p->wrap = o->wrap;
+    if (o->no_text) {
+        pg_html_doc_cleanup(&p->doc);
+        p->has_doc = 0;
+    }
     pg_buf_cleanup(&buf);
     p->images = res.images;
     p->nimages = res.nimages;
@@ -366,7 +411,64 @@ static pigeon_err copy_images(const pigeon_html_plan *p, pigeon_html_result *res
     return PIGEON_OK;
 }
 
-pigeon_err pigeon_html_plan_render(const pigeon_html_plan *p, const char *const *values,
+/* The marked string m with each marker replaced by its value, unescaped (the tree holds
+ * decoded text), into a new string; NULL when out of memory. */
+static char *fill(const char *m, const char *const *values, const size_t *lens, size_t nslots)
+{
+    pg_buf b;
+    size_t n = strlen(m), lit = 0;
+    pg_buf_init(&b);
+    for (size_t i = 0; i + MARK_LEN <= n;) {
+        size_t used = 0, slot;
+        if (memcmp(m + i, open_text, 2) == 0 &&
+            (m[i + 2] == open_text[2] || m[i + 2] == open_attr[2]) &&
+            (slot = marker_slot(m + i, n - i, &used)) < nslots) {
+            pg_buf_append(&b, m + lit, i - lit);
+            pg_buf_append(&b, values[slot], lens[slot]);
+            i += used;
+            lit = i;
+            continue;
+        }
+        i++;
+    }
+    pg_buf_append(&b, m + lit, n - lit);
+    pg_buf_reserve(&b, 1);
+    if (b.err != PIGEON_OK) {
+        pg_buf_cleanup(&b);
+        return NULL;
+    }
+    b.data[b.len] = '\0';
+    return pg_buf_detach(&b, NULL);
+}
+
+/* Writes the text part with the row's values in the tree, then puts the tree back. */
+static pigeon_err text_part(pigeon_html_plan *p, const char *const *values, const size_t *lens,
+                            pigeon_html_result *res)
+{
+    pigeon_err err = PIGEON_OK;
+    size_t done = 0;
+    pg_buf out;
+    pg_buf_init(&out);
+    for (; done < p->npatches && err == PIGEON_OK; done++) {
+        char *row = fill(p->patches[done].marked, values, lens, p->nslots);
+        if (row == NULL)
+            err = PIGEON_ERR_NOMEM;
+        else
+            *p->patches[done].where = row;
+    }
+    if (err == PIGEON_OK && (err = pg_html_text(&p->doc, p->wrap, &out)) == PIGEON_OK &&
+        (res->text = pg_buf_detach(&out, &res->text_len)) == NULL)
+        err = PIGEON_ERR_NOMEM;
+    for (size_t i = 0; i < done; i++) {
+        if (*p->patches[i].where != p->patches[i].marked)
+            free((char *)*p->patches[i].where);
+        *p->patches[i].where = p->patches[i].marked;
+    }
+    pg_buf_cleanup(&out);
+    return err;
+}
+
+pigeon_err pigeon_html_plan_render(pigeon_html_plan *p, const char *const *values,
                                    const size_t *lens, pigeon_html_result *res)
 {
     pg_buf out;
@@ -395,6 +497,8 @@ pigeon_err pigeon_html_plan_render(const pigeon_html_plan *p, const char *const 
         err = PIGEON_ERR_NOMEM;
     if (err == PIGEON_OK)
         err = copy_images(p, res);
+    if (err == PIGEON_OK && p->has_doc)
+        err = text_part(p, values, lens, res);
     pg_buf_cleanup(&out);
     if (err != PIGEON_OK)
         pigeon_html_result_cleanup(res);
@@ -414,5 +518,8 @@ void pigeon_html_plan_free(pigeon_html_plan *p)
     free(p->images);
     free(p->segs);
     free(p->text);
+    if (p->has_doc)
+        pg_html_doc_cleanup(&p->doc);
+    free(p->patches);
     free(p);
 }

@@ -4,8 +4,9 @@
  *
  * The input is an HTML template with {{a}} and {{b}} tags, then a NUL byte, then a's
  * value, a NUL byte, and b's value. When the template plans and the values render, the
- * result must be byte for byte pigeon_html_prepare on the template's expansion (with and
- * without --css-like extra CSS): anything else aborts. No leak, no out-of-bounds (ASan).
+ * result must be byte for byte pigeon_html_prepare on the template's expansion, HTML and
+ * text part (with and without --css-like extra CSS, with a text part): anything else
+ * aborts. No leak, no out-of-bounds (ASan).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -71,7 +72,8 @@ static void one(const pigeon_template *t, const pigeon_vars *row, const pigeon_h
             pigeon_html_prepare(exp, exp_len, o, &want) != PIGEON_OK)
             abort();
         if (got.html_len != want.html_len || memcmp(got.html, want.html, got.html_len) != 0 ||
-            got.nimages != want.nimages)
+            got.nimages != want.nimages || (got.text == NULL) != (want.text == NULL) ||
+            (got.text != NULL && strcmp(got.text, want.text) != 0))
             abort();
         pigeon_html_result_cleanup(&got);
         pigeon_html_result_cleanup(&want);
@@ -101,8 +103,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const pigeon_html_opts plain = {.no_text = 1};
     static const char sheet[] = "p { color: red } a { x: y }";
     static const pigeon_html_opts css = {.no_text = 1, .css = sheet, .css_len = sizeof sheet - 1};
+    static const pigeon_html_opts text = {.wrap = 30};
     one(t, row, &plain);
     one(t, row, &css);
+    one(t, row, &text);
     pigeon_template_free(t);
     pigeon_vars_free(row);
     return 0;

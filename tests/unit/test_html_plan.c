@@ -2,8 +2,9 @@
  * test_html_plan.c - the mail merge's prepared HTML (pigeon_html_plan_*, with the flat
  * template API pigeon_template_flat/piece/value): for templates and values chosen at the
  * edges of the HTML parse (text before <html>, in <head>, tables, <pre>, formatting
- * elements reopened, attributes, entities, U+00A0, quotes), a planned render is byte for
- * byte what pigeon_html_prepare gives on the template's expansion, or it is refused;
+ * elements reopened, attributes, entities, U+00A0, quotes, controls), a planned render
+ * (HTML and text part) is byte for byte what pigeon_html_prepare gives on the template's
+ * expansion, or it is refused;
  * the places a value could change the parse or the CSS are refused at planning.
  */
 #include <setjmp.h>
@@ -128,6 +129,12 @@ static int check(const char *src, const pigeon_html_opts *opts)
                 if (strcmp(got.html, want.html) != 0)
                     fail_msg("template %s\nvalues \"%s\" \"%s\"\nplanned  %s\nprepared %s", src,
                              values[a], values[b], got.html, want.html);
+                if ((got.text == NULL) != (want.text == NULL) ||
+                    (got.text != NULL && strcmp(got.text, want.text) != 0))
+                    fail_msg("template %s\nvalues \"%s\" \"%s\"\nplanned text\n%s\nprepared "
+                             "text\n%s",
+                             src, values[a], values[b], got.text ? got.text : "(none)",
+                             want.text ? want.text : "(none)");
                 assert_int_equal(got.nimages, want.nimages);
                 for (size_t i = 0; i < got.nimages; i++)
                     assert_string_equal(got.images[i].cid, want.images[i].cid);
@@ -183,6 +190,29 @@ static void test_planned(void **state)
     assert_true(check(planned[1], &no_inline));
 }
 
+/* The text part wraps around the values (and links, alt text, list numbers read from
+ * attributes that hold them): written per row from the planned tree. */
+static void test_planned_text(void **state)
+{
+    (void)state;
+    static const char *const planned[] = {
+        "<p>Dear {{name}} ({{city}})</p><p>A long line of words that will wrap somewhere near "
+        "the value {{name}} and again {{city}} at seventy-eight columns.</p>",
+        "<ul><li>{{name}}<li><a href=\"https://e.com/?c={{city}}\">{{name}}</a><li><a "
+        "href=\"mailto:{{name}}\">{{name}}</a></ul><img alt=\"{{city}}\" "
+        "src=\"https://e.com/a.png\"><ol start=\"{{name}}\"><li value=\"{{city}}\">x</ol>",
+        "<table><tr><td>{{name}}</td><td>{{city}}</td></tr></table><pre>{{name}}\n  "
+        "{{city}}</pre><h1>{{name}}</h1>",
+        "<style>.pre { display: none }</style><div class=\"pre\">{{name}}</div><p>{{city}}</p>",
+    };
+    pigeon_html_opts text = {0};
+    for (size_t i = 0; i < sizeof planned / sizeof planned[0]; i++)
+        if (!check(planned[i], &text))
+            fail_msg("not planned: %s", planned[i]);
+    pigeon_html_opts narrow = {.wrap = 20};
+    assert_true(check(planned[0], &narrow));
+}
+
 static void test_refused(void **state)
 {
     (void)state;
@@ -213,9 +243,7 @@ static void test_refused(void **state)
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
         if (check(refused[i], &no_text))
             fail_msg("planned, should not be: %s", refused[i]);
-    /* A text part wraps around the values; the source as written needs no pipeline. */
-    pigeon_html_opts text = {0};
-    assert_false(check("<p>{{name}}</p>", &text));
+    /* The source as written needs no pipeline. */
     pigeon_html_opts as_written = {.no_text = 1, .no_inline = 1, .no_images = 1};
     assert_false(check("<p>{{name}}</p>", &as_written));
 }
@@ -260,6 +288,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_planned),
+        cmocka_unit_test(test_planned_text),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_template_pieces),
     };
