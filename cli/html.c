@@ -147,19 +147,54 @@ static int attach_image(pigeon_message *msg, const pigeon_html_image *im, const 
     return status;
 }
 
-/* Runs the pipeline on html and puts the results into msg. */
-static int apply(pigeon_message *msg, const cli_compose *c, const char *html, size_t len,
-                 const char *css, size_t css_len, const char *source, const char *text,
-                 const char *option)
+/* The pipeline's options for c (text: the Markdown source, which is the text part). */
+static pigeon_html_opts html_opts(const cli_compose *c, const char *css, size_t css_len,
+                                  const char *text)
 {
     int given_text = c->text != NULL || c->text_file != NULL;
     pigeon_html_opts opts = {0};
-    pigeon_html_result res;
     opts.no_inline = c->html.no_inline_css;
     opts.no_text = c->html.no_text || given_text || text != NULL;
     opts.no_images = c->html.no_embed_images;
     opts.css = css;
     opts.css_len = css_len;
+    return opts;
+}
+
+/* Puts the pipeline's results into msg (and cleans res up). */
+static int finish(pigeon_message *msg, const cli_compose *c, pigeon_html_result *res,
+                  const char *source, const char *text)
+{
+    int given_text = c->text != NULL || c->text_file != NULL;
+    int status = 0;
+    char *dir = folder_of(source);
+    if (dir == NULL) {
+        cli_error("out of memory");
+        status = EX_OSERR;
+    }
+    if (status == 0 && pigeon_message_set_html(msg, res->html, res->html_len) != PIGEON_OK) {
+        cli_error("invalid HTML body: %s", pigeon_message_error(msg));
+        status = cli_exit_status(pigeon_message_status(msg));
+    }
+    const char *body = text != NULL && !given_text && !c->html.no_text ? text : res->text;
+    if (status == 0 && body != NULL && pigeon_message_set_text(msg, body, strlen(body)) != 0) {
+        cli_error("invalid text part: %s", pigeon_message_error(msg));
+        status = cli_exit_status(pigeon_message_status(msg));
+    }
+    for (size_t i = 0; status == 0 && i < res->nimages; i++)
+        status = attach_image(msg, &res->images[i], dir, source);
+    free(dir);
+    pigeon_html_result_cleanup(res);
+    return status;
+}
+
+/* Runs the pipeline on html and puts the results into msg. */
+static int apply(pigeon_message *msg, const cli_compose *c, const char *html, size_t len,
+                 const char *css, size_t css_len, const char *source, const char *text,
+                 const char *option)
+{
+    pigeon_html_opts opts = html_opts(c, css, css_len, text);
+    pigeon_html_result res;
     pigeon_err err = pigeon_html_prepare(html, len, &opts, &res);
     if (err != PIGEON_OK) {
         char quoted[QUOTE_MAX];
@@ -167,26 +202,7 @@ static int apply(pigeon_message *msg, const cli_compose *c, const char *html, si
                   err == PIGEON_ERR_CHARSET ? "not valid UTF-8" : pigeon_strerror(err));
         return cli_exit_status(err);
     }
-    int status = 0;
-    char *dir = folder_of(source);
-    if (dir == NULL) {
-        cli_error("out of memory");
-        status = EX_OSERR;
-    }
-    if (status == 0 && pigeon_message_set_html(msg, res.html, res.html_len) != PIGEON_OK) {
-        cli_error("invalid HTML body: %s", pigeon_message_error(msg));
-        status = cli_exit_status(pigeon_message_status(msg));
-    }
-    const char *body = text != NULL && !given_text && !c->html.no_text ? text : res.text;
-    if (status == 0 && body != NULL && pigeon_message_set_text(msg, body, strlen(body)) != 0) {
-        cli_error("invalid text part: %s", pigeon_message_error(msg));
-        status = cli_exit_status(pigeon_message_status(msg));
-    }
-    for (size_t i = 0; status == 0 && i < res.nimages; i++)
-        status = attach_image(msg, &res.images[i], dir, source);
-    free(dir);
-    pigeon_html_result_cleanup(&res);
-    return status;
+    return finish(msg, c, &res, source, text);
 }
 
 int cli_html_body(pigeon_message *msg, const cli_compose *c)
@@ -206,12 +222,25 @@ int cli_html_body(pigeon_message *msg, const cli_compose *c)
         return EX_USAGE;
     }
     const char *option = markdown ? "--markdown-file" : "--html-file";
+    if ((status = read_css(c, &css, &css_len)) != 0)
+        goto done;
+    /* A merge row after the first: the template's pipeline ran once (tpl_html.c), the
+     * row's values are copied in, unless this row or template needs the whole way. */
+    if (!markdown && cli_tpl_cached(c->tpl, option)) {
+        pigeon_html_opts opts = html_opts(c, css, css_len, NULL);
+        pigeon_html_result res;
+        status = cli_tpl_html(c->tpl, &opts, &res);
+        if (status == 0)
+            status = finish(msg, c, &res, source, NULL);
+        if (status != -1)
+            goto done;
+        status = 0;
+    }
     /* Templates expand in the source (HTML-escaping values in HTML), before Markdown, the
      * inliner and the text part; a merge compiles the file's template once. */
     if ((!cli_tpl_cached(c->tpl, option) &&
          (status = read_input(source, option, &input, &len)) != 0) ||
-        (status = cli_tpl_apply(c->tpl, option, &input, &len)) != 0 ||
-        (status = read_css(c, &css, &css_len)) != 0)
+        (status = cli_tpl_apply(c->tpl, option, &input, &len)) != 0)
         goto done;
     if (!markdown) {
         status = apply(msg, c, input, len, css, css_len, source, NULL, "--html-file");

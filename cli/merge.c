@@ -457,7 +457,8 @@ static int queue_begin(run *r)
         cli_error("send: %s", err);
         return status;
     }
-    status = queue_spool_open(env->spool, PIGEON_SPOOL_CREATE | PIGEON_SPOOL_NO_CHECK, &r->spool);
+    status = queue_spool_open(
+        env->spool, PIGEON_SPOOL_CREATE | PIGEON_SPOOL_NO_CHECK | PIGEON_SPOOL_BULK, &r->spool);
     if (status == 0 && pigeon_spool_begin(r->spool) != PIGEON_OK) {
         cli_error("cannot start a spool batch: %s", pigeon_spool_error(r->spool));
         status = EX_TEMPFAIL;

@@ -30,6 +30,7 @@ void cli_tpl_cleanup(cli_tpl *t)
         pigeon_template_free(t->compiled[i]);
     for (size_t i = 0; i < CLI_TPL_UNSUB_MAX; i++)
         pigeon_template_free(t->unsub_tpl[i]);
+    cli_tpl_html_cleanup(t);
     memset(t, 0, sizeof *t);
 }
 

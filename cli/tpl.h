@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "pigeon/html.h"
 #include "pigeon/template.h"
 
 /* What a template is expanded for (and how values are written). */
@@ -57,6 +58,7 @@ typedef struct cli_tpl {
     pigeon_template *unsub_tpl[CLI_TPL_UNSUB_MAX]; /* compiled --unsubscribe values */
     pigeon_template *compiled[CLI_TPL_FIELDS];     /* each field's template, once */
     char last_error[512];                          /* the last failure, for the merge report */
+    struct cli_tpl_plan *plan; /* the HTML template's pipeline run once (tpl_html.c), or NULL */
 } cli_tpl;
 
 void cli_tpl_init(cli_tpl *t);
@@ -90,6 +92,18 @@ int cli_tpl_cached(const cli_tpl *t, const char *option);
  * when one is https. Returns 0 or an exit status (printed).
  */
 int cli_tpl_add_headers(cli_tpl *t, pigeon_message *msg);
+
+/* ---- tpl_html.c ---- */
+
+/*
+ * The HTML body of a merge row from the --html-file template compiled already, through
+ * a plan (pigeon/html.h) made on first use: the pipeline ran once on the template, the
+ * row's values are put in. Returns 0 with *res filled (for pigeon_html_result_cleanup),
+ * or -1 when this row or the template needs the whole pipeline (cli_tpl_apply, then
+ * pigeon_html_prepare), which also gives any error its exact message.
+ */
+int cli_tpl_html(cli_tpl *t, const pigeon_html_opts *opts, pigeon_html_result *res);
+void cli_tpl_html_cleanup(cli_tpl *t);
 
 /* Writes the option lines of the template options, for usage texts. */
 void cli_tpl_usage(FILE *out);

@@ -65,6 +65,46 @@ pigeon_err pigeon_html_prepare(const char *html, size_t len, const pigeon_html_o
 /* Frees what a result holds and zeroes it. NULL is a no-op. */
 void pigeon_html_result_cleanup(pigeon_html_result *res);
 
+/*
+ * A plan: pigeon_html_prepare run once on a template whose values are still to come, for
+ * a mail merge to fill per row at the cost of a copy. In the HTML given to
+ * pigeon_html_plan_new, slot i (from 0) is written PIGEON_HTML_MARK_OPEN, i in decimal,
+ * PIGEON_HTML_MARK_CLOSE (private-use code points U+E000 and U+E001, which the rest of
+ * the document must not contain).
+ */
+#define PIGEON_HTML_MARK_OPEN  "\xEE\x80\x80"
+#define PIGEON_HTML_MARK_CLOSE "\xEE\x80\x81"
+
+typedef struct pigeon_html_plan pigeon_html_plan;
+
+/*
+ * Runs the passes of pigeon_html_prepare (opts as there) on html with nslots marked slots
+ * and keeps the output cut at them. PIGEON_ERR_UNSUPPORTED when a slot is somewhere its
+ * value could change more than its own place: in a tag or attribute name, a comment, raw
+ * text (style, script...), an attribute the passes read (style, class, id, src,
+ * background, the table attributes, any attribute when a selector tests attributes),
+ * or dropped; or when opts change nothing (the source is then sent as written). The
+ * caller then prepares each document whole. A text part, when opts ask for one, wraps
+ * around the values: the plan keeps the tree and writes it per render. A plan is used by
+ * one thread at a time. Other errors as pigeon_html_prepare's.
+ */
+pigeon_err pigeon_html_plan_new(const char *html, size_t len, size_t nslots,
+                                const pigeon_html_opts *opts, pigeon_html_plan **out);
+
+/*
+ * Fills *res as pigeon_html_prepare would on the template with values[i] (lens[i] bytes,
+ * unescaped) written HTML-escaped in slot i: the value goes in escaped as the serializer
+ * writes text or attribute values, and the text part (if planned) is written from the
+ * tree with the values in place. PIGEON_ERR_UNSUPPORTED when a value is not one that
+ * the planned parse stands for (empty, starting with white space, holding CR or NUL, not
+ * UTF-8): prepare that document whole. PIGEON_ERR_NOMEM.
+ */
+pigeon_err pigeon_html_plan_render(pigeon_html_plan *p, const char *const *values,
+                                   const size_t *lens, pigeon_html_result *res);
+
+/* Frees a plan. NULL is a no-op. */
+void pigeon_html_plan_free(pigeon_html_plan *p);
+
 /* Renders Markdown (CommonMark with GitHub's tables, strikethrough and autolinks) as a
  * complete HTML document styled by css (NULL: a small email-safe default stylesheet),
  * to be passed to pigeon_html_prepare. Raw HTML in the Markdown is kept. *html is

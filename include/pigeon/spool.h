@@ -85,6 +85,12 @@ enum {
      * its claims and outcomes, recorded one message at a time and flushed once per batch.
      * Enqueues through such a handle are durable only after pigeon_spool_sync() too. */
     PIGEON_SPOOL_DEFER_SYNC = 8,
+    /* This handle writes one large batch (pigeon send --queue --to-file): a page cache of
+     * 2 MiB rather than 64, reused as the batch spills into the WAL, which it does anyway
+     * past a few thousand messages. Fresh memory costs a page fault per 4 KiB; the 10,000
+     * message merge took 40% less CPU time and 10 MiB instead of 76 (SQLite; ignored by
+     * PostgreSQL). */
+    PIGEON_SPOOL_BULK = 16,
 };
 
 /*

@@ -153,6 +153,30 @@ pigeon_err pigeon_template_render(const pigeon_template *t, const pigeon_vars *c
                                   size_t nscopes, pigeon_template_mode mode, unsigned flags,
                                   char **out, size_t *len, pigeon_template_error *err);
 
+/*
+ * Flat templates: text and {{name}} tags only (no sections, no {{{raw}}}), the form a
+ * mail merge can prepare once and fill per row. pigeon_template_flat() returns the number
+ * of {{name}} tags, or (size_t)-1 when t is not flat (or NULL).
+ */
+size_t pigeon_template_flat(const pigeon_template *t);
+
+/*
+ * Piece i of a flat template: the text before tag i (i == the number of tags: the text
+ * after the last one) in *text, *text_len, and tag i's name in *name, *name_len (NULL for
+ * the last piece). Text pieces are the template's literal text, comments and standalone
+ * lines already removed. Errors: PIGEON_ERR_INVALID (not flat, i out of range).
+ */
+pigeon_err pigeon_template_piece(const pigeon_template *t, size_t i, const char **text,
+                                 size_t *text_len, const char **name, size_t *name_len);
+
+/*
+ * The text of tag i's value in scopes (looked up as pigeon_template_render does), unescaped:
+ * what {{name}} writes before any escaping. NULL when the value is missing, a list or an
+ * object (rendering reports those; pigeon_template_render gives the exact error).
+ */
+const char *pigeon_template_value(const pigeon_template *t, size_t i,
+                                  const pigeon_vars *const *scopes, size_t nscopes, size_t *len);
+
 /* ---- merge rows ---- */
 
 typedef enum pigeon_rows_format {

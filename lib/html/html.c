@@ -46,13 +46,11 @@ static pigeon_err gather(pg_html_doc *doc, pg_css_sheet *sheet)
     return PIGEON_OK;
 }
 
-static pigeon_err run(pg_html_doc *doc, const pigeon_html_opts *o, pigeon_html_result *res)
+pigeon_err pg_html_passes(pg_html_doc *doc, const pigeon_html_opts *o, pigeon_html_result *res)
 {
     pg_css_sheet sheet;
-    pg_buf out;
     pigeon_err err = PIGEON_OK;
     memset(&sheet, 0, sizeof sheet);
-    pg_buf_init(&out);
     if (!o->no_inline) {
         if ((err = gather(doc, &sheet)) == PIGEON_OK && o->css != NULL)
             err = pg_css_sheet_parse(&sheet, o->css, o->css_len);
@@ -63,6 +61,15 @@ static pigeon_err run(pg_html_doc *doc, const pigeon_html_opts *o, pigeon_html_r
     }
     if (err == PIGEON_OK && !o->no_images)
         err = pg_html_images(doc, res);
+    pg_css_sheet_cleanup(&sheet);
+    return err;
+}
+
+static pigeon_err run(pg_html_doc *doc, const pigeon_html_opts *o, pigeon_html_result *res)
+{
+    pg_buf out;
+    pg_buf_init(&out);
+    pigeon_err err = pg_html_passes(doc, o, res);
     if (err == PIGEON_OK && (err = pg_html_serialize(doc, &out)) == PIGEON_OK)
         res->html = pg_buf_detach(&out, &res->html_len);
     if (err == PIGEON_OK && res->html == NULL)
@@ -74,7 +81,6 @@ static pigeon_err run(pg_html_doc *doc, const pigeon_html_opts *o, pigeon_html_r
             err = PIGEON_ERR_NOMEM;
     }
     pg_buf_cleanup(&out);
-    pg_css_sheet_cleanup(&sheet);
     return err;
 }
 

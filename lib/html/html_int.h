@@ -259,6 +259,9 @@ void pg_css_selector_split(const char *s, size_t n,
 /* Inlines sheet into doc: sets PG_SLOT_STYLE (and Outlook's attributes when attrs),
  * fills doc->head_style with what stays, marks inlined <style> elements dropped. */
 pigeon_err pg_html_inline(pg_html_doc *doc, const pg_css_sheet *sheet, int attrs);
+/* The passes before output, as opts says: <style> blocks and opts->css inlined (or kept),
+ * images to cid: into res (html_plan.c runs them on a template with markers). */
+pigeon_err pg_html_passes(pg_html_doc *doc, const pigeon_html_opts *o, pigeon_html_result *res);
 /* Writes doc as HTML (the WHATWG serialization algorithm) with the slots applied. */
 pigeon_err pg_html_serialize(const pg_html_doc *doc, pg_buf *out);
 /* Writes the text part for doc, wrapped at width columns. */

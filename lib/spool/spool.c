@@ -90,7 +90,7 @@ pigeon_err pigeon_spool_open(const char *path, unsigned flags, pigeon_spool **ou
             goto fail;
         }
     }
-    if (path == NULL || path[0] == '\0' || (flags & ~15u) != 0) {
+    if (path == NULL || path[0] == '\0' || (flags & ~31u) != 0) {
         pg_spool_fail(&s->diag, err, "spool: no path, or unknown flags");
         goto fail;
     }

@@ -51,6 +51,10 @@
 #define MMAP_BYTES "1073741824"
 /* The page cache per handle, in KiB (see set_pragmas). */
 #define CACHE_KIB "65536"
+/* The page cache of a PIGEON_SPOOL_BULK handle, in KiB: a batch larger than the cache
+ * spills into the WAL whatever its size, and a small cache reuses warm memory (a merge of
+ * 10,000 messages into the spool: 0.62 s of CPU with 2 MiB, 1.0 s with 64 MiB). */
+#define BULK_CACHE_KIB "2048"
 
 /* Version 2: the processes holding leases (rcpt.holder), so that the leases of one that
  * is gone can be given back at once (pigeon_spool_reclaim). A version 1 file gets the
@@ -565,6 +569,8 @@ static pigeon_err set_pragmas(pg_spool_sq *q, unsigned flags)
                           "PRAGMA foreign_keys=ON; PRAGMA secure_delete=FAST; "
                           "PRAGMA cache_size=-" CACHE_KIB "; PRAGMA wal_autocheckpoint=4096;",
                           NULL, NULL, NULL);
+    if (rc == SQLITE_OK && (flags & PIGEON_SPOOL_BULK))
+        rc = sqlite3_exec(q->db, "PRAGMA cache_size=-" BULK_CACHE_KIB ";", NULL, NULL, NULL);
     if (rc == SQLITE_OK && (flags & PIGEON_SPOOL_DEFER_SYNC))
         rc = sqlite3_exec(q->db, "PRAGMA mmap_size=" MMAP_BYTES, NULL, NULL, NULL);
     return rc == SQLITE_OK ? PIGEON_OK : pg_spool_sq_err(q, rc, "setting pragmas");

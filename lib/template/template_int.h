@@ -45,4 +45,9 @@ struct pigeon_template {
 void pg_template_fail(pigeon_template_error *err, unsigned line, const char *name, size_t n,
                       const char *fmt);
 
+/* The value of name (len bytes, dotted parts allowed, "." the top) in the context stack
+ * (depth entries, bottom first), per Mustache's lookup rules; NULL when missing. */
+const pigeon_vars *pg_template_resolve(const pigeon_vars *const *stack, size_t depth,
+                                       const char *name, size_t len);
+
 #endif

@@ -33,16 +33,16 @@ typedef struct render {
 
 static pigeon_err render_range(render *r, size_t from, size_t to);
 
-/* The value of a name, or NULL if missing. */
-static const pigeon_vars *resolve(const render *r, const char *name, size_t len)
+const pigeon_vars *pg_template_resolve(const pigeon_vars *const *stack, size_t depth,
+                                       const char *name, size_t len)
 {
     if (len == 1 && name[0] == '.')
-        return r->depth ? r->stack[r->depth - 1] : NULL;
+        return depth ? stack[depth - 1] : NULL;
     const char *dot = memchr(name, '.', len);
     size_t part = dot ? (size_t)(dot - name) : len;
     const pigeon_vars *v = NULL;
-    for (size_t i = r->depth; i-- > 0 && v == NULL;)
-        v = pg_vars_lookup(r->stack[i], name, part);
+    for (size_t i = depth; i-- > 0 && v == NULL;)
+        v = pg_vars_lookup(stack[i], name, part);
     while (v != NULL && dot != NULL) {
         name += part + 1;
         len -= part + 1;
@@ -51,6 +51,12 @@ static const pigeon_vars *resolve(const render *r, const char *name, size_t len)
         v = pg_vars_lookup(v, name, part);
     }
     return v;
+}
+
+/* The value of a name, or NULL if missing. */
+static const pigeon_vars *resolve(const render *r, const char *name, size_t len)
+{
+    return pg_template_resolve(r->stack, r->depth, name, len);
 }
 
 static pigeon_err put_html(pg_buf *b, const char *s, size_t n)
