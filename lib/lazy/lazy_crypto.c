@@ -6,7 +6,8 @@
  */
 #include "lazy/lazy.h"
 
-#ifdef PIGEON_LAZY_LIBS
+/* Not with PIGEON_STATIC_DEPS (the build gives no SONAME): the archives are linked. */
+#if defined(PIGEON_LAZY_LIBS) && defined(PIGEON_SONAME_CRYPTO)
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>

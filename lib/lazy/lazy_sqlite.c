@@ -5,7 +5,8 @@
  */
 #include "lazy/lazy.h"
 
-#ifdef PIGEON_LAZY_LIBS
+/* Not with PIGEON_STATIC_DEPS (the build gives no SONAME): the archives are linked. */
+#if defined(PIGEON_LAZY_LIBS) && defined(PIGEON_SONAME_SQLITE)
 #include <sqlite3.h>
 #include <stdarg.h>
 
