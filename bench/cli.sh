@@ -7,7 +7,9 @@
 # writes the message line by line without TCP_NODELAY, so its final ".\r\n" waits for
 # smtp-sink's delayed ACK (Nagle): ~40 ms per message on loopback, which sets its rate.
 # Extra PIGEON paths (other builds: before/after a change) run `sendmail` beside, in the
-# same loop.
+# same loop. pigeon runs with a state directory of its own (XDG_STATE_HOME), without a
+# spool, as a cron job on a machine without the daemon; one more row runs `sendmail` with
+# a spool there, whose (empty) suppression list each message is checked against.
 set -eu
 build=${1:?usage: bench/cli.sh BUILD_DIR [N]}
 build=$(cd "$build" && pwd)
@@ -41,6 +43,9 @@ printf 'account b\nhost 127.0.0.1\nport %s\nfrom sender@example.com\ntls off\nau
 chmod 600 "$work/msmtprc"
 subject=$(cat "$work/subject")
 
+mkdir -p "$work/state" "$work/state-spool/pigeon"
+"$pigeon" suppress add --spool "$work/state-spool/pigeon/spool.db" x@example.com >/dev/null
+"$pigeon" suppress remove --spool "$work/state-spool/pigeon/spool.db" x@example.com >/dev/null
 echo "one process per message, $n messages each, 7.4 KB sample, smtp-sink on 127.0.0.1:$port"
 # One driver for every client (Python spawning each process directly, no shell), the
 # clients interleaved message by message so that a busy machine slows them alike.
@@ -60,7 +65,11 @@ clients = [
      port, "--tls", "none", "--from", "sender@example.com", "--to", "receiver@example.com",
      "--subject", subject, "--text-file", f"{work}/text.txt", "--html-file", f"{work}/body.html"],
      None),
+    ("pigeon sendmail, a spool's suppression list", [pigeon, "sendmail", "-i", "--host",
+     "127.0.0.1", "--port", port, "--tls", "none", "receiver@example.com"], eml),
 ]
+env = dict(os.environ, XDG_STATE_HOME=f"{work}/state")
+env_spool = dict(os.environ, XDG_STATE_HOME=f"{work}/state-spool")
 for other in others:
     clients.append((f"sendmail of {other}"[:44], [other, "sendmail", "-i", "--host", "127.0.0.1",
                     "--port", port, "--tls", "none", "receiver@example.com"], eml))
@@ -69,7 +78,8 @@ for i in range(n):
     for k, (name, argv, stdin) in enumerate(clients):
         with open(stdin or os.devnull, "rb") as f:
             t = time.perf_counter()
-            r = subprocess.run(argv, stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            r = subprocess.run(argv, stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env_spool if name.endswith("suppression list") else env)
             total[k] += time.perf_counter() - t
         if r.returncode != 0:
             sys.exit(f"bench/cli.sh: {name} failed ({r.returncode}): {r.stderr.decode()[:300]}")
@@ -77,14 +87,16 @@ rate = {}
 for (name, _, _), t in zip(clients, total):
     rate[name] = n / t
     print(f"{name:<44} {n:5d} msgs {t:7.3f}s {n / t:7.0f} msg/s  {t / n * 1000:6.2f} ms/msg")
-for (name, _, _) in clients[5:]:
+for (name, _, _) in clients[6:]:
     print(f"  {name}: {rate[name] / rate[clients[2][0]]:.2f}x curl, "
           f"{rate[name] / rate[clients[1][0]]:.2f}x msmtp")
 names = [c[0] for c in clients]
 sm, send, curl, msmtp = rate[names[3]], rate[names[4]], rate[names[2]], rate[names[1]]
+smsp = rate[names[5]]
 print(f"ratio: pigeon sendmail {sm / curl:.2f}x curl, {sm / msmtp:.2f}x msmtp; "
       f"pigeon send {send / curl:.2f}x curl, {send / msmtp:.2f}x msmtp "
-      f"(targets: 3x curl, 10x msmtp)")
+      f"(targets: 3x curl, 10x msmtp); with a spool to check: sendmail "
+      f"{smsp / curl:.2f}x curl, {smsp / msmtp:.2f}x msmtp")
 # The same without the cost of spawning a process from this driver (the /bin/true row),
 # which every client pays alike.
 floor = total[0]

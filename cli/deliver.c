@@ -160,6 +160,7 @@ static int plan_init(struct conn_plan *plan, cfg_settings *cfg, const deliver_op
     int rc = deliver_plan_opts(cfg, o, &plan->opts, &plan->secret);
     if (rc != 0)
         return rc;
+    plan->opts.quit_after_data = 1; /* one message per connection (attempt()) */
     if (o->verbose) {
         plan->opts.transcript = transcript_to_stderr;
         plan->opts.transcript_ctx = plan;

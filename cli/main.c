@@ -6,6 +6,7 @@
  * "sendmail"), the name selects the command instead, as sendmail(8) front ends expect.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 
@@ -82,6 +83,15 @@ static int finish(int status)
     return status;
 }
 
+/* A library call whose library cannot be loaded (lib/lazy: libcrypto for a digest or a
+ * key, where the call has no error to return): said, and the command stops with 69, as
+ * when a feature's hook fails. */
+static void lazy_fatal(const char *message)
+{
+    cli_error("%s", message);
+    exit(EX_UNAVAILABLE);
+}
+
 /* Runs the command an alias names; argv is passed whole (argv[0] is the alias). */
 static int run_alias(const char *command, int argc, char **argv)
 {
@@ -90,6 +100,7 @@ static int run_alias(const char *command, int argc, char **argv)
         cli_error("%s mode is not available in this build yet", command);
         return EX_UNAVAILABLE;
     }
+    pg_lazy_set_fatal(lazy_fatal);
     return finish(cmd->run(argc, argv));
 }
 
@@ -119,5 +130,6 @@ int main(int argc, char **argv)
                   cli_shorten(argv[1], quoted, sizeof quoted));
         return EX_USAGE;
     }
+    pg_lazy_set_fatal(lazy_fatal);
     return finish(cmd->run(argc - 1, argv + 1));
 }

@@ -85,13 +85,28 @@ printf 'Source: pigeon\n\nPackage: pigeon\nArchitecture: any\n' >"$work/src/debi
 shdeps() {
   (cd "$work/src" && dpkg-shlibdeps -O "${@/#/-e}" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
 }
-# The libraries loaded on first use (lib/lazy: libpq, gumbo, cmark-gfm, c-ares, libidn2)
-# are no NEEDED entry of ours: the build's pigeon_lazy_deps object (never installed) needs
+# The libraries loaded on first use (lib/lazy: libpq, gumbo, cmark-gfm, c-ares, libidn2,
+# OpenSSL, SQLite) are no NEEDED entry of ours: the build's pigeon_lazy_deps object (never installed) needs
 # each of them, and stands for them here.
 lazy=()
 [[ -e $build/libpigeon_lazy_deps.so ]] && lazy=("$build/libpigeon_lazy_deps.so")
-dep_cmd=$(shdeps "$cmd/usr/bin/pigeon" "${lazy[@]}")
-dep_lib=$(shdeps "$(ls "$lib/usr/$libdir"/libpigeon.so.*.*)" "${lazy[@]}")
+# Relative relocations packed as DT_RELR (CMakeLists.txt) need glibc 2.36: a version the
+# binary requires (GLIBC_ABI_DT_RELR) with no symbol, which dpkg-shlibdeps does not count.
+relr_floor() { # FILE < DEPENDS
+  local deps
+  deps=$(cat)
+  if readelf -V "$1" 2>/dev/null | grep -q GLIBC_ABI_DT_RELR; then
+    local have
+    have=$(sed -n 's/.*libc6 (>= \([^)]*\)).*/\1/p' <<<"$deps")
+    if [[ -n $have ]] && dpkg --compare-versions "$have" lt 2.36; then
+      deps=${deps/libc6 (>= $have)/libc6 (>= 2.36)}
+    fi
+  fi
+  printf '%s\n' "$deps"
+}
+dep_cmd=$(shdeps "$cmd/usr/bin/pigeon" "${lazy[@]}" | relr_floor "$cmd/usr/bin/pigeon")
+solib=$(ls "$lib/usr/$libdir"/libpigeon.so.*.*)
+dep_lib=$(shdeps "$solib" "${lazy[@]}" | relr_floor "$solib")
 
 # ---- control files and maintainer scripts ----
 size() { du -k -s --apparent-size "$1" --exclude=DEBIAN | cut -f1; }

@@ -195,6 +195,10 @@ typedef struct pigeon_smtp_opts {
     pigeon_smtp_sender_fn rcpt_sender; /* VERP: the envelope sender of each recipient, or NULL
                                           (see pigeon_smtp_sender_fn) */
     void *rcpt_sender_ctx;             /* passed to rcpt_sender */
+    int quit_after_data; /* nonzero: one message per session (sendmail, a cron job): when the
+                            server offers PIPELINING and the transaction is the last, QUIT
+                            goes out with the end of the data (RFC 2920 3.1), a round trip
+                            saved; pigeon_smtp_quit then reads the reply already asked for */
 } pigeon_smtp_opts;
 
 /* Fills o with the defaults (all zero / NULL, tls AUTO, auth AUTO). */

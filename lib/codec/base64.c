@@ -249,6 +249,7 @@ static char *enc_mime_line(const uint8_t *in, char *dst)
  * group's bytes in a 32-bit lane, two multiplies shift its four 6-bit fields into bytes,
  * and a 16-entry table of offsets per range ('A', 'a', '0', '+', '/') maps them to ASCII.
  */
+#include <cpuid.h>
 #include <tmmintrin.h>
 #define PG_B64_SSSE3 1
 
@@ -287,9 +288,19 @@ __attribute__((target("ssse3"))) static char *enc_mime_lines_ssse3(const uint8_t
     return dst;
 }
 
+/* CPUID leaf 1, ECX bit 9, asked on first use and kept: __builtin_cpu_supports would link
+ * libgcc's constructor, which runs its CPUID queries (each a trap to the hypervisor on a
+ * VM) at the start of every pigeon process, base64 or not. */
 static int have_ssse3(void)
 {
-    return __builtin_cpu_supports("ssse3");
+    static int known; /* 0 not asked, 1 yes, -1 no */
+    int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (k == 0) {
+        unsigned a, b, c, d;
+        k = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSSE3) ? 1 : -1;
+        __atomic_store_n(&known, k, __ATOMIC_RELAXED);
+    }
+    return k > 0;
 }
 #endif
 

@@ -166,22 +166,30 @@ static pigeon_err body_chunked(pg_http_client *c, pg_http_response *r, int64_t d
 {
     pg_http_chunked dec;
     pg_http_chunked_init(&dec, c->o.max_body, 8192);
-    static _Thread_local char out[HEAD_MAX];
+    /* On the heap, per response: a static _Thread_local buffer this size was 32 KB that
+     * every pigeon process (and thread) zeroed at start-up, webhooks or not. */
+    char *out = malloc(HEAD_MAX);
+    if (out == NULL)
+        return say(err, errlen, PIGEON_ERR_NOMEM, "out of memory%s", NULL);
+    pigeon_err e;
     for (;;) {
         size_t out_len = 0;
         long used = c->in_len > 0 ? pg_http_chunked_feed(&dec, c->in, c->in_len, out, &out_len) : 0;
-        if (used < 0)
-            return say(err, errlen, used == -413 ? PIGEON_ERR_TOO_LARGE : PIGEON_ERR_PROTOCOL,
-                       "a malformed chunked body%s", NULL);
-        pigeon_err e = keep(c, r, out, out_len, err, errlen);
-        if (e != PIGEON_OK)
-            return e;
+        if (used < 0) {
+            e = say(err, errlen, used == -413 ? PIGEON_ERR_TOO_LARGE : PIGEON_ERR_PROTOCOL,
+                    "a malformed chunked body%s", NULL);
+            break;
+        }
+        if ((e = keep(c, r, out, out_len, err, errlen)) != PIGEON_OK)
+            break;
         consume(c, (size_t)used);
         if (dec.state == PG_CHUNK_DONE)
-            return PIGEON_OK;
+            break;
         if ((e = more(c, deadline, err, errlen)) != PIGEON_OK)
-            return e;
+            break;
     }
+    free(out);
+    return e;
 }
 
 static pigeon_err body_sized(pg_http_client *c, pg_http_response *r, uint64_t length,

@@ -6,6 +6,7 @@
  * and cleared, so that one failed session never leaks its error into the next.
  */
 #include "http/http_tls.h"
+#include "lazy/lazy.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -35,6 +36,9 @@ static void reason(char *errmsg, size_t errlen, const char *what, const char *fi
 pg_http_tls_ctx *pg_http_tls_ctx_new(const char *cert_file, const char *key_file, char *errmsg,
                                      size_t errlen)
 {
+    /* libssl is loaded now, by the first HTTPS server (lib/lazy/lazy.h). */
+    if (pg_lazy_ssl(errmsg, errlen) != PIGEON_OK)
+        return NULL;
     pg_http_tls_ctx *ctx = calloc(1, sizeof *ctx);
     if (ctx == NULL)
         return NULL;

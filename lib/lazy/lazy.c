@@ -75,11 +75,24 @@ pigeon_err pg_lazy_open(pg_lazy_lib *lib, char *err, size_t errlen)
     return PIGEON_ERR_UNSUPPORTED;
 }
 
+static void (*fatal)(const char *message);
+
+void pg_lazy_set_fatal(void (*fn)(const char *message))
+{
+    __atomic_store_n(&fatal, fn, __ATOMIC_RELEASE);
+}
+
 void *pg_lazy_sym(pg_lazy_lib *lib, size_t i)
 {
     if (__atomic_load_n(&lib->state, __ATOMIC_ACQUIRE) != LOADED &&
-        pg_lazy_open(lib, NULL, 0) != PIGEON_OK)
-        abort(); /* a call into a library its feature's hook did not load: a bug */
+        pg_lazy_open(lib, NULL, 0) != PIGEON_OK) {
+        /* A call the library's absence leaves no way to answer (a digest, a key). */
+        void (*fn)(const char *) = __atomic_load_n(&fatal, __ATOMIC_ACQUIRE);
+        if (fn != NULL)
+            fn(lib->error);
+        fprintf(stderr, "%s\n", lib->error);
+        abort();
+    }
     return lib->syms[i];
 }
 

@@ -2,11 +2,12 @@
  * lazy.h - optional libraries loaded on first use (internal).
  *
  * libpq (the PostgreSQL spool), gumbo (HTML mail), cmark-gfm (Markdown), c-ares (the DNS
- * doctor) and libidn2 (international domains) are not linked into libpigeon or the
- * command: each process maps and relocates only what it uses. A `pigeon --version` or a
- * `sendmail` of an ASCII message to a SQLite spool never opens them, while before every
- * exec paid for libpq's ~20 dependencies (Kerberos, LDAP, GnuTLS, p11-kit) and their
- * constructors.
+ * doctor), libidn2 (international domains), and OpenSSL (libcrypto, libssl) and SQLite
+ * (the spool) are not linked into libpigeon or the command: each process maps and
+ * relocates only what it uses. A `pigeon --version`, or a `sendmail` of an ASCII message
+ * over plaintext SMTP with no spool to consult, opens none of them (libc only), while
+ * before every exec paid for libpq's ~20 dependencies (Kerberos, LDAP, GnuTLS, p11-kit)
+ * and their constructors, then for libcrypto's 22,000 relocations.
  *
  * The mechanism is the one of Solaris' -z lazyload (and of implib.so): lazy_<lib>.c
  * defines each function the library code calls under its own name, with the prototype of
@@ -19,12 +20,15 @@
  * fails ("undefined reference to PQfoo") until it is there.
  *
  * Loading happens at each feature's entry (pg_lazy_<lib>(), a "hook"): the spool opening a
- * postgresql:// URL, the HTML parser, Markdown, pigeon_dns_new, IDNA. A missing or too old
+ * postgresql:// URL or an SQLite file, the HTML parser, Markdown, pigeon_dns_new, IDNA, a
+ * TLS handshake or an HTTPS server's context. A missing or too old
  * library fails there with PIGEON_ERR_UNSUPPORTED and a message naming the file (and the
  * Debian package: in the caller's diagnosis where the API has one, else kept for
  * pg_lazy_unreported()), instead of the whole program refusing to start (ld.so's exit 127). A
- * stub called before its hook loaded the library loads it then; if that fails it aborts:
- * a missing hook is a bug, never reached by input.
+ * stub called before its hook loaded the library loads it then (libcrypto's digests, MACs
+ * and keys have no hook of their own: their first call loads it); if that fails it calls
+ * the fatal handler (pg_lazy_set_fatal: the command prints the message and exits 69), or
+ * by default prints the message and aborts.
  *
  * Thread-safe: loading is serialized, and a loaded library stays loaded.
  */
@@ -56,6 +60,10 @@ pigeon_err pg_lazy_open(pg_lazy_lib *lib, char *err, size_t errlen);
  * that fails (the feature's hook should have loaded it and reported the failure). */
 void *pg_lazy_sym(pg_lazy_lib *lib, size_t i);
 
+/* What a stub does when its library cannot be loaded (it cannot return an error of its
+ * own): fn gets the message and must not return. NULL: print it on stderr and abort. */
+void pg_lazy_set_fatal(void (*fn)(const char *message));
+
 /* The first load failure of this process whose text no caller was given (a hook called
  * with no buffer: the library call returned only PIGEON_ERR_UNSUPPORTED), "" if none: for
  * a program to print once. */
@@ -68,5 +76,10 @@ pigeon_err pg_lazy_gumbo(char *err, size_t errlen); /* gumbo: parsing HTML */
 pigeon_err pg_lazy_cmark(char *err, size_t errlen); /* cmark-gfm and its extensions */
 pigeon_err pg_lazy_cares(char *err, size_t errlen); /* c-ares: the DNS resolver */
 pigeon_err pg_lazy_idn2(char *err, size_t errlen);  /* libidn2: IDNA2008 domains */
+/* OpenSSL and SQLite: each is PIGEON_OK without loading anything when they are linked
+ * statically (PIGEON_STATIC_DEPS) too. */
+pigeon_err pg_lazy_crypto(char *err, size_t errlen); /* libcrypto */
+pigeon_err pg_lazy_ssl(char *err, size_t errlen);    /* libssl, after libcrypto: TLS */
+pigeon_err pg_lazy_sqlite(char *err, size_t errlen); /* libsqlite3: the SQLite spool */
 
 #endif

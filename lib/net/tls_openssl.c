@@ -12,6 +12,7 @@
  * Every OpenSSL error queue entry is consumed before returning.
  */
 #include "net/tls.h"
+#include "lazy/lazy.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -650,6 +651,9 @@ pigeon_err pg_tls_handshake(pg_tls **out, int fd, const pg_tls_opts *opts, int64
         snprintf(res->errmsg, res->errlen, "TLS needs the server's name to verify it");
         return PIGEON_ERR_INVALID;
     }
+    /* libssl is loaded now, by the first handshake (lib/lazy/lazy.h). */
+    if (pg_lazy_ssl(res->errmsg, res->errlen) != PIGEON_OK)
+        return PIGEON_ERR_UNSUPPORTED;
     t = calloc(1, sizeof *t);
     if (t == NULL) {
         snprintf(res->errmsg, res->errlen, "out of memory");
@@ -791,6 +795,8 @@ void pg_tls_probe_version(int fd, const pg_tls_opts *opts, int64_t deadline, cha
 {
     char name[256];
     int is_ip = 0;
+    if (pg_lazy_ssl(errmsg, errlen) != PIGEON_OK)
+        return;
     pg_tls *t = calloc(1, sizeof *t);
     if (t == NULL || normalize_name(opts->server_name, name, sizeof name, &is_ip) != 0)
         goto done;

@@ -597,6 +597,7 @@ static void conn_trace(void *ctx, const char *line)
 static pigeon_err open_connection(pigeon_smtp *s)
 {
     char why[256] = "";
+    s->quit_sent = 0;
     pg_smtp_set_state(s, PG_ST_CONNECT);
     pg_smtp_trace(s, PIGEON_TRANSCRIPT_INFO, "connecting to %s port %u (tls %s)", s->o.host,
                   (unsigned)s->o.port, pigeon_tls_mode_name(s->o.tls));
@@ -1186,6 +1187,8 @@ pigeon_err pigeon_smtp_quit(pigeon_smtp *s)
         err = pg_smtp_flush(s, s->t.quit, "quit");
         if (err == PIGEON_OK)
             err = pg_smtp_read_reply(s, s->t.quit, "quit");
+    } else if (s->state == PG_ST_QUIT && s->quit_sent) {
+        err = pg_smtp_read_reply(s, s->t.quit, "quit"); /* sent with the end of the data */
     }
     pg_conn_close(s->conn);
     s->conn = NULL;

@@ -82,6 +82,7 @@ static pigeon_err check_ready(pigeon_smtp *s)
         return PIGEON_OK;
     pg_smtp_fail(s, PIGEON_FAIL_CONFIG, PIGEON_ERR_STATE, "mail",
                  s->state == PG_ST_BROKEN ? "the connection failed earlier; connect again"
+                 : s->quit_sent           ? "QUIT was sent with the last message (quit_after_data)"
                                           : "not connected");
     s->res->status = PIGEON_SEND_FAILED;
     return PIGEON_ERR_STATE;
@@ -620,21 +621,48 @@ static pigeon_err txn_data(pigeon_smtp *s, envelope *env, data_source *src, txn 
     return PIGEON_OK;
 }
 
+/* The QUIT of a one-message session, written with the end of the data (quit_after_data). */
+static void append_quit(pigeon_smtp *s, void *ctx)
+{
+    (void)ctx;
+    pg_smtp_cmd(s, NULL, "QUIT");
+    s->quit_sent = 1;
+}
+
+/* Whether this transaction is the session's last: the caller sends one message, and no
+ * recipient was put off by a 452 (those would form another transaction of a composed
+ * message; a raw stream is never sent twice). */
+static int last_transaction(const pigeon_smtp *s, const envelope *env, const data_source *src)
+{
+    if (!s->o.quit_after_data)
+        return 0;
+    for (size_t i = 0; src->msg != NULL && i < env->n; i++) {
+        if (env->st[i].in_txn && env->st[i].overflow)
+            return 0;
+    }
+    return 1;
+}
+
 /* Runs one transaction for the recipients marked in_txn. Returns a pigeon_err only for
  * session failures (the connection is then broken); refusals are in the results. */
 static pigeon_err transaction(pigeon_smtp *s, envelope *env, data_source *src)
 {
     txn t;
     pigeon_err err;
+    const next_group quit = {append_quit, NULL};
+    const next_group *next = NULL;
     if (s->caps.pipelining && !s->o.no_pipelining) {
         txn_group(s, env, &t);
         err = pg_smtp_flush(s, s->t.mail, "mail");
         if (err == PIGEON_OK)
             err = txn_group_replies(s, env, &t);
+        /* RFC 2920 3.1: the message content may lead a group, QUIT end it. */
+        if (err == PIGEON_OK && last_transaction(s, env, src))
+            next = &quit;
     } else {
         err = txn_stepwise(s, env, &t);
     }
-    return err == PIGEON_OK ? txn_data(s, env, src, &t, NULL) : err;
+    return err == PIGEON_OK ? txn_data(s, env, src, &t, next) : err;
 }
 
 /* Opens the source for a transaction and checks the size against SIZE. Returns 0 to go
@@ -677,6 +705,10 @@ static pigeon_err deliver(pigeon_smtp *s, envelope *env, data_source *src)
         source_close(src);
         if (err != PIGEON_OK || s->state == PG_ST_BROKEN)
             break;
+        if (s->quit_sent) { /* its reply is pigeon_smtp_quit's to read */
+            pg_smtp_set_state(s, PG_ST_QUIT);
+            break;
+        }
         pg_smtp_set_state(s, PG_ST_READY);
         /* The recipients left over by a 452 form the next transaction, if this one made
          * progress (else they stay deferred: the server takes none now). */

@@ -62,6 +62,7 @@ struct pigeon_smtp {
     int64_t deadline;                 /* the current call's total deadline (0: none) */
     int messages;                     /* transactions started on this connection */
     int dirty;                        /* a transaction was left unfinished: RSET before the next */
+    int quit_sent;                    /* QUIT went out with the end of the data (quit_after_data) */
     pigeon_send_result scratch;       /* result used when the caller passes none */
     pigeon_send_result *res;          /* the current call's result */
     pg_buf out;                       /* commands waiting to be written */

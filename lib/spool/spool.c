@@ -81,14 +81,21 @@ pigeon_err pigeon_spool_open(const char *path, unsigned flags, pigeon_spool **ou
     if (s == NULL)
         return PIGEON_ERR_NOMEM;
     s->ops = &pg_spool_sqlite_ops;
+    /* The backend's library is loaded now, by the first spool (lib/lazy/lazy.h): libpq or
+     * libsqlite3. libcrypto waits for the first body's SHA-256: `sendmail` checking the
+     * suppression list in a spool never needs its 4.7 MB. */
+    char *why = s->diag.text;
+    size_t whylen = sizeof s->diag.text;
     if (path != NULL &&
         (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0)) {
         s->ops = &pg_spool_pgsql_ops;
-        /* libpq is loaded now, by the first PostgreSQL spool (lib/lazy/lazy.h). */
-        if (pg_lazy_pq(s->diag.text, sizeof s->diag.text) != PIGEON_OK) {
+        if (pg_lazy_pq(why, whylen) != PIGEON_OK) {
             err = PIGEON_ERR_UNSUPPORTED;
             goto fail;
         }
+    } else if (path != NULL && path[0] != '\0' && pg_lazy_sqlite(why, whylen) != PIGEON_OK) {
+        err = PIGEON_ERR_UNSUPPORTED;
+        goto fail;
     }
     if (path == NULL || path[0] == '\0' || (flags & ~31u) != 0) {
         pg_spool_fail(&s->diag, err, "spool: no path, or unknown flags");

@@ -85,7 +85,11 @@ def symbol_errors(build, allowed):
                 used[name].add(sym)
             elif kind in "TDBRC":
                 defined[sym] = name
-    edges = {f: {defined[s] for s in syms if s in defined and defined[s] != f} for f, syms in used.items()}
+    # lib/lazy's stubs stand for the libraries they load (OpenSSL, SQLite, libpq...): a
+    # call of SSL_new is a call into libssl, not into lib/lazy; its hooks (pg_*) count.
+    edges = {f: {defined[s] for s in syms if s in defined and defined[s] != f
+                 and (not defined[s].startswith("lazy/") or s.startswith("pg_"))}
+             for f, syms in used.items()}
     errors = []
     for f, targets in sorted(edges.items()):
         fmod = f.split("/")[0]
