@@ -143,12 +143,12 @@ static void nap(daemon_state *d, int64_t ms)
 
 /* ---- spool writes ----
  * The workers' claims and outcomes go through the daemon's one shared handle, behind a
- * mutex: SQLite lets one writer in at a time, connections of one process contending for
- * the lock sleep in the busy handler (milliseconds each), and each write by another
- * connection throws away a connection's page cache. One writer keeps its cache warm and
- * never waits on itself; another daemon on the same file still meets the busy handler.
- * Bodies are read through each worker's own handle: in WAL mode readers never block
- * the writer. */
+ * mutex (deliveries only append to its outcome journal, without it: locked_record): SQLite lets one
+ * writer in at a time, connections of one process contending for the lock sleep in the busy handler
+ * (milliseconds each), and each write by another connection throws away a connection's page cache.
+ * One writer keeps its cache warm and never waits on itself; another daemon on the same file still
+ * meets the busy handler. Bodies are read through each worker's own handle: in WAL mode readers
+ * never block the writer. */
 
 /* The handle for claims and outcomes, taken (then given back with writer_done): the
  * shared one under the lock, or on PostgreSQL the worker's own connection without it:

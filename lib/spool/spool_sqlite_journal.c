@@ -16,10 +16,14 @@
  *
  * At pigeon_spool_sync() the handle applies its journaled outcomes to the spool in one
  * transaction (removing finished messages), flushes the spool's WAL, and only then
- * empties the journal. When a daemon dies, the daemon that reclaims its leases applies
- * its journal first, so that a message it had sent is not sent again, then removes the
- * file. Applying twice is harmless: a delivered recipient stays delivered, and other
- * outcomes apply only under their lease token.
+ * empties the journal. Deliveries may be journaled meanwhile by other threads
+ * (pigeon_spool_journal_delivered, under journal_lock only): a sync applies the span of
+ * the file written before it started, remembers where that span ends, and empties the
+ * file only when nothing was added after it (else the next sync goes on from there; past
+ * JOURNAL_COMPACT bytes a sync keeps the journal locked so that it ends empty). When a daemon dies,
+ * the daemon that reclaims its leases applies its journal first, so that a message it had sent is
+ * not sent again, then removes the file. Applying twice is harmless: a delivered recipient stays
+ * delivered, and other outcomes apply only under their lease token.
  */
 #include "spool/spool_sqlite.h"
 
