@@ -25,26 +25,21 @@ typedef struct job_hits {
     size_t n;                      /* suppressed recipients */
 } job_hits;
 
-/* Checks job's recipients; fills h (allocated) when some are suppressed. */
-static int check_job(pigeon_spool *own, const pigeon_spool_entry *job, job_hits *h)
+/* Fills h (allocated) from hits, the check of job's recipients, when some are
+ * suppressed. Returns -1 when out of memory. */
+static int fill_job(const pigeon_spool_entry *job, const pigeon_suppress_hit *hits, job_hits *h)
 {
     size_t n = job->rcpt_count, count = 0;
-    const char **addrs = calloc(n ? n : 1, sizeof *addrs);
-    h->hits = calloc(n ? n : 1, sizeof *h->hits);
-    if (addrs == NULL || h->hits == NULL) {
-        free(addrs);
-        return -1;
-    }
     for (size_t i = 0; i < n; i++)
-        addrs[i] = job->rcpts[i].address;
-    pigeon_err e = pigeon_suppress_check_many(own, job->account, addrs, n, 0, h->hits, &count);
-    free(addrs);
-    if (e != PIGEON_OK || count == 0)
-        return e == PIGEON_OK ? 0 : -1;
+        count += hits[i].reason != PIGEON_SUPPRESS_NONE;
+    if (count == 0)
+        return 0;
+    h->hits = calloc(n, sizeof *h->hits);
     h->outcome = calloc(count, sizeof *h->outcome);
     h->text = calloc(count, sizeof *h->text);
-    if (h->outcome == NULL || h->text == NULL)
+    if (h->hits == NULL || h->outcome == NULL || h->text == NULL)
         return -1;
+    memcpy(h->hits, hits, n * sizeof *hits);
     for (size_t i = 0; i < n; i++) {
         if (h->hits[i].reason == PIGEON_SUPPRESS_NONE)
             continue;
@@ -58,6 +53,33 @@ static int check_job(pigeon_spool *own, const pigeon_spool_entry *job, job_hits 
         h->n++;
     }
     return 0;
+}
+
+/* Checks the recipients of jobs[from, to), all of one account, in one call: one read of
+ * the spool for a whole batch (a batch is of one account) instead of one per message.
+ * A job whose check fails is sent as before (h->n 0) rather than lost. */
+static void check_run(pigeon_spool *own, pigeon_spool_entry **jobs, size_t from, size_t to,
+                      job_hits *h)
+{
+    size_t total = 0, count = 0, off = 0;
+    for (size_t k = from; k < to; k++)
+        total += jobs[k]->rcpt_count;
+    const char **addrs = calloc(total ? total : 1, sizeof *addrs);
+    pigeon_suppress_hit *hits = calloc(total ? total : 1, sizeof *hits);
+    pigeon_err e = addrs != NULL && hits != NULL ? PIGEON_OK : PIGEON_ERR_NOMEM;
+    for (size_t k = from; e == PIGEON_OK && k < to; k++)
+        for (size_t i = 0; i < jobs[k]->rcpt_count; i++)
+            addrs[off++] = jobs[k]->rcpts[i].address;
+    if (e == PIGEON_OK)
+        e = pigeon_suppress_check_many(own, jobs[from]->account, addrs, total, 0, hits, &count);
+    off = 0;
+    for (size_t k = from; e == PIGEON_OK && count > 0 && k < to; k++) {
+        if (fill_job(jobs[k], hits + off, &h[k]) != 0)
+            h[k].n = 0;
+        off += jobs[k]->rcpt_count;
+    }
+    free(addrs);
+    free(hits);
 }
 
 static void log_suppressed(daemon_state *d, const char *worker, const pigeon_spool_entry *job,
@@ -131,11 +153,13 @@ size_t daemon_suppress_batch(daemon_state *d, pigeon_spool *own, const char *wor
     job_hits *h = calloc(n ? n : 1, sizeof *h);
     if (h == NULL)
         return 0;
-    for (size_t k = 0; k < n; k++) {
-        if (check_job(own, jobs[k], &h[k]) != 0)
-            h[k].n = 0; /* cannot tell: sent as before rather than lost */
-        any += h[k].n;
+    for (size_t k = 0, to; k < n; k = to) {
+        for (to = k + 1; to < n && strcmp(jobs[to]->account, jobs[k]->account) == 0; to++) {
+        }
+        check_run(own, jobs, k, to, h);
     }
+    for (size_t k = 0; k < n; k++)
+        any += h[k].n;
     /* Only what was recorded leaves the claim: on a failed record the recipients are sent
      * to (the check is a safeguard, the spool's state the authority). */
     if (any > 0 && record(d, jobs, h, n) != PIGEON_OK)

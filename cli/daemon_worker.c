@@ -143,12 +143,12 @@ static void nap(daemon_state *d, int64_t ms)
 
 /* ---- spool writes ----
  * The workers' claims and outcomes go through the daemon's one shared handle, behind a
- * mutex: SQLite lets one writer in at a time, connections of one process contending for
- * the lock sleep in the busy handler (milliseconds each), and each write by another
- * connection throws away a connection's page cache. One writer keeps its cache warm and
- * never waits on itself; another daemon on the same file still meets the busy handler.
- * Bodies are read through each worker's own handle: in WAL mode readers never block
- * the writer. */
+ * mutex (deliveries only append to its outcome journal, without it: locked_record): SQLite lets one
+ * writer in at a time, connections of one process contending for the lock sleep in the busy handler
+ * (milliseconds each), and each write by another connection throws away a connection's page cache.
+ * One writer keeps its cache warm and never waits on itself; another daemon on the same file still
+ * meets the busy handler. Bodies are read through each worker's own handle: in WAL mode readers
+ * never block the writer. */
 
 /* The handle for claims and outcomes, taken (then given back with writer_done): the
  * shared one under the lock, or on PostgreSQL the worker's own connection without it:
@@ -187,8 +187,29 @@ static void locked_renew(worker *w, pigeon_spool_entry *const *jobs, size_t n, i
     writer_done(w);
 }
 
+/* Whether every outcome of the n items is a delivery. */
+static int all_delivered(const pigeon_spool_record_item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < items[i].n; k++)
+            if (items[i].outcomes[k].state != PIGEON_SPOOL_DELIVERED)
+                return 0;
+    return 1;
+}
+
+/* Records outcomes. Deliveries go to the shared handle's outcome journal without the
+ * lock (pigeon_spool_journal_delivered): a worker whose message was answered records it
+ * at once instead of waiting, its connection idle, for another's claim or sync (which
+ * hold the lock for a whole batch). The rest, and the first record (which opens the
+ * journal), take the lock. */
 static pigeon_err locked_record(worker *w, pigeon_spool_record_item *items, size_t n, int64_t now)
 {
+    if (!w->own && all_delivered(items, n)) {
+        pigeon_err e =
+            pigeon_spool_journal_delivered(w->d->spool, items, n, now, w->error, sizeof w->error);
+        if (e != PIGEON_ERR_UNSUPPORTED)
+            return e;
+    }
     pigeon_spool *sp = writer(w);
     pigeon_err e = pigeon_spool_record_batch(sp, items, n, now);
     if (e != PIGEON_OK)

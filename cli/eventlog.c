@@ -146,12 +146,16 @@ int eventlog_key_is_secret(const char *key)
 {
     static const char *const words[] = {"password", "passwd", "secret",       "token",
                                         "auth",     "pass",   "authorization"};
+    static const unsigned char lens[] = {8, 6, 6, 5, 4, 4, 13};
     if (key == NULL)
         return 0;
     size_t n = strlen(key);
+    /* Every word ends in a letter: a key that does not (queue_id, duration_ms...) is
+     * compared no further (the daemon logs a dozen fields per message). */
+    char last = n > 0 ? (char)(key[n - 1] | 0x20) : 0;
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-        size_t w = strlen(words[i]);
-        if (n < w || strcasecmp(key + n - w, words[i]) != 0)
+        size_t w = lens[i];
+        if (n < w || last != words[i][w - 1] || strcasecmp(key + n - w, words[i]) != 0)
             continue;
         /* The whole key, or its last part after a separator. */
         if (n == w || strchr("_-.", key[n - w - 1]) != NULL)
@@ -174,6 +178,32 @@ static size_t cut_len(const char *s)
     return n;
 }
 
+/* Writes v in decimal with at least width digits (zero-padded) into p; returns the end. */
+static char *put_digits(char *p, uint64_t v, int width)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n < width)
+        tmp[n++] = '0';
+    while (n > 0)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* %lld, without printf (a dozen numbers per delivery in the daemon's log). */
+static void put_int(pg_buf *b, int64_t v)
+{
+    char text[24], *p = text;
+    if (v < 0)
+        *p++ = '-';
+    p = put_digits(p, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, 1);
+    pg_buf_append(b, text, (size_t)(p - text));
+}
+
 /* RFC 3339 date-time, UTC, milliseconds: 2026-11-26T08:43:17.123Z */
 static void put_time(pg_buf *b, struct timespec t)
 {
@@ -183,8 +213,27 @@ static void put_time(pg_buf *b, struct timespec t)
         pg_buf_puts(b, "1970-01-01T00:00:00.000Z");
         return;
     }
-    pg_buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t.tv_nsec / 1000000L);
+    if (tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
+        pg_buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, t.tv_nsec / 1000000L);
+        return;
+    }
+    char text[32], *p = text;
+    p = put_digits(p, (uint64_t)(tm.tm_year + 1900), 4);
+    *p++ = '-';
+    p = put_digits(p, (uint64_t)(tm.tm_mon + 1), 2);
+    *p++ = '-';
+    p = put_digits(p, (uint64_t)tm.tm_mday, 2);
+    *p++ = 'T';
+    p = put_digits(p, (uint64_t)tm.tm_hour, 2);
+    *p++ = ':';
+    p = put_digits(p, (uint64_t)tm.tm_min, 2);
+    *p++ = ':';
+    p = put_digits(p, (uint64_t)tm.tm_sec, 2);
+    *p++ = '.';
+    p = put_digits(p, (uint64_t)(t.tv_nsec / 1000000L), 3);
+    *p++ = 'Z';
+    pg_buf_append(b, text, (size_t)(p - text));
 }
 
 /* Shortest of %.15g..%.17g that reads back; JSON has no NaN or Infinity (RFC 8259 6). */
@@ -264,7 +313,7 @@ static void put_json_field(pg_buf *b, const eventlog_field *f)
             put_json_string(b, f->v.s, cut_len(f->v.s));
         break;
     case EVENTLOG_INT:
-        pg_buf_printf(b, "%lld", (long long)f->v.i);
+        put_int(b, f->v.i);
         break;
     case EVENTLOG_DOUBLE:
         put_double(b, f->v.d, 1);
@@ -330,7 +379,7 @@ static void put_logfmt_field(pg_buf *b, const eventlog_field *f)
             put_logfmt_value(b, f->v.s, cut_len(f->v.s));
         break;
     case EVENTLOG_INT:
-        pg_buf_printf(b, "%lld", (long long)f->v.i);
+        put_int(b, f->v.i);
         break;
     case EVENTLOG_DOUBLE:
         put_double(b, f->v.d, 0);
@@ -433,6 +482,7 @@ pigeon_err eventlog_write(eventlog *log, const eventlog_event *e)
         return PIGEON_ERR_INVALID;
     pg_buf line;
     pg_buf_init(&line);
+    pg_buf_reserve(&line, 512); /* one allocation for most events */
     eventlog_format_event(&line, log->kind == SINK_SYSLOG ? EVENTLOG_LOGFMT : log->format, e);
     pigeon_err err = line.err;
     if (err != PIGEON_OK)

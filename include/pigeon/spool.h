@@ -358,6 +358,19 @@ typedef struct pigeon_spool_record_item {
 pigeon_err pigeon_spool_record_batch(pigeon_spool *spool, pigeon_spool_record_item *items, size_t n,
                                      int64_t now_ms);
 
+/*
+ * Records delivered outcomes as pigeon_spool_record_batch() does, on a handle opened with
+ * PIGEON_SPOOL_DEFER_SYNC whose outcome journal is open (after its first record): they
+ * are only appended to the journal, so that this call, unlike every other, may run while
+ * another thread uses the handle (the daemon's workers record each message at once
+ * without waiting for another's claim or sync). Every outcome must be DELIVERED
+ * (PIGEON_ERR_INVALID otherwise). PIGEON_ERR_UNSUPPORTED when the handle cannot (no
+ * journal yet, or a PostgreSQL spool): record through pigeon_spool_record_batch() then.
+ * The diagnosis goes to errbuf (errlen bytes), not to pigeon_spool_error().
+ */
+pigeon_err pigeon_spool_journal_delivered(pigeon_spool *spool, pigeon_spool_record_item *items,
+                                          size_t n, int64_t now_ms, char *errbuf, size_t errlen);
+
 /* Gives back, as pigeon_spool_release() does, the recipients still in flight under the
  * leases of n claims, in one transaction. */
 pigeon_err pigeon_spool_release_batch(pigeon_spool *spool, pigeon_spool_entry *const *jobs,

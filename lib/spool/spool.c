@@ -646,6 +646,40 @@ pigeon_err pigeon_spool_record_batch(pigeon_spool *spool, pigeon_spool_record_it
     return err;
 }
 
+pigeon_err pigeon_spool_journal_delivered(pigeon_spool *spool, pigeon_spool_record_item *items,
+                                          size_t n, int64_t now_ms, char *errbuf, size_t errlen)
+{
+    pg_spool_diag diag; /* not the handle's: another thread may be writing that one */
+    pigeon_err err = PIGEON_OK;
+    diag.text[0] = '\0';
+    if (spool == NULL || (items == NULL && n > 0))
+        err = PIGEON_ERR_INVALID;
+    for (size_t i = 0; err == PIGEON_OK && i < n; i++) {
+        const pigeon_spool_entry *job = items[i].job;
+        if (job == NULL || job->lease_token == 0 || (items[i].outcomes == NULL && items[i].n > 0))
+            err =
+                pg_spool_fail(&diag, PIGEON_ERR_INVALID, "spool: item #%zu is not a claim", i + 1);
+        for (size_t k = 0; err == PIGEON_OK && k < items[i].n; k++) {
+            const pigeon_spool_outcome *o = &items[i].outcomes[k];
+            if (o->rcpt >= job->rcpt_count || o->state != PIGEON_SPOOL_DELIVERED ||
+                (o->enhanced_code != NULL && !valid_text(o->enhanced_code, 15, 1)))
+                err = pg_spool_fail(&diag, PIGEON_ERR_INVALID,
+                                    "spool: outcome #%zu of item #%zu is not a delivery of the "
+                                    "claim",
+                                    k + 1, i + 1);
+        }
+    }
+    if (err == PIGEON_OK && n > 0)
+        err = spool->ops->journal_delivered == NULL
+                  ? pg_spool_fail(&diag, PIGEON_ERR_UNSUPPORTED,
+                                  "spool: outcomes are recorded through the handle on %s",
+                                  spool->ops->name)
+                  : spool->ops->journal_delivered(spool->be, items, n, now_ms, &diag);
+    if (errbuf != NULL && errlen > 0)
+        snprintf(errbuf, errlen, "%s", diag.text);
+    return err;
+}
+
 pigeon_err pigeon_spool_release_batch(pigeon_spool *spool, pigeon_spool_entry *const *jobs,
                                       size_t n, int64_t now_ms)
 {

@@ -158,6 +158,11 @@ typedef struct pg_spool_ops {
      * received since the last call (consumed). */
     int (*wait_fd)(void *be);
     int (*notified)(void *be);
+
+    /* Delivered outcomes (validated) journaled while another thread may be using the
+     * handle (pigeon_spool_journal_delivered), diagnosed into diag; NULL: not supported. */
+    pigeon_err (*journal_delivered)(void *be, pigeon_spool_record_item *items, size_t n,
+                                    int64_t now_ms, pg_spool_diag *diag);
 } pg_spool_ops;
 
 /* The backend of a handle, and its ops (for spool_api.c). */

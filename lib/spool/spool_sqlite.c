@@ -587,6 +587,7 @@ static void sq_close(void *be)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(q->stmt[i]);
     sqlite3_close_v2(q->db);
+    pthread_mutex_destroy(&q->journal_lock);
     free(q);
 }
 
@@ -604,10 +605,10 @@ static pigeon_err sq_open(const char *path, unsigned flags, pg_spool_diag *diag,
     int fresh = 0;
     pigeon_err err;
     pg_spool_sq *q = calloc(1, sizeof *q);
-    if (q != NULL)
-        q->journal_fd = -1;
     if (q == NULL)
         return PIGEON_ERR_NOMEM;
+    q->journal_fd = -1;
+    pthread_mutex_init(&q->journal_lock, NULL);
     q->diag = diag;
     int exists = stat(path, &sb) == 0;
     if (!exists && (!(flags & PIGEON_SPOOL_CREATE) || (flags & PIGEON_SPOOL_READONLY))) {
@@ -683,25 +684,25 @@ static pigeon_err sq_check(void *be, int full)
 static pigeon_err sq_sync(void *be, int flush)
 {
     pg_spool_sq *q = be;
+    pg_spool_sq_span span;
     if (!q->defer_sync)
         return PIGEON_OK;
-    int64_t upto = 0;
-    if (q->journal_rows > 0) {
-        pigeon_err err = pg_spool_sq_tx_begin(q, 1);
+    pg_spool_sq_journal_take(q, &span);
+    pigeon_err err = PIGEON_OK;
+    if (span.rows > 0) {
+        err = pg_spool_sq_tx_begin(q, 1);
         if (err == PIGEON_OK)
-            err = pg_spool_sq_journal_apply(q, q->holder_id, &upto);
+            err = pg_spool_sq_journal_apply_span(q, &span);
         err = pg_spool_sq_tx_end(q, err);
-        if (err != PIGEON_OK)
-            return err;
     }
     /* Without the flush (flush 0), the journal is emptied before the caller flushes the
      * log: a kill meanwhile loses nothing (the kernel holds both), and a power cut loses
      * at most the commits since the caller's last flush, as the journal was not flushed
      * either. */
-    pigeon_err err = flush ? flush_wal(q) : PIGEON_OK;
-    if (err == PIGEON_OK && upto > 0)
-        err = pg_spool_sq_journal_forget(q, q->holder_id, upto);
-    return err;
+    if (err == PIGEON_OK && flush)
+        err = flush_wal(q);
+    pigeon_err done = pg_spool_sq_journal_done(q, &span, err == PIGEON_OK);
+    return err != PIGEON_OK ? err : done;
 }
 
 /* fsyncs the spool's WAL through SQLite's own file object (SQLITE_FCNTL_JOURNAL_POINTER),
@@ -906,4 +907,5 @@ const pg_spool_ops pg_spool_sqlite_ops = {
     .limits = &pg_spool_sq_limits_ops,
     .hooks = &pg_spool_sq_hooks_ops,
     .suppress = &pg_spool_sq_suppress_ops,
+    .journal_delivered = pg_spool_sq_journal_delivered,
 };

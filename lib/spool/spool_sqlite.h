@@ -9,6 +9,7 @@
 #ifndef PG_SPOOL_SQLITE_H
 #define PG_SPOOL_SQLITE_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -79,8 +80,13 @@ typedef struct pg_spool_sq {
     int64_t msg_rowid;            /* the message row of the enqueue in progress, 0 if none */
     int64_t holder_id;            /* the holder row of the claim in progress */
     int defer_sync;               /* opened with PIGEON_SPOOL_DEFER_SYNC */
-    int journal_fd;               /* the outcome journal (spool_sqlite_journal.c), or -1 */
+    /* The outcome journal (spool_sqlite_journal.c). Delivered outcomes may be appended by
+     * pg_spool_sq_journal_delivered() in a thread other than the one using the handle, so
+     * the journal's fields are read and written under journal_lock only. */
+    pthread_mutex_t journal_lock; /* guards the four fields below */
+    int journal_fd;               /* the journal, or -1 */
     off_t journal_size;           /* its size: where the next record goes */
+    off_t journal_applied;        /* its first bytes, already applied to the spool */
     size_t journal_rows;          /* outcomes journaled by this handle and not yet applied */
     int64_t suppress_absent;      /* schema cookie + 1 when the suppression table was found
                                    * missing (spool_sqlite_suppress.c), else 0 */
@@ -135,9 +141,26 @@ int pg_spool_sq_journaling(const pg_spool_sq *q);
 /* Journals the outcomes of n claims (validated); items[i].lost as a record would. */
 pigeon_err pg_spool_sq_journal_add(pg_spool_sq *q, pigeon_spool_record_item *items, size_t n,
                                    int64_t now_ms);
+/* Journals delivered outcomes (validated) while another thread may use the handle (see
+ * pigeon_spool_journal_delivered): only the journal is touched, under journal_lock.
+ * PIGEON_ERR_UNSUPPORTED when the journal is not open yet (record through the handle). */
+pigeon_err pg_spool_sq_journal_delivered(void *be, pigeon_spool_record_item *items, size_t n,
+                                         int64_t now_ms, pg_spool_diag *diag);
 /* Applies the journaled outcomes of holder to the spool, in the spool transaction the
  * caller holds; *upto is the last journal row applied (0: none). */
 pigeon_err pg_spool_sq_journal_apply(pg_spool_sq *q, int64_t holder, int64_t *upto);
+/* This handle's own journal at sync: the records not applied yet, taken (a span of the
+ * file), applied in the caller's transaction, then done with (ok: the transaction was
+ * committed, and the span is forgotten). Records journaled meanwhile are left for the
+ * next sync. */
+typedef struct pg_spool_sq_span {
+    off_t from, to; /* the bytes of the journal taken */
+    size_t rows;    /* the outcomes they hold */
+    int locked;     /* journal_lock is held until done (the journal is being compacted) */
+} pg_spool_sq_span;
+void pg_spool_sq_journal_take(pg_spool_sq *q, pg_spool_sq_span *span);
+pigeon_err pg_spool_sq_journal_apply_span(pg_spool_sq *q, const pg_spool_sq_span *span);
+pigeon_err pg_spool_sq_journal_done(pg_spool_sq *q, pg_spool_sq_span *span, int ok);
 /* Forgets the journal rows of holder up to upto, once their application is committed. */
 pigeon_err pg_spool_sq_journal_forget(pg_spool_sq *q, int64_t holder, int64_t upto);
 void pg_spool_sq_journal_close(pg_spool_sq *q);

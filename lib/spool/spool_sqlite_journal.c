@@ -16,10 +16,14 @@
  *
  * At pigeon_spool_sync() the handle applies its journaled outcomes to the spool in one
  * transaction (removing finished messages), flushes the spool's WAL, and only then
- * empties the journal. When a daemon dies, the daemon that reclaims its leases applies
- * its journal first, so that a message it had sent is not sent again, then removes the
- * file. Applying twice is harmless: a delivered recipient stays delivered, and other
- * outcomes apply only under their lease token.
+ * empties the journal. Deliveries may be journaled meanwhile by other threads
+ * (pigeon_spool_journal_delivered, under journal_lock only): a sync applies the span of
+ * the file written before it started, remembers where that span ends, and empties the
+ * file only when nothing was added after it (else the next sync goes on from there; past
+ * JOURNAL_COMPACT bytes a sync keeps the journal locked so that it ends empty). When a daemon dies,
+ * the daemon that reclaims its leases applies its journal first, so that a message it had sent is
+ * not sent again, then removes the file. Applying twice is harmless: a delivered recipient stays
+ * delivered, and other outcomes apply only under their lease token.
  */
 #include "spool/spool_sqlite.h"
 
@@ -58,10 +62,14 @@ typedef struct jrec {
 
 static uint32_t fnv1a(const unsigned char *p, size_t n);
 static int journal_path(pg_spool_sq *q, int64_t holder, char *out, size_t cap);
-static pigeon_err journal_fail(pg_spool_sq *q, int e, const char *what);
+static pigeon_err journal_fail(pg_spool_diag *diag, int e, const char *what);
+static pigeon_err journal_write(pg_spool_sq *q, const unsigned char *buf, size_t len, size_t rows,
+                                pg_spool_diag *diag);
+static pigeon_err apply_records(pg_spool_sq *q, const unsigned char *buf, size_t len);
 static size_t encode(unsigned char *buf, const pigeon_spool_entry *job,
                      const pigeon_spool_outcome *o, int64_t now_ms);
-static pigeon_err journal_read(pg_spool_sq *q, int64_t holder, unsigned char **out, size_t *len);
+static pigeon_err journal_read(pg_spool_sq *q, int64_t holder, off_t from, off_t to,
+                               unsigned char **out, size_t *len);
 static pigeon_err apply_record(pg_spool_sq *q, const jrec *r, const unsigned char *strings);
 static int lease_held(pg_spool_sq *q, const pigeon_spool_entry *job, size_t rcpt);
 static void bind_text_cut(sqlite3_stmt *st, int i, const char *s);
@@ -159,9 +167,9 @@ int pg_spool_sq_journaling(const pg_spool_sq *q)
     return q->defer_sync && q->holder_id != 0;
 }
 
-static pigeon_err journal_fail(pg_spool_sq *q, int e, const char *what)
+static pigeon_err journal_fail(pg_spool_diag *diag, int e, const char *what)
 {
-    return pg_spool_fail(q->diag, e == ENOSPC || e == EDQUOT ? PIGEON_ERR_NOSPACE : PIGEON_ERR_IO,
+    return pg_spool_fail(diag, e == ENOSPC || e == EDQUOT ? PIGEON_ERR_NOSPACE : PIGEON_ERR_IO,
                          "spool: %s the outcome journal: %s%s", what, strerror(e),
                          e == ENOSPC || e == EDQUOT ? " (disk full)" : "");
 }
@@ -199,19 +207,28 @@ static size_t encode(unsigned char *buf, const pigeon_spool_entry *job,
     return sizeof h + h.len;
 }
 
+/* Appends len bytes holding rows records in one write: the records of a call reach the
+ * file together or (torn by a crash) are recognized as incomplete. The caller holds
+ * journal_lock, with the journal open. */
+static pigeon_err journal_write(pg_spool_sq *q, const unsigned char *buf, size_t len, size_t rows,
+                                pg_spool_diag *diag)
+{
+    ssize_t w = len > 0 ? write(q->journal_fd, buf, len) : 0;
+    int e = errno;
+    if (w < 0 || (size_t)w != len) {
+        if (w > 0 && ftruncate(q->journal_fd, q->journal_size) != 0)
+            e = errno;
+        return journal_fail(diag, w < 0 ? e : ENOSPC, "writing");
+    }
+    q->journal_size += (off_t)len;
+    q->journal_rows += rows;
+    return PIGEON_OK;
+}
+
 pigeon_err pg_spool_sq_journal_add(pg_spool_sq *q, pigeon_spool_record_item *items, size_t n,
                                    int64_t now_ms)
 {
     char path[4200];
-    if (q->journal_fd < 0) {
-        if (journal_path(q, q->holder_id, path, sizeof path) != 0)
-            return pg_spool_fail(q->diag, PIGEON_ERR_INVALID, "spool: path too long");
-        /* Private like the spool. */
-        q->journal_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (q->journal_fd < 0)
-            return journal_fail(q, errno, "opening");
-        q->journal_size = lseek(q->journal_fd, 0, SEEK_END);
-    }
     size_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += items[i].n;
@@ -231,23 +248,60 @@ pigeon_err pg_spool_sq_journal_add(pg_spool_sq *q, pigeon_spool_record_item *ite
             rows++;
         }
     }
-    /* One write: the records of a call reach the file together or (torn by a crash) are
-     * recognized as incomplete. */
-    ssize_t w = len > 0 ? write(q->journal_fd, buf, len) : 0;
-    int e = errno;
-    free(buf);
-    if (w < 0 || (size_t)w != len) {
-        if (w > 0 && ftruncate(q->journal_fd, q->journal_size) != 0)
-            e = errno;
-        return journal_fail(q, w < 0 ? e : ENOSPC, "writing");
+    pigeon_err err = PIGEON_OK;
+    pthread_mutex_lock(&q->journal_lock);
+    if (q->journal_fd < 0) {
+        if (journal_path(q, q->holder_id, path, sizeof path) != 0)
+            err = pg_spool_fail(q->diag, PIGEON_ERR_INVALID, "spool: path too long");
+        /* Private like the spool. */
+        else if ((q->journal_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0)
+            err = journal_fail(q->diag, errno, "opening");
+        else {
+            /* Records left by an earlier handle of this holder are applied at the next
+             * sync with ours (counted as one row until then). */
+            q->journal_size = lseek(q->journal_fd, 0, SEEK_END);
+            q->journal_applied = 0;
+            q->journal_rows += q->journal_size > 0;
+        }
     }
-    q->journal_size += (off_t)len;
-    q->journal_rows += rows;
-    return PIGEON_OK;
+    if (err == PIGEON_OK)
+        err = journal_write(q, buf, len, rows, q->diag);
+    pthread_mutex_unlock(&q->journal_lock);
+    free(buf);
+    return err;
 }
 
-/* Reads the whole journal of holder into *out (*len bytes); *out NULL if there is none. */
-static pigeon_err journal_read(pg_spool_sq *q, int64_t holder, unsigned char **out, size_t *len)
+pigeon_err pg_spool_sq_journal_delivered(void *be, pigeon_spool_record_item *items, size_t n,
+                                         int64_t now_ms, pg_spool_diag *diag)
+{
+    pg_spool_sq *q = be;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += items[i].n;
+    unsigned char *buf = malloc(total > 0 ? total * JOURNAL_MAX_RECORD : 1);
+    if (buf == NULL)
+        return pg_spool_fail(diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        items[i].lost = 0;
+        for (size_t k = 0; k < items[i].n; k++)
+            len += encode(buf + len, items[i].job, &items[i].outcomes[k], now_ms);
+    }
+    pigeon_err err;
+    pthread_mutex_lock(&q->journal_lock);
+    if (!q->defer_sync || q->journal_fd < 0)
+        err = pg_spool_fail(diag, PIGEON_ERR_UNSUPPORTED, "spool: no outcome journal open");
+    else
+        err = journal_write(q, buf, len, total, diag);
+    pthread_mutex_unlock(&q->journal_lock);
+    free(buf);
+    return err;
+}
+
+/* Reads bytes from..to (to -1: the end) of the journal of holder into *out (*len bytes);
+ * *out NULL if there is none. */
+static pigeon_err journal_read(pg_spool_sq *q, int64_t holder, off_t from, off_t to,
+                               unsigned char **out, size_t *len)
 {
     char path[4200];
     struct stat sb;
@@ -257,16 +311,21 @@ static pigeon_err journal_read(pg_spool_sq *q, int64_t holder, unsigned char **o
         return PIGEON_OK;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return errno == ENOENT ? PIGEON_OK : journal_fail(q, errno, "opening");
+        return errno == ENOENT ? PIGEON_OK : journal_fail(q->diag, errno, "opening");
     pigeon_err err = PIGEON_OK;
     unsigned char *buf = NULL;
-    size_t got = 0;
+    size_t got = 0, want = 0;
     if (fstat(fd, &sb) != 0)
-        err = journal_fail(q, errno, "reading");
-    else if (sb.st_size > 0 && (buf = malloc((size_t)sb.st_size)) == NULL)
-        err = pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
-    while (err == PIGEON_OK && buf != NULL && got < (size_t)sb.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)sb.st_size - got);
+        err = journal_fail(q->diag, errno, "reading");
+    else {
+        if (to < 0 || to > sb.st_size)
+            to = sb.st_size;
+        want = to > from ? (size_t)(to - from) : 0;
+        if (want > 0 && (buf = malloc(want)) == NULL)
+            err = pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
+    }
+    while (err == PIGEON_OK && buf != NULL && got < want) {
+        ssize_t r = pread(fd, buf + got, want - got, from + (off_t)got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -306,15 +365,14 @@ static pigeon_err apply_record(pg_spool_sq *q, const jrec *r, const unsigned cha
     return pg_spool_sq_apply(q, r->rcpt_id, r->token, &o, r->now_ms, &lost);
 }
 
-pigeon_err pg_spool_sq_journal_apply(pg_spool_sq *q, int64_t holder, int64_t *upto)
+/* Applies the records in buf (len bytes), up to the first one torn by a crash. A message
+ * whose outcomes are all applied is removed once its last record is (a message's records
+ * are written together, in one call). */
+static pigeon_err apply_records(pg_spool_sq *q, const unsigned char *buf, size_t len)
 {
-    unsigned char *buf = NULL;
-    size_t len = 0, off = 0;
+    size_t off = 0;
     char last[PIGEON_SPOOL_ID_LEN + 1] = "";
-    *upto = 0;
-    pigeon_err err = journal_read(q, holder, &buf, &len);
-    if (err != PIGEON_OK || buf == NULL)
-        return err;
+    pigeon_err err = PIGEON_OK;
     while (err == PIGEON_OK && len - off >= sizeof(jhead)) {
         jhead h;
         jrec r;
@@ -335,25 +393,81 @@ pigeon_err pg_spool_sq_journal_apply(pg_spool_sq *q, int64_t holder, int64_t *up
     }
     if (err == PIGEON_OK && last[0] != '\0')
         err = pg_spool_sq_remove_if_done(q, last);
+    return err;
+}
+
+pigeon_err pg_spool_sq_journal_apply(pg_spool_sq *q, int64_t holder, int64_t *upto)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    *upto = 0;
+    pigeon_err err = journal_read(q, holder, 0, -1, &buf, &len);
+    if (err != PIGEON_OK || buf == NULL)
+        return err;
+    err = apply_records(q, buf, len);
     free(buf);
-    *upto = 1; /* the file exists: emptied (ours) or removed (a dead holder's) after commit */
+    *upto = 1; /* the file exists: removed (a dead holder's) after commit */
+    return err;
+}
+
+/* Applied records stay at the start of the journal while records journaled during the
+ * application follow them (emptying the file would lose those); once this many bytes
+ * are applied, a sync keeps the journal locked until it is caught up and emptied. */
+#define JOURNAL_COMPACT (1024 * 1024)
+
+void pg_spool_sq_journal_take(pg_spool_sq *q, pg_spool_sq_span *span)
+{
+    pthread_mutex_lock(&q->journal_lock);
+    span->from = q->journal_applied;
+    span->to = q->journal_size;
+    span->rows = q->journal_rows;
+    span->locked = q->journal_applied >= JOURNAL_COMPACT;
+    if (!span->locked)
+        pthread_mutex_unlock(&q->journal_lock);
+}
+
+pigeon_err pg_spool_sq_journal_apply_span(pg_spool_sq *q, const pg_spool_sq_span *span)
+{
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    if (span->rows == 0)
+        return PIGEON_OK;
+    pigeon_err err = journal_read(q, q->holder_id, span->from, span->to, &buf, &len);
+    if (err == PIGEON_OK && buf != NULL)
+        err = apply_records(q, buf, len);
+    free(buf);
+    return err;
+}
+
+pigeon_err pg_spool_sq_journal_done(pg_spool_sq *q, pg_spool_sq_span *span, int ok)
+{
+    pigeon_err err = PIGEON_OK;
+    if (!span->locked)
+        pthread_mutex_lock(&q->journal_lock);
+    span->locked = 0;
+    if (ok) {
+        q->journal_applied = span->to;
+        q->journal_rows -= span->rows < q->journal_rows ? span->rows : q->journal_rows;
+        /* Caught up: emptied. Applying a record again (after a crash before this) is
+         * harmless, see the top of this file. */
+        if (q->journal_fd >= 0 && q->journal_size > 0 && q->journal_size == q->journal_applied) {
+            if (ftruncate(q->journal_fd, 0) != 0)
+                err = journal_fail(q->diag, errno, "emptying");
+            else
+                q->journal_size = q->journal_applied = 0;
+        }
+    }
+    pthread_mutex_unlock(&q->journal_lock);
     return err;
 }
 
 pigeon_err pg_spool_sq_journal_forget(pg_spool_sq *q, int64_t holder, int64_t upto)
 {
     char path[4200];
-    if (upto <= 0)
-        return PIGEON_OK;
-    if (holder == q->holder_id && q->journal_fd >= 0) {
-        if (ftruncate(q->journal_fd, 0) != 0)
-            return journal_fail(q, errno, "emptying");
-        q->journal_size = 0;
-        q->journal_rows = 0;
-        return PIGEON_OK;
-    }
+    if (upto <= 0 || holder == q->holder_id)
+        return PIGEON_OK; /* this handle's own journal is emptied by pg_spool_sq_journal_done */
     if (journal_path(q, holder, path, sizeof path) == 0 && unlink(path) != 0 && errno != ENOENT)
-        return journal_fail(q, errno, "removing");
+        return journal_fail(q->diag, errno, "removing");
     return PIGEON_OK;
 }
 

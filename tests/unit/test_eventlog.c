@@ -143,6 +143,8 @@ static void test_json_escaping(void **state)
     eventlog_add_double(&e, "nan", 0.0 / 0.0);
     eventlog_add_double(&e, "third", 0.1 + 0.2);
     eventlog_add_int(&e, "neg", -9000000000LL);
+    eventlog_add_int(&e, "min", INT64_MIN);
+    eventlog_add_int(&e, "zero", 0);
     eventlog_add_str(&e, "k\"ey", "v");
     assert_line(EVENTLOG_JSON, &e,
                 "{\"time\":\"2026-11-26T08:43:17.123Z\",\"level\":\"info\",\"event\":\"esc\","
@@ -151,7 +153,8 @@ static void test_json_escaping(void **state)
                 "\"utf8\":\"Gr\xc3\xbc\xc3\x9f \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x93\xa7\","
                 "\"bad\":\"x\\ufffdy\\ufffd\\ufffdz\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\","
                 "\"null\":null,\"empty\":\"\",\"nan\":null,\"third\":0.30000000000000004,"
-                "\"neg\":-9000000000,\"k\\\"ey\":\"v\"}\n");
+                "\"neg\":-9000000000,\"min\":-9223372036854775808,\"zero\":0,"
+                "\"k\\\"ey\":\"v\"}\n");
 }
 
 static void test_logfmt_quoting(void **state)

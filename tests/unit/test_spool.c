@@ -851,6 +851,98 @@ static void test_apply_without_flush(void **state)
     pigeon_spool_close(s);
 }
 
+/* pigeon_spool_journal_delivered(): another thread journals deliveries while the
+ * handle's own thread applies the journal (pigeon_spool_apply) again and again, as the
+ * daemon's workers do; no outcome is lost between an apply's reading of the journal and
+ * its emptying, and every message ends up removed. */
+#define JD_COUNT 300
+typedef struct jd_ctx {
+    pigeon_spool *c;
+    pigeon_spool_entry **jobs;
+    int failures;
+    _Atomic int done;
+} jd_ctx;
+
+static void *jd_thread(void *arg)
+{
+    jd_ctx *x = arg;
+    pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
+    char err[256];
+    for (size_t i = 1; i < JD_COUNT; i++) {
+        pigeon_spool_record_item item = {x->jobs[i], &o, 1, 0};
+        if (pigeon_spool_journal_delivered(x->c, &item, 1, T0 + 20, err, sizeof err) != PIGEON_OK)
+            x->failures++;
+    }
+    x->done = 1;
+    return NULL;
+}
+
+static void test_journal_delivered_beside_applies(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char id[PIGEON_SPOOL_ID_LEN + 1];
+    const char *rcpts[] = {"a@x.example"};
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    for (int i = 0; i < JD_COUNT; i++)
+        enqueue(s, "acct", rcpts, 1, T0 + i, id);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    pigeon_spool *c = NULL;
+    assert_int_equal(
+        pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0),
+        PIGEON_OK);
+    pigeon_spool_entry **jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(
+        pigeon_spool_claim_batch(c, "w", NULL, T0 + JD_COUNT, 600000, JD_COUNT, 0, &jobs, &n),
+        PIGEON_OK);
+    assert_int_equal(n, JD_COUNT);
+    pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
+    pigeon_spool_record_item item = {jobs[0], &o, 1, 0};
+    char err[256] = "";
+    /* No journal yet (nothing recorded through the handle): the caller records as usual. */
+    assert_int_equal(pigeon_spool_journal_delivered(c, &item, 1, T0 + 20, err, sizeof err),
+                     PIGEON_ERR_UNSUPPORTED);
+    assert_true(err[0] != '\0');
+    assert_int_equal(pigeon_spool_record_batch(c, &item, 1, T0 + 20), PIGEON_OK);
+    if (pg != NULL) { /* PostgreSQL records through the connection only */
+        pigeon_spool_jobs_free(jobs, n);
+        pigeon_spool_close(c);
+        pigeon_spool_close(s);
+        return;
+    }
+    /* Only deliveries of the claim are accepted. */
+    pigeon_spool_outcome bad = {
+        0, PIGEON_SPOOL_DEFERRED, T0 + MIN_MS, PIGEON_ERR_DEFERRED, 451, "4.0.0", "later"};
+    pigeon_spool_record_item bad_item = {jobs[1], &bad, 1, 0};
+    err[0] = '\0';
+    assert_int_equal(pigeon_spool_journal_delivered(c, &bad_item, 1, T0 + 20, err, sizeof err),
+                     PIGEON_ERR_INVALID);
+    assert_true(err[0] != '\0');
+    pigeon_spool_outcome stray = {5, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, NULL, "ok"};
+    bad_item.outcomes = &stray;
+    assert_int_equal(pigeon_spool_journal_delivered(c, &bad_item, 1, T0 + 20, err, sizeof err),
+                     PIGEON_ERR_INVALID);
+    jd_ctx x = {c, jobs, 0, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, jd_thread, &x), 0);
+    int applies = 0;
+    while (!x.done) {
+        assert_int_equal(pigeon_spool_apply(c), PIGEON_OK);
+        applies++;
+    }
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(x.failures, 0);
+    assert_true(applies > 0);
+    assert_int_equal(pigeon_spool_sync(c), PIGEON_OK);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + JD_COUNT, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 0);
+    pigeon_spool_jobs_free(jobs, n);
+    pigeon_spool_close(c);
+    pigeon_spool_close(s);
+}
+
 /* A version 1 spool (before lease holders) is upgraded when opened for writing: its
  * messages are kept, claimed, and their leases recorded with their holder. */
 static void test_version_1_spool_is_upgraded(void **state)
@@ -1483,6 +1575,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_batch_inline_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_without_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_delivered_beside_applies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renew_and_release_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_racing_batches, setup, teardown),
     };
