@@ -25,22 +25,14 @@ typedef struct job_hits {
     size_t n;                      /* suppressed recipients */
 } job_hits;
 
-/* Checks job's recipients; fills h (allocated) when some are suppressed. */
-static int check_job(pigeon_spool *own, const pigeon_spool_entry *job, job_hits *h)
+/* Fills h's outcomes from its hits (one per recipient of job) when some are suppressed. */
+static int job_outcomes(const pigeon_spool_entry *job, job_hits *h)
 {
     size_t n = job->rcpt_count, count = 0;
-    const char **addrs = calloc(n ? n : 1, sizeof *addrs);
-    h->hits = calloc(n ? n : 1, sizeof *h->hits);
-    if (addrs == NULL || h->hits == NULL) {
-        free(addrs);
-        return -1;
-    }
     for (size_t i = 0; i < n; i++)
-        addrs[i] = job->rcpts[i].address;
-    pigeon_err e = pigeon_suppress_check_many(own, job->account, addrs, n, 0, h->hits, &count);
-    free(addrs);
-    if (e != PIGEON_OK || count == 0)
-        return e == PIGEON_OK ? 0 : -1;
+        count += h->hits[i].reason != PIGEON_SUPPRESS_NONE;
+    if (count == 0)
+        return 0;
     h->outcome = calloc(count, sizeof *h->outcome);
     h->text = calloc(count, sizeof *h->text);
     if (h->outcome == NULL || h->text == NULL)
@@ -58,6 +50,61 @@ static int check_job(pigeon_spool *own, const pigeon_spool_entry *job, job_hits 
         h->n++;
     }
     return 0;
+}
+
+/* Checks job's recipients; fills h (allocated) when some are suppressed. */
+static int check_job(pigeon_spool *own, const pigeon_spool_entry *job, job_hits *h)
+{
+    size_t n = job->rcpt_count, count = 0;
+    const char **addrs = calloc(n ? n : 1, sizeof *addrs);
+    h->hits = calloc(n ? n : 1, sizeof *h->hits);
+    if (addrs == NULL || h->hits == NULL) {
+        free(addrs);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        addrs[i] = job->rcpts[i].address;
+    pigeon_err e = pigeon_suppress_check_many(own, job->account, addrs, n, 0, h->hits, &count);
+    free(addrs);
+    if (e != PIGEON_OK || count == 0)
+        return e == PIGEON_OK ? 0 : -1;
+    return job_outcomes(job, h);
+}
+
+/* Checks the recipients of all n jobs, of one account (a claimed batch), in one call: on a
+ * PostgreSQL spool one round trip per batch instead of one per message (bench/pg.sh).
+ * Returns -1 when the jobs are of several accounts or the check failed (the caller then
+ * checks job by job). */
+static int check_all(pigeon_spool *own, pigeon_spool_entry **jobs, size_t n, job_hits *h)
+{
+    size_t total = 0, count = 0, at = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(jobs[k]->account, jobs[0]->account) != 0)
+            return -1;
+        total += jobs[k]->rcpt_count;
+    }
+    const char **addrs = calloc(total ? total : 1, sizeof *addrs);
+    pigeon_suppress_hit *hits = calloc(total ? total : 1, sizeof *hits);
+    int rc = addrs != NULL && hits != NULL ? 0 : -1;
+    for (size_t k = 0; rc == 0 && k < n; k++)
+        for (size_t i = 0; i < jobs[k]->rcpt_count; i++)
+            addrs[at++] = jobs[k]->rcpts[i].address;
+    if (rc == 0 && pigeon_suppress_check_many(own, jobs[0]->account, addrs, total, 0, hits,
+                                              &count) != PIGEON_OK)
+        rc = -1;
+    for (size_t k = 0, i = 0; rc == 0 && count > 0 && k < n; i += jobs[k]->rcpt_count, k++) {
+        size_t m = jobs[k]->rcpt_count;
+        h[k].hits = calloc(m ? m : 1, sizeof *h[k].hits);
+        if (h[k].hits == NULL)
+            rc = -1;
+        else
+            memcpy(h[k].hits, hits + i, m * sizeof *hits);
+        if (rc == 0 && job_outcomes(jobs[k], &h[k]) != 0)
+            rc = -1;
+    }
+    free(addrs);
+    free(hits);
+    return rc;
 }
 
 static void log_suppressed(daemon_state *d, const char *worker, const pigeon_spool_entry *job,
@@ -131,9 +178,13 @@ size_t daemon_suppress_batch(daemon_state *d, pigeon_spool *own, const char *wor
     job_hits *h = calloc(n ? n : 1, sizeof *h);
     if (h == NULL)
         return 0;
+    int batched = check_all(own, jobs, n, h) == 0;
     for (size_t k = 0; k < n; k++) {
-        if (check_job(own, jobs[k], &h[k]) != 0)
-            h[k].n = 0; /* cannot tell: sent as before rather than lost */
+        if (!batched) {
+            hits_free(&h[k]);
+            if (check_job(own, jobs[k], &h[k]) != 0)
+                h[k].n = 0; /* cannot tell: sent as before rather than lost */
+        }
         any += h[k].n;
     }
     /* Only what was recorded leaves the claim: on a failed record the recipients are sent

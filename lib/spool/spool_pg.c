@@ -422,16 +422,19 @@ pigeon_err pg_spool_pq_err(pg_spool_pq *q, const PGresult *res, const char *what
 }
 
 /* Session settings of a new connection. A daemon worker's (DEFER_SYNC) runs the same few
- * prepared statements for every message: their plans are made once (generic plans, all
- * index lookups by key or by array), where custom plans re-planned the suppression check
- * on every call (about 50 us of server CPU per message, bench/pg.sh). */
+ * prepared statements for every message, all lookups by key or by array of keys: their
+ * plans are made once (generic plans), where custom plans re-planned the suppression check
+ * on every call (about 50 us of server CPU per message, bench/pg.sh); and sequential scans
+ * are ruled out (a penalty, not a ban: a table without a usable index is still read),
+ * because a queue filled faster than autovacuum analyzes it looks a few pages long, and
+ * reading the recipients' counts of a claimed batch then scanned the whole table. */
 static pigeon_err session_setup(pg_spool_pq *q)
 {
     char sql[256];
     int worker = (q->flags & PIGEON_SPOOL_DEFER_SYNC) != 0;
     snprintf(sql, sizeof sql, "SET synchronous_commit = %s; SET lock_timeout = %d;%s%s",
              worker ? "off" : "on", q->lock_timeout_ms,
-             worker ? " SET plan_cache_mode = force_generic_plan;" : "",
+             worker ? " SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;" : "",
              (q->flags & PIGEON_SPOOL_READONLY) ? " SET default_transaction_read_only = on;" : "");
     return pg_spool_pq_exec(q, sql, "setting up the session");
 }
