@@ -84,20 +84,24 @@ try:
         return float(out.split("(")[1].split()[0])
 
     def server_cpu():
-        """CPU seconds of the server: every postgres process, and the backends that ended
-        (counted in the postmaster's children time)."""
+        """CPU seconds of this server: its postmaster with the backends that ended (counted
+        in its children's time) and its live children. Only this server's: other postgres
+        servers on the machine (tests running beside) are not counted."""
+        with open(os.path.join(srv.data, "postmaster.pid")) as f:
+            pm = f.readline().strip()
         tot = 0
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
             try:
                 with open("/proc/%s/stat" % pid) as f:
-                    st = f.read()
+                    fl = f.read().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if "(postgres)" in st:
-                fl = st.rsplit(")", 1)[1].split()
+            if pid == pm:
                 tot += sum(int(x) for x in fl[11:15])
+            elif fl[1] == pm:
+                tot += sum(int(x) for x in fl[11:13])
         return tot / os.sysconf("SC_CLK_TCK")
 
     def median(xs):
@@ -106,6 +110,13 @@ try:
 
     reps = int(os.environ.get("PG_BENCH_REPEAT", "3"))
     enq_pg, enq_lite, cpu, wal, d_pg, d_lite = [], [], [], [], [], []
+    d_srv, d_cli, d_cli_lite = [], [], []  # drain CPU per message: server, daemon
+
+    def children_cpu():
+        import resource
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
     for r in range(reps):  # alternated, medians reported: the machine is shared
         pg_url = srv.new_database()
         run([fill, pg_url, "bench", "1", sample], env)  # the schema, outside the timing
@@ -120,11 +131,18 @@ try:
         if os.path.exists(lite):
             os.unlink(lite)
         enq_lite.append(rate(run([fill, lite, "bench", str(n), sample], env)))
+        c0, k0 = server_cpu(), children_cpu()
         d_pg.append(n / drain(env, pg_url))
+        d_srv.append((server_cpu() - c0) / n * 1e6)
+        d_cli.append((children_cpu() - k0) / n * 1e6)
+        k0 = children_cpu()
         d_lite.append(n / drain(env, lite))
+        d_cli_lite.append((children_cpu() - k0) / n * 1e6)
         print("  run %d: enqueue pg %.0f/s sqlite %.0f/s (server %.0f us/msg, WAL %.0f B/msg);"
               " drain pg %.0f/s sqlite %.0f/s" % (r + 1, enq_pg[-1], enq_lite[-1], cpu[-1],
                                                    wal[-1], d_pg[-1], d_lite[-1]))
+        print("         drain CPU per message: server %.0f us, daemon %.0f us (sqlite daemon"
+              " %.0f us)" % (d_srv[-1], d_cli[-1], d_cli_lite[-1]))
     print("enqueue, batches of 1000   postgresql %8.0f msgs/s   sqlite %8.0f msgs/s   "
           "ratio %.2f   (target: postgresql >= 20000)"
           % (median(enq_pg), median(enq_lite), median(enq_pg) / median(enq_lite)))
@@ -133,6 +151,8 @@ try:
     print("daemon --once --workers 4  postgresql %8.0f msgs/s   sqlite %8.0f msgs/s   "
           "ratio %.2f   (target >= 0.8)"
           % (median(d_pg), median(d_lite), median(d_pg) / median(d_lite)))
+    print("  drain CPU per message (medians): PostgreSQL server %.0f us, daemon %.0f us;"
+          " SQLite daemon %.0f us" % (median(d_srv), median(d_cli), median(d_cli_lite)))
     curve = []
     for k in (1, 2, 3):
         url = srv.new_database()

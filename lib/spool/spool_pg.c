@@ -73,26 +73,14 @@ static const char *const stmt_sql[PQ_COUNT] = {
     [PQ_HOLDER_ID] = "INSERT INTO holder(host, boot_id, pid, started) VALUES($1::text, $2::text,"
                      " $3::bigint, $4::bigint) ON CONFLICT (host, boot_id, pid, started)"
                      " DO UPDATE SET pid = excluded.pid RETURNING id",
-    /* One statement: the account (given, or that of the oldest due recipient), its due
-     * messages in due order (a bounded scan), locked with SKIP LOCKED so that concurrent
-     * claimers take disjoint messages without waiting, and their due recipients moved
-     * under the lease. A recipient another claim took meanwhile is re-checked by the
-     * UPDATE (READ COMMITTED re-reads the row) and no longer due: never claimed twice. */
-    [PQ_CLAIM] =
-        "WITH acct AS (SELECT coalesce($2::text, (SELECT m.account FROM rcpt r JOIN message m"
-        " ON m.id = r.msg WHERE r.due_ms <= $1::bigint AND NOT EXISTS (SELECT 1 FROM account a"
-        " WHERE a.name = m.account AND a.not_before_ms > $1::bigint) ORDER BY r.due_ms"
-        " LIMIT 1)) AS name),"
-        " cand AS (SELECT r.msg FROM rcpt r JOIN message m ON m.id = r.msg WHERE r.due_ms <="
-        " $1::bigint AND m.account = (SELECT name FROM acct) ORDER BY r.due_ms LIMIT $4::int),"
-        " pick AS (SELECT m.id FROM message m WHERE m.id IN (SELECT msg FROM cand) AND NOT"
-        " EXISTS (SELECT 1 FROM account a WHERE a.name = m.account AND a.not_before_ms >"
-        " $1::bigint) ORDER BY m.id LIMIT $3::int FOR UPDATE SKIP LOCKED)"
-        " UPDATE rcpt r SET state = 1, owner = $5::text, lease = $6::bigint, due_ms = $7::bigint,"
-        " attempts = r.attempts + 1, updated_ms = $1::bigint, holder = $8::bigint FROM pick"
-        " WHERE r.msg = pick.id AND r.due_ms <= $1::bigint RETURNING r.msg, r.id, r.address,"
-        " r.state, r.attempts, r.due_ms, r.owner, r.err, r.smtp_code, r.enhanced, r.text,"
-        " r.updated_ms",
+    /* One statement (pigeon_claim(), migration 6): the account (given, or that of the
+     * oldest due recipient), its due messages in due order (a bounded scan), locked with
+     * SKIP LOCKED so that concurrent claimers take disjoint messages without waiting, and
+     * their due recipients moved under the lease. A recipient another claim took
+     * meanwhile is re-checked by the UPDATE (READ COMMITTED re-reads the row) and no
+     * longer due: never claimed twice. */
+    [PQ_CLAIM] = "SELECT * FROM pigeon_claim($1::bigint, $2::text, $3::int, $4::int, $5::text,"
+                 " $6::bigint, $7::bigint, $8::bigint)",
     [PQ_LOAD_MSGS] = "SELECT id, queue_id, message_id, account, mail_from, size, created_ms,"
                      " sha256 FROM message WHERE id = ANY($1::bigint[])",
     [PQ_LOAD_COUNTS] = "SELECT msg, state, count(*), min(due_ms) FROM rcpt"
@@ -433,12 +421,20 @@ pigeon_err pg_spool_pq_err(pg_spool_pq *q, const PGresult *res, const char *what
     return pg_spool_fail(q->diag, err, "spool: %s: %s%s", what, line, hint);
 }
 
-/* Session settings of a new connection. */
+/* Session settings of a new connection. A daemon worker's (DEFER_SYNC) runs the same few
+ * prepared statements for every message, all lookups by key or by array of keys: their
+ * plans are made once (generic plans), where custom plans re-planned the suppression check
+ * on every call (about 50 us of server CPU per message, bench/pg.sh); and sequential scans
+ * are ruled out (a penalty, not a ban: a table without a usable index is still read),
+ * because a queue filled faster than autovacuum analyzes it looks a few pages long, and
+ * reading the recipients' counts of a claimed batch then scanned the whole table. */
 static pigeon_err session_setup(pg_spool_pq *q)
 {
     char sql[256];
-    snprintf(sql, sizeof sql, "SET synchronous_commit = %s; SET lock_timeout = %d;%s",
-             (q->flags & PIGEON_SPOOL_DEFER_SYNC) ? "off" : "on", q->lock_timeout_ms,
+    int worker = (q->flags & PIGEON_SPOOL_DEFER_SYNC) != 0;
+    snprintf(sql, sizeof sql, "SET synchronous_commit = %s; SET lock_timeout = %d;%s%s",
+             worker ? "off" : "on", q->lock_timeout_ms,
+             worker ? " SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off;" : "",
              (q->flags & PIGEON_SPOOL_READONLY) ? " SET default_transaction_read_only = on;" : "");
     return pg_spool_pq_exec(q, sql, "setting up the session");
 }

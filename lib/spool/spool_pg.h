@@ -25,7 +25,7 @@
 /* Reply texts are stored cut to this many bytes (as on SQLite). */
 #define PG_SPOOL_PQ_MAX_TEXT 1000
 /* The schema version this code writes and reads (table schema_version). */
-#define PG_SPOOL_PQ_VERSION 5
+#define PG_SPOOL_PQ_VERSION 6
 /* The channel enqueues notify and idle daemons listen on. */
 #define PG_SPOOL_PQ_CHANNEL "pigeon_spool"
 

@@ -190,8 +190,58 @@ static const char migration_4[] =
 static const char migration_5[] =
     "ALTER TABLE api_messages ADD COLUMN IF NOT EXISTS send_at_ms bigint NOT NULL DEFAULT 0;";
 
+/* Migration 6: plans that do not depend on the tables' statistics (bench/pg.sh: a drain
+ * spent about 1 ms of server CPU per message without it).
+ * - The claim becomes a function, pigeon_claim(), whose statement is planned once per
+ *   connection (a generic plan) with sequential, bitmap, hash and merge plans ruled out,
+ *   and each due row's message looked up and locked in a lateral subquery (which its row
+ *   lock keeps from being turned into a join): the only plan left walks the due index in
+ *   due order, takes each message at its first due recipient, locks it (SKIP LOCKED:
+ *   concurrent claimers never wait for each other) and stops once it holds max messages.
+ *   Planned from statistics instead, a queue filled faster than autovacuum analyzes it (a
+ *   bulk enqueue, then the drain) was estimated at a few hundred rows, and every claim
+ *   joined and sorted the whole queue: a drain quadratic in the queue's length. The
+ *   window of candidates the old statement read and sorted (its scan bound, now unused)
+ *   was 12 rows per message claimed.
+ * - pigeon_record() keeps its body, with the same settings: its two statements were
+ *   planned anew on every call (custom plans for array parameters), about half of its
+ *   cost for the one message a daemon records at a time.
+ * Both can be created again (a re-run after a schema rollback). */
+static const char migration_6[] =
+    "CREATE OR REPLACE FUNCTION pigeon_claim(bigint, text, integer, integer, text, bigint,"
+    " bigint, bigint) RETURNS TABLE(c_msg bigint, c_id bigint, c_address text,"
+    " c_state smallint, c_attempts integer, c_due bigint, c_owner text, c_err integer,"
+    " c_code integer, c_enhanced text, c_text text, c_updated bigint) LANGUAGE plpgsql"
+    " SET plan_cache_mode = force_generic_plan SET enable_seqscan = off"
+    " SET enable_bitmapscan = off SET enable_hashjoin = off SET enable_mergejoin = off"
+    " AS $f$ BEGIN RETURN QUERY "
+    "WITH acct AS (SELECT coalesce($2, (SELECT m.account FROM rcpt r JOIN message m"
+    " ON m.id = r.msg WHERE r.due_ms <= $1 AND NOT EXISTS (SELECT 1 FROM account a"
+    " WHERE a.name = m.account AND a.not_before_ms > $1) ORDER BY r.due_ms"
+    " LIMIT 1)) AS name),"
+    " pick AS (SELECT m.id FROM rcpt r CROSS JOIN LATERAL (SELECT m.id FROM message m"
+    " WHERE m.id = r.msg AND m.account = (SELECT name FROM acct) AND NOT EXISTS (SELECT 1"
+    " FROM account a WHERE a.name = m.account AND a.not_before_ms > $1) AND NOT EXISTS"
+    " (SELECT 1 FROM rcpt f WHERE f.msg = r.msg AND f.due_ms <= $1 AND (f.due_ms, f.id) <"
+    " (r.due_ms, r.id)) FOR UPDATE SKIP LOCKED) m WHERE r.due_ms <= $1"
+    " ORDER BY r.due_ms LIMIT $3)"
+    " UPDATE rcpt r SET state = 1, owner = $5, lease = $6, due_ms = $7,"
+    " attempts = r.attempts + 1, updated_ms = $1, holder = $8 FROM pick"
+    " WHERE r.msg = pick.id AND r.due_ms <= $1 RETURNING r.msg, r.id, r.address,"
+    " r.state, r.attempts, r.due_ms, r.owner, r.err, r.smtp_code, r.enhanced, r.text,"
+    " r.updated_ms;"
+    " END $f$;"
+    "ALTER FUNCTION pigeon_record(bigint[], bigint[], integer[], bigint[], integer[],"
+    " integer[], text[], text[], text[], bigint) SET plan_cache_mode = force_generic_plan;"
+    "ALTER FUNCTION pigeon_record(bigint[], bigint[], integer[], bigint[], integer[],"
+    " integer[], text[], text[], text[], bigint) SET enable_seqscan = off;"
+    "ALTER FUNCTION pigeon_record(bigint[], bigint[], integer[], bigint[], integer[],"
+    " integer[], text[], text[], text[], bigint) SET enable_bitmapscan = off;"
+    "ALTER FUNCTION pigeon_record(bigint[], bigint[], integer[], bigint[], integer[],"
+    " integer[], text[], text[], text[], bigint) SET enable_hashjoin = off;";
+
 static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2, migration_3,
-                                                            migration_4, migration_5};
+                                                            migration_4, migration_5, migration_6};
 
 /* The schema version (0: none yet), or -1 with *foreign set when the database holds
  * tables of ours without schema_version (another program's, or damaged). */
