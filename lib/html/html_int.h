@@ -264,6 +264,8 @@ pigeon_err pg_html_inline(pg_html_doc *doc, const pg_css_sheet *sheet, int attrs
 pigeon_err pg_html_passes(pg_html_doc *doc, const pigeon_html_opts *o, pigeon_html_result *res);
 /* Writes doc as HTML (the WHATWG serialization algorithm) with the slots applied. */
 pigeon_err pg_html_serialize(const pg_html_doc *doc, pg_buf *out);
+/* Appends s[0, n) escaped as the serializer does (" too when attr): the merge's values. */
+void pg_html_escape(pg_buf *out, const char *s, size_t n, int attr);
 /* Writes the text part for doc, wrapped at width columns. */
 pigeon_err pg_html_text(const pg_html_doc *doc, size_t width, pg_buf *out);
 /* Replaces local and data: image references (img src, background attributes, url() in

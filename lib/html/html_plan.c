@@ -332,36 +332,6 @@ pigeon_err pigeon_html_plan_new(const char *html, size_t len, size_t nslots,
     return PIGEON_OK;
 }
 
-/* The serializer's escaping (html_serialize.c): &, <, >, U+00A0, and " in attributes. */
-static void escape(pg_buf *out, const char *s, size_t n, int attr)
-{
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *rep = NULL;
-        size_t skip = 1;
-        unsigned char c = (unsigned char)s[i];
-        if (c == '&')
-            rep = "&amp;";
-        else if (c == '<')
-            rep = "&lt;";
-        else if (c == '>')
-            rep = "&gt;";
-        else if (c == '"' && attr)
-            rep = "&quot;";
-        else if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] == 0xA0) {
-            rep = "&nbsp;";
-            skip = 2;
-        }
-        if (rep == NULL)
-            continue;
-        pg_buf_append(out, s + start, i - start);
-        pg_buf_puts(out, rep);
-        start = i + skip;
-        i += skip - 1;
-    }
-    pg_buf_append(out, s + start, n - start);
-}
-
 /* Code points the tokenizer does not pass through (gumbo reads them as U+FFFD; NUL is
  * dropped or replaced, CR normalized): controls but TAB, LF and FF, C1 controls, and
  * noncharacters (WHATWG HTML 13.2.3.5, Infra's definitions). */
@@ -490,7 +460,7 @@ pigeon_err pigeon_html_plan_render(pigeon_html_plan *p, const char *const *value
         const plan_seg *s = &p->segs[i];
         pg_buf_append(&out, p->text + s->off, s->len);
         if (s->slot != SIZE_MAX)
-            escape(&out, values[s->slot], lens[s->slot], s->attr);
+            pg_html_escape(&out, values[s->slot], lens[s->slot], s->attr);
     }
     pigeon_err err = pg_buf_reserve(&out, 1);
     if (err == PIGEON_OK && (res->html = pg_buf_detach(&out, &res->html_len)) == NULL)

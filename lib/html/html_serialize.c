@@ -61,7 +61,9 @@ static int is_raw_text(GumboTag t)
     }
 }
 
-static void escape(pg_buf *out, const char *s, size_t n, int attr)
+/* Escapes as the HTML fragment serialization algorithm does (WHATWG HTML 13.3): &, <, >,
+ * U+00A0, and " in attributes. */
+void pg_html_escape(pg_buf *out, const char *s, size_t n, int attr)
 {
     /* The bytes that may need a reference: the runs between them are copied whole. */
     static const unsigned char special[256] = {
@@ -116,7 +118,7 @@ static void attribute(pg_buf *out, const char *name, size_t nlen, const char *va
     pg_buf_putc(out, ' ');
     pg_buf_append(out, name, nlen);
     pg_buf_puts(out, "=\"");
-    escape(out, value, strlen(value), 1);
+    pg_html_escape(out, value, strlen(value), 1);
     pg_buf_putc(out, '"');
 }
 
@@ -211,7 +213,7 @@ static void text(pg_buf *out, const GumboNode *node, const GumboNode *parent)
         if (parent->type != GUMBO_NODE_DOCUMENT && is_raw_text(parent->v.element.tag))
             pg_buf_puts(out, t);
         else
-            escape(out, t, strlen(t), 0);
+            pg_html_escape(out, t, strlen(t), 0);
     }
 }
 
