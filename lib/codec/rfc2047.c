@@ -177,10 +177,12 @@ static void put_sep(ew_writer *w, const char *sep, size_t seplen, int fold)
 }
 
 /* A fold is due when the token would pass column 78, except before the first token (that
- * would add white space to the value) or on a line that holds only white space. */
+ * would add white space to the value). After a token the line always holds it (a fold is
+ * written together with the token that follows it), so the fold leaves no line of white
+ * space only, even when that token is one character at column 0. */
 static int fold_due(const ew_writer *w, size_t seplen, size_t toklen)
 {
-    return w->started && w->col > 1 && w->col + seplen + toklen > FOLD_AT;
+    return w->started && w->col + seplen + toklen > FOLD_AT;
 }
 
 static void put_literal(ew_writer *w, const char *sep, size_t seplen, const char *tok,
@@ -202,7 +204,9 @@ static void put_run(ew_writer *w, const char *sep, size_t seplen, const char *s,
         size_t room = w->col + seplen < FOLD_AT ? FOLD_AT - w->col - seplen : 0;
         ew_fit f = fit_last(p + i, n - i, room, ctx, tail);
         int fold = 0;
-        int can_fold = w->col > 1 && (w->started || w->lead_fold);
+        /* Before the first token, only after more than one character of the caller's:
+         * a fold there must not leave the caller's line empty or blank. */
+        int can_fold = w->started || (w->lead_fold && w->col > 1);
         if (can_fold && (f.bytes == 0 || (w->started && f.bytes < n - i && room < EW_MIN_ROOM))) {
             /* Before the first token only when not one character fits: the fold's white
              * space then comes first (and Python's parser shows it, see above). */

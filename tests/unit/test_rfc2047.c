@@ -329,6 +329,38 @@ static void test_whitespace_round_trip(void **state)
     }
 }
 
+/* A one-character first token at column 0 followed by one that fills a line: the fold
+ * goes after that character (found by fuzz_header_encode: the line ran to 79). A phrase
+ * reads back through its quoted-string (RFC 5322 3.2.4: a fold inside one is FWS). */
+static void test_fold_after_one_character(void **state)
+{
+    (void)state;
+    char atom[128] = "a ", quoted[128] = " ";
+    memset(atom + 2, 'b', 77);
+    memset(quoted + 1, '`', 76);
+    const char *const values[] = {atom, quoted};
+    for (size_t i = 0; i < 2; i++) {
+        for (int ctx = 0; ctx < 2; ctx++) {
+            pg_ew_context c = ctx ? PG_EW_PHRASE : PG_EW_TEXT;
+            char *enc = encode(values[i], 0, c, NULL);
+            check_wire(enc, 0, c);
+            pg_buf back;
+            pg_buf_init(&back);
+            if (enc[0] == '"') {
+                for (const char *p = enc + 1; p[1] != '\0'; p++)
+                    if (*p != '\r' && *p != '\n')
+                        pg_buf_putc(&back, *p);
+            } else {
+                assert_int_equal(pg_ew_decode(&back, enc, strlen(enc)), PIGEON_OK);
+            }
+            char *s = take(&back);
+            assert_string_equal(s, values[i]);
+            free(s);
+            free(enc);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_decode_charsets),
         cmocka_unit_test(test_decode_errors),
         cmocka_unit_test(test_whitespace_round_trip),
+        cmocka_unit_test(test_fold_after_one_character),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
