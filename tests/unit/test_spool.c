@@ -27,69 +27,10 @@
 #include <unistd.h>
 
 #include "pigeon/spool.h"
+#include "spool_testutil.h"
 
 #define T0     1795000000000LL /* an arbitrary wall-clock time (2026), ms */
 #define MIN_MS 60000LL
-
-static char dir[256];
-static char path[300];
-static const char *pg; /* PIGEON_TEST_PG: the PostgreSQL server's URL, or NULL */
-
-/* Runs sql on database url (PostgreSQL); fails the test on error. */
-static void pg_exec(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("%s: %s", url, PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    static int n;
-    snprintf(dir, sizeof dir, "/tmp/pigeon-spool-test-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    snprintf(path, sizeof path, "%s/spool.db", dir);
-    if (pg != NULL) {
-        /* A fresh database per test: the base URL with its database name replaced. */
-        char sql[96], db[64];
-        snprintf(db, sizeof db, "spool_%ld_%d", (long)getpid(), ++n);
-        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
-        pg_exec(pg, sql);
-        const char *slash = strrchr(pg, '/');
-        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - pg), pg, db);
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char p[320];
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-    return 0;
-}
-
-static pigeon_spool *open_new(void)
-{
-    pigeon_spool *s = NULL;
-    char err[256];
-    pigeon_err rc = pigeon_spool_open(path, PIGEON_SPOOL_CREATE, &s, err, sizeof err);
-    if (rc != PIGEON_OK)
-        fail_msg("open: %s", err);
-    return s;
-}
 
 static const char sample[] = "From: a@example.org\r\nTo: b@example.net\r\n"
                              "Message-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n";
@@ -1543,9 +1484,7 @@ static void test_two_handles_racing_batches(void **state)
 
 int main(void)
 {
-    pg = getenv("PIGEON_TEST_PG");
-    if (pg != NULL && pg[0] == '\0')
-        pg = NULL;
+    fixture_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enqueue_show_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_large_message, setup, teardown),

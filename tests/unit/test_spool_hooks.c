@@ -17,67 +17,15 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <libpq-fe.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "pigeon/spool.h"
 #include "spool/spool_api.h"
 #include "spool/spool_hooks.h"
+#include "spool_testutil.h"
 
 #define T0 1795000000000LL
-
-static char dir[256];
-static char path[300];
-static const char *pg; /* PIGEON_TEST_PG: the PostgreSQL server's URL, or NULL */
-
-static int setup(void **state)
-{
-    (void)state;
-    static int n;
-    snprintf(dir, sizeof dir, "/tmp/pigeon-hooks-test-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    snprintf(path, sizeof path, "%s/spool.db", dir);
-    if (pg != NULL) {
-        /* A fresh database per test: the base URL with its database name replaced. */
-        char sql[96], db[64];
-        snprintf(db, sizeof db, "hooks_%ld_%d", (long)getpid(), ++n);
-        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
-        PGconn *c = PQconnectdb(pg);
-        PGresult *r = PQexec(c, sql);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        PQfinish(c);
-        if (!ok)
-            return -1;
-        const char *slash = strrchr(pg, '/');
-        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - pg), pg, db);
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char p[320];
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-    return 0;
-}
-
-static pigeon_spool *open_new(void)
-{
-    pigeon_spool *s = NULL;
-    char err[256];
-    if (pigeon_spool_open(path, PIGEON_SPOOL_CREATE, &s, err, sizeof err) != PIGEON_OK)
-        fail_msg("open: %s", err);
-    return s;
-}
 
 static const char sample[] = "From: a@example.org\r\nTo: b@example.net\r\n"
                              "Message-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n";
@@ -444,9 +392,7 @@ static void test_invalid_and_keys(void **state)
 
 int main(void)
 {
-    pg = getenv("PIGEON_TEST_PG");
-    if (pg != NULL && pg[0] == '\0')
-        pg = NULL;
+    fixture_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_outcomes_become_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journaled_outcome_event_survives_kill, setup,

@@ -1,0 +1,106 @@
+/*
+ * spool_testutil.h - the fixture the spool's unit suites share (test_spool, test_spool_bulk,
+ * test_spool_hooks): every test gets a fresh spool of its own at `path`, a file in a new
+ * directory under /tmp or, when the suite runs against PostgreSQL (PIGEON_TEST_PG set:
+ * the suite's _pg ctest entry, started by tests/integration/pgserver.py), a fresh database
+ * of that server.
+ *
+ * Test code only, one copy per test program: it defines the fixture's state and functions
+ * (static) under the names the suites use. Each cmocka test gets setup and teardown; a
+ * suite that also runs against PostgreSQL calls fixture_init() first in main() (without
+ * it, as in test_spool_bulk, the spool is always an SQLite file).
+ */
+#ifndef SPOOL_TESTUTIL_H
+#define SPOOL_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include "pigeon/spool.h"
+
+static char dir[256];  /* the test's directory under /tmp (made by setup, removed by teardown) */
+static char path[300]; /* the test's spool: dir/spool.db, or the URL of its fresh database */
+static const char *pg; /* PIGEON_TEST_PG: the PostgreSQL server's base URL, or NULL */
+
+/* Reads PIGEON_TEST_PG (empty counts as unset): which backend the suite runs against. */
+static inline void fixture_init(void)
+{
+    pg = getenv("PIGEON_TEST_PG");
+    if (pg != NULL && pg[0] == '\0')
+        pg = NULL;
+}
+
+/* Runs sql on database url (PostgreSQL); fails the test on error. */
+static inline void pg_exec(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("%s: %s", url, PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* cmocka setup: a new directory, and the spool's path in it or a new database. */
+static inline int setup(void **state)
+{
+    (void)state;
+    static int n;
+    snprintf(dir, sizeof dir, "/tmp/pigeon-spool-test-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    snprintf(path, sizeof path, "%s/spool.db", dir);
+    if (pg != NULL) {
+        /* A fresh database per test: the base URL with its database name replaced. */
+        char sql[96], db[64];
+        snprintf(db, sizeof db, "spool_%ld_%d", (long)getpid(), ++n);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
+        pg_exec(pg, sql);
+        const char *slash = strrchr(pg, '/');
+        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - pg), pg, db);
+    }
+    return 0;
+}
+
+/* cmocka teardown: removes the spool file with its WAL, shared-memory and journal files,
+ * and the directory (a database goes with its server: pgserver.py starts one per run). */
+static inline int teardown(void **state)
+{
+    (void)state;
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char p[320];
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    return 0;
+}
+
+/* Opens the test's spool with flags; fails the test with the spool's message if it cannot. */
+static inline pigeon_spool *open_with(unsigned flags)
+{
+    pigeon_spool *s = NULL;
+    char err[256];
+    if (pigeon_spool_open(path, flags, &s, err, sizeof err) != PIGEON_OK)
+        fail_msg("open: %s", err);
+    return s;
+}
+
+/* Opens the test's spool, creating it. */
+static inline pigeon_spool *open_new(void)
+{
+    return open_with(PIGEON_SPOOL_CREATE);
+}
+
+#endif
