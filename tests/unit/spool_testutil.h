@@ -6,9 +6,10 @@
  * of that server.
  *
  * Test code only, one copy per test program: it defines the fixture's state and functions
- * (static) under the names the suites use. Each cmocka test gets setup and teardown; a
- * suite that also runs against PostgreSQL calls fixture_init() first in main() (without
- * it, as in test_spool_bulk, the spool is always an SQLite file).
+ * (static) under the names the suites use, with a sample message and a body stream that
+ * fails. Each cmocka test gets setup and teardown; a suite that also runs against
+ * PostgreSQL calls fixture_init() first in main() (without it, as in test_spool_bulk, the
+ * spool is always an SQLite file).
  */
 #ifndef SPOOL_TESTUTIL_H
 #define SPOOL_TESTUTIL_H
@@ -84,6 +85,28 @@ static inline int teardown(void **state)
         unlink(p);
     }
     rmdir(dir);
+    return 0;
+}
+
+/* A small message: what enqueue() stores in the suites. */
+static const char sample[] = "From: a@example.org\r\nTo: b@example.net\r\n"
+                             "Message-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n";
+
+/* A pigeon_read_fn body that gives `left` bytes of 'x', then fails: an enqueue whose
+ * stream breaks part way. */
+struct failing_stream {
+    size_t left; /* bytes before the failure */
+};
+
+static inline int failing_read(void *ctx, void *buf, size_t cap, size_t *n)
+{
+    struct failing_stream *f = ctx;
+    if (f->left == 0)
+        return -1;
+    size_t k = cap < f->left ? cap : f->left;
+    memset(buf, 'x', k);
+    f->left -= k;
+    *n = k;
     return 0;
 }
 

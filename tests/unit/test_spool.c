@@ -32,9 +32,6 @@
 #define T0     1795000000000LL /* an arbitrary wall-clock time (2026), ms */
 #define MIN_MS 60000LL
 
-static const char sample[] = "From: a@example.org\r\nTo: b@example.net\r\n"
-                             "Message-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n";
-
 static void enqueue(pigeon_spool *s, const char *account, const char *const *rcpts, size_t n,
                     int64_t now, char id[PIGEON_SPOOL_ID_LEN + 1])
 {
@@ -222,22 +219,6 @@ static void test_tampered_body_detected(void **state)
     free(bytes);
     assert_non_null(strstr(pigeon_spool_error(s), "SHA-256"));
     pigeon_spool_close(s);
-}
-
-struct failing_stream {
-    size_t left; /* bytes before the failure */
-};
-
-static int failing_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    struct failing_stream *f = ctx;
-    if (f->left == 0)
-        return -1;
-    size_t k = cap < f->left ? cap : f->left;
-    memset(buf, 'x', k);
-    f->left -= k;
-    *n = k;
-    return 0;
 }
 
 /* A stream that fails after more than a chunk was stored leaves nothing behind, in a

@@ -27,9 +27,6 @@
 
 #define T0 1795000000000LL
 
-static const char sample[] = "From: a@example.org\r\nTo: b@example.net\r\n"
-                             "Message-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n";
-
 static void enqueue(pigeon_spool *s, const char *const *rcpts, size_t n, int64_t now,
                     char id[PIGEON_SPOOL_ID_LEN + 1])
 {
@@ -287,22 +284,6 @@ static void test_journaled_outcome_event_survives_kill(void **state)
     count_types(s, "url:e", counts);
     assert_int_equal(counts[PG_HOOK_COMPLAINED], 1);
     pigeon_spool_close(s);
-}
-
-struct failing_stream {
-    size_t left; /* bytes before the failure */
-};
-
-static int failing_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    struct failing_stream *f = ctx;
-    if (f->left == 0)
-        return -1;
-    size_t k = cap < f->left ? cap : f->left;
-    memset(buf, 'x', k);
-    f->left -= k;
-    *n = k;
-    return 0;
 }
 
 /* An enqueue undone inside a batch (its body failed) leaves no "queued" event behind;
