@@ -6,10 +6,10 @@
  * of that server.
  *
  * Test code only, one copy per test program: it defines the fixture's state and functions
- * (static) under the names the suites use, with a sample message and a body stream that
- * fails. Each cmocka test gets setup and teardown; a suite that also runs against
- * PostgreSQL calls fixture_init() first in main() (without it, as in test_spool_bulk, the
- * spool is always an SQLite file).
+ * (static) under the names the suites use, with a sample message, a body stream that
+ * fails and a spool handle's holder that dies. Each cmocka test gets setup and teardown;
+ * a suite that also runs against PostgreSQL calls fixture_init() first in main() (without
+ * it, as in test_spool_bulk, the spool is always an SQLite file).
  */
 #ifndef SPOOL_TESTUTIL_H
 #define SPOOL_TESTUTIL_H
@@ -17,12 +17,14 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 #include <libpq-fe.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pigeon/spool.h"
@@ -124,6 +126,38 @@ static inline pigeon_spool *open_with(unsigned flags)
 static inline pigeon_spool *open_new(void)
 {
     return open_with(PIGEON_SPOOL_CREATE);
+}
+
+/* A daemon's handle that dies: a child process opens the spool as the daemon does
+ * (journaled outcomes), claims two messages at now + 10 ms for ten minutes, records the
+ * first as delivered at now + 20 ms and exits without a sync or a close, as if killed.
+ * Returns once it has; the caller has closed its own handles (an SQLite connection must
+ * not cross a fork). */
+static inline void kill_holder(int64_t now)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pigeon_spool *c = NULL;
+        pigeon_spool_entry **jobs = NULL;
+        size_t n = 0;
+        if (pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0) !=
+            PIGEON_OK)
+            _exit(2);
+        if (pigeon_spool_claim_batch(c, "child", NULL, now + 10, 600000, 2, 0, &jobs, &n) !=
+                PIGEON_OK ||
+            n != 2)
+            _exit(3);
+        pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
+        pigeon_spool_record_item item = {jobs[0], &o, 1, 0};
+        if (pigeon_spool_record_batch(c, &item, 1, now + 20) != PIGEON_OK)
+            _exit(4);
+        _exit(0); /* killed, as it were: no sync, no close */
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 #endif

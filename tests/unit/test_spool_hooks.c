@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pigeon/spool.h"
@@ -233,28 +232,7 @@ static void test_journaled_outcome_event_survives_kill(void **state)
     enqueue(s, rcpts, 1, T0, id);
     enqueue(s, rcpts, 1, T0 + 1, id);
     pigeon_spool_close(s); /* an SQLite connection must not cross a fork */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        pigeon_spool *c = NULL;
-        pigeon_spool_entry **jobs = NULL;
-        size_t n = 0;
-        if (pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0) !=
-                PIGEON_OK ||
-            pigeon_spool_claim_batch(c, "child", NULL, T0 + 10, 600000, 2, 0, &jobs, &n) !=
-                PIGEON_OK ||
-            n != 2)
-            _exit(3);
-        pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
-        pigeon_spool_record_item item = {jobs[0], &o, 1, 0};
-        if (pigeon_spool_record_batch(c, &item, 1, T0 + 20) != PIGEON_OK)
-            _exit(4);
-        _exit(0); /* killed, as it were: no sync, no close */
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    kill_holder(T0);
     s = open_new();
     size_t counts[PG_HOOK_NTYPES];
     count_types(s, "url:a", counts);
