@@ -127,12 +127,6 @@ void pigeon_html_result_cleanup(pigeon_html_result *res)
         return;
     free(res->html);
     free(res->text);
-    for (size_t i = 0; i < res->nimages; i++) {
-        free(res->images[i].cid);
-        free(res->images[i].path);
-        free(res->images[i].data);
-        free(res->images[i].content_type);
-    }
-    free(res->images);
+    pg_html_images_free(res->images, res->nimages);
     memset(res, 0, sizeof *res);
 }

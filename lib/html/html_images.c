@@ -277,3 +277,16 @@ pigeon_err pg_html_images(pg_html_doc *doc, pigeon_html_result *res)
     pg_buf_cleanup(&css);
     return err;
 }
+
+void pg_html_images_free(pigeon_html_image *images, size_t n)
+{
+    if (images == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(images[i].cid);
+        free(images[i].path);
+        free(images[i].data);
+        free(images[i].content_type);
+    }
+    free(images);
+}

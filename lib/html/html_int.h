@@ -271,6 +271,9 @@ pigeon_err pg_html_text(const pg_html_doc *doc, size_t width, pg_buf *out);
 /* Replaces local and data: image references (img src, background attributes, url() in
  * style attributes) by cid: references and lists the images in res. */
 pigeon_err pg_html_images(pg_html_doc *doc, pigeon_html_result *res);
+/* Frees images[0, n) (each one's cid, path, data and content type) and the array itself;
+ * images NULL frees nothing. A result's and a merge plan's lists both end here. */
+void pg_html_images_free(pigeon_html_image *images, size_t n);
 /* Display width (UAX #11: 2 for East Asian Wide and Fullwidth, else 1, 0 for combining
  * marks) of code point cp. */
 int pg_html_cp_width(uint32_t cp);

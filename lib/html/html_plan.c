@@ -479,13 +479,7 @@ void pigeon_html_plan_free(pigeon_html_plan *p)
 {
     if (p == NULL)
         return;
-    for (size_t i = 0; i < p->nimages; i++) {
-        free(p->images[i].cid);
-        free(p->images[i].path);
-        free(p->images[i].data);
-        free(p->images[i].content_type);
-    }
-    free(p->images);
+    pg_html_images_free(p->images, p->nimages);
     free(p->segs);
     free(p->text);
     if (p->has_doc)

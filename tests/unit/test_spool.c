@@ -27,72 +27,10 @@
 #include <unistd.h>
 
 #include "pigeon/spool.h"
+#include "spool_testutil.h"
 
 #define T0     1795000000000LL /* an arbitrary wall-clock time (2026), ms */
 #define MIN_MS 60000LL
-
-static char dir[256];
-static char path[300];
-static const char *pg; /* PIGEON_TEST_PG: the PostgreSQL server's URL, or NULL */
-
-/* Runs sql on database url (PostgreSQL); fails the test on error. */
-static void pg_exec(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("%s: %s", url, PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    static int n;
-    snprintf(dir, sizeof dir, "/tmp/pigeon-spool-test-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    snprintf(path, sizeof path, "%s/spool.db", dir);
-    if (pg != NULL) {
-        /* A fresh database per test: the base URL with its database name replaced. */
-        char sql[96], db[64];
-        snprintf(db, sizeof db, "spool_%ld_%d", (long)getpid(), ++n);
-        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
-        pg_exec(pg, sql);
-        const char *slash = strrchr(pg, '/');
-        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - pg), pg, db);
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char p[320];
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-    return 0;
-}
-
-static pigeon_spool *open_new(void)
-{
-    pigeon_spool *s = NULL;
-    char err[256];
-    pigeon_err rc = pigeon_spool_open(path, PIGEON_SPOOL_CREATE, &s, err, sizeof err);
-    if (rc != PIGEON_OK)
-        fail_msg("open: %s", err);
-    return s;
-}
-
-static const char sample[] = "From: a@example.org\r\nTo: b@example.net\r\n"
-                             "Message-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n";
 
 static void enqueue(pigeon_spool *s, const char *account, const char *const *rcpts, size_t n,
                     int64_t now, char id[PIGEON_SPOOL_ID_LEN + 1])
@@ -281,22 +219,6 @@ static void test_tampered_body_detected(void **state)
     free(bytes);
     assert_non_null(strstr(pigeon_spool_error(s), "SHA-256"));
     pigeon_spool_close(s);
-}
-
-struct failing_stream {
-    size_t left; /* bytes before the failure */
-};
-
-static int failing_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    struct failing_stream *f = ctx;
-    if (f->left == 0)
-        return -1;
-    size_t k = cap < f->left ? cap : f->left;
-    memset(buf, 'x', k);
-    f->left -= k;
-    *n = k;
-    return 0;
 }
 
 /* A stream that fails after more than a chunk was stored leaves nothing behind, in a
@@ -770,29 +692,7 @@ static void test_reclaim_dead_holder_applies_its_journal(void **state)
     enqueue(s, "acct", rcpts, 1, T0, ids[0]);
     enqueue(s, "acct", rcpts, 1, T0 + 1, ids[1]);
     pigeon_spool_close(s); /* an SQLite connection must not cross a fork */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        pigeon_spool *c = NULL;
-        pigeon_spool_entry **jobs = NULL;
-        size_t n = 0;
-        if (pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0) !=
-            PIGEON_OK)
-            _exit(2);
-        if (pigeon_spool_claim_batch(c, "child", NULL, T0 + 10, 600000, 2, 0, &jobs, &n) !=
-                PIGEON_OK ||
-            n != 2)
-            _exit(3);
-        pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
-        pigeon_spool_record_item item = {jobs[0], &o, 1, 0};
-        if (pigeon_spool_record_batch(c, &item, 1, T0 + 20) != PIGEON_OK)
-            _exit(4);
-        _exit(0); /* killed, as it were: no sync, no close */
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    kill_holder(T0);
     s = open_new();
     pigeon_spool_stats st;
     assert_int_equal(pigeon_spool_stats_get(s, T0 + 30, &st), PIGEON_OK);
@@ -1543,9 +1443,7 @@ static void test_two_handles_racing_batches(void **state)
 
 int main(void)
 {
-    pg = getenv("PIGEON_TEST_PG");
-    if (pg != NULL && pg[0] == '\0')
-        pg = NULL;
+    fixture_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enqueue_show_read_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_large_message, setup, teardown),

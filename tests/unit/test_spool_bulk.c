@@ -13,49 +13,14 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <unistd.h>
 
 #include "pigeon/spool.h"
+#include "spool_testutil.h"
 
 #define T0 1795000000000LL /* an arbitrary wall-clock time (2026), ms */
 /* 700 messages of 9 KB: about 6 MiB, three times the bulk handle's page cache. */
 #define COUNT 700
 #define SIZE  9000
-
-static char dir[256];
-static char path[300];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/pigeon-spool-bulk-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    snprintf(path, sizeof path, "%s/spool.db", dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char p[320];
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-    return 0;
-}
-
-static pigeon_spool *open_with(unsigned flags)
-{
-    pigeon_spool *s = NULL;
-    char err[256];
-    if (pigeon_spool_open(path, flags, &s, err, sizeof err) != PIGEON_OK)
-        fail_msg("open: %s", err);
-    return s;
-}
 
 /* Message i: a header naming it, then bytes that differ from every other message's. */
 static void body_of(int i, char *buf)

@@ -17,70 +17,14 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <libpq-fe.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pigeon/spool.h"
 #include "spool/spool_api.h"
 #include "spool/spool_hooks.h"
+#include "spool_testutil.h"
 
 #define T0 1795000000000LL
-
-static char dir[256];
-static char path[300];
-static const char *pg; /* PIGEON_TEST_PG: the PostgreSQL server's URL, or NULL */
-
-static int setup(void **state)
-{
-    (void)state;
-    static int n;
-    snprintf(dir, sizeof dir, "/tmp/pigeon-hooks-test-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return -1;
-    snprintf(path, sizeof path, "%s/spool.db", dir);
-    if (pg != NULL) {
-        /* A fresh database per test: the base URL with its database name replaced. */
-        char sql[96], db[64];
-        snprintf(db, sizeof db, "hooks_%ld_%d", (long)getpid(), ++n);
-        snprintf(sql, sizeof sql, "CREATE DATABASE %s", db);
-        PGconn *c = PQconnectdb(pg);
-        PGresult *r = PQexec(c, sql);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        PQclear(r);
-        PQfinish(c);
-        if (!ok)
-            return -1;
-        const char *slash = strrchr(pg, '/');
-        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - pg), pg, db);
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char p[320];
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
-        unlink(p);
-    }
-    rmdir(dir);
-    return 0;
-}
-
-static pigeon_spool *open_new(void)
-{
-    pigeon_spool *s = NULL;
-    char err[256];
-    if (pigeon_spool_open(path, PIGEON_SPOOL_CREATE, &s, err, sizeof err) != PIGEON_OK)
-        fail_msg("open: %s", err);
-    return s;
-}
-
-static const char sample[] = "From: a@example.org\r\nTo: b@example.net\r\n"
-                             "Message-ID: <m1@example.org>\r\nSubject: hi\r\n\r\nHello.\r\n";
 
 static void enqueue(pigeon_spool *s, const char *const *rcpts, size_t n, int64_t now,
                     char id[PIGEON_SPOOL_ID_LEN + 1])
@@ -288,28 +232,7 @@ static void test_journaled_outcome_event_survives_kill(void **state)
     enqueue(s, rcpts, 1, T0, id);
     enqueue(s, rcpts, 1, T0 + 1, id);
     pigeon_spool_close(s); /* an SQLite connection must not cross a fork */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        pigeon_spool *c = NULL;
-        pigeon_spool_entry **jobs = NULL;
-        size_t n = 0;
-        if (pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0) !=
-                PIGEON_OK ||
-            pigeon_spool_claim_batch(c, "child", NULL, T0 + 10, 600000, 2, 0, &jobs, &n) !=
-                PIGEON_OK ||
-            n != 2)
-            _exit(3);
-        pigeon_spool_outcome o = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
-        pigeon_spool_record_item item = {jobs[0], &o, 1, 0};
-        if (pigeon_spool_record_batch(c, &item, 1, T0 + 20) != PIGEON_OK)
-            _exit(4);
-        _exit(0); /* killed, as it were: no sync, no close */
-    }
-    int status = 0;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    kill_holder(T0);
     s = open_new();
     size_t counts[PG_HOOK_NTYPES];
     count_types(s, "url:a", counts);
@@ -339,22 +262,6 @@ static void test_journaled_outcome_event_survives_kill(void **state)
     count_types(s, "url:e", counts);
     assert_int_equal(counts[PG_HOOK_COMPLAINED], 1);
     pigeon_spool_close(s);
-}
-
-struct failing_stream {
-    size_t left; /* bytes before the failure */
-};
-
-static int failing_read(void *ctx, void *buf, size_t cap, size_t *n)
-{
-    struct failing_stream *f = ctx;
-    if (f->left == 0)
-        return -1;
-    size_t k = cap < f->left ? cap : f->left;
-    memset(buf, 'x', k);
-    f->left -= k;
-    *n = k;
-    return 0;
 }
 
 /* An enqueue undone inside a batch (its body failed) leaves no "queued" event behind;
@@ -444,9 +351,7 @@ static void test_invalid_and_keys(void **state)
 
 int main(void)
 {
-    pg = getenv("PIGEON_TEST_PG");
-    if (pg != NULL && pg[0] == '\0')
-        pg = NULL;
+    fixture_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_outcomes_become_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journaled_outcome_event_survives_kill, setup,
