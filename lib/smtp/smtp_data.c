@@ -13,7 +13,7 @@
  * of the message is sent; the data always ends with exactly one CRLF "." CRLF, whatever it
  * holds (SMTP smuggling, CVE-2023-51764 family), because it goes through pg_dotstuff.
  */
-#include "smtp/smtp_int.h"
+#include "smtp/smtp_data_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,39 +22,6 @@
 
 #include "codec/encode.h"
 
-/* Where the message bytes come from. */
-typedef struct data_source {
-    pigeon_message *msg;           /* a composed message (re-openable), or NULL */
-    pigeon_write_opts wopts;       /* how to write msg */
-    pigeon_message_stream *stream; /* msg's open stream, or NULL */
-    pigeon_read_fn read;           /* a raw reader (read once), or NULL */
-    void *read_ctx;                /* read's context */
-    int used;                      /* the raw reader was consumed */
-    pg_buf replay;                 /* VERP: the raw message read once, sent from here */
-    size_t replay_pos;             /* how much of replay the current transaction sent */
-    int replaying;                 /* replay holds the whole raw message */
-} data_source;
-
-/* One recipient's progress in the current transaction. */
-typedef struct rcpt_state {
-    int in_txn;   /* part of the current transaction */
-    int ok;       /* RCPT accepted, waiting for the data's outcome */
-    int overflow; /* 452 too many recipients: goes in the next transaction */
-    int final;    /* its result is decided */
-} rcpt_state;
-
-/* The envelope and state of one send call. */
-typedef struct envelope {
-    char *from;     /* reverse-path address ("" for <>) (owned) */
-    rcpt_state *st; /* per recipient (owned), same order as res->rcpts */
-    size_t n;       /* number of recipients */
-    int smtputf8;   /* an address needs SMTPUTF8 */
-    int is_8bit;    /* the message has 8-bit octets */
-    int64_t size;   /* message size or -1 */
-    char **senders; /* VERP: each recipient's envelope sender (owned, n of them), or NULL */
-} envelope;
-
-static pigeon_err check_ready(pigeon_smtp *s);
 static pigeon_err set_rcpts(pigeon_smtp *s, envelope *env, char **addrs, size_t n);
 static int path_ok(const char *a, int allow_empty);
 static int has_8bit(const char *a);
@@ -68,15 +35,11 @@ static int on_mail(pigeon_smtp *s, envelope *env);
 static void on_rcpt(pigeon_smtp *s, envelope *env, size_t i);
 static int on_data(pigeon_smtp *s, envelope *env);
 static void on_data_end(pigeon_smtp *s, envelope *env);
-static pigeon_err source_open(data_source *src);
 static pigeon_err source_read(data_source *src, void *buf, size_t cap, size_t *n);
-static void source_close(data_source *src);
 static void set_rcpt_reply(pigeon_rcpt_result *rr, pigeon_rcpt_status st, const pg_reply *r);
 static int is_too_many(const pg_reply *r);
-static void finish(pigeon_smtp *s, envelope *env);
-static void envelope_cleanup(envelope *env);
 
-static pigeon_err check_ready(pigeon_smtp *s)
+pigeon_err pg_smtp_check_ready(pigeon_smtp *s)
 {
     if (s->state == PG_ST_READY && s->conn != NULL)
         return PIGEON_OK;
@@ -135,7 +98,7 @@ static pigeon_err set_rcpts(pigeon_smtp *s, envelope *env, char **addrs, size_t 
     return PIGEON_OK;
 }
 
-static void envelope_cleanup(envelope *env)
+void pg_smtp_envelope_cleanup(envelope *env)
 {
     free(env->from);
     free(env->st);
@@ -172,7 +135,7 @@ static pigeon_err verp_senders(pigeon_smtp *s, envelope *env)
 
 /* ---- data sources ---- */
 
-static pigeon_err source_open(data_source *src)
+pigeon_err pg_smtp_source_open(data_source *src)
 {
     if (src->replaying) {
         src->replay_pos = 0;
@@ -205,7 +168,7 @@ static pigeon_err source_read(data_source *src, void *buf, size_t cap, size_t *n
     return src->read(src->read_ctx, buf, cap, n) != 0 ? PIGEON_ERR_IO : PIGEON_OK;
 }
 
-static void source_close(data_source *src)
+void pg_smtp_source_close(data_source *src)
 {
     pigeon_message_stream_free(src->stream);
     src->stream = NULL;
@@ -394,12 +357,6 @@ static void on_data_end(pigeon_smtp *s, envelope *env)
 
 /* ---- the message data ---- */
 
-/* Appends the next message's command group to s->out (batches), or nothing. */
-typedef struct next_group {
-    void (*append)(pigeon_smtp *s, void *ctx); /* builds the group into s->out */
-    void *ctx;                                 /* its context */
-} next_group;
-
 /* Writes the end of the data, with the next group (RFC 2920 3.1: message content may be
  * the first "command" of a group) when there is one. */
 static pigeon_err write_tail(pigeon_smtp *s, const next_group *next)
@@ -476,15 +433,6 @@ static pigeon_err send_body(pigeon_smtp *s, data_source *src, const next_group *
 
 /* ---- one transaction ---- */
 
-/* A transaction's progress. */
-typedef struct txn {
-    int rset;         /* RSET leads its group */
-    int mail_ok;      /* MAIL (and RSET) accepted */
-    int accepted;     /* recipients accepted */
-    int reached_data; /* DATA was sent and s->reply holds its reply */
-    int sent_next;    /* the next group went out with this transaction's end of data */
-} txn;
-
 /* Starts a transaction: RSET between messages (RFC 5321 4.1.1.5) puts the server in a
  * known state whatever the last transaction left; with PIPELINING it costs no round trip. */
 static void txn_start(pigeon_smtp *s, txn *t)
@@ -498,7 +446,7 @@ static void txn_start(pigeon_smtp *s, txn *t)
 }
 
 /* RFC 2920 3.1: [RSET] MAIL, every RCPT and DATA as one group in s->out. */
-static void txn_group(pigeon_smtp *s, envelope *env, txn *t)
+void pg_smtp_txn_group(pigeon_smtp *s, envelope *env, txn *t)
 {
     txn_start(s, t);
     if (t->rset) {
@@ -517,7 +465,7 @@ static void txn_group(pigeon_smtp *s, envelope *env, txn *t)
 }
 
 /* Reads the group's replies, in command order. */
-static pigeon_err txn_group_replies(pigeon_smtp *s, envelope *env, txn *t)
+pigeon_err pg_smtp_txn_group_replies(pigeon_smtp *s, envelope *env, txn *t)
 {
     pigeon_err err;
     if (t->rset) {
@@ -597,8 +545,8 @@ static pigeon_err txn_stepwise(pigeon_smtp *s, envelope *env, txn *t)
  * nothing is delivered, the reply is ignored); nothing otherwise. next (may be NULL) is
  * written with the end of data; t->sent_next tells whether that happened.
  */
-static pigeon_err txn_data(pigeon_smtp *s, envelope *env, data_source *src, txn *t,
-                           const next_group *next)
+pigeon_err pg_smtp_txn_data(pigeon_smtp *s, envelope *env, data_source *src, txn *t,
+                            const next_group *next)
 {
     pigeon_err err;
     if (!t->reached_data || !on_data(s, env))
@@ -652,24 +600,24 @@ static pigeon_err transaction(pigeon_smtp *s, envelope *env, data_source *src)
     const next_group quit = {append_quit, NULL};
     const next_group *next = NULL;
     if (s->caps.pipelining && !s->o.no_pipelining) {
-        txn_group(s, env, &t);
+        pg_smtp_txn_group(s, env, &t);
         err = pg_smtp_flush(s, s->t.mail, "mail");
         if (err == PIGEON_OK)
-            err = txn_group_replies(s, env, &t);
+            err = pg_smtp_txn_group_replies(s, env, &t);
         /* RFC 2920 3.1: the message content may lead a group, QUIT end it. */
         if (err == PIGEON_OK && last_transaction(s, env, src))
             next = &quit;
     } else {
         err = txn_stepwise(s, env, &t);
     }
-    return err == PIGEON_OK ? txn_data(s, env, src, &t, next) : err;
+    return err == PIGEON_OK ? pg_smtp_txn_data(s, env, src, &t, next) : err;
 }
 
 /* Opens the source for a transaction and checks the size against SIZE. Returns 0 to go
  * on, 1 when too large (recorded), -1 with *err on a read error. */
 static int open_checked(pigeon_smtp *s, envelope *env, data_source *src, pigeon_err *err)
 {
-    if ((*err = source_open(src)) != PIGEON_OK)
+    if ((*err = pg_smtp_source_open(src)) != PIGEON_OK)
         return -1;
     if (src->stream != NULL) {
         env->size = pigeon_message_stream_size(src->stream);
@@ -702,7 +650,7 @@ static pigeon_err deliver(pigeon_smtp *s, envelope *env, data_source *src)
         if (open_checked(s, env, src, &err) != 0)
             break;
         err = transaction(s, env, src);
-        source_close(src);
+        pg_smtp_source_close(src);
         if (err != PIGEON_OK || s->state == PG_ST_BROKEN)
             break;
         if (s->quit_sent) { /* its reply is pigeon_smtp_quit's to read */
@@ -725,7 +673,7 @@ static pigeon_err deliver(pigeon_smtp *s, envelope *env, data_source *src)
             env->st[i].ok = 0;
         }
     }
-    source_close(src);
+    pg_smtp_source_close(src);
     if (err != PIGEON_OK && s->res->fail_class == PIGEON_FAIL_NONE)
         pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "data", "cannot read the message: %s",
                      src->msg != NULL ? pigeon_message_error(src->msg) : pigeon_strerror(err));
@@ -820,7 +768,7 @@ static pigeon_err verp_deliver(pigeon_smtp *s, envelope *env, data_source *src)
         if (!piped) {
             err = txn_stepwise_from(s, env, env->senders[i], cur);
             if (err == PIGEON_OK)
-                err = txn_data(s, env, src, cur, NULL);
+                err = pg_smtp_txn_data(s, env, src, cur, NULL);
         } else {
             if (!group_out) {
                 verp_next self = {env, i, cur};
@@ -828,11 +776,11 @@ static pigeon_err verp_deliver(pigeon_smtp *s, envelope *env, data_source *src)
                 err = pg_smtp_flush(s, s->t.mail, "mail");
             }
             if (err == PIGEON_OK)
-                err = txn_group_replies(s, env, cur);
+                err = pg_smtp_txn_group_replies(s, env, cur);
             verp_next vn = {env, i + 1, &t[(i + 1) & 1]};
             next_group ng = {verp_group, &vn};
             if (err == PIGEON_OK)
-                err = txn_data(s, env, src, cur, i + 1 < env->n ? &ng : NULL);
+                err = pg_smtp_txn_data(s, env, src, cur, i + 1 < env->n ? &ng : NULL);
             group_out = cur->sent_next;
             if (err == PIGEON_OK && i + 1 < env->n && !group_out) {
                 verp_group(s, &vn);
@@ -840,13 +788,13 @@ static pigeon_err verp_deliver(pigeon_smtp *s, envelope *env, data_source *src)
                 group_out = 1;
             }
         }
-        source_close(src);
+        pg_smtp_source_close(src);
         if (err != PIGEON_OK || s->state == PG_ST_BROKEN)
             break;
         pg_smtp_set_state(s, PG_ST_READY);
     }
 done:
-    source_close(src);
+    pg_smtp_source_close(src);
     pg_buf_cleanup(&src->replay);
     src->replaying = 0;
     if (err != PIGEON_OK && s->res->fail_class == PIGEON_FAIL_NONE)
@@ -857,7 +805,7 @@ done:
 
 /* Decides every open recipient and the overall status from the per-recipient results and
  * the session failure, if any. */
-static void finish(pigeon_smtp *s, envelope *env)
+void pg_smtp_finish(pigeon_smtp *s, envelope *env)
 {
     pigeon_send_result *res = s->res;
     pigeon_fail_class sess = res->fail_class;
@@ -918,7 +866,7 @@ static void finish(pigeon_smtp *s, envelope *env)
 
 /* ---- public calls ---- */
 
-static pigeon_err message_envelope(pigeon_smtp *s, pigeon_message *msg, envelope *env)
+pigeon_err pg_smtp_message_envelope(pigeon_smtp *s, pigeon_message *msg, envelope *env)
 {
     size_t n = pigeon_message_rcpt_count(msg);
     const pigeon_mailbox *from = pigeon_message_envelope_from(msg);
@@ -961,7 +909,7 @@ static pigeon_err transact(pigeon_smtp *s, pigeon_send_result *res, envelope *en
 {
     if (err == PIGEON_OK) {
         deliver(s, env, src);
-        finish(s, env);
+        pg_smtp_finish(s, env);
         err = res->err;
     } else if (res->fail_class == PIGEON_FAIL_NONE) {
         pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "mail", "%s", pigeon_strerror(err));
@@ -981,23 +929,23 @@ pigeon_err pigeon_smtp_send_message(pigeon_smtp *s, pigeon_message *msg, pigeon_
     envelope env = {.size = -1};
     data_source src = {.msg = msg};
     pg_smtp_begin(s, res);
-    pigeon_err err = check_ready(s);
+    pigeon_err err = pg_smtp_check_ready(s);
     if (err == PIGEON_OK && s->chunk == NULL && (s->chunk = malloc(PG_SMTP_CHUNK)) == NULL)
         err = PIGEON_ERR_NOMEM;
     if (err == PIGEON_OK)
-        err = message_envelope(s, msg, &env);
+        err = pg_smtp_message_envelope(s, msg, &env);
     src.wopts.allow_8bit = s->o.allow_8bit && s->caps.eightbitmime;
     src.wopts.smtputf8 = env.smtputf8 && s->caps.smtputf8;
     err = transact(s, res, &env, &src, err);
-    envelope_cleanup(&env);
+    pg_smtp_envelope_cleanup(&env);
     pg_smtp_end(s, started);
     return err;
 }
 
 /* The envelope of a raw message, validated: addresses as path_ok() accepts them, and
  * SMTPUTF8 offered when one is not ASCII. Failures are recorded in s->res. */
-static pigeon_err raw_envelope(pigeon_smtp *s, envelope *env, const char *from,
-                               const char *const *rcpts, size_t n)
+pigeon_err pg_smtp_raw_envelope(pigeon_smtp *s, envelope *env, const char *from,
+                                const char *const *rcpts, size_t n)
 {
     char **addrs = NULL;
     pigeon_err err = from == NULL || rcpts == NULL || n == 0 ? PIGEON_ERR_INVALID : PIGEON_OK;
@@ -1049,364 +997,13 @@ pigeon_err pigeon_smtp_send_stream(pigeon_smtp *s, const char *from, const char 
     data_source src = {.read = read, .read_ctx = ctx};
     pg_smtp_begin(s, res);
     res->size = env.size;
-    pigeon_err err = check_ready(s);
+    pigeon_err err = pg_smtp_check_ready(s);
     if (err == PIGEON_OK && s->chunk == NULL && (s->chunk = malloc(PG_SMTP_CHUNK)) == NULL)
         err = PIGEON_ERR_NOMEM;
     if (err == PIGEON_OK)
-        err = raw_envelope(s, &env, from, rcpts, n);
+        err = pg_smtp_raw_envelope(s, &env, from, rcpts, n);
     err = transact(s, res, &env, &src, err);
-    envelope_cleanup(&env);
+    pg_smtp_envelope_cleanup(&env);
     pg_smtp_end(s, started);
     return err;
-}
-
-/* ---- batches: one round trip per message ----
- * A batch pulls its messages one at a time from a source (a fixed array of composed
- * messages, or the caller's next function for raw ones) at the moment the next group is
- * about to be appended, so at most two are held: the one whose data is going out and the
- * one whose commands follow it. */
-
-/* One message of a batch. */
-typedef struct batch_item {
-    envelope env;            /* its envelope and recipient states */
-    data_source src;         /* its composed message or raw reader */
-    pigeon_smtp_raw raw;     /* the raw message as the caller described it (raw batches) */
-    pigeon_send_result *res; /* its result (the caller's) */
-    txn t;                   /* its transaction */
-    int64_t started;         /* when its preparation began */
-    int behind;              /* pulled while an earlier message was current */
-    int replied;             /* its group's replies were read: its data may have gone out */
-} batch_item;
-
-typedef struct batch batch;
-
-/* Where a batch's messages come from. */
-typedef struct batch_source {
-    /* Fills it->src.msg or it->raw, and it->res, with the next message; 0 when none. */
-    int (*pull)(batch *b, batch_item *it);
-    /* Called once its result is final; skipped: never tried (an earlier one broke). */
-    void (*done)(batch *b, batch_item *it, int skipped);
-} batch_source;
-
-/* A batch in progress. */
-struct batch {
-    pigeon_smtp *s;              /* the session */
-    const batch_source *from;    /* where the messages come from */
-    pigeon_message *const *msgs; /* fixed batches: the messages (borrowed) */
-    pigeon_send_result *results; /* fixed batches: one result per message (the caller's) */
-    size_t n, k;                 /* fixed batches: count, and the next to pull */
-    pigeon_smtp_next_fn next;    /* raw batches: the caller's source */
-    pigeon_smtp_done_fn done;    /* raw batches: the caller's sink */
-    void *ctx;                   /* raw batches: their context */
-    pigeon_err first;            /* the error of the first message not fully sent */
-    batch_item slot[2];          /* the current message and the next */
-};
-
-/* The group of item nxt, appended after the end of data of item cur. */
-typedef struct batch_next {
-    batch_item *cur; /* the message whose data ends */
-    batch_item *nxt; /* the message whose group follows */
-} batch_next;
-
-/* Settles item it's result and hands it back to the source. */
-static void batch_finish(batch *b, batch_item *it, int skipped)
-{
-    pigeon_smtp *s = b->s;
-    s->res = it->res;
-    finish(s, &it->env);
-    if (s->res->status == PIGEON_SEND_NONE)
-        s->res->status = PIGEON_SEND_FAILED;
-    source_close(&it->src);
-    envelope_cleanup(&it->env);
-    s->res->duration_ms = pg_now_ms() - it->started;
-    if (b->first == PIGEON_OK)
-        b->first = s->res->err != PIGEON_OK ? s->res->err : PIGEON_OK;
-    b->from->done(b, it, skipped);
-    memset(it, 0, sizeof *it);
-}
-
-/* Sets up item it's envelope and data source, composed or raw. */
-static pigeon_err batch_envelope(pigeon_smtp *s, batch_item *it)
-{
-    pigeon_err err;
-    if (it->src.msg != NULL) {
-        if ((err = message_envelope(s, it->src.msg, &it->env)) != PIGEON_OK)
-            return err;
-        it->src.wopts.allow_8bit = s->o.allow_8bit && s->caps.eightbitmime;
-        it->src.wopts.smtputf8 = it->env.smtputf8 && s->caps.smtputf8;
-    } else {
-        if (it->raw.read == NULL) {
-            pg_smtp_fail(s, PIGEON_FAIL_CONFIG, PIGEON_ERR_INVALID, "mail", "no message");
-            return PIGEON_ERR_INVALID;
-        }
-        err = raw_envelope(s, &it->env, it->raw.from, it->raw.rcpts, it->raw.rcpt_count);
-        if (err != PIGEON_OK)
-            return err;
-        it->src.read = it->raw.read;
-        it->src.read_ctx = it->raw.read_ctx;
-        it->env.size = it->raw.size < 0 ? -1 : it->raw.size;
-        it->env.is_8bit = it->raw.is_8bit != 0;
-    }
-    for (size_t i = 0; i < it->env.n; i++)
-        it->env.st[i].in_txn = 1;
-    if ((err = source_open(&it->src)) != PIGEON_OK)
-        return err;
-    if (it->src.stream != NULL) {
-        it->env.size = pigeon_message_stream_size(it->src.stream);
-        it->env.is_8bit = pigeon_message_stream_is_8bit(it->src.stream);
-    }
-    return PIGEON_OK;
-}
-
-/* Prepares item it (envelope, stream, SIZE check). Returns 1 if it can be sent; a message
- * that cannot is finished at once with its failure. */
-static int batch_prepare(batch *b, batch_item *it)
-{
-    pigeon_smtp *s = b->s;
-    s->res = it->res;
-    pigeon_send_result_cleanup(s->res);
-    it->started = pg_now_ms();
-    it->env.size = -1;
-    pigeon_err err = batch_envelope(s, it);
-    s->res->size = it->env.size;
-    const pigeon_smtp_caps *c = &s->caps;
-    if (err == PIGEON_OK && c->size_offered && c->size_max > 0 && it->env.size >= 0 &&
-        (uint64_t)it->env.size > c->size_max) {
-        pg_smtp_fail(s, PIGEON_FAIL_TOO_LARGE, PIGEON_ERR_TOO_LARGE, "mail",
-                     "the message (%lld octets) is larger than the server accepts (SIZE "
-                     "%llu); nothing was sent",
-                     (long long)it->env.size, (unsigned long long)c->size_max);
-        s->res->hint = pg_hint_for_situation(PG_HINT_TOO_LARGE_LOCAL, 0);
-        err = PIGEON_ERR_TOO_LARGE;
-    }
-    if (err == PIGEON_OK)
-        return 1;
-    if (s->res->fail_class == PIGEON_FAIL_NONE)
-        pg_smtp_fail(s, PIGEON_FAIL_DATA, err, "mail", "cannot compose the message: %s",
-                     it->src.msg != NULL ? pigeon_message_error(it->src.msg)
-                                         : pigeon_strerror(err));
-    batch_finish(b, it, 0);
-    return 0;
-}
-
-/* Pulls messages into it until one can be sent (prepared). Returns it, or NULL when the
- * source has no more. */
-static batch_item *batch_next_ready(batch *b, batch_item *it)
-{
-    while (b->from->pull(b, it)) {
-        if (batch_prepare(b, it))
-            return it;
-    }
-    return NULL;
-}
-
-static void batch_append_group(pigeon_smtp *s, void *ctx)
-{
-    batch_next *bn = ctx;
-    s->res = bn->nxt->res;
-    txn_group(s, &bn->nxt->env, &bn->nxt->t);
-    s->res = bn->cur->res;
-}
-
-/* Runs the pipelined batch; returns on the first session failure, finishing the message
- * pulled but not tried with that failure. */
-static void batch_run(batch *b)
-{
-    pigeon_smtp *s = b->s;
-    batch_item *cur = batch_next_ready(b, &b->slot[0]);
-    pigeon_err err = PIGEON_OK;
-    if (cur != NULL) {
-        txn_group(s, &cur->env, &cur->t);
-        err = pg_smtp_flush(s, s->t.mail, "mail");
-    }
-    while (cur != NULL && err == PIGEON_OK) {
-        s->res = cur->res;
-        if ((err = txn_group_replies(s, &cur->env, &cur->t)) != PIGEON_OK)
-            break;
-        cur->replied = 1;
-        batch_item *nxt = batch_next_ready(b, cur == &b->slot[0] ? &b->slot[1] : &b->slot[0]);
-        if (nxt != NULL)
-            nxt->behind = 1;
-        s->res = cur->res;
-        batch_next bn = {cur, nxt};
-        next_group ng = {batch_append_group, &bn};
-        err = txn_data(s, &cur->env, &cur->src, &cur->t, nxt != NULL ? &ng : NULL);
-        if (err == PIGEON_OK && nxt != NULL && !cur->t.sent_next) {
-            batch_append_group(s, &bn);
-            s->res = nxt->res;
-            err = pg_smtp_flush(s, s->t.mail, "mail");
-        }
-        pigeon_send_result *broke = s->res;
-        batch_finish(b, cur, 0);
-        s->res = broke;
-        cur = nxt;
-    }
-    if (cur == NULL)
-        return;
-    /* The session failed before cur's data began, during an earlier message or its own
-     * group's replies: nothing of it can have been delivered. Pipelined behind an earlier
-     * message, it is reported as skipped (the first message of a call never is, so that a
-     * caller sending skipped ones again at once always makes progress). */
-    pigeon_send_result *broke = s->res;
-    int skipped = cur->behind && !cur->replied;
-    s->res = cur->res;
-    if (broke != cur->res)
-        pg_smtp_fail(
-            s, broke->fail_class != PIGEON_FAIL_NONE ? broke->fail_class : PIGEON_FAIL_NETWORK,
-            broke->err != PIGEON_OK ? broke->err : PIGEON_ERR_NETWORK, "mail",
-            "not sent: the connection failed during an earlier message");
-    batch_finish(b, cur, skipped);
-    s->res = broke;
-}
-
-/* Allocates the data buffer; checks the session can send. */
-static pigeon_err batch_ready(pigeon_smtp *s)
-{
-    pigeon_err err = check_ready(s);
-    if (err == PIGEON_OK && s->chunk == NULL && (s->chunk = malloc(PG_SMTP_CHUNK)) == NULL)
-        err = PIGEON_ERR_NOMEM;
-    return err;
-}
-
-/* ---- fixed batches of composed messages ---- */
-
-static int fixed_pull(batch *b, batch_item *it)
-{
-    if (b->k >= b->n)
-        return 0;
-    it->res = &b->results[b->k];
-    it->src.msg = b->msgs[b->k];
-    b->k++;
-    return 1;
-}
-
-static void fixed_done(batch *b, batch_item *it, int skipped)
-{
-    (void)b;
-    (void)it;
-    (void)skipped;
-}
-
-static const batch_source fixed_source = {fixed_pull, fixed_done};
-
-pigeon_err pigeon_smtp_send_batch(pigeon_smtp *s, pigeon_message *const *msgs, size_t n,
-                                  pigeon_send_result *results)
-{
-    if (s == NULL || (n > 0 && (msgs == NULL || results == NULL)))
-        return PIGEON_ERR_INVALID;
-    /* VERP pipelines within each message (verp_deliver), the messages one after another. */
-    if (!s->caps.pipelining || s->o.no_pipelining || s->o.rcpt_sender != NULL) {
-        pigeon_err first = PIGEON_OK;
-        for (size_t k = 0; k < n; k++) {
-            pigeon_err err = msgs[k] != NULL ? pigeon_smtp_send_message(s, msgs[k], &results[k])
-                                             : PIGEON_ERR_INVALID;
-            if (first == PIGEON_OK)
-                first = err;
-        }
-        return first;
-    }
-    batch b = {.s = s, .from = &fixed_source, .msgs = msgs, .results = results, .n = n};
-    pigeon_err first = PIGEON_OK;
-    for (size_t k = 0; k < n; k++) {
-        pg_smtp_begin(s, &results[k]);
-        if (check_ready(s) != PIGEON_OK)
-            first = PIGEON_ERR_STATE;
-    }
-    if (first == PIGEON_OK && n > 0)
-        first = batch_ready(s);
-    if (first != PIGEON_OK || n == 0)
-        return first;
-    s->deadline = s->o.total_timeout_ms > 0 ? pg_now_ms() + s->o.total_timeout_ms : 0;
-    batch_run(&b);
-    /* After a session failure the messages not pulled are not sent either. */
-    pigeon_send_result *broke = s->res;
-    for (; b.k < n; b.k++) {
-        s->res = &results[b.k];
-        pg_smtp_fail(
-            s, broke->fail_class != PIGEON_FAIL_NONE ? broke->fail_class : PIGEON_FAIL_NETWORK,
-            broke->err != PIGEON_OK ? broke->err : PIGEON_ERR_NETWORK, "mail",
-            "not sent: the connection failed during an earlier message");
-        s->res->status = pigeon_fail_class_is_temporary(s->res->fail_class) ? PIGEON_SEND_DEFERRED
-                                                                            : PIGEON_SEND_FAILED;
-        s->res = broke;
-    }
-    if (s->state != PG_ST_BROKEN)
-        pg_smtp_set_state(s, PG_ST_READY);
-    s->deadline = 0;
-    for (size_t k = 0; k < n && first == PIGEON_OK; k++)
-        first = results[k].err;
-    return first;
-}
-
-/* ---- pulled batches of raw messages ---- */
-
-static int raw_pull(batch *b, batch_item *it)
-{
-    memset(&it->raw, 0, sizeof it->raw);
-    it->raw.size = -1;
-    if (b->s->state == PG_ST_BROKEN || !b->next(b->ctx, &it->raw))
-        return 0;
-    if (it->raw.res == NULL) {
-        b->first = PIGEON_ERR_INVALID;
-        return 0;
-    }
-    it->res = it->raw.res;
-    return 1;
-}
-
-static void raw_done(batch *b, batch_item *it, int skipped)
-{
-    b->done(b->ctx, &it->raw, skipped);
-}
-
-static const batch_source raw_source = {raw_pull, raw_done};
-
-/* Without PIPELINING (or with VERP): one message at a time, each as by
- * pigeon_smtp_send_stream. */
-static pigeon_err raw_one_by_one(pigeon_smtp *s, pigeon_smtp_next_fn next, pigeon_smtp_done_fn done,
-                                 void *ctx)
-{
-    pigeon_err first = PIGEON_OK;
-    pigeon_smtp_raw m;
-    for (;;) {
-        memset(&m, 0, sizeof m);
-        m.size = -1;
-        if (!pigeon_smtp_is_ready(s) || !next(ctx, &m))
-            return first;
-        pigeon_err err = PIGEON_ERR_INVALID;
-        if (m.res == NULL)
-            return PIGEON_ERR_INVALID;
-        if (m.read != NULL && m.from != NULL && m.rcpts != NULL && m.rcpt_count > 0)
-            err = pigeon_smtp_send_stream(s, m.from, m.rcpts, m.rcpt_count, m.read, m.read_ctx,
-                                          m.size, m.is_8bit, m.res);
-        else {
-            pg_smtp_begin(s, m.res);
-            pg_smtp_fail(s, PIGEON_FAIL_CONFIG, err, "mail",
-                         "the message has no sender, no recipients or no reader");
-            m.res->status = PIGEON_SEND_FAILED;
-        }
-        if (first == PIGEON_OK)
-            first = err;
-        done(ctx, &m, 0);
-    }
-}
-
-pigeon_err pigeon_smtp_send_pipelined(pigeon_smtp *s, pigeon_smtp_next_fn next,
-                                      pigeon_smtp_done_fn done, void *ctx)
-{
-    if (s == NULL || next == NULL || done == NULL)
-        return PIGEON_ERR_INVALID;
-    pg_smtp_begin(s, NULL);
-    pigeon_err err = batch_ready(s);
-    if (err != PIGEON_OK)
-        return err;
-    if (!s->caps.pipelining || s->o.no_pipelining || s->o.rcpt_sender != NULL)
-        return raw_one_by_one(s, next, done, ctx);
-    batch b = {.s = s, .from = &raw_source, .next = next, .done = done, .ctx = ctx};
-    s->deadline = 0; /* each message has its own deadlines; a pulled batch has no end */
-    batch_run(&b);
-    if (s->state != PG_ST_BROKEN)
-        pg_smtp_set_state(s, PG_ST_READY);
-    s->res = &s->scratch;
-    return b.first;
 }
