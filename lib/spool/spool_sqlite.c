@@ -132,10 +132,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                       "WHERE id = ?1 AND due_ms <= ?5",
     [ST_MSG_BY_ID] = "SELECT " MSG_COLS " FROM message m WHERE m.id = ?1",
     /* The first chunk is read only when the message is small enough (?2 bytes) to be
-     * loaded with its claim. */
-    [ST_MSG_BODY_BY_ID] = "SELECT " MSG_COLS ", m.sha256, CASE WHEN m.size <= ?2 THEN "
-                          "(SELECT b.data FROM body b WHERE b.msg = m.id AND b.seq = 0) END "
-                          "FROM message m WHERE m.id = ?1",
+     * loaded with its claim. A join, not a scalar subquery in a CASE: the subquery's
+     * value was copied once more on its way to the result row (8.7 KB per message). */
+    [ST_MSG_BODY_BY_ID] = "SELECT " MSG_COLS ", m.sha256, b.data FROM message m "
+                          "LEFT JOIN body b ON b.msg = m.id AND b.seq = 0 AND m.size <= ?2 "
+                          "WHERE m.id = ?1",
     [ST_MSG_BY_QID] = "SELECT " MSG_COLS " FROM message m WHERE m.queue_id = ?1",
     [ST_COUNTS] = "SELECT state, count(*), min(due_ms) FROM rcpt WHERE msg = ?1 GROUP BY state",
     [ST_RCPTS_ALL] = "SELECT " RCPT_COLS " FROM rcpt WHERE msg = ?1 ORDER BY id",
