@@ -154,6 +154,11 @@ static const char *const stmt_sql[ST_COUNT] = {
                   "WHERE id = ?1 AND state = 1 AND lease = ?9",
     [ST_DELETE_DONE] = "DELETE FROM message WHERE queue_id = ?1 AND NOT EXISTS "
                        "(SELECT 1 FROM rcpt r WHERE r.msg = message.id AND r.state <> 3)",
+    /* A message delivered to recipient ?2, its last one not delivered yet: removed without
+     * writing the outcome into a row that goes with it. */
+    [ST_DELETE_DELIVERED] = "DELETE FROM message WHERE queue_id = ?1 AND NOT EXISTS "
+                            "(SELECT 1 FROM rcpt r WHERE r.msg = message.id AND r.state <> 3 "
+                            "AND r.id <> ?2)",
     [ST_RENEW] = "UPDATE rcpt SET due_ms = ?3 WHERE msg = (SELECT id FROM message "
                  "WHERE queue_id = ?1) AND state = 1 AND lease = ?2",
     [ST_RELEASE_LEASE] = "UPDATE rcpt SET state = CASE WHEN attempts > 1 THEN 2 ELSE 0 END, "
