@@ -68,6 +68,8 @@ enum {
     ST_SUPPRESS_CHECK, /* prepared by spool_sqlite_suppress.c (its table may not exist) */
     ST_API_OWNER,      /* prepared by spool_sqlite_api.c (its table may not exist) */
     ST_SCHEMA_COOKIE,
+    ST_DELETE_DELIVERED,
+    ST_HOOKS_ON, /* prepared by spool_sqlite_hooks.c */
     ST_COUNT
 };
 
@@ -212,6 +214,9 @@ extern const struct pg_spool_import_ops pg_spool_sq_import_ops;
 extern const struct pg_spool_limits_ops pg_spool_sq_limits_ops;
 /* The webhook outbox (spool_sqlite_hooks.c). */
 extern const struct pg_spool_hooks_ops pg_spool_sq_hooks_ops;
+/* Whether the outcome webhooks are on (their trigger exists: an outcome written to a
+ * recipient row makes an event), into *on; set when it cannot be told. */
+pigeon_err pg_spool_sq_hooks_on(pg_spool_sq *q, int *on);
 /* Deletes the "queued" events of message row msg, whose enqueue is being undone inside a
  * batch (before its row goes). Nothing when the spool has no outbox. */
 void pg_spool_sq_hooks_undo(pg_spool_sq *q, int64_t msg);

@@ -123,20 +123,29 @@ static pigeon_err one_int(pg_spool_sq *q, sqlite3_stmt *st, int64_t *out, const 
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? PIGEON_OK : pg_spool_sq_err(q, rc, what);
 }
 
+pigeon_err pg_spool_sq_hooks_on(pg_spool_sq *q, int *on)
+{
+    sqlite3_stmt *st = q->stmt[ST_HOOKS_ON];
+    *on = 1; /* cannot tell: as if on */
+    if (st == NULL) {
+        int rc = sqlite3_prepare_v3(q->db,
+                                    "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+                                    " AND name = 'hook_rcpt_outcome'",
+                                    -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+        if (rc != SQLITE_OK)
+            return pg_spool_sq_err(q, rc, "reading the schema");
+        q->stmt[ST_HOOKS_ON] = st;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *on = sqlite3_column_int64(st, 0) > 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? PIGEON_OK : pg_spool_sq_err(q, rc, "reading the schema");
+}
+
 static pigeon_err sq_enabled(void *be, int *on)
 {
-    pg_spool_sq *q = be;
-    sqlite3_stmt *st = NULL;
-    int64_t n = 0;
-    int rc = sqlite3_prepare_v2(q->db,
-                                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
-                                " AND name = 'hook_rcpt_outcome'",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return pg_spool_sq_err(q, rc, "reading the schema");
-    pigeon_err err = one_int(q, st, &n, "reading the schema");
-    *on = n > 0;
-    return err;
+    return pg_spool_sq_hooks_on(be, on);
 }
 
 static pigeon_err sq_enable(void *be, int on)

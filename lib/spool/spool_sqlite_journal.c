@@ -65,6 +65,9 @@ static int journal_path(pg_spool_sq *q, int64_t holder, char *out, size_t cap);
 static pigeon_err journal_fail(pg_spool_diag *diag, int e, const char *what);
 static pigeon_err journal_write(pg_spool_sq *q, const unsigned char *buf, size_t len, size_t rows,
                                 pg_spool_diag *diag);
+static size_t decode(const unsigned char *buf, size_t len, size_t off, jrec *r,
+                     const unsigned char **strings);
+static pigeon_err remove_delivered(pg_spool_sq *q, const jrec *r, int *removed);
 static pigeon_err apply_records(pg_spool_sq *q, const unsigned char *buf, size_t len);
 static size_t encode(unsigned char *buf, const pigeon_spool_entry *job,
                      const pigeon_spool_outcome *o, int64_t now_ms);
@@ -365,31 +368,74 @@ static pigeon_err apply_record(pg_spool_sq *q, const jrec *r, const unsigned cha
     return pg_spool_sq_apply(q, r->rcpt_id, r->token, &o, r->now_ms, &lost);
 }
 
+/* Decodes the record at off of buf (len bytes) into *r and *strings (its enhanced code
+ * and text, when strings is not NULL). Returns its size, 0 when there is none whole:
+ * the end, or a record torn by a crash (nothing after it was written whole either). */
+static size_t decode(const unsigned char *buf, size_t len, size_t off, jrec *r,
+                     const unsigned char **strings)
+{
+    jhead h;
+    if (len - off < sizeof h)
+        return 0;
+    memcpy(&h, buf + off, sizeof h);
+    if (h.magic != JOURNAL_MAGIC || h.len < sizeof *r || h.len > len - off - sizeof h ||
+        fnv1a(buf + off + sizeof h, h.len) != h.sum)
+        return 0;
+    memcpy(r, buf + off + sizeof h, sizeof *r);
+    r->queue_id[PIGEON_SPOOL_ID_LEN] = '\0';
+    if ((size_t)r->enh_len + r->text_len + sizeof *r != h.len || r->enh_len > 63 ||
+        r->text_len > PG_SPOOL_SQ_MAX_TEXT)
+        return 0;
+    if (strings != NULL)
+        *strings = buf + off + sizeof h + sizeof *r;
+    return sizeof h + h.len;
+}
+
+/* Removes the message of r, a delivery, when its recipient was the last one not delivered
+ * (*removed set): its outcome is not written into a row deleted in the same transaction. */
+static pigeon_err remove_delivered(pg_spool_sq *q, const jrec *r, int *removed)
+{
+    sqlite3_stmt *st = NULL;
+    pigeon_err err = pg_spool_sq_prep(q, ST_DELETE_DELIVERED, &st);
+    *removed = 0;
+    if (err != PIGEON_OK)
+        return err;
+    pg_spool_sq_bind_text(st, 1, r->queue_id);
+    sqlite3_bind_int64(st, 2, r->rcpt_id);
+    err = pg_spool_sq_step(q, st, "removing a delivered message");
+    *removed = err == PIGEON_OK && sqlite3_changes(q->db) > 0;
+    return err;
+}
+
 /* Applies the records in buf (len bytes), up to the first one torn by a crash. A message
  * whose outcomes are all applied is removed once its last record is (a message's records
- * are written together, in one call). */
+ * are written together, in one call). The usual case, a message's one record and a
+ * delivery, is one statement that removes the message, when no webhook wants the outcome
+ * (its trigger reads the recipient row's update). */
 static pigeon_err apply_records(pg_spool_sq *q, const unsigned char *buf, size_t len)
 {
-    size_t off = 0;
-    char last[PIGEON_SPOOL_ID_LEN + 1] = "";
-    pigeon_err err = PIGEON_OK;
-    while (err == PIGEON_OK && len - off >= sizeof(jhead)) {
-        jhead h;
-        jrec r;
-        memcpy(&h, buf + off, sizeof h);
-        if (h.magic != JOURNAL_MAGIC || h.len < sizeof r || h.len > len - off - sizeof h ||
-            fnv1a(buf + off + sizeof h, h.len) != h.sum)
-            break; /* torn by a crash: nothing after it was written whole either */
-        memcpy(&r, buf + off + sizeof h, sizeof r);
-        r.queue_id[PIGEON_SPOOL_ID_LEN] = '\0';
-        if ((size_t)r.enh_len + r.text_len + sizeof r != h.len || r.enh_len > 63 ||
-            r.text_len > PG_SPOOL_SQ_MAX_TEXT)
-            break;
-        err = apply_record(q, &r, buf + off + sizeof h + sizeof r);
-        if (err == PIGEON_OK && last[0] != '\0' && strcmp(last, r.queue_id) != 0)
+    size_t off = 0, size;
+    char last[PIGEON_SPOOL_ID_LEN + 1] = ""; /* the message of the records applied one by one */
+    const unsigned char *strings = NULL;
+    jrec r, next;
+    int hooks = 1;
+    pigeon_err err = pg_spool_sq_hooks_on(q, &hooks);
+    while (err == PIGEON_OK && (size = decode(buf, len, off, &r, &strings)) > 0) {
+        off += size;
+        if (last[0] != '\0' && strcmp(last, r.queue_id) != 0) {
             err = pg_spool_sq_remove_if_done(q, last);
+            last[0] = '\0';
+            if (err != PIGEON_OK)
+                break;
+        }
+        int removed = 0;
+        if (!hooks && last[0] == '\0' && r.state == PIGEON_SPOOL_DELIVERED &&
+            (decode(buf, len, off, &next, NULL) == 0 || strcmp(next.queue_id, r.queue_id) != 0))
+            err = remove_delivered(q, &r, &removed);
+        if (err != PIGEON_OK || removed)
+            continue;
+        err = apply_record(q, &r, strings);
         memcpy(last, r.queue_id, sizeof last);
-        off += sizeof h + h.len;
     }
     if (err == PIGEON_OK && last[0] != '\0')
         err = pg_spool_sq_remove_if_done(q, last);

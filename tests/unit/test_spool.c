@@ -751,6 +751,72 @@ static void test_apply_without_flush(void **state)
     pigeon_spool_close(s);
 }
 
+/* Journaled deliveries (a daemon's handle) remove a message once its last recipient not
+ * delivered is: not while another one waits, whether recorded alone or beside another
+ * outcome of the same claim. */
+static void test_journaled_deliveries_remove_when_done(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    char one[PIGEON_SPOOL_ID_LEN + 1], two[PIGEON_SPOOL_ID_LEN + 1];
+    const char *rcpts[] = {"a@x.example", "b@x.example"};
+    enqueue(s, "acct", rcpts, 2, T0, two);
+    enqueue(s, "acct", rcpts, 1, T0 + 1, one);
+    pigeon_spool *c = NULL;
+    assert_int_equal(
+        pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0),
+        PIGEON_OK);
+    pigeon_spool_entry **jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(pigeon_spool_claim_batch(c, "w", NULL, T0 + 10, 600000, 2, 0, &jobs, &n),
+                     PIGEON_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(jobs[0]->queue_id, two);
+    /* b of the first message alone, then the second message: the first stays. */
+    pigeon_spool_outcome b = {1, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
+    pigeon_spool_outcome a = {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"};
+    pigeon_spool_record_item items[2] = {{jobs[0], &b, 1, 0}, {jobs[1], &a, 1, 0}};
+    assert_int_equal(pigeon_spool_record_batch(c, items, 2, T0 + 20), PIGEON_OK);
+    assert_int_equal(pigeon_spool_apply(c), PIGEON_OK);
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, one, &e), PIGEON_ERR_NOTFOUND);
+    assert_int_equal(pigeon_spool_show(s, two, &e), PIGEON_OK);
+    assert_int_equal(e->rcpts[0].state, PIGEON_SPOOL_INFLIGHT);
+    assert_int_equal(e->rcpts[1].state, PIGEON_SPOOL_DELIVERED);
+    assert_int_equal(e->rcpts[1].smtp_code, 250);
+    pigeon_spool_entry_free(e);
+    /* Then a: nothing is left of it. */
+    items[0] = (pigeon_spool_record_item){jobs[0], &a, 1, 0};
+    assert_int_equal(pigeon_spool_record_batch(c, items, 1, T0 + 30), PIGEON_OK);
+    assert_int_equal(pigeon_spool_sync(c), PIGEON_OK);
+    assert_int_equal(pigeon_spool_show(s, two, &e), PIGEON_ERR_NOTFOUND);
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0 + 40, &st), PIGEON_OK);
+    assert_int_equal(st.messages, 0);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_INFLIGHT] + st.rcpts[PIGEON_SPOOL_DELIVERED], 0);
+    pigeon_spool_jobs_free(jobs, n);
+
+    /* Both recipients in one record, one deferred: the message stays for it. */
+    enqueue(s, "acct", rcpts, 2, T0 + 50, two);
+    assert_int_equal(pigeon_spool_claim_batch(c, "w", NULL, T0 + 60, 600000, 1, 0, &jobs, &n),
+                     PIGEON_OK);
+    assert_int_equal(n, 1);
+    pigeon_spool_outcome both[2] = {
+        {0, PIGEON_SPOOL_DELIVERED, 0, PIGEON_OK, 250, "2.0.0", "ok"},
+        {1, PIGEON_SPOOL_DEFERRED, T0 + 10 * MIN_MS, PIGEON_ERR_DEFERRED, 450, "4.2.1", "later"},
+    };
+    items[0] = (pigeon_spool_record_item){jobs[0], both, 2, 0};
+    assert_int_equal(pigeon_spool_record_batch(c, items, 1, T0 + 70), PIGEON_OK);
+    assert_int_equal(pigeon_spool_sync(c), PIGEON_OK);
+    assert_int_equal(pigeon_spool_show(s, two, &e), PIGEON_OK);
+    assert_int_equal(e->rcpts[0].state, PIGEON_SPOOL_DELIVERED);
+    assert_int_equal(e->rcpts[1].state, PIGEON_SPOOL_DEFERRED);
+    pigeon_spool_entry_free(e);
+    pigeon_spool_jobs_free(jobs, n);
+    pigeon_spool_close(c);
+    pigeon_spool_close(s);
+}
+
 /* pigeon_spool_journal_delivered(): another thread journals deliveries while the
  * handle's own thread applies the journal (pigeon_spool_apply) again and again, as the
  * daemon's workers do; no outcome is lost between an apply's reading of the journal and
@@ -1473,6 +1539,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_batch_inline_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_apply_without_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journaled_deliveries_remove_when_done, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_journal_delivered_beside_applies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renew_and_release_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_racing_batches, setup, teardown),
