@@ -46,7 +46,7 @@
 #include "spool/spool_api.h"
 
 /* Buffered enqueues are written once they hold this much body, or this many messages. */
-#define FLUSH_BYTES (4u << 20)
+#define FLUSH_BYTES (1u << 20)
 #define FLUSH_MSGS  2048
 /* Reconnect backoff bounds (milliseconds). */
 #define BACKOFF_MIN 250
@@ -992,6 +992,7 @@ static void pq_msg_abort(void *be)
         pg_spool_pq_params p = {0};
         pg_spool_pq_p_text(&p, q->cur_qid);
         pend_reset(&q->pend, 0); /* only its chunks can be pending: it was flushed */
+        pg_spool_pq_settle(q);   /* (a failure there fails the batch at its commit) */
         if (q->conn != NULL && PQtransactionStatus(q->conn) == PQTRANS_INTRANS)
             pg_spool_pq_run(q, PQ_UNDO_MSG, &p, 0, "undoing an enqueue", &res);
         PQclear(res);
