@@ -2,15 +2,17 @@
  * spool_pg.h - shared parts of the PostgreSQL spool backend (internal).
  *
  * The backend is spool_pg.c (connection, reconnects, errors, statements, transactions,
- * enqueue, waiting for notifications, the ops table), spool_pg_schema.c (versioned
+ * enqueue, waiting for notifications, the ops table), spool_pg_copy.c (a batch's rows
+ * written with COPY), spool_pg_schema.c (versioned
  * migrations), spool_pg_work.c (claims, outcomes, administration, bodies), and the side
  * tables: spool_pg_api.c (keys and message owners), spool_pg_hooks.c (the webhook
  * outbox), spool_pg_suppress.c, spool_pg_limits.c, spool_pg_import.c. This header is what
  * they share.
  *
  * Parameters go as text except arrays and bytea, which go in PostgreSQL's binary format
- * (pg_spool_pq_arr): a batch of claims, outcomes or messages is one statement with array
- * parameters, one round trip whatever its size.
+ * (pg_spool_pq_arr): a batch of claims or outcomes is one statement with array
+ * parameters, one round trip whatever its size; a batch of messages is binary COPY
+ * (spool_pg_copy.c).
  */
 #ifndef PG_SPOOL_PG_H
 #define PG_SPOOL_PG_H
