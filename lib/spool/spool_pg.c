@@ -51,6 +51,9 @@
  * not wait for the server (4 MiB measured the same within this machine's noise). */
 #define FLUSH_BYTES (1u << 20)
 #define FLUSH_MSGS  2048
+/* A batch's first messages go as one statement (one round trip, where COPY takes five:
+ * a few API requests committed together), those after by COPY (spool_pg_copy.c). */
+#define COPY_AFTER 100
 /* Reconnect backoff bounds (milliseconds). */
 #define BACKOFF_MIN 250
 #define BACKOFF_MAX 5000
@@ -732,6 +735,7 @@ static pigeon_err pq_begin(void *be)
     pigeon_err err = pg_spool_pq_exec(q, "BEGIN", "beginning a batch");
     if (err == PIGEON_OK)
         q->in_tx = q->in_batch = 1;
+    q->batch_msgs = 0;
     return err;
 }
 
@@ -849,7 +853,7 @@ static void pend_message(pg_spool_pq *q, const pg_spool_new *m, int64_t size,
 /* Appends the current message's rows: to the batch's COPY streams, or to the arrays. */
 static void add_message(pg_spool_pq *q, int64_t size, const unsigned char *sha)
 {
-    if (q->in_batch)
+    if (q->cur_copy)
         pg_spool_pq_copy_message(q, &q->cur, q->cur_id, size, sha);
     else
         pend_message(q, &q->cur, size, sha);
@@ -867,7 +871,8 @@ static pigeon_err pq_msg_begin(void *be, const pg_spool_new *m)
     if (!q->in_batch && (err = pg_spool_pq_ready(q)) != PIGEON_OK)
         return err;
     q->cur_id = 0;
-    if (q->in_batch && (err = pg_spool_pq_next_id(q, &q->cur_id)) != PIGEON_OK)
+    q->cur_copy = q->in_batch && q->batch_msgs >= COPY_AFTER;
+    if (q->cur_copy && (err = pg_spool_pq_next_id(q, &q->cur_id)) != PIGEON_OK)
         return err;
     snprintf(q->cur_qid, sizeof q->cur_qid, "%s", m->queue_id);
     q->cur_flushed = 0;
@@ -905,7 +910,7 @@ static pigeon_err flush_early(pg_spool_pq *q)
 static pigeon_err pq_msg_chunk(void *be, int64_t seq, const void *data, size_t len)
 {
     pg_spool_pq *q = be;
-    if (q->in_batch) {
+    if (q->cur_copy) {
         pg_spool_pq_copy_chunk(q, q->cur_id, seq, data, len);
     } else {
         pg_spool_pq_arr_text(&q->pend.b_qid, q->cur_qid);
@@ -923,6 +928,7 @@ static pigeon_err msg_finish(pg_spool_pq *q, int64_t size, const unsigned char s
 {
     if (!q->cur_flushed) {
         add_message(q, size, sha);
+        q->batch_msgs++;
         if (q->in_batch)
             return q->pend.msgs >= FLUSH_MSGS || q->pend.bytes >= FLUSH_BYTES ? pend_flush(q)
                                                                               : PIGEON_OK;
@@ -969,7 +975,7 @@ static void pq_msg_abort(void *be)
     pg_spool_pq *q = be;
     if (q->cur_qid[0] == '\0')
         return;
-    if (!q->cur_flushed && q->in_batch) {
+    if (!q->cur_flushed && q->cur_copy) {
         /* Its chunks are the end of the body stream (no flush since msg_begin). */
         pg_spool_pq_copy *c = &q->pend.c_body;
         if (c->rows >= q->mark_copy_rows && c->len >= q->mark_copy_len) {

@@ -139,7 +139,9 @@ typedef struct pg_spool_pq {
     char cur_qid[PIGEON_SPOOL_ID_LEN + 1]; /* its queue id, "" when none */
     int cur_flushed;          /* its row was already written (a body bigger than a buffer) */
     int64_t cur_seq;          /* chunks so far */
-    int64_t cur_id;           /* its row id, in a batch (taken from the reserved block) */
+    int cur_copy;             /* its rows go to the batch's COPY streams (else the arrays) */
+    int64_t cur_id;           /* its row id when cur_copy (taken from the reserved block) */
+    int64_t batch_msgs;       /* messages of the batch so far */
     size_t mark_copy_len;     /* the batch's body stream before it, for msg_abort */
     int64_t mark_copy_rows;   /* its rows */
     pg_spool_new cur;         /* its message (borrowed from the generic layer until msg_end) */

@@ -2,9 +2,10 @@
  * spool_pg_copy.c - the PostgreSQL spool backend: a batch of messages written with binary
  * COPY (see spool_pg.c for the enqueue around it).
  *
- * Inside a batch (pigeon_spool_begin) the rows of the messages enqueued are built in
- * PostgreSQL's binary COPY format, one stream per table, and sent once they hold a few
- * MB: COPY message, COPY rcpt, COPY body. COPY skips what a statement with array
+ * Inside a batch (pigeon_spool_begin), after its first messages (COPY_AFTER in
+ * spool_pg.c: a small batch stays one statement), the rows of the messages enqueued are
+ * built in PostgreSQL's binary COPY format, one stream per table, and sent once they hold
+ * 1 MiB: COPY message, COPY rcpt, COPY body. COPY skips what a statement with array
  * parameters costs the server per row (decoding the arrays, planning, joining the
  * recipients to their message by queue id, materializing the arrays of the bodies), and
  * the ids of the messages are ours: a nextval() of message_id_seq reserves a block of

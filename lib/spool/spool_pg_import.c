@@ -137,6 +137,7 @@ static pigeon_err pq_import_begin(void *be, const pg_spool_import_msg *m, int *p
      * under the id the insert gave it (its chunks name it in a batch's COPY). */
     snprintf(q->cur_qid, sizeof q->cur_qid, "%s", m->queue_id);
     q->cur_flushed = 1;
+    q->cur_copy = 0; /* (its chunks go as the statement's arrays, found by queue id) */
     q->cur_seq = 0;
     memset(&q->cur, 0, sizeof q->cur);
     return PIGEON_OK;
