@@ -15,11 +15,11 @@
  * of the daemon cannot undo it; sync() then runs one tiny transaction with synchronous
  * commit on, whose flush covers every earlier commit (WAL is flushed in order).
  *
- * Round trips: enqueues are buffered and written as one statement with array parameters
- * (binary format) per batch, or per message outside a batch (then the statement is its own
- * transaction: one round trip per message); claims, outcomes, renewals and releases of a
- * whole batch are one statement each (spool_pg_work.c). All statements are prepared once
- * per connection.
+ * Round trips: enqueues are buffered; a batch's are written with binary COPY per 1 MiB
+ * (spool_pg_copy.c), a message outside a batch as one statement with array parameters
+ * (binary format), its own transaction: one round trip per message; claims, outcomes,
+ * renewals and releases of a whole batch are one statement each (spool_pg_work.c). All
+ * statements are prepared once per connection.
  *
  * Reconnects: a call that finds the connection gone opens a new one, at most once per
  * backoff interval (250 ms doubling to 5 s) so that an unreachable server costs a failing
@@ -45,9 +45,15 @@
 
 #include "spool/spool_api.h"
 
-/* Buffered enqueues are written once they hold this much body, or this many messages. */
-#define FLUSH_BYTES (4u << 20)
+/* Buffered enqueues are written once they hold this much body, or this many messages. In
+ * a batch the server stores one flush while the caller builds the next (spool_pg_copy.c):
+ * 1 MiB (about 120 messages of 8.7 KB) fits in the socket's buffers, so sending it does
+ * not wait for the server (4 MiB measured the same within this machine's noise). */
+#define FLUSH_BYTES (1u << 20)
 #define FLUSH_MSGS  2048
+/* A batch's first messages go as one statement (one round trip, where COPY takes five:
+ * a few API requests committed together), those after by COPY (spool_pg_copy.c). */
+#define COPY_AFTER 100
 /* Reconnect backoff bounds (milliseconds). */
 #define BACKOFF_MIN 250
 #define BACKOFF_MAX 5000
@@ -141,6 +147,8 @@ static const char *const stmt_sql[PQ_COUNT] = {
                  " count(*) FILTER (WHERE state = 1 AND due_ms <= $1::bigint) stale FROM rcpt) r",
     [PQ_BODY_MSG] = "SELECT id, size, sha256 FROM message WHERE queue_id = $1::text",
     [PQ_BODY_CHUNK] = "SELECT data FROM body WHERE msg = $1::bigint AND seq = $2::int",
+    /* a block of PG_SPOOL_PQ_ID_BLOCK ids from the one returned (migration 7) */
+    [PQ_MSG_IDS] = "SELECT nextval('message_id_seq')",
 };
 
 static void pq_msg_abort(void *be);
@@ -371,6 +379,9 @@ static void drop_conn(pg_spool_pq *q)
     PQfinish(q->conn);
     q->conn = NULL;
     q->in_tx = 0;
+    q->copy_busy = 0;
+    q->notify = 0;
+    q->heap_kept = 0;
     q->listening = 0;
     q->hook_locked = 0; /* session locks end with the session */
     memset(q->prepared, 0, sizeof q->prepared);
@@ -468,6 +479,11 @@ static pigeon_err connect_now(pg_spool_pq *q)
 
 pigeon_err pg_spool_pq_ready(pg_spool_pq *q)
 {
+    if (q->copy_busy) {
+        pigeon_err err = pg_spool_pq_settle(q);
+        if (err != PIGEON_OK)
+            return err;
+    }
     if (q->conn != NULL && PQstatus(q->conn) == CONNECTION_OK)
         return PIGEON_OK;
     if (q->in_tx) {
@@ -613,7 +629,21 @@ static void pend_reset(pg_spool_pq_pending *p, int free_them)
             a->nomem = 0;
         }
     }
+    pg_spool_pq_copy_reset(&p->c_msg, free_them);
+    pg_spool_pq_copy_reset(&p->c_rcpt, free_them);
+    pg_spool_pq_copy_reset(&p->c_body, free_them);
+    p->msgs = 0;
     p->bytes = 0;
+}
+
+/* Ends the open transaction with ROLLBACK (after reading what a COPY in flight returns). */
+static void tx_abandon(pg_spool_pq *q)
+{
+    pg_spool_pq_settle(q);
+    if (q->conn != NULL)
+        PQclear(PQexec(q->conn, "ROLLBACK"));
+    q->in_tx = 0;
+    q->notify = 0;
 }
 
 static void pq_close(void *be)
@@ -622,7 +652,7 @@ static void pq_close(void *be)
     if (q == NULL)
         return;
     if (q->conn != NULL && q->in_tx)
-        PQclear(PQexec(q->conn, "ROLLBACK"));
+        tx_abandon(q);
     PQfinish(q->conn);
     pend_reset(&q->pend, 1);
     if (q->conninfo != NULL) {
@@ -705,6 +735,7 @@ static pigeon_err pq_begin(void *be)
     pigeon_err err = pg_spool_pq_exec(q, "BEGIN", "beginning a batch");
     if (err == PIGEON_OK)
         q->in_tx = q->in_batch = 1;
+    q->batch_msgs = 0;
     return err;
 }
 
@@ -714,6 +745,12 @@ static pigeon_err pend_flush(pg_spool_pq *q)
     pg_spool_pq_pending *pd = &q->pend;
     pg_spool_pq_params p = {0};
     PGresult *res = NULL;
+    if (pd->c_msg.rows > 0 || pd->c_body.rows > 0) {
+        q->notify = 1;
+        pigeon_err err = pg_spool_pq_copy_flush(q);
+        if (err != PIGEON_OK)
+            return err;
+    }
     if (pd->qid.n == 0 && pd->b_qid.n == 0)
         return PIGEON_OK;
     for (int i = 0; i < 13; i++) {
@@ -737,6 +774,11 @@ pigeon_err pg_spool_pq_flush(pg_spool_pq *q)
 /* Ends the open transaction: COMMIT, or ROLLBACK when a statement in it failed. */
 static pigeon_err tx_finish(pg_spool_pq *q)
 {
+    pigeon_err err = pg_spool_pq_settle(q);
+    if (err != PIGEON_OK) {
+        tx_abandon(q);
+        return err;
+    }
     if (q->conn == NULL || PQtransactionStatus(q->conn) != PQTRANS_INTRANS) {
         if (q->conn != NULL && PQtransactionStatus(q->conn) == PQTRANS_INERROR)
             PQclear(PQexec(q->conn, "ROLLBACK"));
@@ -744,8 +786,10 @@ static pigeon_err tx_finish(pg_spool_pq *q)
         return pg_spool_fail(q->diag, PIGEON_ERR_IO,
                              "spool: the batch was rolled back after an earlier error");
     }
-    PGresult *res = PQexec(q->conn, "COMMIT");
-    pigeon_err err = PIGEON_OK;
+    /* (a batch written by COPY notifies here, in the transaction: see the file's header) */
+    PGresult *res =
+        PQexec(q->conn, q->notify ? "NOTIFY " PG_SPOOL_PQ_CHANNEL "; COMMIT" : "COMMIT");
+    q->notify = 0;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         err = pg_spool_pq_err(q, res, "committing (the outcome is unknown)");
     else if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
@@ -765,9 +809,7 @@ static pigeon_err pq_commit(void *be)
     if (err != PIGEON_OK) {
         char keep[sizeof q->diag->text];
         memcpy(keep, q->diag->text, sizeof keep);
-        if (q->conn != NULL)
-            PQclear(PQexec(q->conn, "ROLLBACK"));
-        q->in_tx = 0;
+        tx_abandon(q);
         memcpy(q->diag->text, keep, sizeof keep);
         return err;
     }
@@ -779,9 +821,8 @@ static pigeon_err pq_rollback(void *be)
     pg_spool_pq *q = be;
     pend_reset(&q->pend, 0);
     q->in_batch = 0;
-    if (q->conn != NULL && q->in_tx)
-        PQclear(PQexec(q->conn, "ROLLBACK"));
-    q->in_tx = 0;
+    if (q->in_tx)
+        tx_abandon(q);
     return PIGEON_OK;
 }
 
@@ -809,18 +850,35 @@ static void pend_message(pg_spool_pq *q, const pg_spool_new *m, int64_t size,
     }
 }
 
+/* Appends the current message's rows: to the batch's COPY streams, or to the arrays. */
+static void add_message(pg_spool_pq *q, int64_t size, const unsigned char *sha)
+{
+    if (q->cur_copy)
+        pg_spool_pq_copy_message(q, &q->cur, q->cur_id, size, sha);
+    else
+        pend_message(q, &q->cur, size, sha);
+}
+
 static pigeon_err pq_msg_begin(void *be, const pg_spool_new *m)
 {
     pg_spool_pq *q = be;
     pigeon_err err = PIGEON_OK;
-    if (q->in_batch && (q->conn == NULL || PQtransactionStatus(q->conn) != PQTRANS_INTRANS))
+    /* (a COPY in flight leaves the transaction active: its result comes at the next flush) */
+    if (q->in_batch &&
+        (q->conn == NULL || (!q->copy_busy && PQtransactionStatus(q->conn) != PQTRANS_INTRANS)))
         return pg_spool_fail(q->diag, PIGEON_ERR_IO,
                              "spool: the batch was rolled back after an earlier error");
     if (!q->in_batch && (err = pg_spool_pq_ready(q)) != PIGEON_OK)
         return err;
+    q->cur_id = 0;
+    q->cur_copy = q->in_batch && q->batch_msgs >= COPY_AFTER;
+    if (q->cur_copy && (err = pg_spool_pq_next_id(q, &q->cur_id)) != PIGEON_OK)
+        return err;
     snprintf(q->cur_qid, sizeof q->cur_qid, "%s", m->queue_id);
     q->cur_flushed = 0;
     q->cur_seq = 0;
+    q->mark_copy_len = q->pend.c_body.len;
+    q->mark_copy_rows = q->pend.c_body.rows;
     pg_spool_pq_arr *body[3] = {&q->pend.b_qid, &q->pend.b_seq, &q->pend.b_data};
     for (int i = 0; i < 3; i++) {
         q->mark_len[i] = body[i]->len;
@@ -844,7 +902,7 @@ static pigeon_err flush_early(pg_spool_pq *q)
         q->in_tx = 1;
     }
     if (!q->cur_flushed)
-        pend_message(q, &q->cur, 0, NULL);
+        add_message(q, 0, NULL);
     q->cur_flushed = 1;
     return pend_flush(q);
 }
@@ -852,12 +910,16 @@ static pigeon_err flush_early(pg_spool_pq *q)
 static pigeon_err pq_msg_chunk(void *be, int64_t seq, const void *data, size_t len)
 {
     pg_spool_pq *q = be;
-    pg_spool_pq_arr_text(&q->pend.b_qid, q->cur_qid);
-    pg_spool_pq_arr_i32(&q->pend.b_seq, (int32_t)seq);
-    pg_spool_pq_arr_add(&q->pend.b_data, data, len);
-    q->pend.bytes += len;
+    if (q->cur_copy) {
+        pg_spool_pq_copy_chunk(q, q->cur_id, seq, data, len);
+    } else {
+        pg_spool_pq_arr_text(&q->pend.b_qid, q->cur_qid);
+        pg_spool_pq_arr_i32(&q->pend.b_seq, (int32_t)seq);
+        pg_spool_pq_arr_add(&q->pend.b_data, data, len);
+        q->pend.bytes += len;
+    }
     q->cur_seq = seq + 1;
-    if (q->pend.b_data.nomem)
+    if (q->pend.b_data.nomem || q->pend.c_body.nomem)
         return pg_spool_fail(q->diag, PIGEON_ERR_NOMEM, "spool: out of memory");
     return q->pend.bytes >= FLUSH_BYTES ? flush_early(q) : PIGEON_OK;
 }
@@ -865,10 +927,11 @@ static pigeon_err pq_msg_chunk(void *be, int64_t seq, const void *data, size_t l
 static pigeon_err msg_finish(pg_spool_pq *q, int64_t size, const unsigned char sha[32])
 {
     if (!q->cur_flushed) {
-        pend_message(q, &q->cur, size, sha);
+        add_message(q, size, sha);
+        q->batch_msgs++;
         if (q->in_batch)
-            return q->pend.qid.n >= FLUSH_MSGS || q->pend.bytes >= FLUSH_BYTES ? pend_flush(q)
-                                                                               : PIGEON_OK;
+            return q->pend.msgs >= FLUSH_MSGS || q->pend.bytes >= FLUSH_BYTES ? pend_flush(q)
+                                                                              : PIGEON_OK;
         return pend_flush(q); /* one statement, its own transaction */
     }
     pigeon_err err = pend_flush(q);
@@ -912,7 +975,17 @@ static void pq_msg_abort(void *be)
     pg_spool_pq *q = be;
     if (q->cur_qid[0] == '\0')
         return;
-    if (!q->cur_flushed) {
+    if (!q->cur_flushed && q->cur_copy) {
+        /* Its chunks are the end of the body stream (no flush since msg_begin). */
+        pg_spool_pq_copy *c = &q->pend.c_body;
+        if (c->rows >= q->mark_copy_rows && c->len >= q->mark_copy_len) {
+            q->pend.bytes = q->mark_bytes;
+            c->rows = q->mark_copy_rows;
+            c->len = q->mark_copy_len;
+            if (c->rows == 0)
+                pg_spool_pq_copy_reset(c, 0);
+        }
+    } else if (!q->cur_flushed) {
         /* Only when no flush emptied the arrays since msg_begin. */
         pg_spool_pq_arr *body[3] = {&q->pend.b_qid, &q->pend.b_seq, &q->pend.b_data};
         if (body[0]->n >= q->mark_n[0] && body[0]->len >= q->mark_len[0]) {
@@ -928,6 +1001,7 @@ static void pq_msg_abort(void *be)
         pg_spool_pq_params p = {0};
         pg_spool_pq_p_text(&p, q->cur_qid);
         pend_reset(&q->pend, 0); /* only its chunks can be pending: it was flushed */
+        pg_spool_pq_settle(q);   /* (a failure there fails the batch at its commit) */
         if (q->conn != NULL && PQtransactionStatus(q->conn) == PQTRANS_INTRANS)
             pg_spool_pq_run(q, PQ_UNDO_MSG, &p, 0, "undoing an enqueue", &res);
         PQclear(res);

@@ -2,15 +2,17 @@
  * spool_pg.h - shared parts of the PostgreSQL spool backend (internal).
  *
  * The backend is spool_pg.c (connection, reconnects, errors, statements, transactions,
- * enqueue, waiting for notifications, the ops table), spool_pg_schema.c (versioned
+ * enqueue, waiting for notifications, the ops table), spool_pg_copy.c (a batch's rows
+ * written with COPY), spool_pg_schema.c (versioned
  * migrations), spool_pg_work.c (claims, outcomes, administration, bodies), and the side
  * tables: spool_pg_api.c (keys and message owners), spool_pg_hooks.c (the webhook
  * outbox), spool_pg_suppress.c, spool_pg_limits.c, spool_pg_import.c. This header is what
  * they share.
  *
  * Parameters go as text except arrays and bytea, which go in PostgreSQL's binary format
- * (pg_spool_pq_arr): a batch of claims, outcomes or messages is one statement with array
- * parameters, one round trip whatever its size.
+ * (pg_spool_pq_arr): a batch of claims or outcomes is one statement with array
+ * parameters, one round trip whatever its size; a batch of messages is binary COPY
+ * (spool_pg_copy.c).
  */
 #ifndef PG_SPOOL_PG_H
 #define PG_SPOOL_PG_H
@@ -25,7 +27,11 @@
 /* Reply texts are stored cut to this many bytes (as on SQLite). */
 #define PG_SPOOL_PQ_MAX_TEXT 1000
 /* The schema version this code writes and reads (table schema_version). */
-#define PG_SPOOL_PQ_VERSION 6
+#define PG_SPOOL_PQ_VERSION 7
+/* Message ids a nextval() of message_id_seq reserves (migration 7): the block from the
+ * value it returns. */
+#define PG_SPOOL_PQ_ID_BLOCK     1024
+#define PG_SPOOL_PQ_ID_BLOCK_SQL "1024"
 /* The channel enqueues notify and idle daemons listen on. */
 #define PG_SPOOL_PQ_CHANNEL "pigeon_spool"
 
@@ -56,6 +62,7 @@ enum {
     PQ_STATS,
     PQ_BODY_MSG,
     PQ_BODY_CHUNK,
+    PQ_MSG_IDS,
     PQ_COUNT,
     /* statements of the side tables, whose SQL stays in their own files (run_sql) */
     PQ_SUPPRESS_CHECK = PQ_COUNT,
@@ -81,12 +88,25 @@ typedef struct pg_spool_pq_params {
     char num[16][24];  /* room for numbers written as text */
 } pg_spool_pq_params;
 
-/* Messages of an enqueue waiting to be written (one statement for many messages). */
+/* Rows of one table in PostgreSQL's binary COPY format (spool_pg_copy.c): the header,
+ * then the rows; the trailer is added when sent. */
+typedef struct pg_spool_pq_copy {
+    unsigned char *p; /* the stream; NULL until the first row */
+    size_t len;       /* bytes used */
+    size_t cap;       /* bytes allocated */
+    int64_t rows;     /* rows in it */
+    int nomem;        /* sticky: an allocation failed */
+} pg_spool_pq_copy;
+
+/* Messages of an enqueue waiting to be written: outside a batch as the arrays of one
+ * statement (one round trip per message), inside a batch as COPY streams. */
 typedef struct pg_spool_pq_pending {
     pg_spool_pq_arr qid, msgid, account, from, size, sha, created; /* one per message */
     pg_spool_pq_arr r_qid, r_addr, r_due;                          /* one per recipient */
     pg_spool_pq_arr b_qid, b_seq, b_data;                          /* one per body chunk */
-    size_t bytes;                                                  /* body bytes held */
+    pg_spool_pq_copy c_msg, c_rcpt, c_body; /* a batch's rows of message, rcpt, body */
+    int64_t msgs;                           /* messages in c_msg */
+    size_t bytes;                           /* body bytes held (arrays or streams) */
 } pg_spool_pq_pending;
 
 /* The backend's state for one handle. */
@@ -110,10 +130,20 @@ typedef struct pg_spool_pq {
     int32_t hook_key;   /* that lock's key (the hash of the sink's name) */
     int64_t doubt[8];   /* lease tokens of claims whose commit outcome is unknown */
     size_t ndoubt;      /* how many */
+    int copy_busy;      /* a COPY was sent whose result is not read yet (pg_spool_pq_settle) */
+    int notify;         /* the open transaction stored messages: NOTIFY at its commit */
+    int heap_kept;      /* the backend's malloc was asked to keep its heap (spool_pg_copy.c) */
+    int64_t id_next;    /* the next message id of the reserved block (0: none) */
+    int64_t id_end;     /* the end of that block */
     /* the enqueue in progress */
     char cur_qid[PIGEON_SPOOL_ID_LEN + 1]; /* its queue id, "" when none */
     int cur_flushed;          /* its row was already written (a body bigger than a buffer) */
     int64_t cur_seq;          /* chunks so far */
+    int cur_copy;             /* its rows go to the batch's COPY streams (else the arrays) */
+    int64_t cur_id;           /* its row id when cur_copy (taken from the reserved block) */
+    int64_t batch_msgs;       /* messages of the batch so far */
+    size_t mark_copy_len;     /* the batch's body stream before it, for msg_abort */
+    int64_t mark_copy_rows;   /* its rows */
     pg_spool_new cur;         /* its message (borrowed from the generic layer until msg_end) */
     size_t mark_len[3];       /* the body arrays' lengths before it, for msg_abort */
     int32_t mark_n[3];        /* their element counts */
@@ -165,6 +195,30 @@ int64_t pg_spool_pq_i64(const PGresult *res, int row, int col);
 char *pg_spool_pq_dup(const PGresult *res, int row, int col, int *nomem);
 /* Decodes a bytea column of a text result ("\x...") into out (cap bytes); its length or -1. */
 long pg_spool_pq_bytea(const PGresult *res, int row, int col, unsigned char *out, size_t cap);
+
+/* ---- spool_pg_copy.c ---- */
+
+/* Appends a row to a COPY stream (fields: how many follow), then its fields. */
+void pg_spool_pq_copy_row(pg_spool_pq_copy *c, int fields);
+void pg_spool_pq_copy_bin(pg_spool_pq_copy *c, const void *data, size_t len); /* NULL: NULL */
+void pg_spool_pq_copy_text(pg_spool_pq_copy *c, const char *s);               /* NULL: NULL */
+void pg_spool_pq_copy_i64(pg_spool_pq_copy *c, int64_t v);
+void pg_spool_pq_copy_i32(pg_spool_pq_copy *c, int32_t v);
+void pg_spool_pq_copy_i16(pg_spool_pq_copy *c, int16_t v);
+/* Empties a stream, freeing its buffer when free_it. */
+void pg_spool_pq_copy_reset(pg_spool_pq_copy *c, int free_it);
+/* Appends message m's row (with id, size and hash; sha NULL: none yet) and its
+ * recipients' rows to the batch's streams. */
+void pg_spool_pq_copy_message(pg_spool_pq *q, const pg_spool_new *m, int64_t id, int64_t size,
+                              const unsigned char *sha);
+/* Appends a body chunk of message id to the batch's stream. */
+void pg_spool_pq_copy_chunk(pg_spool_pq *q, int64_t id, int64_t seq, const void *data, size_t len);
+/* The next message id of the reserved block, reserving a block when none is left. */
+pigeon_err pg_spool_pq_next_id(pg_spool_pq *q, int64_t *id);
+/* Sends the batch's streams (the last one's result read by pg_spool_pq_settle). */
+pigeon_err pg_spool_pq_copy_flush(pg_spool_pq *q);
+/* Reads the result of a COPY sent without waiting, if any: its error, or PIGEON_OK. */
+pigeon_err pg_spool_pq_settle(pg_spool_pq *q);
 
 /* ---- spool_pg_schema.c ---- */
 

@@ -63,7 +63,7 @@ static void cols_free(rcpt_cols *c)
 }
 
 /* Runs import_sql: *stored 1 when the message went in, 0 when its queue id was there. */
-static pigeon_err insert(pg_spool_pq *q, const pg_spool_import_msg *m, int *stored)
+static pigeon_err insert(pg_spool_pq *q, const pg_spool_import_msg *m, int *stored, int64_t *id)
 {
     rcpt_cols c;
     pg_spool_pq_params p = {0};
@@ -84,8 +84,8 @@ static pigeon_err insert(pg_spool_pq *q, const pg_spool_import_msg *m, int *stor
         res = PQexecParams(q->conn, import_sql, p.n, NULL, p.v, p.len, p.fmt, 0);
     if (err == PIGEON_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
         err = pg_spool_pq_err(q, res, "storing an imported message");
-    if (err == PIGEON_OK)
-        *stored = PQntuples(res) == 1;
+    if (err == PIGEON_OK && (*stored = PQntuples(res) == 1))
+        *id = pg_spool_pq_i64(res, 0, 0);
     PQclear(res);
     cols_free(&c);
     return err;
@@ -107,10 +107,13 @@ static pigeon_err pq_import_begin(void *be, const pg_spool_import_msg *m, int *p
     pg_spool_pq *q = be;
     int stored = 0;
     *present = 0;
+    pigeon_err err = pg_spool_pq_settle(q); /* (a batch's COPY in flight) */
+    if (err != PIGEON_OK)
+        return err;
     if (q->in_batch && (q->conn == NULL || PQtransactionStatus(q->conn) != PQTRANS_INTRANS))
         return pg_spool_fail(q->diag, PIGEON_ERR_IO,
                              "spool: the batch was rolled back after an earlier error");
-    pigeon_err err = pg_spool_pq_ready(q);
+    err = pg_spool_pq_ready(q);
     if (err != PIGEON_OK)
         return err;
     int own = !q->in_tx;
@@ -123,16 +126,18 @@ static pigeon_err pq_import_begin(void *be, const pg_spool_import_msg *m, int *p
      * while it is open, which msg_abort relies on. */
     err = pg_spool_pq_flush(q);
     if (err == PIGEON_OK)
-        err = insert(q, m, &stored);
+        err = insert(q, m, &stored, &q->cur_id);
     if (err != PIGEON_OK || !stored) {
         *present = err == PIGEON_OK;
         if (own)
             own_rollback(q);
         return err;
     }
-    /* The message is open as an enqueue whose row was written early (see spool_pg.c). */
+    /* The message is open as an enqueue whose row was written early (see spool_pg.c),
+     * under the id the insert gave it (its chunks name it in a batch's COPY). */
     snprintf(q->cur_qid, sizeof q->cur_qid, "%s", m->queue_id);
     q->cur_flushed = 1;
+    q->cur_copy = 0; /* (its chunks go as the statement's arrays, found by queue id) */
     q->cur_seq = 0;
     memset(&q->cur, 0, sizeof q->cur);
     return PIGEON_OK;

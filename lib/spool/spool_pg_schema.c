@@ -8,7 +8,9 @@
  * and no schema_version, is refused untouched, as the SQLite backend refuses a newer or
  * foreign file. Migrations only ever add (tables, columns with defaults, indexes,
  * functions), so that an older pigeon still running beside a newer one keeps working
- * until it is upgraded in turn.
+ * until it is upgraded in turn; the one removal, of the foreign keys in migration 7,
+ * leaves a trigger doing what older code relied on them for (the children deleted with
+ * their message).
  *
  * Rows are those of the SQLite backend (spool_sqlite.c): a recipient that can be claimed
  * has due_ms set, final ones NULL, so "due" is one range scan of a partial index. Bodies
@@ -240,8 +242,37 @@ static const char migration_6[] =
     "ALTER FUNCTION pigeon_record(bigint[], bigint[], integer[], bigint[], integer[],"
     " integer[], text[], text[], text[], bigint) SET enable_hashjoin = off;";
 
-static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2, migration_3,
-                                                            migration_4, migration_5, migration_6};
+/* Migration 7: a batch of messages is loaded with binary COPY (spool_pg_copy.c), which
+ * cannot ask the server for the ids of the rows it inserts, and the children's checks
+ * cost more than the rows (bench/pg.sh):
+ * - message ids are given out in blocks of PG_SPOOL_PQ_ID_BLOCK: every nextval() of the
+ *   sequence reserves the block starting at the value it returns, so that a batch takes
+ *   one nextval() for up to that many messages and writes the ids itself. A row inserted
+ *   with the column's default (an older pigeon, a single message) takes a block too and
+ *   uses its first id: ids stay unique, only sparser.
+ * - the foreign keys of rcpt and body on message go (about 20 us of server CPU per
+ *   message, a lookup and a row lock of the message for every child row inserted); their
+ *   ON DELETE CASCADE becomes one statement trigger, message_cascade, which deletes the
+ *   children of the messages a statement deleted, by index, in that statement. Every path
+ *   that deletes messages (outcomes, queue delete and purge, API cancel, undoing a failed
+ *   enqueue), this pigeon's and an older one's still running beside it, keeps relying on
+ *   deleting the message alone. Children are only ever inserted with their message, in its
+ *   transaction, so the check the keys made never failed.
+ * It can be applied again (a re-run after a schema rollback). */
+static const char migration_7[] =
+    "ALTER TABLE rcpt DROP CONSTRAINT IF EXISTS rcpt_msg_fkey;"
+    "ALTER TABLE body DROP CONSTRAINT IF EXISTS body_msg_fkey;"
+    "CREATE OR REPLACE FUNCTION pigeon_cascade() RETURNS trigger LANGUAGE plpgsql"
+    " SET enable_seqscan = off SET enable_bitmapscan = off AS $f$ BEGIN"
+    " DELETE FROM rcpt WHERE msg = ANY(ARRAY(SELECT id FROM gone));"
+    " DELETE FROM body WHERE msg = ANY(ARRAY(SELECT id FROM gone));"
+    " RETURN NULL; END $f$;"
+    "CREATE OR REPLACE TRIGGER message_cascade AFTER DELETE ON message REFERENCING OLD TABLE"
+    " AS gone FOR EACH STATEMENT EXECUTE FUNCTION pigeon_cascade();"
+    "ALTER SEQUENCE message_id_seq INCREMENT BY " PG_SPOOL_PQ_ID_BLOCK_SQL ";";
+
+static const char *const migrations[PG_SPOOL_PQ_VERSION] = {
+    migration_1, migration_2, migration_3, migration_4, migration_5, migration_6, migration_7};
 
 /* The schema version (0: none yet), or -1 with *foreign set when the database holds
  * tables of ours without schema_version (another program's, or damaged). */

@@ -361,6 +361,66 @@ static void test_batch_commit_and_rollback(void **state)
     pigeon_spool_close(s);
 }
 
+/* A big batch as the PostgreSQL backend writes it (binary COPY, message ids reserved in
+ * blocks of 1024): more messages than a block, repeated recipients merged, a message
+ * bigger than the buffer (written before its end) and one failing after that (undone),
+ * a single enqueue of another handle in between; everything reads back. */
+static void test_batch_large_and_repeated(void **state)
+{
+    (void)state;
+    pigeon_spool *s = open_new();
+    pigeon_spool *other = open_new();
+    const char *rcpts[] = {"b@example.net", "c@example.net", "b@example.net"};
+    pigeon_spool_envelope env = {"work", "a@example.org", rcpts, 3, NULL};
+    char id[PIGEON_SPOOL_ID_LEN + 1], first[PIGEON_SPOOL_ID_LEN + 1], big[PIGEON_SPOOL_ID_LEN + 1];
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    enqueue(s, "work", rcpts, 3, T0, first);
+    if (pg != NULL) /* (SQLite: the batch holds the file's write lock) */
+        enqueue(other, "work", rcpts, 1, T0, id); /* its own transaction, its own id block */
+    for (int i = 0; i < 1100; i++)
+        enqueue(s, "work", rcpts, 3, T0, id);
+    const size_t size = 9 * 256 * 1024 + 777;
+    struct pattern_stream ps = {size, 11};
+    assert_int_equal(pigeon_spool_enqueue_stream(s, &env, pattern_read, &ps, T0, big), PIGEON_OK);
+    struct failing_stream f = {6 * 256 * 1024 + 5};
+    assert_int_equal(pigeon_spool_enqueue_stream(s, &env, failing_read, &f, T0, id), PIGEON_ERR_IO);
+    enqueue(s, "work", rcpts, 3, T0, id);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    pigeon_spool_close(other);
+
+    pigeon_spool_stats st;
+    assert_int_equal(pigeon_spool_stats_get(s, T0, &st), PIGEON_OK);
+    int others = pg != NULL;
+    assert_int_equal(st.messages, others + 1 + 1100 + 1 + 1);
+    assert_int_equal(st.rcpts[PIGEON_SPOOL_QUEUED], others + 2 * (1 + 1100 + 1 + 1));
+    assert_int_equal(st.bytes, (int64_t)size + (1102 + others) * (int64_t)(sizeof sample - 1));
+    pigeon_spool_entry *e = NULL;
+    assert_int_equal(pigeon_spool_show(s, first, &e), PIGEON_OK);
+    assert_int_equal(e->rcpt_count, 2);
+    assert_string_equal(e->rcpts[0].address, "b@example.net");
+    assert_string_equal(e->rcpts[1].address, "c@example.net");
+    pigeon_spool_entry_free(e);
+    unsigned char *bytes;
+    size_t len;
+    assert_int_equal(read_all(s, id, &bytes, &len), PIGEON_OK);
+    assert_int_equal(len, sizeof sample - 1);
+    assert_memory_equal(bytes, sample, len);
+    free(bytes);
+    assert_int_equal(read_all(s, big, &bytes, &len), PIGEON_OK);
+    assert_int_equal(len, size);
+    struct pattern_stream again = {size, 11};
+    unsigned char *want = malloc(size);
+    size_t done = 0, n;
+    while (done < size) {
+        pattern_read(&again, want + done, size - done, &n);
+        done += n;
+    }
+    assert_memory_equal(bytes, want, size);
+    free(bytes);
+    free(want);
+    pigeon_spool_close(s);
+}
+
 /* ---- claims, leases, outcomes ---- */
 
 static void test_claim_and_lease_expiry(void **state)
@@ -947,6 +1007,81 @@ static void test_version_1_spool_is_upgraded(void **state)
     sqlite3_close(db);
 }
 
+/* One integer a query returns (PostgreSQL). */
+static long long pg_value(const char *sql)
+{
+    PGconn *c = PQconnectdb(path);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* A version 6 PostgreSQL spool (foreign keys, ids one at a time) is upgraded when opened
+ * for writing, with its messages kept; and what a version 6 pigeon still running beside
+ * does keeps working: its delete of a message takes the children along (the trigger that
+ * replaced the keys' cascade), its inserts (default ids) never collide with a batch's
+ * reserved ids. */
+static void test_version_6_pg_spool_is_upgraded(void **state)
+{
+    (void)state;
+    if (pg == NULL)
+        skip(); /* the PostgreSQL schema */
+    pigeon_spool *s = open_new();
+    const char *rcpts[] = {"a@x.example", "b@x.example"};
+    char one[PIGEON_SPOOL_ID_LEN + 1], two[PIGEON_SPOOL_ID_LEN + 1], id[PIGEON_SPOOL_ID_LEN + 1];
+    enqueue(s, "work", rcpts, 2, T0, one);
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    enqueue(s, "work", rcpts, 2, T0, two);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    pigeon_spool_close(s);
+    /* Back to version 6 as it was made. */
+    exec_raw("DROP TRIGGER message_cascade ON message; DROP FUNCTION pigeon_cascade();"
+             "ALTER TABLE rcpt ADD FOREIGN KEY (msg) REFERENCES message(id) ON DELETE CASCADE;"
+             "ALTER TABLE body ADD FOREIGN KEY (msg) REFERENCES message(id) ON DELETE CASCADE;"
+             "ALTER SEQUENCE message_id_seq INCREMENT BY 1;"
+             "DELETE FROM schema_version WHERE version = 7");
+    assert_int_equal(pg_value("SELECT max(version) FROM schema_version"), 6);
+    s = NULL;
+    char err[256];
+    assert_int_equal(pigeon_spool_open(path, PIGEON_SPOOL_READONLY, &s, err, sizeof err),
+                     PIGEON_ERR_STATE);
+    assert_non_null(strstr(err, "older"));
+    s = open_new();
+    assert_int_equal(pg_value("SELECT max(version) FROM schema_version"), 7);
+    assert_int_equal(pg_value("SELECT count(*) FROM pg_constraint WHERE contype = 'f'"), 0);
+    unsigned char *bytes;
+    size_t len;
+    assert_int_equal(read_all(s, one, &bytes, &len), PIGEON_OK);
+    assert_int_equal(len, sizeof sample - 1);
+    free(bytes);
+    /* A version 6 pigeon's insert (the default id) between two batches. */
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    enqueue(s, "work", rcpts, 2, T0, id);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    exec_raw("INSERT INTO message(queue_id, message_id, account, mail_from, size, created_ms)"
+             " VALUES ('OLD', '', 'work', '', 0, 0)");
+    assert_int_equal(pigeon_spool_begin(s), PIGEON_OK);
+    for (int i = 0; i < 3; i++)
+        enqueue(s, "work", rcpts, 2, T0, id);
+    assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
+    /* Its delete, and ours, remove the children. */
+    char sql[160];
+    snprintf(sql, sizeof sql, "DELETE FROM message WHERE queue_id IN ('%s', 'OLD')", one);
+    exec_raw(sql);
+    assert_int_equal(pigeon_spool_delete(s, two), PIGEON_OK);
+    assert_int_equal(pg_value("SELECT count(*) FROM message"), 4);
+    assert_int_equal(pg_value("SELECT count(*) FROM rcpt"), 8);
+    assert_int_equal(pg_value("SELECT count(*) FROM body"), 4);
+    assert_int_equal(pg_value("SELECT count(*) FROM rcpt r WHERE NOT EXISTS (SELECT 1 FROM"
+                              " message m WHERE m.id = r.msg)"),
+                     0);
+    pigeon_spool_close(s);
+}
+
 /* A spool made with 16 KiB pages (before 8 KiB became the size of new files) keeps its
  * page size and works as before: a batch claim brings the body and the counts, one
  * recipient claimed of two (the other not due yet), and the message goes once both are
@@ -1518,6 +1653,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_envelopes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_commit_and_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_large_and_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_and_lease_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_accepted_never_resent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delivered_message_removed, setup, teardown),
@@ -1529,6 +1665,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reclaim_dead_holder_applies_its_journal, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_version_1_spool_is_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_6_pg_spool_is_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_16k_page_spool_still_works, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_creation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_spool_refused_untouched, setup, teardown),
