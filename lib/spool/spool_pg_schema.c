@@ -271,8 +271,39 @@ static const char migration_7[] =
     " AS gone FOR EACH STATEMENT EXECUTE FUNCTION pigeon_cascade();"
     "ALTER SEQUENCE message_id_seq INCREMENT BY " PG_SPOOL_PQ_ID_BLOCK_SQL ";";
 
-static const char *const migrations[PG_SPOOL_PQ_VERSION] = {
-    migration_1, migration_2, migration_3, migration_4, migration_5, migration_6, migration_7};
+/* Migration 8: pigeon_record() locks the messages it records (FOR NO KEY UPDATE, in id
+ * order) before it updates their recipients. Two daemons recording the last two
+ * recipients of one message at once each saw the other's recipient still undelivered (an
+ * uncommitted update), so neither removed the message: delivered to all, it stayed in the
+ * queue. Now the second waits for the first to commit, and its statements (each with a
+ * fresh snapshot, READ COMMITTED) see that recipient delivered. The lock is per message:
+ * workers recording their own messages never wait for each other. Claims take rcpt rows
+ * with SKIP LOCKED and deletes take the message first, so the order is message, then
+ * recipients, everywhere. The settings are migration 6's. It can be applied again. */
+static const char migration_8[] =
+    "CREATE OR REPLACE FUNCTION pigeon_record(ids bigint[], leases bigint[], states integer[],"
+    " dues bigint[], errs integer[], codes integer[], enh text[], txt text[], qids text[],"
+    " now_ms bigint) RETURNS SETOF bigint LANGUAGE plpgsql"
+    " SET plan_cache_mode = force_generic_plan SET enable_seqscan = off"
+    " SET enable_bitmapscan = off SET enable_hashjoin = off AS $f$ "
+    "BEGIN "
+    " PERFORM 1 FROM message m WHERE m.queue_id = ANY(qids) ORDER BY m.id"
+    "  FOR NO KEY UPDATE;"
+    " RETURN QUERY UPDATE rcpt r SET state = u.st, due_ms = CASE WHEN u.st = 2 THEN u.due END,"
+    "  owner = NULL, lease = NULL, err = CASE WHEN u.st = 3 THEN 0 ELSE u.err END,"
+    "  smtp_code = u.code, enhanced = u.enh, text = u.txt, updated_ms = now_ms"
+    "  FROM unnest(ids, leases, states, dues, errs, codes, enh, txt)"
+    "   AS u(id, lease, st, due, err, code, enh, txt)"
+    "  WHERE r.id = u.id AND ((u.st = 3 AND r.state <> 3)"
+    "   OR (u.st <> 3 AND r.state = 1 AND r.lease = u.lease))"
+    "  RETURNING r.id;"
+    " DELETE FROM message m WHERE m.queue_id = ANY(qids) AND NOT EXISTS"
+    "  (SELECT 1 FROM rcpt x WHERE x.msg = m.id AND x.state <> 3);"
+    "END $f$;";
+
+static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2, migration_3,
+                                                            migration_4, migration_5, migration_6,
+                                                            migration_7, migration_8};
 
 /* The schema version (0: none yet), or -1 with *foreign set when the database holds
  * tables of ours without schema_version (another program's, or damaged). */
