@@ -165,6 +165,21 @@ static int pattern_read(void *ctx, void *buf, size_t cap, size_t *n)
     return 0;
 }
 
+/* bytes (size of them) are what pattern_read produces from seed. */
+static void assert_pattern(const unsigned char *bytes, size_t size, uint32_t seed)
+{
+    struct pattern_stream again = {size, seed};
+    unsigned char *want = malloc(size);
+    assert_non_null(want);
+    size_t done = 0, n;
+    while (done < size) {
+        pattern_read(&again, want + done, size - done, &n);
+        done += n;
+    }
+    assert_memory_equal(bytes, want, size);
+    free(want);
+}
+
 /* A message bigger than several chunks, from a stream, comes back byte for byte. */
 static void test_stream_large_message(void **state)
 {
@@ -180,16 +195,8 @@ static void test_stream_large_message(void **state)
     size_t len;
     assert_int_equal(read_all(s, id, &bytes, &len), PIGEON_OK);
     assert_int_equal(len, size);
-    struct pattern_stream again = {size, 7};
-    unsigned char *want = malloc(size);
-    size_t done = 0, n;
-    while (done < size) {
-        pattern_read(&again, want + done, size - done, &n);
-        done += n;
-    }
-    assert_memory_equal(bytes, want, size);
+    assert_pattern(bytes, size, 7);
     free(bytes);
-    free(want);
 
     pigeon_spool_entry *e = NULL;
     assert_int_equal(pigeon_spool_show(s, id, &e), PIGEON_OK);
@@ -408,16 +415,8 @@ static void test_batch_large_and_repeated(void **state)
     free(bytes);
     assert_int_equal(read_all(s, big, &bytes, &len), PIGEON_OK);
     assert_int_equal(len, size);
-    struct pattern_stream again = {size, 11};
-    unsigned char *want = malloc(size);
-    size_t done = 0, n;
-    while (done < size) {
-        pattern_read(&again, want + done, size - done, &n);
-        done += n;
-    }
-    assert_memory_equal(bytes, want, size);
+    assert_pattern(bytes, size, 11);
     free(bytes);
-    free(want);
     pigeon_spool_close(s);
 }
 
