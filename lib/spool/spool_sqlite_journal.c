@@ -414,13 +414,16 @@ static pigeon_err remove_delivered(pg_spool_sq *q, const jrec *r, int *removed)
  * (its trigger reads the recipient row's update). */
 static pigeon_err apply_records(pg_spool_sq *q, const unsigned char *buf, size_t len)
 {
-    size_t off = 0, size;
     char last[PIGEON_SPOOL_ID_LEN + 1] = ""; /* the message of the records applied one by one */
-    const unsigned char *strings = NULL;
-    jrec r, next;
+    const unsigned char *strings = NULL, *next_strings = NULL;
+    jrec r = {0}, next = {0};
     int hooks = 1;
     pigeon_err err = pg_spool_sq_hooks_on(q, &hooks);
-    while (err == PIGEON_OK && (size = decode(buf, len, off, &r, &strings)) > 0) {
+    /* Each record is decoded once: the one after r is read ahead, to know whether r is
+     * its message's last. */
+    size_t off = decode(buf, len, 0, &r, &strings);
+    for (size_t size = off; err == PIGEON_OK && size > 0; r = next, strings = next_strings) {
+        size = decode(buf, len, off, &next, &next_strings);
         off += size;
         if (last[0] != '\0' && strcmp(last, r.queue_id) != 0) {
             err = pg_spool_sq_remove_if_done(q, last);
@@ -430,7 +433,7 @@ static pigeon_err apply_records(pg_spool_sq *q, const unsigned char *buf, size_t
         }
         int removed = 0;
         if (!hooks && last[0] == '\0' && r.state == PIGEON_SPOOL_DELIVERED &&
-            (decode(buf, len, off, &next, NULL) == 0 || strcmp(next.queue_id, r.queue_id) != 0))
+            (size == 0 || strcmp(next.queue_id, r.queue_id) != 0))
             err = remove_delivered(q, &r, &removed);
         if (err != PIGEON_OK || removed)
             continue;
