@@ -15,10 +15,16 @@ on a command line; the socket is trusted (for the server's own administration he
 As a command: `pgserver.py CMD ARGS...` starts a server, runs CMD with PIGEON_TEST_PG (the
 server's base URL) and PGPASSFILE in its environment, stops the server and exits with
 CMD's status (how CMake runs a second ctest entry of a suite against PostgreSQL).
+
+A server outlives the process that started it (pg_ctl detaches it), so each one has a
+reaper: a small process of its own session that watches the owner and, once the owner is
+gone without its cleanup (killed by ctest's timeout, SIGKILL), shuts the server down at
+once and removes its folder. cleanup() stops the reaper.
 """
 
 import os
 import pwd
+import signal
 import shutil
 import socket
 import subprocess
@@ -59,6 +65,7 @@ class PgServer:
         self.port = _free_port()
         self.pw = _account()
         self.count = 0
+        self._reaper = None
         os.mkdir(self.sock)
         for d in (self.base, self.sock):
             os.chown(d, self.pw.pw_uid, self.pw.pw_gid)
@@ -77,6 +84,10 @@ class PgServer:
         return "postgresql://%s@127.0.0.1:%d/%s" % (USER, self.port, db)
 
     def start(self):
+        self._reaper = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--reap", str(os.getpid()), self.base],
+            start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
         pwfile = os.path.join(self.base, "initpw")
         with open(pwfile, "w") as f:
             f.write(PASSWORD + "\n")
@@ -121,9 +132,48 @@ class PgServer:
     def cleanup(self):
         self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
+        if self._reaper is not None:
+            self._reaper.kill()
+            self._reaper.wait()
+            self._reaper = None
+
+
+def _alive(pid):
+    """Whether process pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _reap(owner, base):
+    """The reaper (see the top): waits for the owner to go, then stops the server (SIGQUIT
+    to the postmaster: an immediate shutdown, SIGKILL after 10 s) and removes base. Returns
+    as soon as base is gone (the owner's cleanup ran)."""
+    while os.path.isdir(base) and _alive(owner):
+        time.sleep(0.5)
+    if not os.path.isdir(base):
+        return 0
+    try:
+        with open(os.path.join(base, "data", "postmaster.pid")) as f:
+            pm = int(f.readline())
+        os.kill(pm, signal.SIGQUIT)
+        for _ in range(100):
+            if not _alive(pm):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pm, signal.SIGKILL)
+    except (OSError, ValueError):
+        pass  # never started, or already stopped
+    shutil.rmtree(base, ignore_errors=True)
+    return 0
 
 
 def main(argv):
+    if argv[:1] == ["--reap"]:
+        return _reap(int(argv[1]), argv[2])
     srv = PgServer()
     try:
         srv.start()
