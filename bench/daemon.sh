@@ -6,7 +6,8 @@
 # parallel sessions, connections kept: the same shape as 4 workers reusing theirs).
 # Then pigeon's own engine without a queue (bench_smtp, 4 connections) on the same sink.
 # Prints msgs/s of each and the ratios daemon/smtp-source (target: >= 1.0) and
-# daemon/bench_smtp (target: >= 0.7). The daemon's figure includes everything a durable
+# daemon/bench_smtp (target: >= 0.7): the three alternated DAEMON_BENCH_ROUNDS times (3),
+# each round on a freshly filled spool, and the medians compared. The daemon's figure includes everything a durable
 # queue does per message: the claim, the lease, the body read back through its SHA-256,
 # and the outcome recorded before the next message (journaled at once, applied to the
 # spool and fsynced once per batch). Each worker claims a batch of messages in one commit
@@ -76,46 +77,62 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-echo "message: $size bytes; $n messages; spool in $work"
-"$build/bench_daemon" "$work/spool.db" bench "$n" "$work/sample.eml"
+rounds=${DAEMON_BENCH_ROUNDS:-3}
+echo "message: $size bytes; $n messages; spool in $work; $rounds alternated rounds"
 
 # CPU seconds (user + system) of each side as well: on a shared machine the wall clock
-# says as much about the neighbours as about us.
-cpu=()
-[[ -x /usr/bin/time ]] && cpu=(/usr/bin/time -f "%U %S" -o "$work/cpu.daemon")
-t0=$(now)
-# shellcheck disable=SC2086  # DAEMON_ARGS is a list of options
-"${cpu[@]}" "$build/pigeon" daemon --once --workers 4 ${DAEMON_ARGS:-} --spool "$work/spool.db" \
-  --log-file /dev/null
-t1=$(now)
-left=$("$build/pigeon" queue stats --json --spool "$work/spool.db")
-case $left in
-  *'"messages":0,'*) ;;
-  *) echo "daemon.sh: the spool was not drained: $left" >&2; exit 1 ;;
-esac
-
-t2=$(now)
-[[ -x /usr/bin/time ]] && cpu=(/usr/bin/time -f "%U %S" -o "$work/cpu.source")
-"${cpu[@]}" /usr/sbin/smtp-source -s 4 -d -m "$n" -F "$work/sample.lf" -f sender@example.com \
-  -t receiver@example.com "127.0.0.1:$port"
-t3=$(now)
-
-# pigeon's own engine without a queue: 4 connections, messages composed in memory and
-# pipelined in batches of 32 (bench_smtp), on the same sink.
-engine=0
-if [[ -x $build/bench_smtp ]]; then
-  engine=$("$build/bench_smtp" 127.0.0.1 "$port" "$n" 4 32 | awk '{print $(NF-1)}')
-fi
-
+# says as much about the neighbours as about us. The machine's speed drifts by a third
+# within minutes here, so the three run side by side in each round and the medians of the
+# rounds are compared (each round's own ratios are printed too).
 cpu_of() { [[ -s $1 ]] && awk '{print $1 + $2}' "$1" || echo 0; }
-awk -v n="$n" -v args="${DAEMON_ARGS:-}" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" \
-    -v engine="$engine" -v dcpu="$(cpu_of "$work/cpu.daemon")" \
-    -v scpu="$(cpu_of "$work/cpu.source")" 'BEGIN {
-  daemon = n / (b - a); source = n / (d - c);
-  printf "pigeon daemon --once --workers 4   %8.0f msgs/s  (%.2f s, cpu %.2f s) %s\n", daemon,
-         b - a, dcpu, args;
-  printf "smtp-source -s 4 -d                %8.0f msgs/s  (%.2f s, cpu %.2f s)\n", source,
-         d - c, scpu;
+: > "$work/rounds"
+for round in $(seq "$rounds"); do
+  rm -f "$work"/spool.db*
+  "$build/bench_daemon" "$work/spool.db" bench "$n" "$work/sample.eml" > /dev/null
+  cpu=()
+  [[ -x /usr/bin/time ]] && cpu=(/usr/bin/time -f "%U %S" -o "$work/cpu.daemon")
+  t0=$(now)
+  # shellcheck disable=SC2086  # DAEMON_ARGS is a list of options
+  "${cpu[@]}" "$build/pigeon" daemon --once --workers 4 ${DAEMON_ARGS:-} --spool "$work/spool.db" \
+    --log-file /dev/null
+  t1=$(now)
+  left=$("$build/pigeon" queue stats --json --spool "$work/spool.db")
+  case $left in
+    *'"messages":0,'*) ;;
+    *) echo "daemon.sh: the spool was not drained: $left" >&2; exit 1 ;;
+  esac
+
+  [[ -x /usr/bin/time ]] && cpu=(/usr/bin/time -f "%U %S" -o "$work/cpu.source")
+  t2=$(now)
+  "${cpu[@]}" /usr/sbin/smtp-source -s 4 -d -m "$n" -F "$work/sample.lf" -f sender@example.com \
+    -t receiver@example.com "127.0.0.1:$port"
+  t3=$(now)
+
+  # pigeon's own engine without a queue: 4 connections, messages composed in memory and
+  # pipelined in batches of 32 (bench_smtp), on the same sink.
+  engine=0
+  if [[ -x $build/bench_smtp ]]; then
+    engine=$("$build/bench_smtp" 127.0.0.1 "$port" "$n" 4 32 | awk '{print $(NF-1)}')
+  fi
+  awk -v n="$n" -v r="$round" -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v engine="$engine" \
+      -v dcpu="$(cpu_of "$work/cpu.daemon")" -v scpu="$(cpu_of "$work/cpu.source")" \
+      -v out="$work/rounds" 'BEGIN {
+    daemon = n / (b - a); source = n / (d - c);
+    per_engine = engine > 0 ? daemon / engine : 0;
+    printf("  round %d: daemon %6.0f msgs/s (cpu %.2f s), smtp-source %6.0f (cpu %.2f s), " \
+           "bench_smtp %6.0f; ratios %.2f, %.2f\n", r, daemon, dcpu, source, scpu, engine,
+           daemon / source, per_engine);
+    print daemon, source, engine, dcpu, scpu >> out
+  }'
+done
+
+sort_col() { awk -v k="$1" '{print $k}' "$work/rounds" | sort -g; }
+median() { sort_col "$1" | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+awk -v n="$n" -v args="${DAEMON_ARGS:-}" -v daemon="$(median 1)" -v source="$(median 2)" \
+    -v engine="$(median 3)" -v dcpu="$(median 4)" -v scpu="$(median 5)" -v rounds="$rounds" 'BEGIN {
+  printf "medians of %d rounds:\n", rounds;
+  printf "pigeon daemon --once --workers 4   %8.0f msgs/s  (cpu %.2f s) %s\n", daemon, dcpu, args;
+  printf "smtp-source -s 4 -d                %8.0f msgs/s  (cpu %.2f s)\n", source, scpu;
   if (engine > 0)
     printf "bench_smtp 4 conns, no queue       %8.0f msgs/s\n", engine;
   printf "ratio daemon/smtp-source           %8.2f   (target >= 1.0)\n", daemon / source;
