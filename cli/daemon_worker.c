@@ -45,10 +45,22 @@
  * worker never loses its lease. A dead daemon's work comes back at once when it ran on
  * this host (pigeon_spool_reclaim(), called by daemon.c at start and every few seconds),
  * else when its lease expires.
+ *
+ * Scheduling: a worker runs under SCHED_BATCH (Linux, sched(7)): it is throughput work, and
+ * the scheduler then does not let it preempt the running task each time a reply wakes it.
+ * Draining to a local server on 2 cores, the woken workers kept preempting the server that
+ * was answering them (and, on PostgreSQL, the backend recording for them): a quarter of
+ * the CPU went idle between the ping-pongs. Under SCHED_BATCH the same drain took 10-15%
+ * less time and 20% less system CPU (bench/daemon.sh). An idle core still runs a woken
+ * worker at once, so a lone message is not delayed; the metrics server and the main
+ * thread keep the ordinary policy. Workers are named "pigeon-wN" (top -H, ps -L), N as in
+ * their lease owner "host:pid/wN".
  */
+#define _GNU_SOURCE /* SCHED_BATCH, pthread_setname_np */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -988,10 +1000,21 @@ static void loop(worker *w)
     }
 }
 
+/* The calling thread under SCHED_BATCH (see the top); where the system has no such
+ * policy, or refuses it, the worker runs under the ordinary one. */
+static void batch_policy(void)
+{
+#ifdef SCHED_BATCH
+    struct sched_param p = {0};
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &p);
+#endif
+}
+
 void *daemon_worker_main(void *arg)
 {
     worker w;
     char err[300];
+    batch_policy();
     memset(&w, 0, sizeof w);
     w.wal_fd = -1;
     w.d = arg;
@@ -999,7 +1022,11 @@ void *daemon_worker_main(void *arg)
     /* PostgreSQL: the worker's own connection writes too, with the commits of the
      * daemon's handle (flushed at each sync, see the top of this file). */
     w.own = strstr(w.d->spool_path, "://") != NULL;
-    snprintf(w.owner, sizeof w.owner, "%s/w%d", w.d->owner, atomic_fetch_add(&worker_count, 1) + 1);
+    int number = atomic_fetch_add(&worker_count, 1) + 1;
+    snprintf(w.owner, sizeof w.owner, "%s/w%d", w.d->owner, number);
+    char name[16]; /* what top -H and ps -L show */
+    snprintf(name, sizeof name, "pigeon-w%d", number);
+    (void)pthread_setname_np(pthread_self(), name);
     pigeon_err opened;
     /* A full disk can keep even the open from working (the WAL index is a file): wait. */
     while (((opened = pigeon_spool_open(

@@ -304,6 +304,41 @@ def logfmt_log_and_sighup_reopens():
     assert "event=reload" in new, new
 
 
+def threads(pid):
+    """{tid: (name, scheduling policy)} of process pid, from /proc (policy: field 41)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        base = "/proc/%d/task/%s/" % (pid, tid)
+        with open(base + "comm") as f:
+            name = f.read().strip()
+        with open(base + "stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out[int(tid)] = (name, int(fields[41 - 3]))
+    return out
+
+
+@test
+def workers_are_named_batch_threads():
+    """Each worker thread is named pigeon-wN (what top -H and ps -L show) and runs under
+    SCHED_BATCH (3): throughput work, which the scheduler does not let preempt the server
+    answering it on every reply; the main thread and the others keep SCHED_OTHER (0)."""
+    with servers.AioSmtpd() as srv:
+        env = make_env(srv.port)
+        log = os.path.join(harness.tmpdir("log"), "events.json")
+        proc = harness.spawn([harness.pigeon_path(), "daemon", "--workers", "3", "--log-file",
+                              log], env=full_env(env))
+        enqueue(env, "a@example.org")
+        srv.wait_messages(1)
+        ts = threads(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    workers = sorted(name for name, policy in ts.values() if name.startswith("pigeon-w"))
+    assert workers == ["pigeon-w1", "pigeon-w2", "pigeon-w3"], ts
+    assert all(policy == 3 for name, policy in ts.values() if name.startswith("pigeon-w")), ts
+    assert all(policy == 0 for name, policy in ts.values() if not name.startswith("pigeon-w")), ts
+    assert ts[proc.pid][1] == 0, ts
+
+
 @test
 def sighup_rereads_the_configuration():
     """The account moves to another server; after SIGHUP the daemon's open connection
