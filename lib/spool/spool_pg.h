@@ -27,7 +27,7 @@
 /* Reply texts are stored cut to this many bytes (as on SQLite). */
 #define PG_SPOOL_PQ_MAX_TEXT 1000
 /* The schema version this code writes and reads (table schema_version). */
-#define PG_SPOOL_PQ_VERSION 8
+#define PG_SPOOL_PQ_VERSION 9
 /* Message ids a nextval() of message_id_seq reserves (migration 7): the block from the
  * value it returns. */
 #define PG_SPOOL_PQ_ID_BLOCK     1024

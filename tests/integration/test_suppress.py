@@ -354,7 +354,7 @@ def older_postgresql_schema_reads_as_an_empty_list():
     assert rc == 0 and "a@example.com: ok" in out, (rc, out, err)
     assert sup(env, "add", "b@example.com")[0] == 0
     assert [r["address"] for r in listed(env)] == ["b@example.com"]
-    assert harness.pg_query(url, "SELECT max(version) FROM schema_version").strip() == "8"
+    assert harness.pg_query(url, "SELECT max(version) FROM schema_version").strip() == "9"
 
 
 if __name__ == "__main__":

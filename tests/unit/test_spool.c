@@ -1115,7 +1115,7 @@ static void test_version_6_pg_spool_is_upgraded(void **state)
                      PIGEON_ERR_STATE);
     assert_non_null(strstr(err, "older"));
     s = open_new();
-    assert_int_equal(pg_value("SELECT max(version) FROM schema_version"), 8);
+    assert_int_equal(pg_value("SELECT max(version) FROM schema_version"), 9);
     assert_int_equal(pg_value("SELECT count(*) FROM pg_constraint WHERE contype = 'f'"), 0);
     unsigned char *bytes;
     size_t len;
