@@ -1024,8 +1024,8 @@ void *daemon_worker_main(void *arg)
     w.own = strstr(w.d->spool_path, "://") != NULL;
     int number = atomic_fetch_add(&worker_count, 1) + 1;
     snprintf(w.owner, sizeof w.owner, "%s/w%d", w.d->owner, number);
-    char name[16]; /* what top -H and ps -L show */
-    snprintf(name, sizeof name, "pigeon-w%d", number);
+    char name[16]; /* what top -H and ps -L show (15 bytes at most) */
+    snprintf(name, sizeof name, "pigeon-w%u", (unsigned)number % 10000000u);
     (void)pthread_setname_np(pthread_self(), name);
     pigeon_err opened;
     /* A full disk can keep even the open from working (the WAL index is a file): wait. */
