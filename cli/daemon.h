@@ -88,6 +88,7 @@ typedef struct daemon_state {
     pg_retry_policy policy;     /* the retry policy */
     atomic_int stopping;        /* SIGTERM/SIGINT: finish in-flight work and exit */
     atomic_int running;         /* workers still running */
+    pthread_t main_thread;      /* woken with SIGUSR2 by the last worker to end */
 } daemon_state;
 
 /* The daemon's one clock: wall-clock milliseconds (pigeon_spool_now_ms()). */

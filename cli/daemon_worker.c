@@ -61,6 +61,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1047,6 +1048,7 @@ void *daemon_worker_main(void *arg)
     pigeon_spool_close(w.spool);
     if (w.wal_fd >= 0)
         close(w.wal_fd);
-    atomic_fetch_sub(&w.d->running, 1);
+    if (atomic_fetch_sub(&w.d->running, 1) == 1)
+        pthread_kill(w.d->main_thread, SIGUSR2); /* supervise() stops waiting */
     return NULL;
 }
