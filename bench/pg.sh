@@ -13,8 +13,8 @@
 # Last figures (2 shared cores; docs/postgresql.md, "Measured", says where the time goes):
 # enqueue 18,400 msgs/s on PostgreSQL with binary COPY (schema 7; the array statement
 # before it: 7,400-12,800), 43 us of server CPU and 3,113 bytes of WAL per message, at
-# load 3.2-3.7 (19,500-20,100 on a quieter machine); drain PostgreSQL / SQLite 3,471 /
-# 8,319 msgs/s (0.42; the PostgreSQL drain unchanged, SQLite's faster).
+# load 3.2-3.7 (19,500-20,100 on a quieter machine); drain PostgreSQL / SQLite 3,955 /
+# 9,723 msgs/s (0.41; migration 9 and SCHED_BATCH workers: PostgreSQL +16%, SQLite +7%).
 set -eu
 build=${1:?usage: bench/pg.sh BUILD_DIR [N]}
 here=$(cd "$(dirname "$0")" && pwd)
