@@ -25,6 +25,27 @@
 /* Any constant: the advisory lock migrations take (pg_advisory_xact_lock). */
 #define MIGRATE_LOCK 7063537001LL
 
+/* pigeon_record()'s parameters and its last two statements, as every migration that
+ * (re)creates it writes them: the outcomes written (delivered always, acceptance being a
+ * fact; the others only under their lease; the ids updated returned, so that the caller
+ * counts the others as lost), then the messages left with every recipient delivered
+ * removed. */
+#define RECORD_PARAMS                                                                              \
+    "(ids bigint[], leases bigint[], states integer[],"                                            \
+    " dues bigint[], errs integer[], codes integer[], enh text[], txt text[], qids text[],"        \
+    " now_ms bigint) RETURNS SETOF bigint"
+#define RECORD_OUTCOMES                                                                            \
+    " RETURN QUERY UPDATE rcpt r SET state = u.st, due_ms = CASE WHEN u.st = 2 THEN u.due END,"    \
+    "  owner = NULL, lease = NULL, err = CASE WHEN u.st = 3 THEN 0 ELSE u.err END,"                \
+    "  smtp_code = u.code, enhanced = u.enh, text = u.txt, updated_ms = now_ms"                    \
+    "  FROM unnest(ids, leases, states, dues, errs, codes, enh, txt)"                              \
+    "   AS u(id, lease, st, due, err, code, enh, txt)"                                             \
+    "  WHERE r.id = u.id AND ((u.st = 3 AND r.state <> 3)"                                         \
+    "   OR (u.st <> 3 AND r.state = 1 AND r.lease = u.lease))"                                     \
+    "  RETURNING r.id;"                                                                            \
+    " DELETE FROM message m WHERE m.queue_id = ANY(qids) AND NOT EXISTS"                           \
+    "  (SELECT 1 FROM rcpt x WHERE x.msg = m.id AND x.state <> 3);"
+
 /* Migration 1: the queue, the holders of leases, the submission service's tables, and
  * the function that records outcomes (the update and the removal of finished messages in
  * one call: one round trip, one atomic statement). */
@@ -81,23 +102,8 @@ static const char migration_1[] =
     " queue_id text PRIMARY KEY, key_id text NOT NULL, idem text, req_sha bytea NOT NULL,"
     " created_ms bigint NOT NULL, cancelled_ms bigint NOT NULL DEFAULT 0);"
     "CREATE INDEX api_messages_idem ON api_messages(key_id, idem) WHERE idem IS NOT NULL;"
-    /* Delivered is recorded always (acceptance is a fact), other outcomes only under the
-     * lease; the ids updated are returned, so that the caller counts the others as lost. */
-    "CREATE FUNCTION pigeon_record(ids bigint[], leases bigint[], states integer[],"
-    " dues bigint[], errs integer[], codes integer[], enh text[], txt text[], qids text[],"
-    " now_ms bigint) RETURNS SETOF bigint LANGUAGE plpgsql AS $f$ "
-    "BEGIN "
-    " RETURN QUERY UPDATE rcpt r SET state = u.st, due_ms = CASE WHEN u.st = 2 THEN u.due END,"
-    "  owner = NULL, lease = NULL, err = CASE WHEN u.st = 3 THEN 0 ELSE u.err END,"
-    "  smtp_code = u.code, enhanced = u.enh, text = u.txt, updated_ms = now_ms"
-    "  FROM unnest(ids, leases, states, dues, errs, codes, enh, txt)"
-    "   AS u(id, lease, st, due, err, code, enh, txt)"
-    "  WHERE r.id = u.id AND ((u.st = 3 AND r.state <> 3)"
-    "   OR (u.st <> 3 AND r.state = 1 AND r.lease = u.lease))"
-    "  RETURNING r.id;"
-    " DELETE FROM message m WHERE m.queue_id = ANY(qids) AND NOT EXISTS"
-    "  (SELECT 1 FROM rcpt x WHERE x.msg = m.id AND x.state <> 3);"
-    "END $f$;";
+    "CREATE FUNCTION pigeon_record" RECORD_PARAMS " LANGUAGE plpgsql AS $f$ "
+    "BEGIN " RECORD_OUTCOMES "END $f$;";
 
 /* Migration 2: the suppression list (spool_pg_suppress.c), as on SQLite: entries keyed by
  * (key, account) so that a check is one index seek for the account's entry and the
@@ -281,25 +287,12 @@ static const char migration_7[] =
  * with SKIP LOCKED and deletes take the message first, so the order is message, then
  * recipients, everywhere. The settings are migration 6's. It can be applied again. */
 static const char migration_8[] =
-    "CREATE OR REPLACE FUNCTION pigeon_record(ids bigint[], leases bigint[], states integer[],"
-    " dues bigint[], errs integer[], codes integer[], enh text[], txt text[], qids text[],"
-    " now_ms bigint) RETURNS SETOF bigint LANGUAGE plpgsql"
+    "CREATE OR REPLACE FUNCTION pigeon_record" RECORD_PARAMS " LANGUAGE plpgsql"
     " SET plan_cache_mode = force_generic_plan SET enable_seqscan = off"
     " SET enable_bitmapscan = off SET enable_hashjoin = off AS $f$ "
     "BEGIN "
     " PERFORM 1 FROM message m WHERE m.queue_id = ANY(qids) ORDER BY m.id"
-    "  FOR NO KEY UPDATE;"
-    " RETURN QUERY UPDATE rcpt r SET state = u.st, due_ms = CASE WHEN u.st = 2 THEN u.due END,"
-    "  owner = NULL, lease = NULL, err = CASE WHEN u.st = 3 THEN 0 ELSE u.err END,"
-    "  smtp_code = u.code, enhanced = u.enh, text = u.txt, updated_ms = now_ms"
-    "  FROM unnest(ids, leases, states, dues, errs, codes, enh, txt)"
-    "   AS u(id, lease, st, due, err, code, enh, txt)"
-    "  WHERE r.id = u.id AND ((u.st = 3 AND r.state <> 3)"
-    "   OR (u.st <> 3 AND r.state = 1 AND r.lease = u.lease))"
-    "  RETURNING r.id;"
-    " DELETE FROM message m WHERE m.queue_id = ANY(qids) AND NOT EXISTS"
-    "  (SELECT 1 FROM rcpt x WHERE x.msg = m.id AND x.state <> 3);"
-    "END $f$;";
+    "  FOR NO KEY UPDATE;" RECORD_OUTCOMES "END $f$;";
 
 /* Migration 9: pigeon_record() removes a message all of whose recipients are delivered
  * once these outcomes are counted without first updating the rows it removes (a daemon
@@ -316,9 +309,7 @@ static const char migration_8[] =
  * recipients updated, then the finished messages removed. The settings are migration 6's.
  * It can be applied again. */
 static const char migration_9[] =
-    "CREATE OR REPLACE FUNCTION pigeon_record(ids bigint[], leases bigint[], states integer[],"
-    " dues bigint[], errs integer[], codes integer[], enh text[], txt text[], qids text[],"
-    " now_ms bigint) RETURNS SETOF bigint LANGUAGE plpgsql"
+    "CREATE OR REPLACE FUNCTION pigeon_record" RECORD_PARAMS " LANGUAGE plpgsql"
     " SET plan_cache_mode = force_generic_plan SET enable_seqscan = off"
     " SET enable_bitmapscan = off SET enable_hashjoin = off AS $f$ "
     "DECLARE removed integer; "
@@ -331,18 +322,7 @@ static const char migration_9[] =
     "    (ARRAY(SELECT u.id FROM unnest(ids, states) AS u(id, st) WHERE u.st = 3))))"
     "   RETURNING 1) SELECT count(*) INTO removed FROM gone;"
     "  IF removed = cardinality(qids) THEN RETURN; END IF;"
-    " END IF;"
-    " RETURN QUERY UPDATE rcpt r SET state = u.st, due_ms = CASE WHEN u.st = 2 THEN u.due END,"
-    "  owner = NULL, lease = NULL, err = CASE WHEN u.st = 3 THEN 0 ELSE u.err END,"
-    "  smtp_code = u.code, enhanced = u.enh, text = u.txt, updated_ms = now_ms"
-    "  FROM unnest(ids, leases, states, dues, errs, codes, enh, txt)"
-    "   AS u(id, lease, st, due, err, code, enh, txt)"
-    "  WHERE r.id = u.id AND ((u.st = 3 AND r.state <> 3)"
-    "   OR (u.st <> 3 AND r.state = 1 AND r.lease = u.lease))"
-    "  RETURNING r.id;"
-    " DELETE FROM message m WHERE m.queue_id = ANY(qids) AND NOT EXISTS"
-    "  (SELECT 1 FROM rcpt x WHERE x.msg = m.id AND x.state <> 3);"
-    "END $f$;";
+    " END IF;" RECORD_OUTCOMES "END $f$;";
 
 static const char *const migrations[PG_SPOOL_PQ_VERSION] = {migration_1, migration_2, migration_3,
                                                             migration_4, migration_5, migration_6,
