@@ -50,8 +50,9 @@
  * the scheduler then does not let it preempt the running task each time a reply wakes it.
  * Draining to a local server on 2 cores, the woken workers kept preempting the server that
  * was answering them (and, on PostgreSQL, the backend recording for them): a quarter of
- * the CPU went idle between the ping-pongs. Under SCHED_BATCH the same drain took 10-15%
- * less time and 20% less system CPU (bench/daemon.sh). An idle core still runs a woken
+ * the CPU went idle between the ping-pongs. Under SCHED_BATCH the same drains took about
+ * 7% less time on SQLite (bench/daemon.sh, medians of 6) and 8-18% less on PostgreSQL
+ * (bench/pg.sh), with 10-20% less system CPU in the daemon. An idle core still runs a woken
  * worker at once, so a lone message is not delayed; the metrics server and the main
  * thread keep the ordinary policy. Workers are named "pigeon-wN" (top -H, ps -L), N as in
  * their lease owner "host:pid/wN".
