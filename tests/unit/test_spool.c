@@ -786,10 +786,7 @@ static void test_apply_without_flush(void **state)
     char id[PIGEON_SPOOL_ID_LEN + 1];
     const char *rcpts[] = {"a@x.example"};
     enqueue(s, "acct", rcpts, 1, T0, id);
-    pigeon_spool *c = NULL;
-    assert_int_equal(
-        pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0),
-        PIGEON_OK);
+    pigeon_spool *c = open_with(PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK); /* a daemon's */
     pigeon_spool_entry **jobs = NULL;
     size_t n = 0;
     assert_int_equal(pigeon_spool_claim_batch(c, "w", NULL, T0 + 10, 600000, 1, 0, &jobs, &n),
@@ -821,10 +818,7 @@ static void test_journaled_deliveries_remove_when_done(void **state)
     const char *rcpts[] = {"a@x.example", "b@x.example"};
     enqueue(s, "acct", rcpts, 2, T0, two);
     enqueue(s, "acct", rcpts, 1, T0 + 1, one);
-    pigeon_spool *c = NULL;
-    assert_int_equal(
-        pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0),
-        PIGEON_OK);
+    pigeon_spool *c = open_with(PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK); /* a daemon's */
     pigeon_spool_entry **jobs = NULL;
     size_t n = 0;
     assert_int_equal(pigeon_spool_claim_batch(c, "w", NULL, T0 + 10, 600000, 2, 0, &jobs, &n),
@@ -912,10 +906,7 @@ static void test_journal_delivered_beside_applies(void **state)
     for (int i = 0; i < JD_COUNT; i++)
         enqueue(s, "acct", rcpts, 1, T0 + i, id);
     assert_int_equal(pigeon_spool_commit(s), PIGEON_OK);
-    pigeon_spool *c = NULL;
-    assert_int_equal(
-        pigeon_spool_open(path, PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK, &c, NULL, 0),
-        PIGEON_OK);
+    pigeon_spool *c = open_with(PIGEON_SPOOL_DEFER_SYNC | PIGEON_SPOOL_NO_CHECK); /* a daemon's */
     pigeon_spool_entry **jobs = NULL;
     size_t n = 0;
     assert_int_equal(
