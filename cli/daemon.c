@@ -24,7 +24,9 @@
  * queue depth and the oldest message's age read from the spool at every scrape.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,10 +97,64 @@ int64_t daemon_now_ms(void)
     return pigeon_spool_now_ms();
 }
 
+void daemon_stop(daemon_state *d)
+{
+    if (atomic_exchange(&d->stopping, 1))
+        return;
+    /* Left unread: the pipe stays readable, so every waiter sees it, now or later. */
+    if (d->stop_pipe[1] >= 0) {
+        ssize_t n;
+        do
+            n = write(d->stop_pipe[1], "x", 1);
+        while (n < 0 && errno == EINTR);
+    }
+    daemon_sent_wake(); /* the saver waits on its own condition */
+}
+
+int64_t daemon_monotonic_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+int daemon_nap(daemon_state *d, int64_t ms)
+{
+    int64_t end = daemon_monotonic_ms() + ms;
+    while (!atomic_load(&d->stopping)) {
+        int64_t left = end - daemon_monotonic_ms();
+        if (left <= 0)
+            break;
+        if (d->stop_pipe[0] < 0) { /* no pipe (out of descriptors): short steps */
+            struct timespec step = {0, (long)(left < 100 ? left : 100) * 1000000L};
+            nanosleep(&step, NULL);
+            continue;
+        }
+        struct pollfd p = {d->stop_pipe[0], POLLIN, 0};
+        (void)poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+    }
+    return atomic_load(&d->stopping);
+}
+
+/* The pipe of daemon_stop(); without it (out of descriptors) naps take short steps. */
+static void stop_pipe_open(daemon_state *d)
+{
+    d->stop_pipe[0] = d->stop_pipe[1] = -1;
+    int fds[2];
+    if (pipe(fds) != 0)
+        return;
+    for (int i = 0; i < 2; i++)
+        (void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+    (void)fcntl(fds[1], F_SETFL, O_NONBLOCK);
+    d->stop_pipe[0] = fds[0];
+    d->stop_pipe[1] = fds[1];
+}
+
 int cli_daemon_run(int argc, char **argv)
 {
     daemon_state d;
     memset(&d, 0, sizeof d);
+    stop_pipe_open(&d);
     pthread_mutex_init(&d.lock, NULL);
     pthread_mutex_init(&d.spool_lock, NULL);
     d.o.workers = 2;
@@ -321,6 +377,9 @@ static void daemon_cleanup(daemon_state *d)
     pigeon_metrics_free(d->metrics.registry);
     pthread_mutex_destroy(&d->lock);
     pthread_mutex_destroy(&d->spool_lock);
+    for (int i = 0; i < 2; i++)
+        if (d->stop_pipe[i] >= 0)
+            close(d->stop_pipe[i]);
 }
 
 /* ---- metrics ---- */
@@ -505,7 +564,12 @@ static void supervise(daemon_state *d, const sigset_t *set)
             reclaim(d);
             last_reclaim = daemon_now_ms();
         }
-        struct timespec tick = {0, 200 * 1000000L};
+        /* Signals end the wait at once; the tick is for the reclaim and the watchdog (a
+         * second, or a quarter of WatchdogSec= when that is shorter). */
+        int64_t tick_ms = 1000, wd_usec = sdnotify_watchdog_usec();
+        if (wd_usec > 0 && wd_usec / 4000 < tick_ms)
+            tick_ms = wd_usec / 4000 > 0 ? wd_usec / 4000 : 1;
+        struct timespec tick = {(time_t)(tick_ms / 1000), (long)(tick_ms % 1000) * 1000000L};
         sdnotify_watchdog();
         int sig = sigtimedwait(set, NULL, &tick);
         if (sig == SIGHUP) {
@@ -518,8 +582,9 @@ static void supervise(daemon_state *d, const sigset_t *set)
             sdnotify_send("READY=1\nSTATUS=delivering (configuration reread)");
         } else if (sig == SIGTERM || sig == SIGINT) {
             sdnotify_send("STOPPING=1\nSTATUS=stopping: finishing the messages in flight");
-            if (!atomic_exchange(&d->stopping, 1))
+            if (!atomic_load(&d->stopping))
                 log_lifecycle(d, "stopping", EVENTLOG_INFO, strsignal(sig));
+            daemon_stop(d);
         }
     }
 }
@@ -559,7 +624,7 @@ static int run(daemon_state *d)
     for (; started < d->o.workers; started++) {
         if (pthread_create(&threads[started], NULL, daemon_worker_main, d) != 0) {
             cli_error("daemon: cannot start worker %d: %s", started + 1, strerror(errno));
-            atomic_store(&d->stopping, 1);
+            daemon_stop(d);
             atomic_fetch_sub(&d->running, d->o.workers - started);
             status = EX_OSERR;
             break;

@@ -291,12 +291,8 @@ void daemon_sent_end(daemon_state *d, daemon_sent_tee **tee, const pigeon_send_r
         unlink(part);
     if (why != NULL)
         log_copy(d, EVENTLOG_WARNING, t->account, job->queue_id, t->folder, why);
-    if (accepted && why == NULL) {
-        pthread_mutex_lock(&saver_lock);
-        saver_kick = 1;
-        pthread_cond_signal(&saver_cond);
-        pthread_mutex_unlock(&saver_lock);
-    }
+    if (accepted && why == NULL)
+        daemon_sent_wake();
     free(t);
 }
 
@@ -485,6 +481,14 @@ void daemon_sent_pass(daemon_state *d)
         p = nl + 1;
     }
     pg_buf_cleanup(&names);
+}
+
+void daemon_sent_wake(void)
+{
+    pthread_mutex_lock(&saver_lock);
+    saver_kick = 1;
+    pthread_cond_signal(&saver_cond);
+    pthread_mutex_unlock(&saver_lock);
 }
 
 static void *saver_main(void *arg)

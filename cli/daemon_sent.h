@@ -34,6 +34,9 @@ void daemon_sent_end(daemon_state *d, daemon_sent_tee **tee, const pigeon_send_r
  * the daemon stops). Returns 0, or -1 (nothing started). */
 int daemon_sent_start(daemon_state *d, pthread_t *thread);
 
+/* Wakes the saver at once: a copy came, or the daemon is stopping (daemon_stop). */
+void daemon_sent_wake(void);
+
 /* Files what the outbox holds now, once (--once, after the workers). */
 void daemon_sent_pass(daemon_state *d);
 

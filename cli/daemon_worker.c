@@ -144,17 +144,6 @@ typedef struct batch {
 
 static atomic_int worker_count;
 
-/* Sleeps ms milliseconds in short steps, returning early when the daemon is stopping. */
-static void nap(daemon_state *d, int64_t ms)
-{
-    while (ms > 0 && !atomic_load(&d->stopping)) {
-        int64_t step = ms < 100 ? ms : 100;
-        struct timespec ts = {0, (long)step * 1000000L};
-        nanosleep(&ts, NULL);
-        ms -= step;
-    }
-}
-
 /* ---- spool writes ----
  * The workers' claims and outcomes go through the daemon's one shared handle, behind a
  * mutex (deliveries only append to its outcome journal, without it: locked_record): SQLite lets one
@@ -602,7 +591,7 @@ static int flush_until_recorded(worker *w, batch *b)
     while (batch_flush(w, b) != 0) {
         if (atomic_load(&w->d->stopping))
             return -1;
-        nap(w->d, w->d->o.poll_ms);
+        daemon_nap(w->d, w->d->o.poll_ms);
     }
     return 0;
 }
@@ -850,12 +839,12 @@ static int process(worker *w, batch *b, size_t i, size_t *resume)
     w->lease_ms = conf->lease_ms;
     if (take_limits(w, acct, need_conn, 0, (long)(b->count - i), &slot) != 0) {
         at->state = JOB_RELEASE;
-        nap(d, BUSY_NAP_MS);
+        daemon_nap(d, BUSY_NAP_MS);
         return -1;
     }
     if (slot > daemon_now_ms()) {
         flush_until_recorded(w, b); /* nothing waits unrecorded during the wait */
-        nap(d, slot - daemon_now_ms());
+        daemon_nap(d, slot - daemon_now_ms());
     }
     if (slot > daemon_now_ms()) { /* stopping while waiting for the rate slot */
         if (need_conn)
@@ -944,15 +933,20 @@ static void idle_wait(worker *w)
     daemon_state *d = w->d;
     int fd = pigeon_spool_wait_fd(w->spool);
     if (fd < 0) {
-        nap(d, d->o.poll_ms);
+        daemon_nap(d, d->o.poll_ms);
         return;
     }
-    for (int64_t left = d->o.poll_ms; left > 0 && !atomic_load(&d->stopping); left -= 100) {
-        if (pigeon_spool_notified(w->spool) > 0)
+    int64_t end = daemon_monotonic_ms() + d->o.poll_ms;
+    while (!atomic_load(&d->stopping) && pigeon_spool_notified(w->spool) <= 0) {
+        int64_t left = end - daemon_monotonic_ms();
+        if (left <= 0)
             return;
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, left < 100 ? (int)left : 100) > 0 && pigeon_spool_notified(w->spool) > 0)
-            return;
+        /* One wait for a NOTIFY, the poll interval or SIGTERM (daemon_stop's pipe);
+         * without that pipe, steps of 100 ms to see stopping. */
+        int stop_fd = d->stop_pipe[0];
+        struct pollfd p[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+        int64_t wait = stop_fd >= 0 || left < 100 ? left : 100;
+        (void)poll(p, stop_fd >= 0 ? 2 : 1, wait > INT32_MAX ? INT32_MAX : (int)wait);
     }
 }
 
@@ -977,7 +971,7 @@ static void loop(worker *w)
             log_error(w, "claim_failed");
             if (d->o.once && ++errors >= 5)
                 break;
-            nap(d, d->o.poll_ms);
+            daemon_nap(d, d->o.poll_ms);
             continue;
         }
         /* Recipients suppressed since they were queued fail here (daemon_suppress.c). */
@@ -1036,7 +1030,7 @@ void *daemon_worker_main(void *arg)
                  &w.spool, err, sizeof err)) == PIGEON_ERR_NOSPACE ||
             opened == PIGEON_ERR_NETWORK) &&
            !atomic_load(&w.d->stopping))
-        nap(w.d, w.d->o.poll_ms);
+        daemon_nap(w.d, w.d->o.poll_ms);
     if (opened == PIGEON_OK)
         loop(&w);
     else {

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@
 
 #define SENDERS   4         /* threads; each serves the sinks that hash to it */
 #define RELOAD_MS 2000      /* how often the API keys' webhooks are read again */
-#define IDLE_MS   50        /* the pause when no sink had work */
+#define IDLE_MS   50        /* the pause when a sender's sinks had no work */
 #define TRIM_MS   2000      /* how often delivered events are deleted */
 #define BODY_MAX  (4 << 20) /* a batch stops growing at this many octets */
 
@@ -188,6 +189,7 @@ struct webhook_runner {
     sender senders[SENDERS]; /* the senders */
     int lock_fd;             /* the lock file, or -1 */
     atomic_int stop;         /* set by webhook_stop */
+    int stop_pipe[2];        /* made readable by webhook_stop: ends every pause at once */
 };
 
 static unsigned hash_name(const char *s)
@@ -355,10 +357,20 @@ static int serve_sink(sender *s, webhook_sink *k)
     return 1;
 }
 
-static void sleep_ms(int64_t ms)
+/* Pauses ms milliseconds (at most RELOAD_MS: a wall clock set back does not stretch it),
+ * or until webhook_stop. */
+static void pause_ms(struct webhook_runner *r, int64_t ms)
 {
-    struct timespec t = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
+    if (ms > RELOAD_MS)
+        ms = RELOAD_MS;
+    int64_t end = daemon_monotonic_ms() + ms;
+    for (int64_t left = ms; left > 0 && !atomic_load(&r->stop);
+         left = end - daemon_monotonic_ms()) {
+        struct pollfd p = {r->stop_pipe[0], POLLIN, 0};
+        if (r->stop_pipe[0] < 0) /* no pipe (out of descriptors): steps of 50 ms */
+            left = left < IDLE_MS ? left : IDLE_MS;
+        (void)poll(r->stop_pipe[0] >= 0 ? &p : NULL, r->stop_pipe[0] >= 0 ? 1 : 0, (int)left);
+    }
 }
 
 static void *sender_main(void *arg)
@@ -385,8 +397,12 @@ static void *sender_main(void *arg)
         for (size_t i = 0; i < s->n && !atomic_load(&r->stop); i++)
             if (s->sinks[i].next_ms <= daemon_now_ms())
                 worked |= serve_sink(s, &s->sinks[i]);
-        if (!worked)
-            sleep_ms(IDLE_MS);
+        /* A sender without sinks waits for the next reload: an idle daemon is not woken
+         * 20 times a second per thread for nothing. */
+        if (s->n == 0)
+            pause_ms(r, s->loaded_ms + RELOAD_MS - daemon_now_ms());
+        else if (!worked)
+            pause_ms(r, IDLE_MS);
     }
     webhook_sinks_free(s->sinks, s->n);
     s->sinks = NULL;
@@ -430,7 +446,7 @@ static void *manager_main(void *arg)
     pigeon_spool *spool = NULL;
     char err[300];
     while (!atomic_load(&r->stop) && r->lock_fd >= 0 && flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0)
-        sleep_ms(500);
+        pause_ms(r, 500);
     if (atomic_load(&r->stop))
         return NULL;
     if (pigeon_spool_open(r->d->spool_path, PIGEON_SPOOL_NO_CHECK, &spool, err, sizeof err) !=
@@ -445,17 +461,27 @@ static void *manager_main(void *arg)
             0)
             break;
     }
-    for (int64_t last = 0; !atomic_load(&r->stop); sleep_ms(IDLE_MS)) {
-        if (daemon_now_ms() - last < TRIM_MS)
-            continue;
+    while (!atomic_load(&r->stop)) {
         enable(r, spool);
         trim(r, spool);
-        last = daemon_now_ms();
+        pause_ms(r, TRIM_MS);
     }
     for (int i = 0; i < started; i++)
         pthread_join(r->senders[i].thread, NULL);
     pigeon_spool_close(spool);
     return NULL;
+}
+
+/* Frees the runner and closes its descriptors. */
+static void close_runner(struct webhook_runner *r)
+{
+    if (r->lock_fd >= 0)
+        close(r->lock_fd);
+    for (int i = 0; i < 2; i++)
+        if (r->stop_pipe[i] >= 0)
+            close(r->stop_pipe[i]);
+    webhook_conf_cleanup(&r->conf);
+    free(r);
 }
 
 int webhook_start(daemon_state *d, webhook_runner **out)
@@ -469,6 +495,12 @@ int webhook_start(daemon_state *d, webhook_runner **out)
         return EX_OSERR;
     r->d = d;
     r->lock_fd = -1;
+    r->stop_pipe[0] = r->stop_pipe[1] = -1;
+    if (pipe(r->stop_pipe) != 0)
+        r->stop_pipe[0] = r->stop_pipe[1] = -1;
+    for (int i = 0; i < 2; i++)
+        if (r->stop_pipe[i] >= 0)
+            (void)fcntl(r->stop_pipe[i], F_SETFD, FD_CLOEXEC);
     if ((status = webhook_conf_load(&r->conf)) != 0)
         goto fail;
     status = EX_OSERR;
@@ -494,8 +526,7 @@ int webhook_start(daemon_state *d, webhook_runner **out)
             status = EX_CONFIG;
             goto fail;
         }
-        webhook_conf_cleanup(&r->conf);
-        free(r);
+        close_runner(r);
         return 0;
     }
     /* A PostgreSQL spool (a URL, no file to lock): every daemon of every host sends, and
@@ -517,10 +548,7 @@ int webhook_start(daemon_state *d, webhook_runner **out)
     *out = r;
     return 0;
 fail:
-    if (r->lock_fd >= 0)
-        close(r->lock_fd);
-    webhook_conf_cleanup(&r->conf);
-    free(r);
+    close_runner(r);
     return status;
 }
 
@@ -529,9 +557,10 @@ void webhook_stop(webhook_runner *r)
     if (r == NULL)
         return;
     atomic_store(&r->stop, 1);
+    if (r->stop_pipe[1] >= 0) { /* an empty pipe takes the byte; left unread for all */
+        ssize_t n = write(r->stop_pipe[1], "x", 1);
+        (void)n;
+    }
     pthread_join(r->manager, NULL);
-    if (r->lock_fd >= 0)
-        close(r->lock_fd);
-    webhook_conf_cleanup(&r->conf);
-    free(r);
+    close_runner(r);
 }

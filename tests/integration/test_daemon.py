@@ -339,6 +339,48 @@ def workers_are_named_batch_threads():
     assert ts[proc.pid][1] == 0, ts
 
 
+def wakeups(pid):
+    """Voluntary context switches of every thread of process pid (each one a wake-up
+    after a wait), from /proc."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                total += sum(int(line.split()[1]) for line in f
+                             if line.startswith("voluntary_ctxt_switches"))
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return total
+
+
+@test
+def idle_daemon_sleeps_and_stops_at_once():
+    """With nothing to send, the daemon's threads wait in one sleep each instead of
+    waking in short steps: the workers in 100 ms steps, the main thread every 200 ms and
+    the webhook sender's five threads every 50 ms (with no webhook at all) made about 170
+    wake-ups a second; now the workers poll the spool once a second and the rest wait
+    for their next task. SIGTERM still ends every wait at once (daemon_stop's pipe):
+    the daemon finishes with status 0 and logs its stop."""
+    with servers.AioSmtpd() as srv:
+        env = make_env(srv.port)
+        log = os.path.join(harness.tmpdir("log"), "events.json")
+        proc = harness.spawn([harness.pigeon_path(), "daemon", "--workers", "4", "--log-file",
+                              log], env=full_env(env))
+        harness.wait_for(lambda: os.path.exists(log) and b'"event":"start"' in
+                         open(log, "rb").read(), 10, what="the start event")
+        time.sleep(1)  # the threads have started and settled
+        before = wakeups(proc.pid)
+        time.sleep(3)
+        rate = (wakeups(proc.pid) - before) / 3
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    # 4 workers polling once a second, the main thread's second, the Sent saver's
+    # second, the webhook sender's reloads every 2 s: about 9. Bound with room for a
+    # loaded machine; 170 before.
+    assert rate < 40, "%.1f wake-ups a second while idle" % rate
+    assert b'"event":"stop"' in open(log, "rb").read()
+
+
 @test
 def sighup_rereads_the_configuration():
     """The account moves to another server; after SIGHUP the daemon's open connection
