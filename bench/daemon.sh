@@ -7,7 +7,8 @@
 # Then pigeon's own engine without a queue (bench_smtp, 4 connections) on the same sink.
 # Prints msgs/s of each and the ratios daemon/smtp-source (target: >= 1.0) and
 # daemon/bench_smtp (target: >= 0.7): the three alternated DAEMON_BENCH_ROUNDS times (3),
-# each round on a freshly filled spool, and the medians compared. The daemon's figure includes everything a durable
+# each round on a freshly filled spool, and the medians compared (also the median of each
+# round's own ratios). The daemon's figure includes everything a durable
 # queue does per message: the claim, the lease, the body read back through its SHA-256,
 # and the outcome recorded before the next message (journaled at once, applied to the
 # spool and fsynced once per batch). Each worker claims a batch of messages in one commit
@@ -122,14 +123,17 @@ for round in $(seq "$rounds"); do
     printf("  round %d: daemon %6.0f msgs/s (cpu %.2f s), smtp-source %6.0f (cpu %.2f s), " \
            "bench_smtp %6.0f; ratios %.2f, %.2f\n", r, daemon, dcpu, source, scpu, engine,
            daemon / source, per_engine);
-    print daemon, source, engine, dcpu, scpu >> out
+    print daemon, source, engine, dcpu, scpu, daemon / source, per_engine >> out
   }'
 done
 
+# Each round runs the three within seconds of each other, so its own ratios cancel the
+# machine's drift between rounds: their median is the steadier figure.
 sort_col() { awk -v k="$1" '{print $k}' "$work/rounds" | sort -g; }
 median() { sort_col "$1" | awk '{v[NR] = $1} END {print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 awk -v n="$n" -v args="${DAEMON_ARGS:-}" -v daemon="$(median 1)" -v source="$(median 2)" \
-    -v engine="$(median 3)" -v dcpu="$(median 4)" -v scpu="$(median 5)" -v rounds="$rounds" 'BEGIN {
+    -v engine="$(median 3)" -v dcpu="$(median 4)" -v scpu="$(median 5)" -v rounds="$rounds" \
+    -v rsource="$(median 6)" -v rengine="$(median 7)" 'BEGIN {
   printf "medians of %d rounds:\n", rounds;
   printf "pigeon daemon --once --workers 4   %8.0f msgs/s  (cpu %.2f s) %s\n", daemon, dcpu, args;
   printf "smtp-source -s 4 -d                %8.0f msgs/s  (cpu %.2f s)\n", source, scpu;
@@ -138,4 +142,8 @@ awk -v n="$n" -v args="${DAEMON_ARGS:-}" -v daemon="$(median 1)" -v source="$(me
   printf "ratio daemon/smtp-source           %8.2f   (target >= 1.0)\n", daemon / source;
   if (engine > 0)
     printf "ratio daemon/bench_smtp            %8.2f   (target >= 0.7)\n", daemon / engine;
+  printf "median of the per-round ratios     %8.2f (smtp-source)", rsource;
+  if (engine > 0)
+    printf ", %.2f (bench_smtp)", rengine;
+  printf "\n";
 }'
