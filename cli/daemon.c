@@ -564,12 +564,8 @@ static void supervise(daemon_state *d, const sigset_t *set)
             reclaim(d);
             last_reclaim = daemon_now_ms();
         }
-        /* Signals end the wait at once; the tick is for the reclaim and the watchdog (a
-         * second, or a quarter of WatchdogSec= when that is shorter). */
-        int64_t tick_ms = 1000, wd_usec = sdnotify_watchdog_usec();
-        if (wd_usec > 0 && wd_usec / 4000 < tick_ms)
-            tick_ms = wd_usec / 4000 > 0 ? wd_usec / 4000 : 1;
-        struct timespec tick = {(time_t)(tick_ms / 1000), (long)(tick_ms % 1000) * 1000000L};
+        /* Signals end the wait at once; the tick is for the reclaim and the watchdog. */
+        struct timespec tick = sdnotify_tick();
         sdnotify_watchdog();
         int sig = sigtimedwait(set, NULL, &tick);
         if (sig == SIGHUP) {

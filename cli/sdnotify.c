@@ -103,6 +103,14 @@ int64_t sdnotify_watchdog_usec(void)
     return sd.watchdog_usec;
 }
 
+struct timespec sdnotify_tick(void)
+{
+    int64_t ms = 1000;
+    if (sd.watchdog_usec > 0 && sd.watchdog_usec / 4000 < ms)
+        ms = sd.watchdog_usec / 4000 > 0 ? sd.watchdog_usec / 4000 : 1;
+    return (struct timespec){(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+}
+
 void sdnotify_watchdog(void)
 {
     if (sd.watchdog_usec <= 0)

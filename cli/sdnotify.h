@@ -9,6 +9,7 @@
 #define PIGEON_CLI_SDNOTIFY_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Reads $NOTIFY_SOCKET, $WATCHDOG_USEC and $WATCHDOG_PID, then removes them from the
  * environment so that children (password_command) cannot speak for us. Call once,
@@ -27,6 +28,10 @@ int64_t sdnotify_watchdog_usec(void);
 /* Sends WATCHDOG=1 when half the watchdog interval has passed since the last one (by
  * the monotonic clock); call it from the main loop at least that often. */
 void sdnotify_watchdog(void);
+
+/* How long a main loop may wait between sdnotify_watchdog() calls: a second, or a
+ * quarter of the watchdog interval when that is shorter. */
+struct timespec sdnotify_tick(void);
 
 /* RELOADING=1 with the MONOTONIC_USEC= stamp systemd wants beside it (Type=notify-reload). */
 int sdnotify_reloading(void);

@@ -257,7 +257,9 @@ static void *loop(void *arg)
     struct epoll_event events[MAX_EVENTS];
     int64_t next_sweep = pg_http_now_ms() + SWEEP_MS;
     while (!__atomic_load_n(&srv->stopping, __ATOMIC_ACQUIRE)) {
-        int n = epoll_wait(srv->epoll_fd, events, MAX_EVENTS, SWEEP_MS);
+        /* Deadlines belong to connections: with none open, wait for the next one (or
+         * the wake-up of pg_http_server_free) instead of waking 5 times a second. */
+        int n = epoll_wait(srv->epoll_fd, events, MAX_EVENTS, srv->conns != NULL ? SWEEP_MS : -1);
         srv->now = pg_http_now_ms();
         for (int i = 0; i < n; i++) {
             void *tag = events[i].data.ptr;

@@ -219,6 +219,24 @@ def wait_port(port, timeout=10.0, host=LOOPBACK, proc=None):
         time.sleep(0.05)
 
 
+def wakeups_per_second(pid, seconds):
+    """Wake-ups a second of process pid over the next seconds: the voluntary context
+    switches (each a return from a wait) of all its threads, from /proc."""
+    def total():
+        n = 0
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                    n += sum(int(line.split()[1]) for line in f
+                             if line.startswith("voluntary_ctxt_switches"))
+            except FileNotFoundError:  # a thread that ended meanwhile
+                pass
+        return n
+    before = total()
+    time.sleep(seconds)
+    return (total() - before) / seconds
+
+
 def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
     """Poll ``predicate()`` until truthy; return its value or raise AssertionError."""
     deadline = time.monotonic() + timeout

@@ -339,20 +339,6 @@ def workers_are_named_batch_threads():
     assert ts[proc.pid][1] == 0, ts
 
 
-def wakeups(pid):
-    """Voluntary context switches of every thread of process pid (each one a wake-up
-    after a wait), from /proc."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
-                total += sum(int(line.split()[1]) for line in f
-                             if line.startswith("voluntary_ctxt_switches"))
-        except FileNotFoundError:  # a thread that ended meanwhile
-            pass
-    return total
-
-
 @test
 def idle_daemon_sleeps_and_stops_at_once():
     """With nothing to send, the daemon's threads wait in one sleep each instead of
@@ -369,9 +355,7 @@ def idle_daemon_sleeps_and_stops_at_once():
         harness.wait_for(lambda: os.path.exists(log) and b'"event":"start"' in
                          open(log, "rb").read(), 10, what="the start event")
         time.sleep(1)  # the threads have started and settled
-        before = wakeups(proc.pid)
-        time.sleep(3)
-        rate = (wakeups(proc.pid) - before) / 3
+        rate = harness.wakeups_per_second(proc.pid, 3)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     # 4 workers polling once a second, the main thread's second, the Sent saver's

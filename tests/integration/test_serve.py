@@ -23,6 +23,7 @@ import re
 import ssl
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -199,6 +200,25 @@ def keys_scopes_rates_and_tenants():
             assert k.split("_")[2] not in dump
     finally:
         s.stop()
+
+
+@test(timeout=60)
+def idle_server_sleeps():
+    """With no client, the server's threads wait for work: the HTTP loop checked its
+    (connection-less) deadlines every 200 ms and the main thread ticked every 200 ms,
+    13 wake-ups a second in all; now the HTTP loop waits for a connection and the main
+    thread for a signal (or the watchdog), about 4 a second (the SMTP loop's and the
+    committer's ticks). It still answers at once, and stops with status 0."""
+    env = make_env()
+    s = Serve(env, "--smtp-listen", "127.0.0.1:0")
+    try:
+        assert s.request("GET", "/healthz")[0] == 200
+        time.sleep(1)  # that connection closed and every thread settled
+        rate = harness.wakeups_per_second(s.proc.pid, 3)
+        assert s.request("GET", "/healthz")[0] == 200
+    finally:
+        s.stop()
+    assert rate < 9, "%.1f wake-ups a second while idle" % rate
 
 
 @test(timeout=120)
