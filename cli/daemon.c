@@ -24,9 +24,7 @@
  * queue depth and the oldest message's age read from the spool at every scrape.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +41,7 @@
 #include "queue.h"
 #include "sdnotify.h"
 #include "secret.h"
+#include "wake.h"
 #include "webhook.h"
 
 /* getopt_long values of the daemon's options. */
@@ -101,60 +100,20 @@ void daemon_stop(daemon_state *d)
 {
     if (atomic_exchange(&d->stopping, 1))
         return;
-    /* Left unread: the pipe stays readable, so every waiter sees it, now or later. */
-    if (d->stop_pipe[1] >= 0) {
-        ssize_t n;
-        do
-            n = write(d->stop_pipe[1], "x", 1);
-        while (n < 0 && errno == EINTR);
-    }
+    cli_wake_set(d->stop_pipe);
     daemon_sent_wake(); /* the saver waits on its own condition */
-}
-
-int64_t daemon_monotonic_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 int daemon_nap(daemon_state *d, int64_t ms)
 {
-    int64_t end = daemon_monotonic_ms() + ms;
-    while (!atomic_load(&d->stopping)) {
-        int64_t left = end - daemon_monotonic_ms();
-        if (left <= 0)
-            break;
-        if (d->stop_pipe[0] < 0) { /* no pipe (out of descriptors): short steps */
-            struct timespec step = {0, (long)(left < 100 ? left : 100) * 1000000L};
-            nanosleep(&step, NULL);
-            continue;
-        }
-        struct pollfd p = {d->stop_pipe[0], POLLIN, 0};
-        (void)poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-    }
-    return atomic_load(&d->stopping);
-}
-
-/* The pipe of daemon_stop(); without it (out of descriptors) naps take short steps. */
-static void stop_pipe_open(daemon_state *d)
-{
-    d->stop_pipe[0] = d->stop_pipe[1] = -1;
-    int fds[2];
-    if (pipe(fds) != 0)
-        return;
-    for (int i = 0; i < 2; i++)
-        (void)fcntl(fds[i], F_SETFD, FD_CLOEXEC);
-    (void)fcntl(fds[1], F_SETFL, O_NONBLOCK);
-    d->stop_pipe[0] = fds[0];
-    d->stop_pipe[1] = fds[1];
+    return cli_wake_wait(d->stop_pipe, ms, &d->stopping);
 }
 
 int cli_daemon_run(int argc, char **argv)
 {
     daemon_state d;
     memset(&d, 0, sizeof d);
-    stop_pipe_open(&d);
+    cli_wake_open(d.stop_pipe);
     pthread_mutex_init(&d.lock, NULL);
     pthread_mutex_init(&d.spool_lock, NULL);
     d.o.workers = 2;
@@ -377,9 +336,7 @@ static void daemon_cleanup(daemon_state *d)
     pigeon_metrics_free(d->metrics.registry);
     pthread_mutex_destroy(&d->lock);
     pthread_mutex_destroy(&d->spool_lock);
-    for (int i = 0; i < 2; i++)
-        if (d->stop_pipe[i] >= 0)
-            close(d->stop_pipe[i]);
+    cli_wake_close(d->stop_pipe);
 }
 
 /* ---- metrics ---- */

@@ -87,7 +87,7 @@ typedef struct daemon_state {
     pigeon_metrics_std metrics; /* the standard metrics (registry NULL without) */
     pg_retry_policy policy;     /* the retry policy */
     atomic_int stopping;        /* SIGTERM/SIGINT: finish in-flight work and exit */
-    int stop_pipe[2];           /* readable once stopping is set (daemon_stop), else -1 */
+    int stop_pipe[2];           /* readable once stopping is set (daemon_stop; wake.h) */
     atomic_int running;         /* workers still running */
     pthread_t main_thread;      /* woken with SIGUSR2 by the last worker to end */
 } daemon_state;
@@ -97,13 +97,8 @@ typedef struct daemon_state {
 void daemon_stop(daemon_state *d);
 
 /* Sleeps ms milliseconds, or less when the daemon is stopping: one wait, woken at once
- * by daemon_stop(), rather than short steps that wake an idle daemon many times a
- * second. Returns nonzero when stopping. */
+ * by daemon_stop() (cli_wake_wait on stop_pipe). Returns nonzero when stopping. */
 int daemon_nap(daemon_state *d, int64_t ms);
-
-/* Milliseconds of CLOCK_MONOTONIC, for waits: a wall clock set back does not stretch
- * them. */
-int64_t daemon_monotonic_ms(void);
 
 /* The daemon's one clock: wall-clock milliseconds (pigeon_spool_now_ms()). */
 int64_t daemon_now_ms(void);

@@ -72,6 +72,7 @@
 #include "daemon.h"
 #include "daemon_sent.h"
 #include "dkim.h"
+#include "net/wait.h"
 #include "util/random.h"
 
 /* Lease of a claim before the account's settings are known. */
@@ -936,9 +937,9 @@ static void idle_wait(worker *w)
         daemon_nap(d, d->o.poll_ms);
         return;
     }
-    int64_t end = daemon_monotonic_ms() + d->o.poll_ms;
+    int64_t end = pg_now_ms() + d->o.poll_ms;
     while (!atomic_load(&d->stopping) && pigeon_spool_notified(w->spool) <= 0) {
-        int64_t left = end - daemon_monotonic_ms();
+        int64_t left = end - pg_now_ms();
         if (left <= 0)
             return;
         /* One wait for a NOTIFY, the poll interval or SIGTERM (daemon_stop's pipe);

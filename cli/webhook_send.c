@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,6 +36,7 @@
 #include "daemon.h"
 #include "json.h"
 #include "util/random.h"
+#include "wake.h"
 #include "webhook.h"
 
 #define SENDERS   4         /* threads; each serves the sinks that hash to it */
@@ -357,20 +357,10 @@ static int serve_sink(sender *s, webhook_sink *k)
     return 1;
 }
 
-/* Pauses ms milliseconds (at most RELOAD_MS: a wall clock set back does not stretch it),
- * or until webhook_stop. */
+/* Pauses ms milliseconds (at most RELOAD_MS), or until webhook_stop. */
 static void pause_ms(struct webhook_runner *r, int64_t ms)
 {
-    if (ms > RELOAD_MS)
-        ms = RELOAD_MS;
-    int64_t end = daemon_monotonic_ms() + ms;
-    for (int64_t left = ms; left > 0 && !atomic_load(&r->stop);
-         left = end - daemon_monotonic_ms()) {
-        struct pollfd p = {r->stop_pipe[0], POLLIN, 0};
-        if (r->stop_pipe[0] < 0) /* no pipe (out of descriptors): steps of 50 ms */
-            left = left < IDLE_MS ? left : IDLE_MS;
-        (void)poll(r->stop_pipe[0] >= 0 ? &p : NULL, r->stop_pipe[0] >= 0 ? 1 : 0, (int)left);
-    }
+    cli_wake_wait(r->stop_pipe, ms < RELOAD_MS ? ms : RELOAD_MS, &r->stop);
 }
 
 static void *sender_main(void *arg)
@@ -477,9 +467,7 @@ static void close_runner(struct webhook_runner *r)
 {
     if (r->lock_fd >= 0)
         close(r->lock_fd);
-    for (int i = 0; i < 2; i++)
-        if (r->stop_pipe[i] >= 0)
-            close(r->stop_pipe[i]);
+    cli_wake_close(r->stop_pipe);
     webhook_conf_cleanup(&r->conf);
     free(r);
 }
@@ -495,12 +483,7 @@ int webhook_start(daemon_state *d, webhook_runner **out)
         return EX_OSERR;
     r->d = d;
     r->lock_fd = -1;
-    r->stop_pipe[0] = r->stop_pipe[1] = -1;
-    if (pipe(r->stop_pipe) != 0)
-        r->stop_pipe[0] = r->stop_pipe[1] = -1;
-    for (int i = 0; i < 2; i++)
-        if (r->stop_pipe[i] >= 0)
-            (void)fcntl(r->stop_pipe[i], F_SETFD, FD_CLOEXEC);
+    cli_wake_open(r->stop_pipe);
     if ((status = webhook_conf_load(&r->conf)) != 0)
         goto fail;
     status = EX_OSERR;
@@ -557,10 +540,7 @@ void webhook_stop(webhook_runner *r)
     if (r == NULL)
         return;
     atomic_store(&r->stop, 1);
-    if (r->stop_pipe[1] >= 0) { /* an empty pipe takes the byte; left unread for all */
-        ssize_t n = write(r->stop_pipe[1], "x", 1);
-        (void)n;
-    }
+    cli_wake_set(r->stop_pipe);
     pthread_join(r->manager, NULL);
     close_runner(r);
 }
